@@ -1,0 +1,151 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, the sms-hotfix-rollout authors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A byte-preserving reader and writer for the INI files of SMS hosts.
+
+`SMS.INI` and the copy lists use CRLF lines and hold sections and keys this
+project does not know. Setting a key rewrites the value of that one line and
+nothing else, so every other byte of the file survives a rewrite.
+Bytes are decoded as latin-1, which maps each byte to one character and back.
+"""
+
+from __future__ import annotations
+
+import re
+
+_SECTION = re.compile(r"^\s*\[([^\]]*)\]\s*$")
+_KEY = re.compile(r"^(\s*)([^=;#\[\s][^=]*?)(\s*=\s*)(.*?)(\s*)$")
+
+
+class IniError(Exception):
+    def __init__(self, msg, line=None):
+        super().__init__(msg)
+        self.msg = msg
+        self.line = line
+
+
+class IniDocument:
+    def __init__(self, lines):
+        # each line: [text without newline, newline]
+        self._lines = lines
+
+    @classmethod
+    def parse(cls, data, name="the file"):
+        if isinstance(data, bytes):
+            if b"\x00" in data:
+                raise IniError("%s holds NUL bytes; it is not an INI file" % name)
+            text = data.decode("latin-1")
+        else:
+            text = data
+        lines = []
+        for chunk in text.splitlines(True):
+            body = chunk.rstrip("\r\n")
+            lines.append([body, chunk[len(body):]])
+        doc = cls(lines)
+        doc._check(name)
+        return doc
+
+    def _check(self, name):
+        in_section = False
+        for number, (body, _newline) in enumerate(self._lines, 1):
+            stripped = body.strip()
+            if not stripped or stripped[0] in ";#":
+                continue
+            if _SECTION.match(body):
+                in_section = True
+                continue
+            if _KEY.match(body):
+                if not in_section:
+                    raise IniError("%s line %d: key outside any [section]: %r" % (name, number, stripped), number)
+                continue
+            raise IniError("%s line %d: not a [section], key=value or ; comment: %r" % (name, number, stripped), number)
+
+    @property
+    def newline(self):
+        for _body, newline in self._lines:
+            if newline:
+                return newline
+        return "\r\n"
+
+    def sections(self):
+        names = []
+        for body, _nl in self._lines:
+            match = _SECTION.match(body)
+            if match:
+                names.append(match.group(1).strip())
+        return names
+
+    def _walk(self):
+        """Yield (index, section, key_match) for key lines."""
+        section = None
+        for index, (body, _nl) in enumerate(self._lines):
+            match = _SECTION.match(body)
+            if match:
+                section = match.group(1).strip().lower()
+                continue
+            stripped = body.strip()
+            if not stripped or stripped[0] in ";#":
+                continue
+            key = _KEY.match(body)
+            if key:
+                yield index, section, key
+
+    def get(self, section, key, default=None):
+        wanted_section, wanted_key = section.lower(), key.lower()
+        for _index, sec, match in self._walk():
+            if sec == wanted_section and match.group(2).strip().lower() == wanted_key:
+                return match.group(4)
+        return default
+
+    def find_key(self, key, default=None):
+        """The value of `key` in whatever section holds it first."""
+        wanted = key.lower()
+        for _index, _sec, match in self._walk():
+            if match.group(2).strip().lower() == wanted:
+                return match.group(4)
+        return default
+
+    def set(self, section, key, value):
+        """Set a value; returns True when the document changed."""
+        wanted_section, wanted_key = section.lower(), key.lower()
+        for index, sec, match in self._walk():
+            if sec == wanted_section and match.group(2).strip().lower() == wanted_key:
+                if match.group(4) == value:
+                    return False
+                self._lines[index][0] = "%s%s%s%s%s" % (
+                    match.group(1), match.group(2), match.group(3), value, match.group(5))
+                return True
+        line = ["%s=%s" % (key, value), self.newline]
+        insert_at = self._section_end(wanted_section)
+        if insert_at is None:
+            if self._lines and not self._lines[-1][1]:
+                self._lines[-1][1] = self.newline
+            self._lines.append(["[%s]" % section, self.newline])
+            self._lines.append(line)
+        else:
+            self._lines.insert(insert_at, line)
+        return True
+
+    def _section_end(self, wanted_section):
+        """Index just after the last key line of a section, or None."""
+        section, start, last = None, None, None
+        for index, (body, _nl) in enumerate(self._lines):
+            match = _SECTION.match(body)
+            if match:
+                section = match.group(1).strip().lower()
+                if section == wanted_section and start is None:
+                    start = last = index + 1
+                continue
+            if section == wanted_section and body.strip():
+                last = index + 1
+        if start is None:
+            return None
+        if self._lines[last - 1][1] == "":
+            self._lines[last - 1][1] = self.newline
+        return last
+
+    def to_bytes(self):
+        return "".join(body + newline for body, newline in self._lines).encode("latin-1")
+
+    def to_text(self):
+        return self.to_bytes().decode("latin-1")

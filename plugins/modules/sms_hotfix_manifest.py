@@ -1,0 +1,99 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, the sms-hotfix-rollout authors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: sms_hotfix_manifest
+short_description: Load and verify an SMS hotfix manifest and its payload
+description:
+  - Reads a hotfix manifest (see C(docs/MANIFEST.md)), checks its entries (known
+    platforms, plain file names, sizes, dates, SHA-256) and, unless told not to,
+    checks every payload file against it.
+  - Read-only; used as the rollout's preflight on the controller, before any
+    host is touched.
+version_added: "1.0.0"
+author: the sms-hotfix-rollout authors
+options:
+  manifest:
+    description: Path of the hotfix's C(manifest.json).
+    type: path
+    required: true
+  platforms:
+    description: Limit the result and the payload check to these platforms.
+    type: list
+    elements: str
+  verify_payload:
+    description: Check that every payload file exists with the manifest's size and SHA-256.
+    type: bool
+    default: true
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+"""
+
+EXAMPLES = r"""
+- name: Verify the hotfix before the rollout
+  sms_hotfix_manifest:
+    manifest: "{{ playbook_dir }}/hotfixes/Q216552/manifest.json"
+  delegate_to: localhost
+  run_once: true
+  register: hotfix
+"""
+
+RETURN = r"""
+manifest:
+  description: The manifest as validated (payload paths omitted).
+  returned: success
+  type: dict
+kb:
+  description: Knowledge Base number of the hotfix.
+  returned: success
+  type: str
+  sample: Q216552
+file_count:
+  description: Number of files per platform.
+  returned: success
+  type: dict
+  sample: {"x86": 2, "alpha": 2}
+payload_verified:
+  description: Whether every payload file was checked against the manifest.
+  returned: success
+  type: bool
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.sms_manifest import ManifestError, load_manifest, summary
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            manifest=dict(type="path", required=True),
+            platforms=dict(type="list", elements="str"),
+            verify_payload=dict(type="bool", default=True),
+        ),
+        supports_check_mode=True,
+    )
+    try:
+        manifest = load_manifest(module.params["manifest"], platforms=module.params["platforms"],
+                                 check_payload=module.params["verify_payload"])
+    except ManifestError as exc:
+        module.fail_json(msg=exc.msg, path=exc.path, **exc.facts)
+    result = summary(manifest)
+    module.exit_json(
+        changed=False, manifest=result, kb=result["kb"],
+        file_count={p: len(s["files"]) for p, s in result["platforms"].items()},
+        payload_verified=module.params["verify_payload"],
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""Shared test plumbing: import the project's modules and drive them.
+
+Modules import their shared code as `ansible.module_utils.sms_*`, the way
+Ansible ships it to a host; here the project's module_utils folder is added
+to that package's search path, and `run_module` runs a module's main()
+through its argument spec exactly as Ansible would hand it arguments.
+"""
+
+import importlib
+import json
+import os
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "plugins", "modules"))
+sys.path.insert(0, os.path.join(REPO, "lab"))
+sys.path.insert(0, os.path.join(REPO, "tests"))
+
+import ansible.module_utils  # noqa: E402
+from ansible.module_utils import basic  # noqa: E402
+
+_UTILS = os.path.join(REPO, "plugins", "module_utils")
+if _UTILS not in ansible.module_utils.__path__:
+    ansible.module_utils.__path__.append(_UTILS)
+
+MANIFEST = os.path.join(REPO, "hotfixes", "Q216552", "manifest.json")
+
+
+class ModuleExit(Exception):
+    def __init__(self, result):
+        super().__init__(result.get("msg", ""))
+        self.result = result
+
+
+def run_module(name, args, check_mode=False, diff=False, capsys=None):
+    """Run module `name` with `args`; return its result dict.
+
+    The result carries `failed` when the module failed. Output is read from
+    stdout, the channel Ansible reads.
+    """
+    module = importlib.import_module(name)
+    payload = dict(args)
+    payload["_ansible_check_mode"] = check_mode
+    payload["_ansible_diff"] = diff
+    payload["_ansible_tmpdir"] = None
+    basic._ANSIBLE_ARGS = json.dumps({"ANSIBLE_MODULE_ARGS": payload}).encode()
+    basic._ANSIBLE_PROFILE = "legacy"
+    if capsys is not None:
+        capsys.readouterr()
+    try:
+        module.main()
+    except SystemExit:
+        pass
+    finally:
+        basic._ANSIBLE_ARGS = None
+        basic._ANSIBLE_PROFILE = None
+    out = capsys.readouterr().out if capsys is not None else ""
+    lines = [line for line in out.splitlines() if line.strip().startswith("{")]
+    if not lines:
+        raise AssertionError("module %s printed no JSON result: %r" % (name, out))
+    return json.loads(lines[-1])
+
+
+@pytest.fixture
+def module_runner(capsys):
+    def _run(name, args, check_mode=False, diff=False):
+        return run_module(name, args, check_mode=check_mode, diff=diff, capsys=capsys)
+    return _run
