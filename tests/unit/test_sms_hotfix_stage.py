@@ -1,0 +1,559 @@
+"""sms_hotfix_stage driven through its argument spec against tmp site servers.
+
+Bad input must fail naming the cause and the path, and leave every byte (and
+date) of the site server as it was: asserted with sms_testlib.snapshot.
+Read-only and disk-full cases use real tmpfs/bind mounts when run as root (as
+CI does), and chmod / an injected ENOSPC otherwise.
+"""
+
+import contextlib
+import errno
+import json
+import os
+import subprocess
+
+import pytest
+
+from sms_testlib import (
+    DIRS,
+    HOTFIX_DATE,
+    ORIGINAL_MTIME,
+    blob,
+    make_hotfix,
+    make_site,
+    original_files,
+    sha,
+    snapshot,
+    write,
+)
+
+from ansible.module_utils.sms_files import SmsFileError, parse_iso_utc, sha256_file
+
+ROOT = os.geteuid() == 0
+MODULE = "sms_hotfix_stage"
+
+
+def client_src(sms, platform="x86"):
+    return os.path.join(sms, "Site.srv", "Maincfg.box", "Client.src", DIRS[platform])
+
+
+def read(path):
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+def manifest_data(manifest):
+    with open(manifest) as handle:
+        return json.load(handle)
+
+
+def save_manifest(manifest, data):
+    with open(manifest, "w") as handle:
+        json.dump(data, handle, indent=2)
+
+
+@pytest.fixture
+def world(tmp_path):
+    manifest = make_hotfix(tmp_path)
+    sms = make_site(tmp_path)
+    return {"tmp": tmp_path, "manifest": manifest, "sms": sms, "site": os.path.join(str(tmp_path), "site")}
+
+
+@pytest.fixture
+def run(module_runner, world):
+    def _run(check_mode=False, diff=False, **params):
+        args = {"sms_root": world["sms"], "manifest": world["manifest"]}
+        args.update(params)
+        return module_runner(MODULE, args, check_mode=check_mode, diff=diff)
+    return _run
+
+
+def mount(*argv):
+    subprocess.run(["mount"] + list(argv), check=True, capture_output=True)
+
+
+def umount(path):
+    subprocess.run(["umount", path], check=False, capture_output=True)
+
+
+@contextlib.contextmanager
+def read_only_dir(path):
+    """`path` (a folder or a file) made read-only: a read-only bind mount as root, chmod otherwise."""
+    if ROOT:
+        mount("--bind", path, path)
+        try:
+            mount("-o", "remount,bind,ro", path)
+            yield
+        finally:
+            umount(path)
+    else:
+        mode = os.stat(path).st_mode
+        os.chmod(path, 0o555 if os.path.isdir(path) else 0o444)
+        try:
+            yield
+        finally:
+            os.chmod(path, mode)
+
+
+def hotfix_bytes(platform, name):
+    from sms_testlib import SIZES
+    return blob("hotfix:%s:%s" % (platform, name), SIZES[platform])
+
+
+# -- the rhythm -----------------------------------------------------------------------------------
+def test_rhythm_check_change_no_change_check(world, run):
+    sms = world["sms"]
+    before = snapshot(world["site"])
+
+    checked = run(check_mode=True)
+    assert not checked.get("failed"), checked
+    assert checked["changed"] is True
+    assert {(f["platform"], f["name"]) for f in checked["files"] if f["changed"]} == {
+        ("x86", "Smsrun32.exe"), ("x86", "Smssrv32.exe"), ("alpha", "Smsrun32.exe"), ("alpha", "Smssrv32.exe")}
+    assert checked["system_map"]["bumped"] is True
+    assert snapshot(world["site"]) == before, "check mode must not touch the site server"
+
+    done = run()
+    assert not done.get("failed"), done
+    assert done["changed"] is True and done["kb"] == "Q216552"
+    for platform in ("x86", "alpha"):
+        folder = client_src(sms, platform)
+        for name in ("Smsrun32.exe", "Smssrv32.exe"):
+            expected = hotfix_bytes(platform, name)
+            entry = [f for f in done["files"] if f["platform"] == platform and f["name"] == name][0]
+            assert read(entry["path"]) == expected
+            assert entry["after_sha256"] == sha(expected)
+            assert entry["before_sha256"] == sha(original_files(platform)[name])
+            assert os.stat(entry["path"]).st_mtime == parse_iso_utc(HOTFIX_DATE[name])
+            assert read(entry["backup"]) == original_files(platform)[name]
+        # Cli_nt.exe is not part of the hotfix: untouched.
+        assert read(os.path.join(folder, "Cli_nt.exe")) == original_files(platform)["Cli_nt.exe"]
+    system_map = os.path.join(sms, "System.map")
+    assert read(system_map) == b"[System Map]\r\nSite=LAB\r\n"
+    assert os.stat(system_map).st_mtime > ORIGINAL_MTIME
+    assert done["system_map"]["bumped"] is True and done["system_map"]["path"] == system_map
+    assert done["journal"] == os.path.join(sms, "Hotfix", "Q216552", "journal.json")
+
+    after = snapshot(world["site"])
+    again = run()
+    assert not again.get("failed"), again
+    assert again["changed"] is False
+    assert not any(f["changed"] for f in again["files"])
+    assert again["system_map"]["bumped"] is False
+    assert snapshot(world["site"]) == after
+
+    rechecked = run(check_mode=True)
+    assert rechecked["changed"] is False
+    assert snapshot(world["site"]) == after
+
+
+def test_case_insensitive_name_is_kept(world, run):
+    folder = client_src(world["sms"])
+    assert "SMSRUN32.EXE" in os.listdir(folder)
+    result = run()
+    assert not result.get("failed"), result
+    names = sorted(os.listdir(folder))
+    assert names == ["Cli_nt.exe", "SMSRUN32.EXE", "Smssrv32.exe"]
+    entry = [f for f in result["files"] if f["platform"] == "x86" and f["name"] == "Smsrun32.exe"][0]
+    assert entry["path"] == os.path.join(folder, "SMSRUN32.EXE")
+    assert read(entry["path"]) == hotfix_bytes("x86", "Smsrun32.exe")
+    assert os.path.basename(entry["backup"]) == "SMSRUN32.EXE"
+    journal = json.loads(read(result["journal"]))
+    recorded = journal["entries"]["X86.bin/smsrun32.exe"]
+    assert recorded["name"] == "SMSRUN32.EXE"
+    assert recorded["sha256"] == sha(original_files("x86")["Smsrun32.exe"])
+    assert recorded["size"] == len(original_files("x86")["Smsrun32.exe"])
+
+
+def test_file_missing_on_site_is_added_and_rollback_removes_it(world, run):
+    folder = client_src(world["sms"])
+    os.unlink(os.path.join(folder, "Smssrv32.exe"))
+    before = snapshot(world["site"])
+    result = run(platforms=["x86"])
+    assert not result.get("failed"), result
+    entry = [f for f in result["files"] if f["name"] == "Smssrv32.exe"][0]
+    assert entry["before_sha256"] is None and entry["changed"] and entry["backup"] is None
+    assert read(os.path.join(folder, "Smssrv32.exe")) == hotfix_bytes("x86", "Smssrv32.exe")
+    back = run(platforms=["x86"], state="rolled_back")
+    assert back["changed"] is True
+    assert not os.path.exists(os.path.join(folder, "Smssrv32.exe"))
+    restored = snapshot(world["site"])
+    assert {k: v for k, v in restored.items() if "Client.src" in k} == {
+        k: v for k, v in before.items() if "Client.src" in k}
+
+
+def test_backup_is_taken_once_and_survives_a_second_run(world, run):
+    first = run()
+    assert first["changed"] is True
+    backup = [f for f in first["files"] if f["platform"] == "x86" and f["name"] == "Smsrun32.exe"][0]["backup"]
+    journal_before = read(first["journal"])
+    # Someone re-stages: the file on the site now differs from both original and hotfix.
+    target = os.path.join(client_src(world["sms"]), "SMSRUN32.EXE")
+    write(target, b"a file somebody put there by hand")
+    second = run()
+    assert second["changed"] is True
+    entry = [f for f in second["files"] if f["platform"] == "x86" and f["name"] == "Smsrun32.exe"][0]
+    assert entry["changed"] and entry["backup"] == backup
+    assert read(backup) == original_files("x86")["Smsrun32.exe"], "the backup must stay the original"
+    assert read(second["journal"]) == journal_before
+    assert read(target) == hotfix_bytes("x86", "Smsrun32.exe")
+    # And a third run (nothing to do) leaves the backup as it is too.
+    third = run()
+    assert third["changed"] is False
+    assert read(backup) == original_files("x86")["Smsrun32.exe"]
+
+
+# -- rollback -------------------------------------------------------------------------------------
+def test_rollback_restores_identical_bytes_and_dates_and_is_idempotent(world, run):
+    sms = world["sms"]
+    original = {k: v for k, v in snapshot(world["site"]).items() if "Client.src" in k}
+    run()
+    staged_map_mtime = os.stat(os.path.join(sms, "System.map")).st_mtime
+    os.utime(os.path.join(sms, "System.map"), (staged_map_mtime - 100, staged_map_mtime - 100))
+
+    checked = run(state="rolled_back", check_mode=True)
+    assert checked["changed"] is True
+    assert sum(1 for f in checked["files"] if f["changed"]) == 4
+    assert read(os.path.join(client_src(sms), "SMSRUN32.EXE")) == hotfix_bytes("x86", "Smsrun32.exe")
+
+    back = run(state="rolled_back")
+    assert not back.get("failed"), back
+    assert back["changed"] is True and back["system_map"]["bumped"] is True
+    now = {k: v for k, v in snapshot(world["site"]).items() if "Client.src" in k}
+    assert now == original, "rollback must restore the originals byte for byte, with their dates"
+    assert "SMSRUN32.EXE" in os.listdir(client_src(sms))
+    assert read(os.path.join(sms, "System.map")) == b"[System Map]\r\nSite=LAB\r\n"
+    assert os.stat(os.path.join(sms, "System.map")).st_mtime > staged_map_mtime - 100
+
+    after = snapshot(world["site"])
+    again = run(state="rolled_back")
+    assert again["changed"] is False and again["system_map"]["bumped"] is False
+    assert snapshot(world["site"]) == after
+    assert run(state="rolled_back", check_mode=True)["changed"] is False
+
+    # Stage again after a rollback: the backups are still the originals.
+    restaged = run()
+    assert restaged["changed"] is True
+    for f in restaged["files"]:
+        assert read(f["backup"]) == original_files(f["platform"])[f["name"]]
+
+
+def test_rollback_without_journal_changes_nothing(world, run):
+    before = snapshot(world["site"])
+    result = run(state="rolled_back")
+    assert not result.get("failed"), result
+    assert result["changed"] is False
+    assert "nothing to roll back" in result["msg"] and result["journal"] in result["msg"]
+    assert snapshot(world["site"]) == before
+
+
+def test_rollback_refuses_a_damaged_backup(world, run):
+    staged = run()
+    backup = staged["files"][-1]["backup"]
+    with open(backup, "r+b") as handle:
+        handle.write(b"X")
+    before = snapshot(world["site"])
+    result = run(state="rolled_back")
+    assert result.get("failed")
+    assert backup in result["msg"] and "SHA-256" in result["msg"]
+    assert snapshot(world["site"]) == before
+
+
+def test_rollback_restores_the_original_name(world, run):
+    run()
+    folder = client_src(world["sms"])
+    # A tool renamed the file to another case after the staging.
+    os.rename(os.path.join(folder, "SMSRUN32.EXE"), os.path.join(folder, "smsrun32.exe"))
+    back = run(state="rolled_back", platforms=["x86"])
+    assert back["changed"] is True
+    assert sorted(os.listdir(folder)) == ["Cli_nt.exe", "SMSRUN32.EXE", "Smssrv32.exe"]
+    assert read(os.path.join(folder, "SMSRUN32.EXE")) == original_files("x86")["Smsrun32.exe"]
+
+
+# -- bump, platforms, diff ------------------------------------------------------------------------
+def test_bump_always_touches_system_map_even_when_nothing_changed(world, run):
+    run()
+    system_map = os.path.join(world["sms"], "System.map")
+    os.utime(system_map, (ORIGINAL_MTIME, ORIGINAL_MTIME))
+    checked = run(bump="always", check_mode=True)
+    assert checked["changed"] is True and checked["system_map"]["bumped"] is True
+    assert os.stat(system_map).st_mtime == ORIGINAL_MTIME
+    result = run(bump="always")
+    assert result["changed"] is True and result["system_map"]["bumped"] is True
+    assert not any(f["changed"] for f in result["files"])
+    assert os.stat(system_map).st_mtime > ORIGINAL_MTIME
+    assert read(system_map) == b"[System Map]\r\nSite=LAB\r\n"
+
+
+def test_bump_never_leaves_system_map(world, run):
+    result = run(bump="never")
+    assert result["changed"] is True and result["system_map"]["bumped"] is False
+    assert os.stat(os.path.join(world["sms"], "System.map")).st_mtime == ORIGINAL_MTIME
+
+
+def test_platforms_limit_the_work(world, run):
+    alpha_before = {k: v for k, v in snapshot(world["site"]).items() if "Alpha.bin" in k}
+    result = run(platforms=["x86"])
+    assert {f["platform"] for f in result["files"]} == {"x86"}
+    assert {k: v for k, v in snapshot(world["site"]).items() if "Alpha.bin" in k} == alpha_before
+    assert read(os.path.join(client_src(world["sms"]), "Smssrv32.exe")) == hotfix_bytes("x86", "Smssrv32.exe")
+
+
+def test_diff_names_files_and_system_map(world, run):
+    result = run(diff=True, check_mode=True)
+    diff = result["diff"]
+    headers = [d["before_header"] for d in diff]
+    assert "X86.bin/SMSRUN32.EXE" in headers and "Alpha.bin/Smssrv32.exe" in headers
+    entry = [d for d in diff if d["before_header"] == "X86.bin/SMSRUN32.EXE"][0]
+    assert entry["before"] == "X86.bin/SMSRUN32.EXE sha256:%s\n" % sha(original_files("x86")["Smsrun32.exe"])
+    assert entry["after"] == "X86.bin/SMSRUN32.EXE sha256:%s\n" % sha(hotfix_bytes("x86", "Smsrun32.exe"))
+    assert any(d["before"].startswith("System.map date: 1998-06-22T12:00:00Z") for d in diff)
+    run()
+    assert run(diff=True)["diff"] == []
+
+
+# -- bad input: refused, named, nothing changed ---------------------------------------------------
+def assert_refused(result, *words, preflight=True):
+    """Failed, naming `words`; with `preflight`, refused before any step (nothing to put back)."""
+    assert result.get("failed") is True, result
+    if preflight:
+        assert "restored" not in result, "expected a refusal before any change: %s" % result["msg"]
+        assert "Nothing was changed" in result["msg"]
+    for word in words:
+        assert word in result["msg"], (word, result["msg"])
+
+
+def test_missing_payload_file(world, run):
+    payload = os.path.join(os.path.dirname(world["manifest"]), "payload", "Alpha.bin", "Smssrv32.exe")
+    os.unlink(payload)
+    before = snapshot(world["site"])
+    assert_refused(run(), "missing", payload)
+    assert snapshot(world["site"]) == before
+
+
+def test_payload_with_one_flipped_byte(world, run):
+    payload = os.path.join(os.path.dirname(world["manifest"]), "payload", "X86.bin", "Smsrun32.exe")
+    data = bytearray(read(payload))
+    data[100] ^= 0x01
+    write(payload, bytes(data))
+    before = snapshot(world["site"])
+    result = run()
+    assert_refused(result, "SHA-256", payload, sha(bytes(data)))
+    assert snapshot(world["site"]) == before
+
+
+@pytest.mark.parametrize("name", ["../x", "..\\x", "C:x.exe", "sub/Smsrun32.exe"])
+def test_manifest_naming_a_path(world, run, name):
+    data = manifest_data(world["manifest"])
+    data["platforms"]["x86"]["files"][0]["name"] = name
+    save_manifest(world["manifest"], data)
+    before = snapshot(world["site"])
+    assert_refused(run(), "not a plain name", world["manifest"], repr(name))
+    assert snapshot(world["site"]) == before
+
+
+def test_unknown_platform_in_manifest(world, run):
+    data = manifest_data(world["manifest"])
+    data["platforms"]["sparc"] = data["platforms"]["x86"]
+    save_manifest(world["manifest"], data)
+    before = snapshot(world["site"])
+    assert_refused(run(), "'sparc' is unknown", world["manifest"])
+    assert snapshot(world["site"]) == before
+
+
+def test_unknown_platform_requested(world, run):
+    before = snapshot(world["site"])
+    assert_refused(run(platforms=["x86", "ppc"]), "'ppc' is unknown")
+    assert snapshot(world["site"]) == before
+
+
+def test_platform_folder_missing_on_site(tmp_path, module_runner):
+    manifest = make_hotfix(tmp_path)
+    sms = make_site(tmp_path, platforms=("x86",))
+    before = snapshot(tmp_path / "site")
+    result = module_runner(MODULE, {"sms_root": sms, "manifest": manifest})
+    assert_refused(result, "Alpha.bin", "alpha")
+    assert snapshot(tmp_path / "site") == before
+
+
+def test_sms_root_missing(world, run):
+    missing = os.path.join(str(world["tmp"]), "nowhere", "SMS")
+    before = snapshot(world["tmp"])
+    assert_refused(run(sms_root=missing), "SMS root", missing, "does not exist")
+    assert snapshot(world["tmp"]) == before
+    assert not os.path.exists(missing)
+
+
+def test_not_an_sms_root(world, run):
+    maincfg = os.path.join(world["sms"], "Site.srv", "Maincfg.box")
+    os.rename(os.path.join(maincfg, "Client.src"), os.path.join(maincfg, "Client.old"))
+    before = snapshot(world["site"])
+    assert_refused(run(), "no Client.src folder", os.path.join(maincfg, "Client.src"))
+    assert snapshot(world["site"]) == before
+
+
+def test_system_map_missing(world, run):
+    os.unlink(os.path.join(world["sms"], "System.map"))
+    before = snapshot(world["site"])
+    assert_refused(run(), os.path.join(world["sms"], "System.map"), "missing")
+    assert snapshot(world["site"]) == before
+
+
+def test_components_found_in_any_case(tmp_path, module_runner):
+    manifest = make_hotfix(tmp_path, platforms=("x86",))
+    sms = make_site(tmp_path, platforms=("x86",))
+    os.rename(os.path.join(sms, "Site.srv"), os.path.join(sms, "SITE.SRV"))
+    os.rename(os.path.join(sms, "System.map"), os.path.join(sms, "SYSTEM.MAP"))
+    result = module_runner(MODULE, {"sms_root": sms, "manifest": manifest})
+    assert result["changed"] is True, result
+    assert result["system_map"]["path"] == os.path.join(sms, "SYSTEM.MAP")
+    folder = os.path.join(sms, "SITE.SRV", "Maincfg.box", "Client.src", "X86.bin")
+    assert read(os.path.join(folder, "SMSRUN32.EXE")) == hotfix_bytes("x86", "Smsrun32.exe")
+
+
+def test_target_directory_read_only(world, run):
+    folder = client_src(world["sms"], "alpha")
+    before = snapshot(world["site"])
+    with read_only_dir(folder):
+        result = run()
+        assert_refused(result, "cannot write in", folder)
+        assert snapshot(world["site"]) == before
+    assert not os.path.exists(os.path.join(world["sms"], "Hotfix"))
+
+
+def test_state_dir_read_only(world, run, tmp_path):
+    state_parent = tmp_path / "state"
+    state_parent.mkdir()
+    before = snapshot(world["site"])
+    with read_only_dir(str(state_parent)):
+        result = run(state_dir=str(state_parent / "Q216552"))
+        assert_refused(result, "cannot write in", str(state_parent))
+    assert snapshot(world["site"]) == before
+
+
+def fill(folder, leave_pages):
+    st = os.statvfs(folder)
+    size = (st.f_bavail - leave_pages) * st.f_frsize
+    write(os.path.join(folder, "filler.bin"), b"\0" * size)
+
+
+@pytest.fixture
+def tiny_fs(tmp_path):
+    """A 64 KiB filesystem: a real tmpfs as root, else a plain folder (space is then simulated)."""
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    if ROOT:
+        mount("-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt))
+    yield str(mnt)
+    if ROOT:
+        umount(str(mnt))
+
+
+def test_disk_full_is_refused_before_anything_changes(tmp_path, tiny_fs, module_runner, monkeypatch):
+    manifest = make_hotfix(tmp_path)
+    sms = make_site(tiny_fs)
+    if ROOT:
+        fill(tiny_fs, leave_pages=2)
+    else:
+        real = os.statvfs
+
+        class Small:
+            def __init__(self, st):
+                self.f_frsize, self.f_bavail = st.f_frsize, 2
+        monkeypatch.setattr(os, "statvfs", lambda p: Small(real(p)))
+    site = os.path.join(tiny_fs, "site")
+    before = snapshot(site)
+    result = module_runner(MODULE, {"sms_root": sms, "manifest": manifest})
+    assert_refused(result, "not enough free space", "need", "have")
+    assert snapshot(site) == before
+    assert not os.path.exists(os.path.join(sms, "Hotfix"))
+
+
+def _enospc_after(monkeypatch, count):
+    """Make the `count`-th copy into Client.src fail with ENOSPC, as a full disk would."""
+    import sms_hotfix_stage
+    from ansible.module_utils import sms_files
+    real = sms_hotfix_stage.atomic_copy
+    calls = {"n": 0}
+
+    def copy(src, dest, **kwargs):
+        if "Client.src" in dest:
+            calls["n"] += 1
+            if calls["n"] == count:
+                raise SmsFileError(sms_files._describe_os_error(OSError(errno.ENOSPC, "No space left"), dest),
+                                   path=dest)
+        return real(src, dest, **kwargs)
+    monkeypatch.setattr(sms_hotfix_stage, "atomic_copy", copy)
+
+
+def test_disk_full_during_the_copy_puts_everything_back(world, run, monkeypatch):
+    before = snapshot(world["site"])
+    _enospc_after(monkeypatch, 3)
+    result = run()
+    assert_refused(result, "no space left", "put back", preflight=False)
+    assert len(result["restored"]) == 2
+    assert snapshot(world["site"]) == before, "the site server must end byte-identical"
+    assert not os.path.exists(os.path.join(world["sms"], "Hotfix")), "backups of a failed run are removed"
+
+
+def test_disk_full_on_a_second_run_keeps_the_first_runs_backups(world, run, monkeypatch):
+    run(platforms=["x86"])
+    journal = os.path.join(world["sms"], "Hotfix", "Q216552", "journal.json")
+    os.utime(journal, (ORIGINAL_MTIME, ORIGINAL_MTIME))  # a rewrite of the journal would show
+    before = snapshot(world["site"])
+    _enospc_after(monkeypatch, 2)
+    result = run()
+    assert_refused(result, "no space left", "put back", preflight=False)
+    assert snapshot(world["site"]) == before
+    assert set(json.loads(read(journal))["entries"]) == {"X86.bin/smsrun32.exe", "X86.bin/smssrv32.exe"}
+
+
+@pytest.mark.skipif(not ROOT, reason="needs a real tmpfs mount (root); the injected ENOSPC tests cover it otherwise")
+def test_real_enospc_mid_run_puts_everything_back(tmp_path, tiny_fs, module_runner, monkeypatch):
+    """Preflight bypassed: the tmpfs itself runs out of space on the third copy."""
+    import sms_hotfix_stage
+    manifest = make_hotfix(tmp_path)
+    sms = make_site(tiny_fs)
+    # x86 copies (4096 bytes over 1-page files) fit in one free page; the first alpha copy (2 pages) does not.
+    fill(tiny_fs, leave_pages=1)
+    monkeypatch.setattr(sms_hotfix_stage, "check_space", lambda needs: None)
+    site = os.path.join(tiny_fs, "site")
+    before = snapshot(site)
+    result = module_runner(MODULE, {"sms_root": sms, "manifest": manifest,
+                                    "state_dir": str(tmp_path / "state" / "Q216552")})
+    assert_refused(result, "no space left", "put back", preflight=False)
+    assert snapshot(site) == before
+
+
+def test_journal_unreadable(world, run):
+    state = os.path.join(world["sms"], "Hotfix", "Q216552")
+    write(os.path.join(state, "journal.json"), b"{not json")
+    before = snapshot(world["site"])
+    assert_refused(run(), os.path.join(state, "journal.json"), "not valid JSON")
+    assert snapshot(world["site"]) == before
+
+
+def test_argument_spec_rejects_bad_choices(world, run):
+    result = run(state="absent")
+    assert result.get("failed") and "state" in result["msg"]
+    result = run(bump="sometimes")
+    assert result.get("failed") and "bump" in result["msg"]
+
+
+def test_verified_sha_equals_manifest(world, run):
+    result = run()
+    data = manifest_data(world["manifest"])
+    for f in result["files"]:
+        listed = [e for e in data["platforms"][f["platform"]]["files"] if e["name"] == f["name"]][0]
+        assert sha256_file(f["path"]) == listed["sha256"] == f["after_sha256"]
+
+
+def test_system_map_read_only(world, run):
+    system_map = os.path.join(world["sms"], "System.map")
+    before = snapshot(world["site"])
+    with read_only_dir(system_map):
+        result = run()
+        assert_refused(result, "cannot change", system_map)
+        assert snapshot(world["site"]) == before
+        # Without a bump, System.map need not be writable.
+        assert run(bump="never")["changed"] is True
