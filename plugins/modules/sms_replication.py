@@ -1,0 +1,831 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, the sms-hotfix-rollout authors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: sms_replication
+short_description: Wait for the SMS Maintenance Manager to carry a hotfix to a logon server
+description:
+  - Runs on one SMS logon server (the site server is a logon server too) and
+    checks that the hotfix files are in C(Logon.srv/<Platform>.bin) with the
+    manifest's SHA-256 (file names matched case-insensitively), and that the copy
+    lists (C(Cl_nt.txt) ...) carry a C(CopyListVersion) newer than the one seen
+    before the hotfix was staged, so that clients notice the change.
+  - I(state=baseline) records the copy-list version seen before staging, once.
+  - I(state=converged) waits like M(ansible.builtin.wait_for) - polling on the
+    server itself, every I(sleep) seconds, up to I(timeout) seconds - and always
+    returns C(elapsed) and a per-file status. It never changes anything. In check
+    mode it checks once and does not wait.
+  - I(state=pushed) is the emergency path that bypasses the Maintenance Manager.
+    It copies the staged payload to the logon server directly, after backing up
+    the server's originals once, and verifies the result. The copy lists are not
+    bumped, because editing them by hand is unsupported.
+  - I(state=restored) undoes a push byte for byte from its journal.
+    I(state=reset) removes the hotfix's copy-list baselines at the end of a rollback.
+  - The action plugin of the same name runs I(state=converged) in slices of
+    C(progress_interval) seconds (a task argument, default 30) and prints one
+    progress line per server between slices.
+version_added: "1.0.0"
+author: the sms-hotfix-rollout authors
+options:
+  sms_root:
+    description:
+      - The logon server's SMS root directory (C(<sms_drive_root>/SMS)). It must hold C(Logon.srv).
+    type: path
+    required: true
+  manifest:
+    description:
+      - Path of the hotfix's C(manifest.json). The expected files and the KB number come from it.
+      - The payload is checked only with I(state=pushed).
+      - Required with I(state=pushed). Either I(manifest) or I(expect) is required with
+        I(state=baseline) and I(state=converged).
+      - The action plugin reads a manifest that exists on the controller there, and hands
+        the module its expected files and KB. The logon servers then need no copy of it.
+        With I(state=pushed), the manifest and its payload must be readable on the logon server.
+    type: path
+  expect:
+    description:
+      - Expected files per platform (C(x86), C(alpha), C(mips)), each a list of
+        C({name, sha256}). Overrides the manifest's expectations, for example to
+        wait for the original files during a rollback.
+      - Without I(manifest), I(kb) or I(state_dir) must name the state folder.
+    type: dict
+  kb:
+    description:
+      - Knowledge Base number (like C(Q216552)) naming the state folder. Defaults to the manifest's C(kb).
+    type: str
+  platforms:
+    description: Check or push only these platforms. Default is every platform of the expectations.
+    type: list
+    elements: str
+  state:
+    description:
+      - C(baseline) records the copy-list version before staging (kept if it already exists).
+      - C(converged) checks or waits for the files and the copy-list bump (read-only).
+      - C(pushed) copies the staged files to the server directly (emergency).
+      - C(restored) undoes a push.
+      - C(reset) removes the hotfix's copy-list baselines.
+    type: str
+    choices: [baseline, converged, pushed, restored, reset]
+    default: converged
+  copy_lists:
+    description:
+      - Copy lists to read in C(Logon.srv), found case-insensitively. The ones
+        present are checked, and at least one of them must exist.
+      - With I(state=converged), every present copy list must carry a version greater than the baseline.
+    type: list
+    elements: str
+    default: [Cl_nt.txt, Cl_win95.txt, Cl_win.txt, Cl_dos.txt, Cl_os2.txt]
+  require_copy_list_bump:
+    description:
+      - Require a C(CopyListVersion) greater than the baseline for convergence.
+      - Not required when no baseline was recorded, or when the files were already current when it was recorded.
+    type: bool
+    default: true
+  timeout:
+    description:
+      - Seconds to wait for convergence. C(0) checks once and returns C(converged=false) without failing.
+    type: int
+    default: 0
+  sleep:
+    description: Seconds between two checks while waiting.
+    type: float
+    default: 1
+  fail_on_timeout:
+    description:
+      - Fail when the server has not converged after I(timeout) seconds.
+      - The action plugin sets this to C(false) for its intermediate slices.
+    type: bool
+    default: true
+  state_dir:
+    description: The hotfix's state folder on the server. Default is C(<sms_root>/Hotfix/<KB>).
+    type: path
+  server_name:
+    description: Name of the server in messages, usually C(inventory_hostname). Default is I(sms_root).
+    type: str
+attributes:
+  check_mode:
+    support: full
+    details: With I(state=converged), check mode checks once and does not wait.
+  diff_mode:
+    support: partial
+    details: Only I(state=pushed) and I(state=restored) return a diff.
+  platform:
+    platforms: posix
+notes:
+  - Copy lists are never edited. Only the Maintenance Manager regenerates them, after the
+    C(System.map) timestamp changes (Q166771). A push therefore does not make
+    clients notice the change; the client tier upgrades them directly.
+seealso:
+  - module: ansible.builtin.wait_for
+"""
+
+EXAMPLES = r"""
+- name: Record the copy-list version before the site server is staged
+  sms_replication:
+    sms_root: "{{ sms_drive_root }}/SMS"
+    manifest: "{{ playbook_dir }}/hotfixes/Q216552/manifest.json"
+    state: baseline
+
+- name: Wait up to 30 minutes for the maintenance cycle
+  sms_replication:
+    sms_root: "{{ sms_drive_root }}/SMS"
+    manifest: "{{ playbook_dir }}/hotfixes/Q216552/manifest.json"
+    server_name: "{{ inventory_hostname }}"
+    timeout: 1800
+    progress_interval: 30  # consumed by the action plugin
+  register: sms_replication_result
+
+- name: Probe once, without waiting or failing
+  sms_replication:
+    sms_root: "{{ sms_drive_root }}/SMS"
+    manifest: "{{ playbook_dir }}/hotfixes/Q216552/manifest.json"
+  register: probe
+
+- name: Emergency - copy the staged files to the logon server directly
+  sms_replication:
+    sms_root: "{{ sms_drive_root }}/SMS"
+    manifest: "{{ playbook_dir }}/hotfixes/Q216552/manifest.json"
+    state: pushed
+
+- name: Rollback - wait for the original files again
+  sms_replication:
+    sms_root: "{{ sms_drive_root }}/SMS"
+    kb: Q216552
+    expect:
+      x86:
+        - name: Smsrun32.exe
+          sha256: "{{ original_smsrun32_sha256 }}"
+    timeout: 1800
+"""
+
+RETURN = r"""
+converged:
+  description: Whether every expected file matches and the copy-list criterion holds.
+  returned: state is converged, baseline or pushed
+  type: bool
+elapsed:
+  description: Seconds spent checking and waiting.
+  returned: always
+  type: float
+  sample: 12.4
+polls:
+  description: How many times the server was checked.
+  returned: state is converged
+  type: int
+files:
+  description: Per-file status.
+  returned: state is converged, baseline or pushed
+  type: list
+  elements: dict
+  contains:
+    platform:
+      description: Platform key.
+      type: str
+      sample: x86
+    name:
+      description: Expected file name.
+      type: str
+    path:
+      description: The file on disk (its on-disk name) or where it should be.
+      type: str
+    expected_sha256:
+      description: SHA-256 the file must have.
+      type: str
+    found_sha256:
+      description: SHA-256 found, null when the file is missing.
+      type: str
+    ok:
+      description: Whether the file matches.
+      type: bool
+copy_list:
+  description: The copy-list criterion.
+  returned: state is converged or baseline
+  type: dict
+  contains:
+    baseline:
+      description: CopyListVersion recorded before staging, null without a baseline.
+      type: int
+    current:
+      description: The lowest CopyListVersion among the present copy lists.
+      type: int
+    required:
+      description: Whether a bump is required for convergence.
+      type: bool
+    ok:
+      description: Whether the criterion holds; null when unknown (no baseline).
+      type: bool
+    files:
+      description: CopyListVersion per present copy list (on-disk name).
+      type: dict
+      sample: {"Cl_nt.txt": 42, "Cl_win95.txt": 42}
+    note:
+      description: Why the bump is or is not required.
+      type: str
+missing:
+  description: Human-readable list of what is still stale.
+  returned: state is converged
+  type: list
+  elements: str
+  sample: ["X86.bin/Smsrun32.exe has sha256 ab12cd34ef56.. (unchanged since the baseline), expects 9f3c0a1b2c3d.."]
+baseline:
+  description: The baseline record (recorded now or before).
+  returned: state is baseline or converged and a baseline exists
+  type: dict
+recorded:
+  description: Whether this run wrote the baseline (false when one existed, or in check mode).
+  returned: state is baseline
+  type: bool
+baseline_path:
+  description: Where the baseline is kept.
+  returned: state is baseline or converged
+  type: str
+pushed:
+  description: Files copied (or that would be copied in check mode) by a push.
+  returned: state is pushed
+  type: list
+  elements: str
+journal:
+  description: The push journal (originals backed up once, under C(<state_dir>/push/backup/<Platform>.bin/)).
+  returned: state is pushed or restored
+  type: str
+copy_list_bumped:
+  description: Always false - a push never edits the copy lists.
+  returned: state is pushed
+  type: bool
+copy_list_note:
+  description: What a push means for the copy lists and the clients.
+  returned: state is pushed
+  type: str
+slices:
+  description: How many module runs the action plugin made during the wait.
+  returned: state is converged and timeout > 0 (action plugin)
+  type: int
+restored:
+  description: Files put back (or removed, when the push had created them).
+  returned: state is restored
+  type: list
+  elements: str
+removed:
+  description: Baseline files removed.
+  returned: state is reset
+  type: list
+  elements: str
+failed_path:
+  description: The file or folder a failure is about.
+  returned: failure, when a path is concerned
+  type: str
+kb:
+  description: The KB number whose state folder was used.
+  returned: always
+  type: str
+state_dir:
+  description: The hotfix's state folder on the server.
+  returned: always
+  type: str
+"""
+
+import glob
+import hashlib
+import json
+import os
+import re
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.sms_files import (
+    BackupJournal, SmsFileError, atomic_copy, ensure_dir, find_ci, iso_utc, read_json, sha256_file, write_json)
+from ansible.module_utils.sms_manifest import PLATFORM_DIRS, ManifestError, check_plain_name, load_manifest
+
+DEFAULT_COPY_LISTS = ["Cl_nt.txt", "Cl_win95.txt", "Cl_win.txt", "Cl_dos.txt", "Cl_os2.txt"]
+ADVICE = ("check that the Maintenance Manager runs on the site server (SMS Service Manager), "
+          "trigger a pass, or use push mode (sms_replication_mode=push)")
+PUSH_JOURNAL = "push"
+_KB = re.compile(r"^Q[0-9]{5,7}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class ReplicationError(Exception):
+    def __init__(self, msg, **facts):
+        super().__init__(msg)
+        self.msg = msg
+        self.facts = facts
+
+
+def short(digest):
+    return "%s.." % digest[:12] if digest else "none"
+
+
+# --- expectations --------------------------------------------------------
+
+def expectations_from_param(expect, platforms):
+    """Validate `expect` (platform -> [{name, sha256}]); return platform -> [entries]."""
+    result = {}
+    for platform, files in expect.items():
+        key = str(platform).lower()
+        if key not in PLATFORM_DIRS:
+            raise ReplicationError("expect: platform %r is unknown; known platforms: %s"
+                                   % (platform, ", ".join(sorted(PLATFORM_DIRS))))
+        if not isinstance(files, list) or not files:
+            raise ReplicationError("expect: platform %s must list at least one {name, sha256}" % platform)
+        seen = set()
+        entries = []
+        for index, entry in enumerate(files):
+            where = "expect: platform %s, file #%d" % (platform, index + 1)
+            if not isinstance(entry, dict):
+                raise ReplicationError("%s must be a dict with name and sha256" % where)
+            try:
+                check_plain_name(entry.get("name"), where)
+            except ManifestError as exc:
+                raise ReplicationError(exc.msg)
+            digest = str(entry.get("sha256", "")).lower()
+            if not _SHA256.match(digest):
+                raise ReplicationError("%s (%s): sha256 %r is not 64 hex digits" % (where, entry["name"], digest))
+            if entry["name"].lower() in seen:
+                raise ReplicationError("%s: %s listed twice (names are case-insensitive)" % (where, entry["name"]))
+            seen.add(entry["name"].lower())
+            entries.append({"name": entry["name"], "sha256": digest})
+        result[key] = entries
+    return filter_platforms(result, platforms, "the expected files")
+
+
+def filter_platforms(expected, platforms, source):
+    if not platforms:
+        return expected
+    wanted = [p.lower() for p in platforms]
+    for name in wanted:
+        if name not in PLATFORM_DIRS:
+            raise ReplicationError("platform %r is unknown; known platforms: %s"
+                                   % (name, ", ".join(sorted(PLATFORM_DIRS))))
+        if name not in expected:
+            raise ReplicationError("%s does not define platform %r; it defines %s"
+                                   % (source, name, ", ".join(sorted(expected))))
+    return {p: files for p, files in expected.items() if p in wanted}
+
+
+def expectations_from_manifest(manifest):
+    return {p: [{"name": f["name"], "sha256": f["sha256"]} for f in spec["files"]]
+            for p, spec in manifest["platforms"].items()}
+
+
+def expectation_key(expected):
+    """First 12 hex digits of the SHA-256 of the sorted expected set."""
+    items = sorted((p, f["name"].lower(), f["sha256"]) for p, files in expected.items() for f in files)
+    return hashlib.sha256(json.dumps(items).encode("utf-8")).hexdigest()[:12]
+
+
+# --- the server's state ------------------------------------------------------
+
+class LogonServer:
+    def __init__(self, sms_root, copy_lists):
+        self.sms_root = sms_root
+        self.copy_lists = copy_lists
+        if not os.path.isdir(sms_root):
+            raise ReplicationError("SMS root %s does not exist; check sms_drive_root / sms_root for this host"
+                                   % sms_root, path=sms_root)
+        self.logon_srv = find_ci(sms_root, "Logon.srv")
+        if self.logon_srv is None or not os.path.isdir(self.logon_srv):
+            raise ReplicationError("%s has no Logon.srv folder: this host is not an SMS logon server, "
+                                   "or sms_root is wrong" % sms_root, path=sms_root)
+        self._hashes = {}
+
+    def platform_dir(self, platform):
+        """The server's Logon.srv/<Platform>.bin; refuse when it is missing."""
+        path = find_ci(self.logon_srv, PLATFORM_DIRS[platform])
+        if path is None or not os.path.isdir(path):
+            raise ReplicationError(
+                "%s has no %s folder: this logon server does not serve %s clients; "
+                "limit the platforms (sms_replication_platforms) or check the server"
+                % (self.logon_srv, PLATFORM_DIRS[platform], platform),
+                path=os.path.join(self.logon_srv, PLATFORM_DIRS[platform]))
+        return path
+
+    def sha256(self, path):
+        """SHA-256 of a file, cached by inode/size/times so polling stays cheap."""
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return None
+        stamp = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        cached = self._hashes.get(path)
+        if cached and cached[0] == stamp:
+            return cached[1]
+        try:
+            digest = sha256_file(path)
+        except FileNotFoundError:
+            return None
+        self._hashes[path] = (stamp, digest)
+        return digest
+
+    def files(self, expected, dirs):
+        status = []
+        for platform in sorted(expected):
+            folder = dirs[platform]
+            for entry in expected[platform]:
+                path = find_ci(folder, entry["name"])
+                found = self.sha256(path) if path else None
+                status.append({
+                    "platform": platform, "name": entry["name"],
+                    "path": path or os.path.join(folder, entry["name"]),
+                    "expected_sha256": entry["sha256"], "found_sha256": found,
+                    "ok": found == entry["sha256"],
+                })
+        return status
+
+    def copy_list_versions(self):
+        """CopyListVersion per present copy list (on-disk name); at least one must exist."""
+        versions = {}
+        for name in self.copy_lists:
+            path = find_ci(self.logon_srv, name)
+            if path is None or not os.path.isfile(path):
+                continue
+            try:
+                with open(path, "rb") as handle:
+                    value = copy_list_version(handle.read())
+            except OSError as exc:
+                raise ReplicationError("copy list %s cannot be read: %s" % (path, exc.strerror), path=path)
+            try:
+                versions[os.path.basename(path)] = int(str(value).strip())
+            except (TypeError, ValueError):
+                raise ReplicationError(
+                    "copy list %s has no decimal CopyListVersion in [Copy List] (found %r); "
+                    "let the Maintenance Manager regenerate it (touch System.map on the site server)"
+                    % (path, value), path=path)
+        if not versions:
+            raise ReplicationError(
+                "%s holds none of the copy lists %s: this host is not an SMS logon server, or the copy_lists "
+                "option is wrong" % (self.logon_srv, ", ".join(self.copy_lists)), path=self.logon_srv)
+        return versions
+
+
+def copy_list_version(data):
+    """The CopyListVersion of a copy list's [Copy List] section, or None.
+
+    Read leniently: copy lists also hold bare file-name lines, which are not
+    key=value lines; only the one value matters here.
+    """
+    section = None
+    for line in data.decode("latin-1").splitlines():
+        text = line.strip()
+        if not text or text[0] in ";#":
+            continue
+        if text.startswith("[") and text.endswith("]"):
+            section = text[1:-1].strip().lower()
+            continue
+        if section == "copy list" and "=" in text:
+            key, value = text.split("=", 1)
+            if key.strip().lower() == "copylistversion":
+                return value.strip()
+    return None
+
+
+def copy_list_status(versions, baseline, require_bump):
+    current = min(versions.values())
+    status = {"baseline": None, "current": current, "required": False, "ok": None, "files": versions}
+    if baseline is None:
+        status["note"] = ("no baseline was recorded before staging: the copy-list bump is unknown and "
+                          "not required")
+    elif baseline.get("files_already_current"):
+        status["baseline"] = baseline.get("copy_list_version")
+        status["ok"] = True
+        status["note"] = ("the files were already current when the baseline was recorded: "
+                          "no copy-list bump is waited for")
+    else:
+        status["baseline"] = baseline.get("copy_list_version")
+        status["ok"] = current > status["baseline"]
+        status["required"] = bool(require_bump)
+        status["note"] = ("every present copy list must carry a CopyListVersion greater than %d"
+                          % status["baseline"] if require_bump else
+                          "the copy-list bump is reported but not required")
+    return status
+
+
+def describe_missing(files, copy_list, baseline):
+    before = (baseline or {}).get("files", {})
+    missing = []
+    for item in files:
+        if item["ok"]:
+            continue
+        label = "%s/%s" % (PLATFORM_DIRS[item["platform"]], item["name"])
+        if item["found_sha256"] is None:
+            missing.append("%s is missing, expects %s" % (label, short(item["expected_sha256"])))
+            continue
+        old = ""
+        if before.get("%s/%s" % (item["platform"], item["name"].lower())) == item["found_sha256"]:
+            old = " (unchanged since the baseline)"
+        missing.append("%s has sha256 %s%s, expects %s"
+                       % (label, short(item["found_sha256"]), old, short(item["expected_sha256"])))
+    if copy_list["required"] and not copy_list["ok"]:
+        missing.append("copy lists carry CopyListVersion %s (%s), need > %s (seen before staging)"
+                       % (copy_list["current"],
+                          ", ".join("%s=%s" % kv for kv in sorted(copy_list["files"].items())),
+                          copy_list["baseline"]))
+    return missing
+
+
+# --- states ------------------------------------------------------------------
+
+class Context:
+    def __init__(self, module):
+        p = module.params
+        self.module = module
+        self.params = p
+        self.label = p["server_name"] or p["sms_root"]
+        self.manifest = None
+        self.expected = None
+        if p["state"] == "pushed" and p["expect"]:
+            raise ReplicationError("expect cannot be used with state=pushed: a push copies the manifest's payload")
+        if p["manifest"] and (p["state"] != "reset" or not (p["kb"] or p["state_dir"])):
+            try:
+                self.manifest = load_manifest(p["manifest"], platforms=None if p["expect"] else p["platforms"],
+                                              check_payload=p["state"] == "pushed")
+            except ManifestError as exc:
+                raise ReplicationError(exc.msg, path=exc.path, **exc.facts)
+        if p["expect"]:
+            self.expected = expectations_from_param(p["expect"], p["platforms"])
+        elif self.manifest:
+            self.expected = expectations_from_manifest(self.manifest)
+        kb = p["kb"] or (self.manifest or {}).get("kb")
+        if kb is not None and not _KB.match(kb):
+            raise ReplicationError("kb %r is not a Knowledge Base number like Q216552" % kb)
+        if p["state_dir"]:
+            self.state_dir = p["state_dir"]
+            self.kb = kb or os.path.basename(os.path.normpath(p["state_dir"]))
+        elif kb:
+            self.kb = kb
+            self.state_dir = os.path.join(p["sms_root"], "Hotfix", kb)
+        else:
+            raise ReplicationError("name the hotfix's state folder: give kb (or manifest, or state_dir) with expect")
+
+    def baseline_path(self):
+        return os.path.join(self.state_dir, "copylist-baseline-%s.json" % expectation_key(self.expected))
+
+
+def run_baseline(ctx, server):
+    started = time.monotonic()
+    dirs = {p: server.platform_dir(p) for p in ctx.expected}
+    versions = server.copy_list_versions()
+    files = server.files(ctx.expected, dirs)
+    path = ctx.baseline_path()
+    existing = read_json(path)
+    result = {"baseline_path": path, "files": files}
+    if existing is not None:
+        result.update(changed=False, baseline=existing, recorded=False,
+                      msg="logon server %s: baseline kept (CopyListVersion %s recorded %s)"
+                      % (ctx.label, existing.get("copy_list_version"), existing.get("recorded")))
+    else:
+        record = {
+            "kb": ctx.kb, "copy_list_version": max(versions.values()), "copy_lists": versions,
+            "recorded": iso_utc(time.time()), "server": ctx.label,
+            "files_already_current": all(item["ok"] for item in files),
+            "files": {"%s/%s" % (i["platform"], i["name"].lower()): i["found_sha256"] for i in files},
+            "expected": {p: files_ for p, files_ in sorted(ctx.expected.items())},
+        }
+        if not ctx.module.check_mode:
+            ensure_dir(ctx.state_dir)
+            write_json(path, record)
+        result.update(changed=True, baseline=record, recorded=not ctx.module.check_mode,
+                      msg="logon server %s: %s CopyListVersion %d as the baseline"
+                      % (ctx.label, "would record" if ctx.module.check_mode else "recorded",
+                         record["copy_list_version"]))
+    result["copy_list"] = copy_list_status(versions, result["baseline"], True)
+    result["converged"] = all(item["ok"] for item in files)
+    result["elapsed"] = round(time.monotonic() - started, 3)
+    return result
+
+
+def run_converged(ctx, server):
+    p = ctx.params
+    if p["timeout"] < 0:
+        raise ReplicationError("timeout must be 0 (check once) or a number of seconds, not %d" % p["timeout"])
+    if p["sleep"] <= 0:
+        raise ReplicationError("sleep must be a positive number of seconds, not %s" % p["sleep"])
+    timeout = 0 if ctx.module.check_mode else p["timeout"]
+    started = time.monotonic()
+    dirs = {platform: server.platform_dir(platform) for platform in ctx.expected}
+    path = ctx.baseline_path()
+    polls = 0
+    while True:
+        polls += 1
+        baseline = read_json(path)
+        files = server.files(ctx.expected, dirs)
+        copy_list = copy_list_status(server.copy_list_versions(), baseline, p["require_copy_list_bump"])
+        converged = all(item["ok"] for item in files) and (copy_list["ok"] or not copy_list["required"])
+        elapsed = time.monotonic() - started
+        if converged or elapsed >= timeout:
+            break
+        time.sleep(min(p["sleep"], max(timeout - elapsed, 0.01)))
+    elapsed = round(time.monotonic() - started, 3)
+    missing = describe_missing(files, copy_list, baseline)
+    result = {
+        "changed": False, "converged": converged, "elapsed": elapsed, "polls": polls, "files": files,
+        "copy_list": copy_list, "missing": missing, "baseline_path": path,
+    }
+    if baseline is not None:
+        result["baseline"] = baseline
+    if converged:
+        result["msg"] = "logon server %s: converged after %.1fs" % (ctx.label, elapsed)
+    else:
+        result["msg"] = "logon server %s: not converged after %ds: %s; %s" % (
+            ctx.label, int(round(elapsed)), "; ".join(missing), ADVICE)
+        if timeout > 0 and p["fail_on_timeout"]:
+            result["failed"] = True
+    return result
+
+
+def _describe(path, digest):
+    return "%s sha256=%s\n" % (path, digest or "(absent)")
+
+
+def run_pushed(ctx, server):
+    started = time.monotonic()
+    manifest = ctx.manifest
+    dirs = {p: server.platform_dir(p) for p in ctx.expected}
+    plan = []
+    for platform in sorted(ctx.expected):
+        for entry in manifest["platforms"][platform]["files"]:
+            current = find_ci(dirs[platform], entry["name"])
+            found = server.sha256(current) if current else None
+            if found != entry["sha256"]:
+                plan.append((platform, entry, current, found))
+    diff = {"before": "", "after": ""}
+    pushed = []
+    journal = BackupJournal(os.path.join(ctx.state_dir, PUSH_JOURNAL))
+    for platform, entry, current, found in plan:
+        dest = current or os.path.join(dirs[platform], entry["name"])
+        pushed.append(os.path.relpath(dest, server.logon_srv))
+        diff["before"] += _describe(os.path.relpath(dest, server.logon_srv), found)
+        diff["after"] += _describe(os.path.relpath(dest, server.logon_srv), entry["sha256"])
+    if plan and not ctx.module.check_mode:
+        # Back up every original before the first copy, so a failure half-way can be undone.
+        for platform, entry, current, found in plan:
+            journal.record(PLATFORM_DIRS[platform], entry["name"], current)
+        for platform, entry, current, found in plan:
+            dest = current or os.path.join(dirs[platform], entry["name"])
+            try:
+                atomic_copy(entry["payload"], dest, mtime=entry["mtime"], expect_sha256=entry["sha256"])
+            except SmsFileError as exc:
+                raise ReplicationError(
+                    "%s; the push stopped part-way: fix the cause and push again, or undo it with "
+                    "state=restored" % exc.msg, path=exc.path, **exc.facts)
+            server._hashes.pop(dest, None)
+    files = server.files(ctx.expected, dirs)
+    converged = all(item["ok"] for item in files)
+    if not converged and not ctx.module.check_mode:
+        bad = [i["path"] for i in files if not i["ok"]]
+        raise ReplicationError("push to logon server %s did not verify: %s; check the disk and push again"
+                               % (ctx.label, ", ".join(bad)), files=files)
+    result = {
+        "changed": bool(plan), "pushed": pushed, "files": files, "converged": converged,
+        "journal": journal.path, "copy_list_bumped": False,
+        "copy_list_note": "copy lists are not bumped in push mode (editing them by hand is unsupported); "
+                          "clients will not notice the change by themselves",
+        "elapsed": round(time.monotonic() - started, 3),
+        "msg": "logon server %s: %s %d file(s)" % (
+            ctx.label, "would push" if ctx.module.check_mode else "pushed", len(plan)),
+    }
+    if ctx.module._diff:
+        result["diff"] = diff
+    return result
+
+
+def run_restored(ctx, server):
+    started = time.monotonic()
+    journal = BackupJournal(os.path.join(ctx.state_dir, PUSH_JOURNAL))
+    result = {"changed": False, "restored": [], "journal": journal.path}
+    if not os.path.isfile(journal.path):
+        result.update(elapsed=round(time.monotonic() - started, 3),
+                      msg="logon server %s: nothing was pushed (no %s)" % (ctx.label, journal.path))
+        return result
+    wanted = None
+    if ctx.params["platforms"]:
+        wanted = []
+        for platform in ctx.params["platforms"]:
+            if platform.lower() not in PLATFORM_DIRS:
+                raise ReplicationError("platform %r is unknown; known platforms: %s"
+                                       % (platform, ", ".join(sorted(PLATFORM_DIRS))))
+            wanted.append(PLATFORM_DIRS[platform.lower()].lower())
+    plan = []
+    for key, entry in sorted(journal.entries().items()):
+        group = key.rsplit("/", 1)[0]
+        if wanted is not None and group.lower() not in wanted:
+            continue
+        try:
+            journal.verify(entry)
+        except SmsFileError as exc:
+            raise ReplicationError(exc.msg + "; nothing was restored", path=exc.path, **exc.facts)
+        folder = find_ci(server.logon_srv, group)
+        if folder is None:
+            raise ReplicationError("%s has no %s folder any more; nothing was restored" % (server.logon_srv, group),
+                                   path=os.path.join(server.logon_srv, group))
+        current = find_ci(folder, entry["name"])
+        found = server.sha256(current) if current else None
+        if entry["existed"] and found != entry["sha256"]:
+            plan.append((entry, current or os.path.join(folder, entry["name"]), found, entry["sha256"]))
+        elif not entry["existed"] and current is not None:
+            plan.append((entry, current, found, None))
+    diff = {"before": "", "after": ""}
+    for entry, dest, found, wanted_sha in plan:
+        relative = os.path.relpath(dest, server.logon_srv)
+        result["restored"].append(relative)
+        diff["before"] += _describe(relative, found)
+        diff["after"] += _describe(relative, wanted_sha)
+    if not ctx.module.check_mode:
+        for entry, dest, found, wanted_sha in plan:
+            if wanted_sha is None:
+                try:
+                    os.unlink(dest)
+                except OSError as exc:
+                    raise ReplicationError("cannot remove %s (%s), which the push had created"
+                                           % (dest, exc.strerror), path=dest)
+            else:
+                try:
+                    atomic_copy(journal.backup_path(entry), dest, mtime=entry["mtime"], expect_sha256=wanted_sha)
+                except SmsFileError as exc:
+                    raise ReplicationError("%s; the restore stopped part-way: fix the cause and run it again"
+                                           % exc.msg, path=exc.path, **exc.facts)
+    result.update(changed=bool(plan), elapsed=round(time.monotonic() - started, 3),
+                  msg="logon server %s: %s %d file(s)" % (
+                      ctx.label, "would restore" if ctx.module.check_mode else "restored", len(plan)))
+    if ctx.module._diff:
+        result["diff"] = diff
+    return result
+
+
+def run_reset(ctx):
+    started = time.monotonic()
+    found = sorted(glob.glob(os.path.join(glob.escape(ctx.state_dir), "copylist-baseline-*.json")))
+    if not ctx.module.check_mode:
+        for path in found:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise ReplicationError("cannot remove the baseline %s (%s)" % (path, exc.strerror), path=path)
+    return {"changed": bool(found), "removed": found, "elapsed": round(time.monotonic() - started, 3),
+            "msg": "logon server %s: %s %d baseline(s)" % (
+                ctx.label, "would remove" if ctx.module.check_mode else "removed", len(found))}
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            sms_root=dict(type="path", required=True),
+            manifest=dict(type="path"),
+            expect=dict(type="dict"),
+            kb=dict(type="str"),
+            platforms=dict(type="list", elements="str"),
+            state=dict(type="str", default="converged",
+                       choices=["baseline", "converged", "pushed", "restored", "reset"]),
+            copy_lists=dict(type="list", elements="str", default=list(DEFAULT_COPY_LISTS)),
+            require_copy_list_bump=dict(type="bool", default=True),
+            timeout=dict(type="int", default=0),
+            sleep=dict(type="float", default=1.0),
+            fail_on_timeout=dict(type="bool", default=True),
+            state_dir=dict(type="path"),
+            server_name=dict(type="str"),
+        ),
+        required_if=[
+            ("state", "pushed", ("manifest",)),
+            ("state", "baseline", ("manifest", "expect"), True),
+            ("state", "converged", ("manifest", "expect"), True),
+            ("state", "restored", ("manifest", "kb", "state_dir"), True),
+            ("state", "reset", ("manifest", "kb", "state_dir"), True),
+        ],
+        supports_check_mode=True,
+    )
+    started = time.monotonic()
+    state = module.params["state"]
+    facts = {"elapsed": 0.0}
+    try:
+        ctx = Context(module)
+        facts.update(kb=ctx.kb, state_dir=ctx.state_dir)
+        if state == "reset":
+            result = run_reset(ctx)
+        else:
+            server = LogonServer(module.params["sms_root"], module.params["copy_lists"])
+            handler = {"baseline": run_baseline, "converged": run_converged,
+                       "pushed": run_pushed, "restored": run_restored}[state]
+            result = handler(ctx, server)
+    except (ReplicationError, SmsFileError) as exc:
+        facts.update(exc.facts)
+        if getattr(exc, "path", None):
+            facts.setdefault("path", exc.path)
+        # AnsibleModule would describe a `path` fact as a file (and add a `state` key)
+        if "path" in facts:
+            facts["failed_path"] = facts.pop("path")
+        facts["elapsed"] = round(time.monotonic() - started, 3)
+        module.fail_json(msg=exc.msg, **facts)
+    result.update(kb=ctx.kb, state_dir=ctx.state_dir)
+    if result.pop("failed", False):
+        module.fail_json(**result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,522 @@
+"""sms_replication: baseline, waiting for convergence, push and restore."""
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+
+import pytest
+
+import sms_testlib as lib
+from conftest import REPO
+
+MODULE = "sms_replication"
+
+
+def rel(sms, *parts):
+    return os.path.join(sms, "Logon.srv", *parts)
+
+
+def manifest_files(manifest_path):
+    with open(manifest_path) as handle:
+        manifest = json.load(handle)
+    base = os.path.dirname(manifest_path)
+    return {p: [(f["name"], os.path.join(base, f["payload"]), f["sha256"]) for f in spec["files"]]
+            for p, spec in manifest["platforms"].items()}
+
+
+def replicate(sms, manifest_path, platforms=None):
+    """What a Maintenance Manager pass does to the files: copy, keep the on-disk name."""
+    for platform, files in manifest_files(manifest_path).items():
+        if platforms and platform not in platforms:
+            continue
+        folder = rel(sms, lib.DIRS[platform])
+        for name, payload, _sha in files:
+            existing = [e for e in os.listdir(folder) if e.lower() == name.lower()]
+            dest = os.path.join(folder, existing[0] if existing else name)
+            with open(payload, "rb") as src:
+                lib.write(dest, src.read())
+
+
+def bump(sms, version):
+    for name in ("Cl_nt.txt", "Cl_win95.txt"):
+        lib.write(rel(sms, name), b"[Copy List]\r\nCopyListVersion=%d\r\n[Files]\r\nSmsrun32.exe\r\n" % version)
+
+
+@pytest.fixture
+def site(tmp_path):
+    manifest = lib.make_hotfix(tmp_path)
+    sms = lib.make_logon(tmp_path)
+    return manifest, sms, tmp_path
+
+
+def args(manifest, sms, **extra):
+    base = {"sms_root": sms, "manifest": manifest, "server_name": "logon01"}
+    base.update(extra)
+    return base
+
+
+# --- baseline ----------------------------------------------------------------
+
+def test_baseline_recorded_once_and_check_mode_writes_nothing(site, module_runner):
+    manifest, sms, root = site
+    before = lib.snapshot(root)
+    checked = module_runner(MODULE, args(manifest, sms, state="baseline"), check_mode=True)
+    assert checked["changed"] is True and checked["recorded"] is False
+    assert checked["baseline"]["copy_list_version"] == 41
+    assert lib.snapshot(root) == before
+
+    first = module_runner(MODULE, args(manifest, sms, state="baseline"))
+    assert first["changed"] is True
+    path = first["baseline_path"]
+    assert os.path.dirname(path) == os.path.join(sms, "Hotfix", "Q216552")
+    assert os.path.basename(path).startswith("copylist-baseline-") and len(os.path.basename(path)) == len(
+        "copylist-baseline-") + 12 + len(".json")
+    with open(path) as handle:
+        recorded = json.load(handle)
+    assert recorded["copy_list_version"] == 41 and recorded["files_already_current"] is False
+
+    # staging moves the copy lists on; a re-run must not move the baseline
+    bump(sms, 42)
+    replicate(sms, manifest)
+    after_first = lib.snapshot(root)
+    second = module_runner(MODULE, args(manifest, sms, state="baseline"))
+    assert second["changed"] is False
+    assert second["baseline"]["copy_list_version"] == 41
+    assert lib.snapshot(root) == after_first
+
+
+def test_baseline_notes_files_already_current(site, module_runner):
+    manifest, sms, _root = site
+    replicate(sms, manifest)
+    result = module_runner(MODULE, args(manifest, sms, state="baseline"))
+    assert result["baseline"]["files_already_current"] is True
+    # no bump will ever come: convergence must not wait for one
+    probe = module_runner(MODULE, args(manifest, sms))
+    assert probe["converged"] is True and probe["copy_list"]["required"] is False
+
+
+# --- converged -----------------------------------------------------------------
+
+def test_converged_needs_files_and_bump(site, module_runner):
+    manifest, sms, root = site
+    module_runner(MODULE, args(manifest, sms, state="baseline"))
+    replicate(sms, manifest)
+    only_files = module_runner(MODULE, args(manifest, sms))
+    assert only_files["converged"] is False and only_files.get("failed") is not True
+    assert all(item["ok"] for item in only_files["files"])
+    assert only_files["copy_list"] == {
+        "baseline": 41, "current": 41, "required": True, "ok": False,
+        "files": {"Cl_nt.txt": 41, "Cl_win95.txt": 41},
+        "note": only_files["copy_list"]["note"]}
+    assert only_files["missing"] == [
+        "copy lists carry CopyListVersion 41 (Cl_nt.txt=41, Cl_win95.txt=41), need > 41 (seen before staging)"]
+
+    bump(sms, 42)
+    before = lib.snapshot(root)
+    done = module_runner(MODULE, args(manifest, sms, timeout=5))
+    assert done["converged"] is True and done["changed"] is False and done["missing"] == []
+    assert done["copy_list"]["current"] == 42 and done["copy_list"]["ok"] is True
+    assert done["polls"] == 1 and done["elapsed"] < 1
+    for item in done["files"]:
+        assert lib.sha(open(item["path"], "rb").read()) == item["expected_sha256"] == item["found_sha256"]
+    assert lib.snapshot(root) == before
+
+
+def test_every_copy_list_must_be_bumped(site, module_runner):
+    manifest, sms, _root = site
+    module_runner(MODULE, args(manifest, sms, state="baseline"))
+    replicate(sms, manifest)
+    lib.write(rel(sms, "Cl_nt.txt"), b"[Copy List]\r\nCopyListVersion=42\r\n")
+    result = module_runner(MODULE, args(manifest, sms))
+    assert result["converged"] is False
+    assert result["copy_list"]["files"] == {"Cl_nt.txt": 42, "Cl_win95.txt": 41}
+
+
+def test_no_baseline_means_bump_unknown(site, module_runner):
+    manifest, sms, _root = site
+    replicate(sms, manifest)
+    result = module_runner(MODULE, args(manifest, sms))
+    assert result["converged"] is True
+    assert result["copy_list"]["ok"] is None and result["copy_list"]["required"] is False
+    assert "no baseline" in result["copy_list"]["note"]
+
+
+def test_timeout_fails_naming_every_stale_file(site, module_runner):
+    manifest, sms, root = site
+    module_runner(MODULE, args(manifest, sms, state="baseline"))
+    # one file replicated, with its on-disk name in upper case
+    os.rename(rel(sms, "X86.bin", "Smsrun32.exe"), rel(sms, "X86.bin", "SMSRUN32.EXE"))
+    payload = manifest_files(manifest)["x86"][0][1]
+    shutil.copyfile(payload, rel(sms, "X86.bin", "SMSRUN32.EXE"))
+    before = lib.snapshot(root)
+    result = module_runner(MODULE, args(manifest, sms, timeout=1, sleep=0.2))
+    assert result["failed"] is True and result["converged"] is False
+    assert 1 <= result["elapsed"] < 3 and result["polls"] >= 3
+    assert result["msg"].startswith("logon server logon01: not converged after 1s: ")
+    assert "Maintenance Manager" in result["msg"] and "sms_replication_mode=push" in result["msg"]
+    stale = sorted(m.split(" ")[0] for m in result["missing"])
+    assert stale == ["Alpha.bin/Smsrun32.exe", "Alpha.bin/Smssrv32.exe", "X86.bin/Smssrv32.exe", "copy"]
+    assert "(unchanged since the baseline)" in result["missing"][0]
+    ok = {(i["platform"], i["name"]): i["ok"] for i in result["files"]}
+    assert ok[("x86", "Smsrun32.exe")] is True
+    assert [i["path"] for i in result["files"] if i["name"] == "Smsrun32.exe" and i["platform"] == "x86"] == [
+        rel(sms, "X86.bin", "SMSRUN32.EXE")]
+    for name in result["missing"]:
+        assert name.split(" ")[0] in result["msg"]
+    assert lib.snapshot(root) == before
+
+
+def test_probe_with_timeout_zero_does_not_fail(site, module_runner):
+    manifest, sms, _root = site
+    result = module_runner(MODULE, args(manifest, sms))
+    assert result["converged"] is False and "failed" not in result
+    assert result["polls"] == 1 and len(result["missing"]) == 4
+
+
+def test_fail_on_timeout_false_returns_instead(site, module_runner):
+    manifest, sms, _root = site
+    result = module_runner(MODULE, args(manifest, sms, timeout=1, sleep=0.3, fail_on_timeout=False))
+    assert result["converged"] is False and "failed" not in result and result["elapsed"] >= 1
+
+
+def test_polling_sees_a_change_within_a_second(site, module_runner):
+    manifest, sms, _root = site
+    module_runner(MODULE, args(manifest, sms, state="baseline"))
+
+    def maintenance_pass():
+        time.sleep(1.0)
+        replicate(sms, manifest)
+        bump(sms, 42)
+
+    worker = threading.Thread(target=maintenance_pass)
+    started = time.monotonic()
+    worker.start()
+    try:
+        result = module_runner(MODULE, args(manifest, sms, timeout=30, sleep=0.2))
+    finally:
+        worker.join()
+    assert result["converged"] is True
+    assert 1.0 <= result["elapsed"] < 2.5
+    assert time.monotonic() - started < 3
+
+
+def test_check_mode_checks_once_and_does_not_wait(site, module_runner):
+    manifest, sms, root = site
+    before = lib.snapshot(root)
+    result = module_runner(MODULE, args(manifest, sms, timeout=30), check_mode=True)
+    assert result["converged"] is False and "failed" not in result and result["elapsed"] < 1
+    assert lib.snapshot(root) == before
+
+
+def test_expect_waits_for_given_files(site, module_runner):
+    manifest, sms, _root = site
+    originals = lib.original_files("x86")
+    expect = {"x86": [{"name": "smsrun32.EXE", "sha256": lib.sha(originals["Smsrun32.exe"])}]}
+    result = module_runner(MODULE, {"sms_root": sms, "expect": expect, "kb": "Q216552"})
+    assert result["converged"] is True and result["state_dir"] == os.path.join(sms, "Hotfix", "Q216552")
+    replicate(sms, manifest)
+    result = module_runner(MODULE, {"sms_root": sms, "expect": expect, "kb": "Q216552"})
+    assert result["converged"] is False
+
+
+# --- bad input -------------------------------------------------------------------
+
+@pytest.mark.parametrize("state", ["baseline", "converged", "pushed"])
+def test_bad_input_refused_and_nothing_changed(site, module_runner, state):
+    manifest, sms, root = site
+    before = lib.snapshot(root)
+
+    missing = module_runner(MODULE, args(os.path.join(str(root), "nope", "manifest.json"), sms, state=state))
+    assert missing["failed"] is True and "nope" in missing["msg"] and "does not exist" in missing["msg"]
+
+    unknown = module_runner(MODULE, args(manifest, sms, state=state, platforms=["vax"]))
+    assert unknown["failed"] is True and "'vax' is unknown" in unknown["msg"]
+
+    shutil.rmtree(rel(sms, "Alpha.bin"))
+    before_missing_dir = lib.snapshot(root)
+    no_dir = module_runner(MODULE, args(manifest, sms, state=state, timeout=30))
+    assert no_dir["failed"] is True and "Alpha.bin" in no_dir["msg"] and rel(sms) in no_dir["msg"]
+    assert no_dir["elapsed"] < 1
+    assert lib.snapshot(root) == before_missing_dir
+    del before  # the folder was removed by the test itself
+
+
+def test_unknown_expect_platform_and_bad_sha_refused(site, module_runner):
+    _manifest, sms, root = site
+    before = lib.snapshot(root)
+    result = module_runner(MODULE, {"sms_root": sms, "kb": "Q216552",
+                                    "expect": {"vax": [{"name": "a.exe", "sha256": "0" * 64}]}})
+    assert result["failed"] is True and "'vax' is unknown" in result["msg"]
+    result = module_runner(MODULE, {"sms_root": sms, "kb": "Q216552",
+                                    "expect": {"x86": [{"name": "..\\a.exe", "sha256": "0" * 64}]}})
+    assert result["failed"] is True and "not a plain name" in result["msg"]
+    result = module_runner(MODULE, {"sms_root": sms, "expect": {"x86": [{"name": "a.exe", "sha256": "0" * 64}]}})
+    assert result["failed"] is True and "kb" in result["msg"]
+    assert lib.snapshot(root) == before
+
+
+def test_not_a_logon_server_refused(tmp_path, module_runner):
+    manifest = lib.make_hotfix(tmp_path)
+    sms = lib.make_logon(tmp_path)
+    for name in ("Cl_nt.txt", "Cl_win95.txt"):
+        os.unlink(rel(sms, name))
+    result = module_runner(MODULE, args(manifest, sms))
+    assert result["failed"] is True and "none of the copy lists" in result["msg"]
+    result = module_runner(MODULE, args(manifest, os.path.join(str(tmp_path), "nothing", "SMS")))
+    assert result["failed"] is True and "does not exist" in result["msg"]
+
+
+def test_push_refuses_damaged_payload_and_changes_nothing(site, module_runner):
+    manifest, sms, root = site
+    payload = manifest_files(manifest)["alpha"][1][1]
+    with open(payload, "r+b") as handle:
+        handle.write(b"X")
+    before = lib.snapshot(root)
+    result = module_runner(MODULE, args(manifest, sms, state="pushed"))
+    assert result["failed"] is True and "damaged" in result["msg"]
+    assert lib.snapshot(root) == before
+
+
+# --- push and restore ----------------------------------------------------------
+
+def test_push_backs_up_then_restore_is_byte_identical(site, module_runner):
+    manifest, sms, root = site
+    os.rename(rel(sms, "X86.bin", "Smsrun32.exe"), rel(sms, "X86.bin", "SMSRUN32.EXE"))
+    original = lib.snapshot(rel(sms))
+    before = lib.snapshot(root)
+
+    checked = module_runner(MODULE, args(manifest, sms, state="pushed"), check_mode=True, diff=True)
+    assert checked["changed"] is True and len(checked["pushed"]) == 4
+    assert "X86.bin/SMSRUN32.EXE" in checked["diff"]["before"]
+    assert lib.snapshot(root) == before
+
+    pushed = module_runner(MODULE, args(manifest, sms, state="pushed"), diff=True)
+    assert pushed["changed"] is True and pushed["converged"] is True and pushed["copy_list_bumped"] is False
+    assert sorted(pushed["pushed"]) == sorted(["X86.bin/SMSRUN32.EXE", "X86.bin/Smssrv32.exe",
+                                               "Alpha.bin/Smsrun32.exe", "Alpha.bin/Smssrv32.exe"])
+    files = manifest_files(manifest)
+    for platform, entries in files.items():
+        for name, _payload, digest in entries:
+            on_disk = [e for e in os.listdir(rel(sms, lib.DIRS[platform])) if e.lower() == name.lower()]
+            assert len(on_disk) == 1
+            path = rel(sms, lib.DIRS[platform], on_disk[0])
+            assert lib.sha(open(path, "rb").read()) == digest
+    assert os.path.exists(rel(sms, "X86.bin", "SMSRUN32.EXE"))
+    assert not os.path.exists(rel(sms, "X86.bin", "Smsrun32.exe")) or os.path.samefile(
+        rel(sms, "X86.bin", "Smsrun32.exe"), rel(sms, "X86.bin", "SMSRUN32.EXE"))
+    # manifest date kept
+    assert int(os.stat(rel(sms, "X86.bin", "SMSRUN32.EXE")).st_mtime) == 916356060
+    # originals backed up in the state folder
+    backup = os.path.join(sms, "Hotfix", "Q216552", "push", "backup", "X86.bin", "SMSRUN32.EXE")
+    assert lib.sha(open(backup, "rb").read()) == lib.sha(lib.original_files("x86")["Smsrun32.exe"])
+    # copy lists untouched
+    assert lib.snapshot(rel(sms))["Cl_nt.txt"] == original["Cl_nt.txt"]
+
+    after_push = lib.snapshot(root)
+    again = module_runner(MODULE, args(manifest, sms, state="pushed"))
+    assert again["changed"] is False and again["pushed"] == []
+    assert module_runner(MODULE, args(manifest, sms, state="pushed"), check_mode=True)["changed"] is False
+    assert lib.snapshot(root) == after_push
+
+    # the push converges the files (no copy-list bump required of a push)
+    probe = module_runner(MODULE, args(manifest, sms, require_copy_list_bump=False, timeout=2))
+    assert probe["converged"] is True
+
+    check_restore = module_runner(MODULE, args(manifest, sms, state="restored"), check_mode=True, diff=True)
+    assert check_restore["changed"] is True and len(check_restore["restored"]) == 4
+    assert lib.snapshot(root) == after_push
+
+    restored = module_runner(MODULE, args(manifest, sms, state="restored"))
+    assert restored["changed"] is True
+    assert lib.snapshot(rel(sms)) == original
+    restored_again = module_runner(MODULE, args(manifest, sms, state="restored"))
+    assert restored_again["changed"] is False
+    assert lib.snapshot(rel(sms)) == original
+
+
+def test_push_of_a_new_file_is_removed_on_restore(site, module_runner):
+    manifest, sms, _root = site
+    os.unlink(rel(sms, "Alpha.bin", "Smssrv32.exe"))
+    original = lib.snapshot(rel(sms))
+    module_runner(MODULE, args(manifest, sms, state="pushed"))
+    assert os.path.exists(rel(sms, "Alpha.bin", "Smssrv32.exe"))
+    module_runner(MODULE, {"sms_root": sms, "kb": "Q216552", "state": "restored"})
+    assert lib.snapshot(rel(sms)) == original
+
+
+def test_restore_refuses_a_damaged_backup(site, module_runner):
+    manifest, sms, root = site
+    module_runner(MODULE, args(manifest, sms, state="pushed"))
+    backup = os.path.join(sms, "Hotfix", "Q216552", "push", "backup", "X86.bin", "Smssrv32.exe")
+    with open(backup, "r+b") as handle:
+        handle.write(b"X")
+    before = lib.snapshot(root)
+    result = module_runner(MODULE, args(manifest, sms, state="restored"))
+    assert result["failed"] is True and backup in result["msg"] and "nothing was restored" in result["msg"]
+    assert lib.snapshot(root) == before
+
+
+def test_restore_without_push_changes_nothing(site, module_runner):
+    manifest, sms, root = site
+    before = lib.snapshot(root)
+    result = module_runner(MODULE, args(manifest, sms, state="restored"))
+    assert result["changed"] is False and "nothing was pushed" in result["msg"]
+    assert lib.snapshot(root) == before
+
+
+def test_push_on_a_read_only_server_fails_cleanly(site, module_runner):
+    manifest, sms, root = site
+    folder = rel(sms, "X86.bin")
+    before = lib.snapshot(root)
+    if os.geteuid() == 0:
+        # root ignores permissions: a real read-only filesystem holding the same files
+        saved = {name: open(os.path.join(folder, name), "rb").read() for name in os.listdir(folder)}
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", folder], check=True)
+        try:
+            for name, data in saved.items():
+                lib.write(os.path.join(folder, name), data, lib.ORIGINAL_MTIME)
+            subprocess.run(["mount", "-o", "remount,ro", folder], check=True)
+            result = module_runner(MODULE, args(manifest, sms, state="pushed", platforms=["x86"]))
+            inside = lib.snapshot(folder)
+        finally:
+            subprocess.run(["umount", folder], check=True)
+    else:
+        os.chmod(folder, 0o555)
+        try:
+            result = module_runner(MODULE, args(manifest, sms, state="pushed", platforms=["x86"]))
+            inside = lib.snapshot(folder)
+        finally:
+            os.chmod(folder, 0o755)
+    assert result["failed"] is True and "cannot write" in result["msg"] and folder in result["msg"]
+    assert "state=restored" in result["msg"]
+    assert inside == lib.snapshot(folder)
+    # only the backup of the originals was written, in the state folder
+    after = lib.snapshot(root)
+    assert {k: v for k, v in after.items() if "Hotfix" not in k} == before
+
+
+# --- reset ---------------------------------------------------------------------------
+
+def test_reset_removes_the_baselines(site, module_runner):
+    manifest, sms, root = site
+    module_runner(MODULE, args(manifest, sms, state="baseline"))
+    state_dir = os.path.join(sms, "Hotfix", "Q216552")
+    assert len(os.listdir(state_dir)) == 1
+    before = lib.snapshot(root)
+    checked = module_runner(MODULE, {"sms_root": sms, "kb": "Q216552", "state": "reset"}, check_mode=True)
+    assert checked["changed"] is True and lib.snapshot(root) == before
+    result = module_runner(MODULE, {"sms_root": sms, "kb": "Q216552", "state": "reset"})
+    assert result["changed"] is True and os.listdir(state_dir) == []
+    again = module_runner(MODULE, {"sms_root": sms, "kb": "Q216552", "state": "reset"})
+    assert again["changed"] is False
+
+
+# --- the action plugin's slicing -----------------------------------------------------
+
+def load_action():
+    spec = importlib.util.spec_from_file_location(
+        "sms_replication_action", os.path.join(REPO, "plugins", "action", "sms_replication.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def stale_result():
+    return {"converged": False, "polls": 30, "missing": ["X86.bin/Smsrun32.exe has sha256 ab.., expects cd.."],
+            "files": [{"platform": "x86", "name": "Smsrun32.exe", "found_sha256": "ab", "ok": False},
+                      {"platform": "x86", "name": "Smssrv32.exe", "found_sha256": "cd", "ok": True}],
+            "copy_list": {"baseline": 41, "current": 41, "required": True, "ok": False}}
+
+
+def test_action_prints_one_line_per_slice_then_converges():
+    action = load_action()
+    clock = FakeClock()
+    calls, lines = [], []
+
+    def run_slice(seconds):
+        calls.append(seconds)
+        clock.now += seconds if len(calls) < 3 else 4.4
+        if len(calls) < 3:
+            return stale_result()
+        return {"converged": True, "polls": 5, "files": [], "copy_list": {}}
+
+    result = action.wait_in_slices(run_slice, "logon02", 600, 30, lines.append, clock=clock)
+    assert calls == [30, 30, 30]
+    assert lines == [
+        "sms_replication: logon02 waiting 30s/600s: X86.bin/Smsrun32.exe old, copy list 41 (needs > 41)",
+        "sms_replication: logon02 waiting 60s/600s: X86.bin/Smsrun32.exe old, copy list 41 (needs > 41)",
+        "sms_replication: logon02 converged after 64.4s",
+    ]
+    assert result["elapsed"] == 64.4 and result["slices"] == 3 and "failed" not in result
+
+
+def test_action_times_out_with_the_operator_message():
+    action = load_action()
+    clock = FakeClock()
+    calls, lines = [], []
+
+    def run_slice(seconds):
+        calls.append(seconds)
+        clock.now += seconds
+        return stale_result()
+
+    result = action.wait_in_slices(run_slice, "logon02", 70, 30, lines.append, clock=clock)
+    assert calls == [30, 30, 10]
+    assert len(lines) == 2
+    assert result["failed"] is True and result["elapsed"] == 70
+    assert result["msg"] == (
+        "logon server logon02: not converged after 70s: X86.bin/Smsrun32.exe has sha256 ab.., expects cd..; "
+        "check that the Maintenance Manager runs on the site server (SMS Service Manager), trigger a pass, "
+        "or use push mode (sms_replication_mode=push)")
+
+
+def test_action_quiet_when_converged_at_once_and_passes_failures_through():
+    action = load_action()
+    lines = []
+    result = action.wait_in_slices(lambda s: {"converged": True, "polls": 1}, "logon01", 600, 30, lines.append,
+                                   clock=FakeClock())
+    assert lines == [] and result["slices"] == 1
+    failed = action.wait_in_slices(lambda s: {"failed": True, "msg": "no Logon.srv"}, "logon01", 600, 30,
+                                   lines.append, clock=FakeClock())
+    assert failed["failed"] is True and failed["msg"] == "no Logon.srv" and lines == []
+
+
+def test_action_reads_the_manifest_on_the_controller(site, module_runner):
+    manifest, sms, _root = site
+    action = load_action()
+    resolved = action.resolve_manifest({"sms_root": sms, "manifest": manifest, "timeout": 5})
+    assert "manifest" not in resolved and resolved["kb"] == "Q216552"
+    assert sorted(resolved["expect"]) == ["alpha", "x86"]
+    # the module reaches the same verdict and the same baseline either way
+    by_path = module_runner(MODULE, args(manifest, sms, state="baseline"))
+    by_expect = module_runner(MODULE, dict(resolved, state="baseline"))
+    assert by_expect["baseline_path"] == by_path["baseline_path"] and by_expect["changed"] is False
+    # a push keeps the path (the payload is read on the server); so does a path the controller lacks
+    assert action.resolve_manifest({"manifest": manifest, "state": "pushed"}) == {
+        "manifest": manifest, "state": "pushed"}
+    assert action.resolve_manifest({"manifest": "/nonexistent/manifest.json"}) == {
+        "manifest": "/nonexistent/manifest.json"}
+    # an explicit expect (rollback) wins over the manifest's files
+    expect = {"x86": [{"name": "Smsrun32.exe", "sha256": "0" * 64}]}
+    assert action.resolve_manifest({"manifest": manifest, "expect": expect})["expect"] == expect
+
+
+def test_action_refuses_a_broken_manifest(tmp_path):
+    action = load_action()
+    broken = tmp_path / "manifest.json"
+    broken.write_text('{"kb": "Q216552"}')
+    with pytest.raises(Exception) as info:
+        action.resolve_manifest({"manifest": str(broken)})
+    assert str(broken) in str(info.value) and "sms_hotfix_manifest" in str(info.value)
