@@ -1,0 +1,193 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, the sms-hotfix-rollout authors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: sms_client_facts
+short_description: Report whether an SMS 1.2 client has a hotfix's files (read-only)
+description:
+  - Compares the client's SMS binaries with the files and SHA-256 a hotfix
+    manifest lists for the client's platform, and reports the client's
+    C(SMS.INI) state (C(SetupPhase), C(CopyListVersion), logon server) and its
+    C(SMSRUN32) processes, including the hung state of Q216552.
+  - Read-only; always returns C(changed=false). A missing or malformed
+    C(SMS.INI) is reported in C(compliance.error) rather than failing, so one
+    compliance run covers the whole fleet.
+version_added: "1.0.0"
+author: the sms-hotfix-rollout authors
+options:
+  drive_root:
+    description: The directory standing for the client's first local drive (C(C:\)).
+    type: path
+    required: true
+  platform:
+    description: The client's platform.
+    type: str
+    required: true
+    choices: [x86, alpha, mips]
+  manifest:
+    description: Path of the hotfix's C(manifest.json); only names and SHA-256 are used.
+    type: path
+    required: true
+  client_dir:
+    description: The client's SMS binaries folder, relative to O(drive_root).
+    type: str
+    default: MS/SMS/BIN
+  process_name:
+    description: Process name of the SMS client runner.
+    type: str
+    default: SMSRUN32
+  hung_cpu_threshold:
+    description: A single C(SMSRUN32) using more than this percentage of one core over O(cpu_window) is hung.
+    type: float
+    default: 90
+  cpu_window:
+    description: Seconds over which a single C(SMSRUN32) is sampled (spent only when exactly one runs).
+    type: float
+    default: 1.0
+seealso:
+  - module: sms_client_upgrade
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+"""
+
+EXAMPLES = r"""
+- name: Check the client against the hotfix
+  sms_client_facts:
+    drive_root: "{{ sms_drive_root }}"
+    platform: x86
+    manifest: /opt/sms-rollout/hotfixes/Q216552/manifest.json
+  register: client
+
+- name: Fail the non-compliant ones
+  ansible.builtin.assert:
+    that: client.compliance.compliant
+"""
+
+RETURN = r"""
+compliance:
+  description: The client's state against the manifest.
+  returned: always
+  type: dict
+  contains:
+    compliant:
+      description: Every manifest file of the platform is in the client's folder with the manifest's SHA-256.
+      type: bool
+    kb:
+      description: The manifest's Knowledge Base number.
+      type: str
+      sample: Q216552
+    files:
+      description: One entry per manifest file.
+      type: list
+      elements: dict
+      contains:
+        name: {description: Name (as on the client's disk when present), type: str}
+        expected_sha256: {description: SHA-256 the manifest lists, type: str}
+        found_sha256: {description: SHA-256 on the client (null when absent), type: str}
+        ok: {description: Whether they match, type: bool}
+    setup_phase:
+      description: C([Local] SetupPhase) from C(SMS.INI).
+      type: str
+      sample: installed
+    copy_list_version:
+      description: C([SMS] CopyListVersion) from C(SMS.INI).
+      type: str
+    logon_server:
+      description: The logon server C(SMS.INI) names.
+      type: str
+    smsrun32:
+      description: The client's SMSRUN32 processes.
+      type: dict
+      contains:
+        count: {description: Number of instances, type: int}
+        pids: {description: Their pids, type: list}
+        cpu: {description: CPU percent of a single instance over cpu_window (null otherwise), type: float}
+        hung: {description: Whether the Q216552 hung state is present, type: bool}
+    error:
+      description: Why the client could not be read (missing or malformed SMS.INI, no SMS folder).
+      type: str
+      returned: when something could not be read
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.sms_client import ClientError, logon_server, read_sms_ini, smsrun_state
+from ansible.module_utils.sms_files import SmsFileError, find_ci, sha256_file
+from ansible.module_utils.sms_manifest import ManifestError, load_manifest
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            drive_root=dict(type="path", required=True),
+            platform=dict(type="str", required=True, choices=["x86", "alpha", "mips"]),
+            manifest=dict(type="path", required=True),
+            client_dir=dict(type="str", default="MS/SMS/BIN"),
+            process_name=dict(type="str", default="SMSRUN32"),
+            hung_cpu_threshold=dict(type="float", default=90.0),
+            cpu_window=dict(type="float", default=1.0),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    drive_root = os.path.abspath(p["drive_root"])
+    try:
+        manifest = load_manifest(p["manifest"], platforms=[p["platform"]], check_payload=False)
+    except ManifestError as exc:
+        module.fail_json(msg=exc.msg, path=exc.path, **exc.facts)
+
+    errors = []
+    compliance = {"kb": manifest["kb"], "setup_phase": None, "copy_list_version": None, "logon_server": None}
+    try:
+        ini_path, _data, doc = read_sms_ini(drive_root)
+        compliance["setup_phase"] = doc.get("Local", "SetupPhase")
+        compliance["copy_list_version"] = doc.get("SMS", "CopyListVersion")
+        compliance["logon_server"] = logon_server(doc, ini_path)[0]
+    except (ClientError, SmsFileError) as exc:
+        errors.append(exc.msg)
+
+    bin_dir = os.path.join(drive_root, *[x for x in p["client_dir"].replace("\\", "/").split("/") if x])
+    if not os.path.isdir(bin_dir):
+        errors.append("the client's SMS folder %s does not exist" % bin_dir)
+    files = []
+    for entry in manifest["platforms"][p["platform"]]["files"]:
+        try:
+            path = find_ci(bin_dir, entry["name"])
+        except SmsFileError as exc:
+            errors.append(exc.msg)
+            path = None
+        found = sha256_file(path) if path and os.path.isfile(path) else None
+        files.append({"name": os.path.basename(path) if path else entry["name"], "expected_sha256": entry["sha256"],
+                      "found_sha256": found, "ok": found == entry["sha256"]})
+
+    procs = smsrun_state(p["process_name"], drive_root, p["hung_cpu_threshold"], p["cpu_window"])
+    compliance["smsrun32"] = {
+        "count": len(procs["pids"]), "pids": procs["pids"],
+        "cpu": procs["found"][0]["cpu"] if len(procs["found"]) == 1 else None, "hung": procs["hung"],
+    }
+    compliance["files"] = files
+    compliance["compliant"] = not errors and all(f["ok"] for f in files)
+    if errors:
+        compliance["error"] = "; ".join(errors)
+    bad = [f["name"] for f in files if not f["ok"]]
+    if compliance["compliant"]:
+        msg = "%s: all %d %s file(s) of %s in place" % (drive_root, len(files), p["platform"], manifest["kb"])
+    else:
+        msg = "%s: not compliant with %s: %s" % (
+            drive_root, manifest["kb"], "; ".join(errors + (["differs: " + ", ".join(bad)] if bad else [])))
+    module.exit_json(changed=False, compliance=compliance, msg=msg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,644 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, the sms-hotfix-rollout authors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: sms_client_upgrade
+short_description: Upgrade one SMS 1.2 client from its logon server (the Upgrade.bat equivalent)
+description:
+  - Does on one client, in one run, what SMS Client Setup or C(Upgrade.bat) does
+    when the copy list changed. It reads the client's C(SMS.INI), finds its
+    logon server, reads that server's copy list and C(<Platform>.bin) folder,
+    compares every client file with the server's copy and downloads the ones
+    that differ, then sets C([SMS] CopyListVersion) to the server's and
+    C([Local] SetupPhase=installed). Every other byte of C(SMS.INI) is kept.
+  - Before anything else it checks that the logon server serves the hotfix
+    files of the manifest with the manifest's SHA-256. When it does not, the
+    client is reported as skipped and nothing is touched; the module relies on
+    no fact left by an earlier play.
+  - Ends the hung state of Q216552 (two or more C(SMSRUN32) instances, or one
+    above O(hung_cpu_threshold) over O(cpu_window)) with O(hung_signals). A
+    healthy C(SMSRUN32) is stopped gracefully before its files are replaced
+    and started again after (O(running_policy=restart)), or the client is
+    deferred as SMS itself would (O(running_policy=defer)).
+  - Every replaced file and the original C(SMS.INI) are backed up once in
+    O(state_dir); O(state=rolled_back) puts the original bytes back.
+  - Nothing is written in place; a failure after the first replacement puts
+    back what this run replaced.
+version_added: "1.0.0"
+author: the sms-hotfix-rollout authors
+options:
+  drive_root:
+    description: The directory standing for the client's first local drive (C(C:\)).
+    type: path
+    required: true
+  platform:
+    description: The client's platform; selects C(X86.bin), C(Alpha.bin) or C(Mips.bin).
+    type: str
+    required: true
+    choices: [x86, alpha, mips]
+  manifest:
+    description:
+      - Path of the hotfix's C(manifest.json) on the client. Only the expected
+        names and SHA-256 are used; the payload need not be present.
+    type: path
+    required: true
+  share_path_pattern:
+    description:
+      - Path of the logon server's C(SMS_SHR) share as this client reaches it,
+        with C({server}) replaced by the server name from C(SMS.INI) in lower case.
+      - For example C(/mnt/sms/{server}); in the lab C(<lab>/hosts/{server}/SMS/Logon.srv).
+    type: str
+    required: true
+  state:
+    description:
+      - V(upgraded) upgrades the client; V(rolled_back) restores the files and
+        the C(SMS.INI) recorded in O(state_dir) by earlier runs.
+    type: str
+    choices: [upgraded, rolled_back]
+    default: upgraded
+  client_dir:
+    description: The client's SMS binaries folder, relative to O(drive_root).
+    type: str
+    default: MS/SMS/BIN
+  copy_list:
+    description: Name of the copy list on the logon server that carries C(CopyListVersion).
+    type: str
+    default: Cl_nt.txt
+  running_policy:
+    description:
+      - What to do when a healthy C(SMSRUN32) runs and files must change.
+      - V(restart) stops it gracefully with O(graceful_signals), replaces the
+        files and starts it again with O(start_argv).
+      - V(defer) does what SMS does, no file is changed, C(SetupPhase) is set to
+        C(verifying_files) (C(CopyListVersion) is left alone) and the client is
+        reported as deferred, pending a restart.
+      - A hung C(SMSRUN32) is always ended, whatever the policy.
+    type: str
+    choices: [restart, defer]
+    default: restart
+  hung_cpu_threshold:
+    description: A single C(SMSRUN32) using more than this percentage of one core over O(cpu_window) is hung.
+    type: float
+    default: 90
+  cpu_window:
+    description: Seconds over which the CPU use of a single C(SMSRUN32) is sampled.
+    type: float
+    default: 1.0
+  stop_timeout:
+    description: Seconds to wait for C(SMSRUN32) to exit after each signal.
+    type: float
+    default: 10
+  graceful_signals:
+    description: Signals sent in turn to stop a healthy C(SMSRUN32).
+    type: list
+    elements: str
+    default: [TERM]
+  hung_signals:
+    description: Signals sent in turn to end a hung C(SMSRUN32).
+    type: list
+    elements: str
+    default: [TERM, KILL]
+  start_argv:
+    description:
+      - Command (argv list, no shell) that starts C(SMSRUN32) again, like
+        C(net start); it must return at once and leave no process holding its
+        output. Empty means C(SMSRUN32) is not started again (the result says so).
+    type: list
+    elements: str
+    default: []
+  process_name:
+    description: Process name of the SMS client runner.
+    type: str
+    default: SMSRUN32
+  state_dir:
+    description:
+      - Folder for the backups and their journal.
+      - Defaults to C(<drive_root>/MS/SMS/Hotfix/<KB>).
+    type: path
+notes:
+  - File names are compared case-insensitively; a replaced file keeps the name it has on the client.
+  - Only C(SMSRUN32) processes whose command line names a path inside O(drive_root) are considered.
+  - O(cpu_window) is spent only when exactly one C(SMSRUN32) runs.
+seealso:
+  - module: sms_client_facts
+attributes:
+  check_mode:
+    support: full
+    details: Reports the files and keys that would change and the processes that would be stopped; stops nothing.
+  diff_mode:
+    support: full
+    details: Before/after lines per changed file (path and SHA-256) and per changed C(SMS.INI) key.
+  platform:
+    platforms: posix
+"""
+
+EXAMPLES = r"""
+- name: Upgrade the client from its logon server
+  sms_client_upgrade:
+    drive_root: "{{ sms_drive_root }}"
+    platform: x86
+    manifest: /opt/sms-rollout/hotfixes/Q216552/manifest.json
+    share_path_pattern: /mnt/sms/{server}
+    start_argv: [/usr/local/bin/sms-client, start]
+  register: upgrade
+
+- name: Leave busy clients for their next restart
+  sms_client_upgrade:
+    drive_root: "{{ sms_drive_root }}"
+    platform: alpha
+    manifest: /opt/sms-rollout/hotfixes/Q216552/manifest.json
+    share_path_pattern: /mnt/sms/{server}
+    running_policy: defer
+
+- name: Put the client's original files back
+  sms_client_upgrade:
+    drive_root: "{{ sms_drive_root }}"
+    platform: x86
+    manifest: /opt/sms-rollout/hotfixes/Q216552/manifest.json
+    share_path_pattern: /mnt/sms/{server}
+    state: rolled_back
+"""
+
+RETURN = r"""
+status:
+  description:
+    - V(upgraded) (something changed, or would in check mode, including a hung
+      C(SMSRUN32) ended), V(unchanged), V(skipped) (the logon server does not
+      serve the hotfix yet), V(deferred) (a healthy C(SMSRUN32) runs and the
+      policy is defer) or V(rolled_back).
+  returned: always
+  type: str
+  sample: upgraded
+skipped:
+  description: True when the client was skipped because its logon server does not serve the hotfix.
+  returned: when skipped
+  type: bool
+logon_server:
+  description: The client's logon server as C(SMS.INI) names it.
+  returned: when SMS.INI names one
+  type: str
+  sample: LOGON01
+share:
+  description: The path at which the client reached the logon server's C(SMS_SHR).
+  returned: when the logon server is known
+  type: str
+copy_list_version:
+  description: The server's C(CopyListVersion) (the client's own one on rollback).
+  returned: when read
+  type: str
+  sample: "42"
+stale_files:
+  description: Hotfix files the logon server does not serve with the manifest's SHA-256.
+  returned: when skipped
+  type: list
+  elements: dict
+files:
+  description: Every file compared (or restored), with its SHA-256 before and after.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name: {description: Name on the client's disk, type: str}
+    path: {description: Full path on the client, type: str}
+    before_sha256: {description: SHA-256 before the run (null when absent), type: str}
+    after_sha256: {description: SHA-256 after the run (null when removed), type: str}
+    changed: {description: Whether the file was (or would be) replaced, type: bool}
+ini:
+  description: The two C(SMS.INI) keys this module manages, with their values before and after.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    section: {description: INI section, type: str}
+    key: {description: INI key, type: str}
+    before: {description: Value before (null when absent), type: str}
+    after: {description: Value after, type: str}
+    changed: {description: Whether the value changes, type: bool}
+smsrun32:
+  description: The client's SMSRUN32 processes and what was done to them.
+  returned: always
+  type: dict
+  contains:
+    found: {description: "Instances found: pid and sampled CPU percent (null when not sampled)", type: list}
+    hung: {description: Whether the Q216552 hung state was found, type: bool}
+    reason: {description: Why the state counts as hung, type: str}
+    stopped: {description: Pids stopped (or that would be stopped in check mode), type: list}
+    signals: {description: Signals sent, type: list}
+    restarted: {description: Whether SMSRUN32 was started again with start_argv, type: bool}
+    note: {description: Explains why SMSRUN32 was not started again, type: str}
+reboot_required:
+  description: A client service file (C(service) in the manifest, e.g. Smssrv32.exe) changed.
+  returned: always
+  type: bool
+pending_restart:
+  description: The upgrade is deferred until the client restarts (SetupPhase=verifying_files).
+  returned: always
+  type: bool
+state_dir:
+  description: Folder holding the backups and journal.
+  returned: always
+  type: str
+"""
+
+import os
+import platform as _platform
+import signal
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.sms_client import (
+    PHASE_DEFERRED, PHASE_INSTALLED, ClientError, client_bin, compare_files, logon_server, read_server,
+    read_sms_ini, replace_files, smsrun_state, snapshot_file, stale_files, stop_or_fail, undo, wrap, writable,
+    write_ini,
+)
+from ansible.module_utils.sms_files import BackupJournal, SmsFileError, atomic_copy, find_ci, sha256_file
+from ansible.module_utils.sms_ini import IniDocument, IniError
+from ansible.module_utils.sms_manifest import ManifestError, load_manifest
+
+ARGUMENT_SPEC = dict(
+    drive_root=dict(type="path", required=True),
+    platform=dict(type="str", required=True, choices=["x86", "alpha", "mips"]),
+    manifest=dict(type="path", required=True),
+    share_path_pattern=dict(type="str", required=True),
+    state=dict(type="str", default="upgraded", choices=["upgraded", "rolled_back"]),
+    client_dir=dict(type="str", default="MS/SMS/BIN"),
+    copy_list=dict(type="str", default="Cl_nt.txt"),
+    running_policy=dict(type="str", default="restart", choices=["restart", "defer"]),
+    hung_cpu_threshold=dict(type="float", default=90.0),
+    cpu_window=dict(type="float", default=1.0),
+    stop_timeout=dict(type="float", default=10.0),
+    graceful_signals=dict(type="list", elements="str", default=["TERM"]),
+    hung_signals=dict(type="list", elements="str", default=["TERM", "KILL"]),
+    start_argv=dict(type="list", elements="str", default=[]),
+    process_name=dict(type="str", default="SMSRUN32"),
+    state_dir=dict(type="path"),
+)
+
+KEY_VERSION = ("SMS", "CopyListVersion")
+KEY_PHASE = ("Local", "SetupPhase")
+
+
+class Run:
+    """One client's run: parameters, the result being built, and exits."""
+
+    def __init__(self, module):
+        self.module = module
+        self.p = module.params
+        self.drive_root = os.path.abspath(self.p["drive_root"])
+        self.client = os.path.basename(self.drive_root.rstrip(os.sep)) or _platform.node()
+        self.result = {
+            "changed": False, "status": "unchanged", "files": [], "ini": [],
+            "smsrun32": {"found": [], "hung": False, "stopped": [], "signals": [], "restarted": False},
+            "reboot_required": False, "pending_restart": False,
+        }
+
+    def fail(self, exc, **extra):
+        exc = wrap(exc)
+        result = dict(self.result)
+        result.update(extra)
+        result.update({k: v for k, v in exc.facts.items() if k not in result})
+        if exc.path:
+            result["path"] = exc.path
+        result.pop("msg", None)
+        self.module.fail_json(msg="%s: %s" % (self.client, exc.msg), **result)
+
+    # -- SMSRUN32 --------------------------------------------------------------
+
+    def check_processes(self):
+        procs = smsrun_state(self.p["process_name"], self.drive_root, self.p["hung_cpu_threshold"],
+                             self.p["cpu_window"])
+        self.result["smsrun32"].update(found=procs["found"], hung=procs["hung"])
+        if procs["reason"]:
+            self.result["smsrun32"]["reason"] = procs["reason"]
+        return procs
+
+    def stop(self, pids, hung):
+        signals = self.p["hung_signals"] if hung else self.p["graceful_signals"]
+        try:
+            sent = stop_or_fail(pids, signals, self.p["stop_timeout"], self.p["process_name"], self.client)
+        except ClientError as exc:
+            self.result["smsrun32"]["signals"] = exc.facts.get("signals", [])
+            self.fail(exc)
+        self.result["smsrun32"].update(stopped=list(pids), signals=sent)
+
+    def start(self):
+        argv = self.p["start_argv"]
+        if not argv:
+            self.result["smsrun32"]["note"] = (
+                "start_argv is empty: %s was not started again; it starts at the next logon or restart"
+                % self.p["process_name"])
+            return None
+        rc, out, err = self.module.run_command(argv)
+        if rc != 0:
+            return "starting %s with %s failed (rc %d): %s" % (self.p["process_name"], argv, rc,
+                                                              (err or out).strip())
+        self.result["smsrun32"]["restarted"] = True
+        return None
+
+    def finish_start(self, stopped, summary):
+        """Start SMSRUN32 again after the work; a failed start fails the task."""
+        if not stopped:
+            return
+        problem = self.start()
+        if problem:
+            self.result["changed"] = True
+            self.fail(ClientError("%s, but %s; start it by hand" % (summary, problem)))
+
+    # -- upgrade -----------------------------------------------------------------
+
+    def upgrade(self, manifest, state_dir):
+        p, res = self.p, self.result
+        try:
+            ini_path, ini_bytes, doc = read_sms_ini(self.drive_root)
+            server, unc = logon_server(doc, ini_path)
+            res["logon_server"] = server
+            srv = read_server(p["share_path_pattern"], server, unc, p["platform"], p["copy_list"])
+            res["share"] = srv["share"]
+            res["copy_list_version"] = srv["copy_list_version"]
+            bin_dir = client_bin(self.drive_root, p["client_dir"])
+        except (ClientError, SmsFileError) as exc:
+            self.fail(exc)
+
+        mfiles = manifest["platforms"][p["platform"]]["files"]
+        stale = stale_files(mfiles, srv["files"])
+        if stale:
+            res.update(status="skipped", skipped=True, stale_files=stale)
+            self.module.exit_json(
+                msg="%s: skipped: logon server %s (%s) does not serve %s yet (%s); the maintenance cycle has "
+                    "not reached it — run again once it has" % (
+                        self.client, unc, srv["platform_dir"], manifest["kb"],
+                        ", ".join("%s has %s" % (s["name"], s["found_sha256"] or "no file") for s in stale)),
+                **res)
+
+        try:
+            plan = compare_files(bin_dir, srv["files"], mfiles)
+        except (ClientError, SmsFileError, OSError) as exc:
+            self.fail(exc)
+        differing = [item for item in plan if item["changed"]]
+
+        procs = self.check_processes()
+        running, hung = bool(procs["pids"]), procs["hung"]
+        defer = running and not hung and bool(differing) and p["running_policy"] == "defer"
+
+        if defer:
+            targets = [(KEY_PHASE, PHASE_DEFERRED)]
+            to_replace = []
+        else:
+            targets = [(KEY_VERSION, srv["copy_list_version"]), (KEY_PHASE, PHASE_INSTALLED)]
+            to_replace = differing
+        new_doc = IniDocument.parse(ini_bytes, name=ini_path)
+        ini = []
+        for (section, key), value in targets:
+            before = doc.get(section, key)
+            new_doc.set(section, key, value)
+            ini.append({"section": section, "key": key, "before": before, "after": value,
+                        "changed": before != value})
+        new_ini = new_doc.to_bytes()
+        ini_changed = new_ini != ini_bytes
+        must_stop = hung or (running and bool(to_replace))
+
+        res["files"] = [
+            {"name": i["name"], "path": i["path"], "before_sha256": i["before_sha256"],
+             "after_sha256": i["after_sha256"] if i in to_replace else i["before_sha256"],
+             "changed": i in to_replace, **({"pending": True} if defer and i["changed"] else {})}
+            for i in plan]
+        res["ini"] = ini
+        res["reboot_required"] = any(i["service"] for i in to_replace)
+        res["pending_restart"] = defer
+        res["changed"] = bool(to_replace) or ini_changed or must_stop
+        res["status"] = "deferred" if defer else ("upgraded" if res["changed"] else "unchanged")
+        if must_stop:
+            res["smsrun32"]["stopped"] = list(procs["pids"])
+        if self.module._diff:
+            res["diff"] = self.diff(to_replace, ini)
+
+        if to_replace and not writable(bin_dir):
+            self.fail(ClientError(
+                "the client's SMS folder %s is read-only (%d file(s) must change there); make it writable for "
+                "the rollout account and run again" % (bin_dir, len(to_replace)), path=bin_dir))
+        if ini_changed and not writable(os.path.dirname(ini_path)):
+            self.fail(ClientError("cannot write SMS.INI in %s (read-only); make it writable and run again"
+                                  % os.path.dirname(ini_path), path=ini_path))
+
+        summary = self.summary(to_replace, ini, procs, defer, srv, unc)
+        if self.module.check_mode or not res["changed"]:
+            self.module.exit_json(msg=summary, **res)
+
+        res["smsrun32"]["stopped"] = []
+        if must_stop:
+            self.stop(procs["pids"], hung)
+        stopped = bool(res["smsrun32"]["stopped"])
+        journal = BackupJournal(state_dir)
+        try:
+            done = replace_files(to_replace, journal)
+        except ClientError as exc:
+            self.restart_after_failure(stopped)
+            self.fail(exc)
+        if ini_changed:
+            try:
+                journal.record("INI", os.path.basename(ini_path), ini_path)
+                write_ini(ini_path, new_ini)
+                with open(ini_path, "rb") as handle:
+                    if handle.read() != new_ini:
+                        raise ClientError("%s reads back different from what was written; check the disk"
+                                          % ini_path, path=ini_path)
+            except (ClientError, SmsFileError, OSError) as exc:
+                problems = undo(done)
+                exc = wrap(exc) if not isinstance(exc, OSError) else ClientError(str(exc), path=ini_path)
+                exc.msg += ("; the files this run replaced were put back" if not problems
+                            else "; putting back the replaced files ALSO failed: %s" % "; ".join(problems))
+                self.restart_after_failure(stopped)
+                self.fail(exc)
+        self.finish_start(stopped, summary)
+        self.module.exit_json(msg=summary, **res)
+
+    def restart_after_failure(self, stopped):
+        if stopped:
+            problem = self.start()
+            if problem:
+                self.result["smsrun32"]["note"] = problem
+
+    def summary(self, to_replace, ini, procs, defer, srv, unc):
+        parts = []
+        if procs["hung"]:
+            parts.append("hung %s ended (%s)" % (self.p["process_name"], procs["reason"]))
+        if defer:
+            parts.append("deferred: %s pid %d is running and running_policy is defer; SetupPhase=%s, the files "
+                         "are downloaded at the next restart" % (self.p["process_name"], procs["pids"][0],
+                                                                 PHASE_DEFERRED))
+        if to_replace:
+            parts.append("%d file(s) from %s: %s" % (len(to_replace), unc, ", ".join(i["name"] for i in to_replace)))
+        keys = ["%s=%s" % (i["key"], i["after"]) for i in ini if i["changed"]]
+        if keys:
+            parts.append("SMS.INI " + ", ".join(keys))
+        if not parts:
+            return "%s: up to date with %s (CopyListVersion %s)" % (self.client, unc, srv["copy_list_version"])
+        verb = "would be changed" if self.module.check_mode else "changed"
+        return "%s: %s %s" % (self.client, "; ".join(parts), verb)
+
+    def diff(self, files, ini):
+        before, after = [], []
+        for item in files:
+            before.append("%s sha256=%s" % (item["path"], item["before_sha256"] or "(absent)"))
+            after.append("%s sha256=%s" % (item["path"], item["after_sha256"]))
+        for entry in ini:
+            if entry["changed"]:
+                before.append("SMS.INI [%s] %s=%s" % (entry["section"], entry["key"],
+                                                      "(absent)" if entry["before"] is None else entry["before"]))
+                after.append("SMS.INI [%s] %s=%s" % (entry["section"], entry["key"], entry["after"]))
+        return {"before_header": self.drive_root, "after_header": self.drive_root,
+                "before": "".join(line + "\n" for line in before), "after": "".join(line + "\n" for line in after)}
+
+    # -- rollback ----------------------------------------------------------------
+
+    def rollback(self, manifest, state_dir):
+        p, res = self.p, self.result
+        res["state_dir"] = state_dir
+        journal = BackupJournal(state_dir)
+        if not os.path.isfile(journal.path):
+            res["status"] = "unchanged"
+            self.module.exit_json(msg="%s: no journal at %s: this client was never changed, nothing to roll back"
+                                  % (self.client, journal.path), **res)
+        try:
+            entries = journal.entries()
+            bin_dir = client_bin(self.drive_root, p["client_dir"])
+            services = {f["name"].lower() for f in manifest["platforms"][p["platform"]]["files"] if f["service"]}
+            plan = []
+            for key, entry in sorted(entries.items()):
+                group = key.split("/", 1)[0]
+                folder = {"BIN": bin_dir, "INI": self.drive_root}.get(group)
+                if folder is None:
+                    continue
+                current = find_ci(folder, entry["name"])
+                current_sha = sha256_file(current) if current and os.path.isfile(current) else None
+                target = current or os.path.join(folder, entry["name"])
+                wanted = entry["sha256"] if entry.get("existed") else None
+                if current_sha != wanted:
+                    journal.verify(entry)
+                plan.append({"group": group, "entry": entry, "name": os.path.basename(target), "path": target,
+                             "before_sha256": current_sha, "after_sha256": wanted, "changed": current_sha != wanted,
+                             "service": group == "BIN" and entry["name"].lower() in services})
+        except (ClientError, SmsFileError, OSError) as exc:
+            self.fail(exc if not isinstance(exc, OSError) else ClientError(str(exc)))
+
+        ini_item = next((i for i in plan if i["group"] == "INI"), None)
+        if ini_item is not None:
+            res["ini"] = self.ini_keys(ini_item, journal)
+        todo = [i for i in plan if i["changed"]]
+        bin_todo = [i for i in todo if i["group"] == "BIN"]
+        res["files"] = [{k: i[k] for k in ("name", "path", "before_sha256", "after_sha256", "changed")}
+                        for i in plan if i["group"] == "BIN"]
+
+        procs = self.check_processes()
+        running, hung = bool(procs["pids"]), procs["hung"]
+        if running and not hung and bin_todo and p["running_policy"] == "defer":
+            res.update(status="deferred", pending_restart=True)
+            for item in res["files"]:
+                item["after_sha256"], item["changed"] = item["before_sha256"], False
+            self.module.exit_json(
+                msg="%s: rollback deferred: %s pid %d is running and running_policy is defer; run again after "
+                    "the client restarts" % (self.client, p["process_name"], procs["pids"][0]), **res)
+        must_stop = hung or (running and bool(bin_todo))
+        res["changed"] = bool(todo) or must_stop
+        res["status"] = "rolled_back" if res["changed"] else "unchanged"
+        res["reboot_required"] = any(i["service"] for i in bin_todo)
+        if must_stop:
+            res["smsrun32"]["stopped"] = list(procs["pids"])
+        if self.module._diff:
+            res["diff"] = self.diff(bin_todo, [dict(e, changed=e["before"] != e["after"]) for e in res["ini"]])
+        for item in todo:
+            folder = os.path.dirname(item["path"])
+            if not writable(folder):
+                self.fail(ClientError("cannot restore %s: %s is read-only; make it writable and run again"
+                                      % (item["path"], folder), path=folder))
+        if todo:
+            summary = "%s: %s original file(s) %s from %s: %s" % (
+                self.client, len(todo), "would be restored" if self.module.check_mode else "restored", state_dir,
+                ", ".join(i["name"] for i in todo))
+        elif must_stop:
+            summary = "%s: original files in place; hung %s %s" % (
+                self.client, p["process_name"], "would be ended" if self.module.check_mode else "ended")
+        else:
+            summary = "%s: the original files are in place; nothing to roll back" % self.client
+        if self.module.check_mode or not res["changed"]:
+            self.module.exit_json(msg=summary, **res)
+
+        res["smsrun32"]["stopped"] = []
+        if must_stop:
+            self.stop(procs["pids"], hung)
+        stopped = bool(res["smsrun32"]["stopped"])
+        done = []
+        try:
+            for item in todo:
+                done.append((item["path"], snapshot_file(item["path"])))
+                entry = item["entry"]
+                if entry.get("existed"):
+                    atomic_copy(journal.backup_path(entry), item["path"], mtime=entry["mtime"],
+                                expect_sha256=entry["sha256"])
+                else:
+                    os.unlink(item["path"])
+        except (SmsFileError, OSError) as exc:
+            problems = undo(done)
+            exc = wrap(exc) if not isinstance(exc, OSError) else ClientError(
+                "cannot restore %s: %s" % (exc.filename, exc.strerror))
+            exc.msg += ("; the files this run had restored were put back as they were" if not problems
+                        else "; putting them back ALSO failed: %s" % "; ".join(problems))
+            self.restart_after_failure(stopped)
+            self.fail(exc)
+        self.finish_start(stopped, summary)
+        self.module.exit_json(msg=summary, **res)
+
+    def ini_keys(self, item, journal):
+        """The managed keys: current value -> original value."""
+        entry = item["entry"]
+        docs = []
+        for path in (item["path"], journal.backup_path(entry)):
+            try:
+                with open(path, "rb") as handle:
+                    docs.append(IniDocument.parse(handle.read(), name=path))
+            except (OSError, TypeError, IniError):  # a damaged SMS.INI is what the rollback repairs
+                docs.append(None)
+        current, original = docs
+        keys = []
+        for section, key in (KEY_VERSION, KEY_PHASE):
+            before = current.get(section, key) if current else None
+            after = original.get(section, key) if original else None
+            keys.append({"section": section, "key": key, "before": before, "after": after,
+                         "changed": before != after})
+        return keys
+
+
+def _signal_name(name):
+    name = name.strip().upper()
+    return name[3:] if name.startswith("SIG") else name
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    run = Run(module)
+    params = module.params
+    try:
+        manifest = load_manifest(params["manifest"], platforms=[params["platform"]], check_payload=False)
+    except ManifestError as exc:
+        run.fail(ClientError(exc.msg, path=exc.path, **exc.facts))
+    state_dir = params["state_dir"] or os.path.join(run.drive_root, "MS", "SMS", "Hotfix", manifest["kb"])
+    run.result["state_dir"] = state_dir
+    for option in ("graceful_signals", "hung_signals"):
+        names = [_signal_name(name) for name in params[option]]
+        unknown = [name for name in names if not hasattr(signal, "SIG" + name)]
+        if unknown or not names:
+            module.fail_json(msg="%s must list signal names like TERM, KILL; %s is not one"
+                             % (option, ", ".join(unknown) or "an empty list"))
+        params[option] = names
+    if params["state"] == "rolled_back":
+        run.rollback(manifest, state_dir)
+    else:
+        run.upgrade(manifest, state_dir)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""sms_client_facts: the read-only compliance view of one client."""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+import sms_testlib as lab
+
+MODULE = "sms_client_facts"
+
+CHILD = r"""
+import ctypes, sys, time
+ctypes.CDLL(None).prctl(15, b"SMSRUN32", 0, 0, 0)
+end = time.monotonic() + 120
+while time.monotonic() < end:
+    time.sleep(0.05)
+"""
+
+
+@pytest.fixture
+def client(tmp_path):
+    manifest = lab.make_hotfix(tmp_path)
+    drive = lab.make_client(os.path.join(str(tmp_path), "hosts"), "client01")
+    return {"root": str(tmp_path), "manifest": manifest, "drive": drive,
+            "bin": os.path.join(drive, "MS", "SMS", "BIN"),
+            "args": dict(drive_root=drive, platform="x86", manifest=manifest, cpu_window=0.2)}
+
+
+@pytest.fixture
+def smsrun():
+    children = []
+
+    def spawn(drive, count=1):
+        image = "--image=" + os.path.join(drive, "MS", "SMS", "BIN", "Smsrun32.exe")
+        for _ in range(count):
+            children.append(subprocess.Popen([sys.executable, "-c", CHILD, image], stdin=subprocess.DEVNULL))
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            names = []
+            for proc in children:
+                with open("/proc/%d/comm" % proc.pid) as handle:
+                    names.append(handle.read().strip())
+            if names == ["SMSRUN32"] * len(children):
+                break
+            time.sleep(0.02)
+        return [proc.pid for proc in children]
+
+    yield spawn
+    for proc in children:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def install_hotfix(client):
+    base = os.path.dirname(client["manifest"])
+    for name in ("Smsrun32.exe", "Smssrv32.exe"):
+        shutil.copyfile(os.path.join(base, "payload", "X86.bin", name), os.path.join(client["bin"], name))
+
+
+def test_not_compliant_then_compliant(client, module_runner):
+    before = lab.snapshot(client["root"])
+    result = module_runner(MODULE, client["args"])
+    assert result["changed"] is False
+    compliance = result["compliance"]
+    assert compliance["compliant"] is False and "error" not in compliance
+    assert [(f["name"], f["ok"]) for f in compliance["files"]] == [("Smsrun32.exe", False), ("Smssrv32.exe", False)]
+    assert compliance["files"][0]["found_sha256"] == lab.sha(lab.original_files("x86")["Smsrun32.exe"])
+    assert compliance["setup_phase"] == "installed" and compliance["copy_list_version"] == "41"
+    assert compliance["logon_server"] == "LOGON01" and compliance["kb"] == "Q216552"
+    assert compliance["smsrun32"] == {"count": 0, "pids": [], "cpu": None, "hung": False}
+    assert lab.snapshot(client["root"]) == before
+
+    install_hotfix(client)
+    compliance = module_runner(MODULE, client["args"], check_mode=True)["compliance"]
+    assert compliance["compliant"] is True
+    assert all(f["found_sha256"] == f["expected_sha256"] for f in compliance["files"])
+
+
+def test_one_file_missing(client, module_runner):
+    install_hotfix(client)
+    os.unlink(os.path.join(client["bin"], "Smssrv32.exe"))
+    compliance = module_runner(MODULE, client["args"])["compliance"]
+    assert compliance["compliant"] is False
+    entry = compliance["files"][1]
+    assert (entry["name"], entry["found_sha256"], entry["ok"]) == ("Smssrv32.exe", None, False)
+    assert len(entry["expected_sha256"]) == 64
+
+
+def test_missing_sms_ini_is_reported_not_failed(client, module_runner):
+    install_hotfix(client)
+    os.unlink(os.path.join(client["drive"], "SMS.INI"))
+    result = module_runner(MODULE, client["args"])
+    assert not result.get("failed") and result["changed"] is False
+    assert result["compliance"]["compliant"] is False
+    assert "SMS.INI is missing" in result["compliance"]["error"]
+
+
+def test_malformed_sms_ini_is_reported_not_failed(client, module_runner):
+    lab.write(os.path.join(client["drive"], "SMS.INI"), b"[SMS]\r\ngarbage line\r\n")
+    result = module_runner(MODULE, client["args"])
+    assert not result.get("failed")
+    assert "line 2" in result["compliance"]["error"] and result["compliance"]["compliant"] is False
+
+
+def test_missing_client_folder_is_reported(client, module_runner):
+    shutil.rmtree(client["bin"])
+    result = module_runner(MODULE, client["args"])
+    assert not result.get("failed") and "does not exist" in result["compliance"]["error"]
+
+
+def test_hung_smsrun32_is_reported_and_left_running(client, smsrun, module_runner):
+    pids = smsrun(client["drive"], count=2)
+    smsrun32 = module_runner(MODULE, client["args"])["compliance"]["smsrun32"]
+    assert smsrun32["count"] == 2 and sorted(smsrun32["pids"]) == sorted(pids) and smsrun32["hung"] is True
+    for pid in pids:
+        assert os.path.exists("/proc/%d" % pid)
+
+
+def test_single_smsrun32_is_sampled(client, smsrun, module_runner):
+    (pid,) = smsrun(client["drive"])
+    smsrun32 = module_runner(MODULE, client["args"])["compliance"]["smsrun32"]
+    assert smsrun32["pids"] == [pid] and smsrun32["hung"] is False and smsrun32["cpu"] < 50
+
+
+def test_bad_manifest_fails(client, module_runner):
+    result = module_runner(MODULE, dict(client["args"], manifest=client["root"] + "/nope.json"))
+    assert result.get("failed") is True and "nope.json" in result["msg"]

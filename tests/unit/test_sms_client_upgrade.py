@@ -1,0 +1,623 @@
+"""sms_client_upgrade: the Upgrade.bat equivalent, driven through its argument spec.
+
+Clients and logon servers are built in tmp dirs with sms_testlib; SMSRUN32 is
+a real process of ours whose comm is SMSRUN32 and whose command line names
+the client's Smsrun32.exe, so the module finds it in the real process table.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import sms_testlib as lab
+from ansible.module_utils import sms_proc
+
+MODULE = "sms_client_upgrade"
+
+# The SMSRUN32 stand-in: idle (sleeps), busy (spins), stubborn (ignores TERM).
+CHILD = r"""
+import ctypes, signal, sys, time
+ctypes.CDLL(None).prctl(15, b"SMSRUN32", 0, 0, 0)
+mode = sys.argv[1]
+if "stubborn" in mode:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+end = time.monotonic() + 120
+while time.monotonic() < end:
+    if "busy" in mode:
+        x = 0
+        for _ in range(200000):
+            x += 1
+    else:
+        time.sleep(0.05)
+"""
+
+# start_argv: starts a detached SMSRUN32 stand-in and returns at once, like `net start`.
+LAUNCHER = (
+    "import subprocess, sys; subprocess.Popen([sys.executable, '-c', sys.argv[1], sys.argv[2], sys.argv[3]], "
+    "stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)"
+)
+
+
+def comm(pid):
+    try:
+        with open("/proc/%d/comm" % pid) as handle:
+            return handle.read().strip()
+    except OSError:
+        return None
+
+
+def image(drive):
+    return "--image=" + os.path.join(drive, "MS", "SMS", "BIN", "Smsrun32.exe")
+
+
+def start_argv(drive, mode="idle"):
+    return [sys.executable, "-c", LAUNCHER, CHILD, mode, image(drive)]
+
+
+def wait_for(predicate, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    return predicate()
+
+
+@pytest.fixture
+def smsrun():
+    """spawn(drive, mode, count) -> pids; every SMSRUN32 of those drives is killed afterwards."""
+    children, drives = [], set()
+
+    def spawn(drive, mode="idle", count=1):
+        drives.add(drive)
+        pids = []
+        for _ in range(count):
+            proc = subprocess.Popen([sys.executable, "-c", CHILD, mode, image(drive)],
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            children.append(proc)
+            pids.append(proc.pid)
+        assert wait_for(lambda: all(comm(pid) == "SMSRUN32" for pid in pids)), "stand-ins did not start"
+        return pids
+
+    spawn.drives = drives
+    yield spawn
+    for proc in children:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+    for drive in drives:  # the ones start_argv launched, detached
+        for entry in sms_proc.list_processes("SMSRUN32", scope=drive):
+            try:
+                os.kill(entry["pid"], signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def serve(logon_sms, manifest_path, platform="x86"):
+    """Make a logon server serve the hotfix: payload into Logon.srv/<P>.bin."""
+    base = os.path.dirname(manifest_path)
+    folder = os.path.join(logon_sms, "Logon.srv", lab.DIRS[platform])
+    for name in ("Smsrun32.exe", "Smssrv32.exe"):
+        src = os.path.join(base, "payload", lab.DIRS[platform], name)
+        for entry in os.listdir(folder):
+            if entry.lower() == name.lower():
+                os.unlink(os.path.join(folder, entry))
+        shutil.copyfile(src, os.path.join(folder, name))
+        stamp = lab_date(name)
+        os.utime(os.path.join(folder, name), (stamp, stamp))
+
+
+def lab_date(name):
+    from ansible.module_utils.sms_files import parse_iso_utc
+    return parse_iso_utc(lab.HOTFIX_DATE[name])
+
+
+def payload(manifest_path, platform, name):
+    with open(os.path.join(os.path.dirname(manifest_path), "payload", lab.DIRS[platform], name), "rb") as handle:
+        return handle.read()
+
+
+def read(path):
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+class Site:
+    def __init__(self, tmp_path, platforms=("x86", "alpha"), logon_platforms=("x86", "alpha"), served=True,
+                 client_platform="x86", server_version=42):
+        self.root = str(tmp_path)
+        self.manifest = lab.make_hotfix(tmp_path, platforms=platforms)
+        self.hosts = os.path.join(self.root, "hosts")
+        self.logon = lab.make_logon(self.hosts, "logon01", platforms=logon_platforms, version=server_version)
+        if served:
+            for platform in logon_platforms:
+                serve(self.logon, self.manifest, platform)
+        self.platform = client_platform
+        self.client = lab.make_client(self.hosts, "client01", platform=client_platform, server="LOGON01")
+        self.bin = os.path.join(self.client, "MS", "SMS", "BIN")
+        self.ini = os.path.join(self.client, "SMS.INI")
+        self.pattern = os.path.join(self.hosts, "{server}", "SMS", "Logon.srv")
+
+    def args(self, **extra):
+        args = dict(drive_root=self.client, platform=self.platform, manifest=self.manifest,
+                    share_path_pattern=self.pattern, cpu_window=0.2, stop_timeout=3)
+        args.update(extra)
+        return args
+
+    def snap(self):
+        return lab.snapshot(self.root)
+
+
+@pytest.fixture
+def site(tmp_path):
+    return Site(tmp_path)
+
+
+def expected_ini(version=b"42", phase=b"installed"):
+    return lab.sms_ini().replace(b"CopyListVersion=41", b"CopyListVersion=" + version).replace(
+        b"SetupPhase=installed", b"SetupPhase=" + phase)
+
+
+def assert_upgraded(site):
+    for name in ("Smsrun32.exe", "Smssrv32.exe"):
+        path = os.path.join(site.bin, name)
+        assert lab.sha(read(path)) == lab.sha(payload(site.manifest, site.platform, name))
+        assert int(os.stat(path).st_mtime) == int(lab_date(name))
+    assert read(site.ini) == expected_ini()
+
+
+# --- the upgrade rhythm ------------------------------------------------------------
+
+def test_rhythm_check_change_no_change_check(site, module_runner):
+    before = site.snap()
+    check = module_runner(MODULE, site.args(), check_mode=True, diff=True)
+    assert check["changed"] is True and check["status"] == "upgraded"
+    assert site.snap() == before, "check mode changed something"
+    assert sorted(f["name"] for f in check["files"] if f["changed"]) == ["Smsrun32.exe", "Smssrv32.exe"]
+    assert not [f for f in check["files"] if f["name"] == "Cli_nt.exe" and f["changed"]]
+    assert "Smsrun32.exe sha256=" in check["diff"]["before"]
+    assert "SMS.INI [SMS] CopyListVersion=41" in check["diff"]["before"]
+    assert "SMS.INI [SMS] CopyListVersion=42" in check["diff"]["after"]
+    assert "SetupPhase" not in check["diff"]["before"]  # already installed: not a change
+    assert check["logon_server"] == "LOGON01" and check["copy_list_version"] == "42"
+
+    done = module_runner(MODULE, site.args(), diff=True)
+    assert done["changed"] is True and done["status"] == "upgraded", done
+    assert done["reboot_required"] is True  # Smssrv32.exe is a service
+    assert_upgraded(site)
+    journal = os.path.join(site.client, "MS", "SMS", "Hotfix", "Q216552", "journal.json")
+    assert os.path.isfile(journal)
+    originals = lab.original_files("x86")
+    for name in ("Smsrun32.exe", "Smssrv32.exe"):
+        assert read(os.path.join(os.path.dirname(journal), "backup", "BIN", name)) == originals[name]
+    assert read(os.path.join(os.path.dirname(journal), "backup", "INI", "SMS.INI")) == lab.sms_ini()
+    assert read(os.path.join(site.bin, "Cli_nt.exe")) == originals["Cli_nt.exe"]
+
+    after = site.snap()
+    again = module_runner(MODULE, site.args())
+    assert again["changed"] is False and again["status"] == "unchanged", again
+    assert again["reboot_required"] is False
+    assert module_runner(MODULE, site.args(), check_mode=True)["changed"] is False
+    assert site.snap() == after
+
+
+def test_sms_ini_changes_only_the_two_keys(site, module_runner):
+    original = (b"; SMS.INI \xe9crit par Client Setup\r\n"
+                b"[SMS]\r\n"
+                b"SMS_Unique_ID=LAB00001\r\n"
+                b"  CopyListVersion = 41   \r\n"
+                b"Odd Key With Spaces=a=b=c\r\n"
+                b"\r\n"
+                b"[Servers]\r\n"
+                b"Current_Logon_Server=\\\\LOGON01\\SMS_SHR\r\n"
+                b"Logon_Server_List=\\\\LOGON01\\SMS_SHR,\\\\LOGON02\\SMS_SHR\r\n"
+                b"[local]\r\n"
+                b"setupphase=verify_files\r\n"
+                b"; a comment we do not know\r\n"
+                b"[Unknown Vendor Section]\r\n"
+                b"Whatever=\t tabs kept\r\n"
+                b"# hash comment\r\n"
+                b"Last=no newline at end")
+    lab.write(site.ini, original)
+    result = module_runner(MODULE, site.args())
+    assert result["changed"] is True, result
+    wanted = original.replace(b"CopyListVersion = 41   ", b"CopyListVersion = 42   ").replace(
+        b"setupphase=verify_files", b"setupphase=installed")
+    assert read(site.ini) == wanted
+    assert {(i["key"], i["before"], i["after"]) for i in result["ini"]} == {
+        ("CopyListVersion", "41", "42"), ("SetupPhase", "verify_files", "installed")}
+    assert module_runner(MODULE, site.args())["changed"] is False
+
+
+def test_missing_keys_are_added_in_their_sections(site, module_runner):
+    lab.write(site.ini, b"[SMS]\r\nSMS_Unique_ID=X\r\n[Servers]\r\nCurrent_Logon_Server=\\\\LOGON01\\SMS_SHR\r\n")
+    result = module_runner(MODULE, site.args())
+    assert result["changed"] is True, result
+    assert read(site.ini) == (b"[SMS]\r\nSMS_Unique_ID=X\r\nCopyListVersion=42\r\n[Servers]\r\n"
+                              b"Current_Logon_Server=\\\\LOGON01\\SMS_SHR\r\n[Local]\r\nSetupPhase=installed\r\n")
+
+
+def test_logon_server_list_is_the_fallback(site, module_runner):
+    lab.write(site.ini, lab.sms_ini().replace(b"Current_Logon_Server=\\\\LOGON01\\SMS_SHR",
+                                              b"Current_Logon_Server=\r\nLogon_Server_List=LOGON01,LOGON02"))
+    result = module_runner(MODULE, site.args())
+    assert result["changed"] is True and result["logon_server"] == "LOGON01", result
+
+
+def test_file_names_match_case_insensitively_and_keep_the_clients_name(site, module_runner):
+    os.rename(os.path.join(site.bin, "Smsrun32.exe"), os.path.join(site.bin, "SMSRUN32.EXE"))
+    result = module_runner(MODULE, site.args())
+    assert result["changed"] is True, result
+    assert sorted(os.listdir(site.bin)) == ["Cli_nt.exe", "SMSRUN32.EXE", "Smssrv32.exe"]
+    assert read(os.path.join(site.bin, "SMSRUN32.EXE")) == payload(site.manifest, "x86", "Smsrun32.exe")
+
+
+def test_reboot_required_only_when_a_service_file_changes(site, module_runner):
+    lab.write(os.path.join(site.bin, "Smssrv32.exe"), payload(site.manifest, "x86", "Smssrv32.exe"))
+    result = module_runner(MODULE, site.args())
+    assert [f["name"] for f in result["files"] if f["changed"]] == ["Smsrun32.exe"]
+    assert result["reboot_required"] is False
+
+
+def test_alpha_client(tmp_path, module_runner):
+    site = Site(tmp_path, client_platform="alpha")
+    result = module_runner(MODULE, site.args())
+    assert result["changed"] is True, result
+    assert_upgraded(site)
+
+
+# --- SMSRUN32 ------------------------------------------------------------------------
+
+def test_hung_two_instances_cured_upgraded_and_restarted(site, smsrun, module_runner):
+    hung = smsrun(site.client, "idle", count=2)
+    check = module_runner(MODULE, site.args(start_argv=start_argv(site.client)), check_mode=True)
+    assert check["smsrun32"]["hung"] is True and check["changed"] is True
+    assert sorted(check["smsrun32"]["stopped"]) == sorted(hung)
+    assert all(sms_proc.alive(pid) for pid in hung), "check mode stopped a process"
+
+    result = module_runner(MODULE, site.args(start_argv=start_argv(site.client)))
+    assert result["changed"] is True and result["status"] == "upgraded", result
+    assert result["smsrun32"]["hung"] is True and "2 instances" in result["smsrun32"]["reason"]
+    assert sorted(result["smsrun32"]["stopped"]) == sorted(hung)
+    assert result["smsrun32"]["signals"] == ["TERM"]
+    assert result["smsrun32"]["restarted"] is True
+    assert not any(sms_proc.alive(pid) for pid in hung)
+    assert_upgraded(site)
+    fresh = wait_for(lambda: [p["pid"] for p in sms_proc.list_processes("SMSRUN32", scope=site.client)])
+    assert len(fresh) == 1 and fresh[0] not in hung
+
+    again = module_runner(MODULE, site.args(start_argv=start_argv(site.client)))
+    assert again["changed"] is False, again
+    assert again["smsrun32"]["hung"] is False and [p["pid"] for p in again["smsrun32"]["found"]] == fresh
+
+
+def test_one_busy_instance_above_the_threshold_is_hung(site, smsrun, module_runner):
+    (pid,) = smsrun(site.client, "busy")
+    calm = module_runner(MODULE, site.args(hung_cpu_threshold=150), check_mode=True)
+    assert calm["smsrun32"]["hung"] is False, calm  # one core is 100 % at most
+    # a low threshold keeps the test honest on a loaded CI machine; an idle one stays near 0 %
+    check = module_runner(MODULE, site.args(hung_cpu_threshold=5), check_mode=True)
+    assert check["smsrun32"]["hung"] is True, check
+    assert check["smsrun32"]["found"][0]["cpu"] > 5
+    assert sms_proc.alive(pid)
+
+    result = module_runner(MODULE, site.args(hung_cpu_threshold=5))
+    assert result["changed"] is True and result["smsrun32"]["stopped"] == [pid], result
+    assert not sms_proc.alive(pid)
+    assert result["smsrun32"]["restarted"] is False and "start_argv is empty" in result["smsrun32"]["note"]
+    assert_upgraded(site)
+
+
+def test_hung_cured_even_when_files_are_current(site, smsrun, module_runner):
+    assert module_runner(MODULE, site.args())["changed"] is True
+    hung = smsrun(site.client, "idle", count=2)
+    result = module_runner(MODULE, site.args())
+    assert result["changed"] is True and result["smsrun32"]["hung"] is True, result
+    assert not any(f["changed"] for f in result["files"])
+    assert not any(sms_proc.alive(pid) for pid in hung)
+    assert module_runner(MODULE, site.args())["changed"] is False
+
+
+def test_healthy_instance_restart_policy(site, smsrun, module_runner):
+    (pid,) = smsrun(site.client, "idle")
+    result = module_runner(MODULE, site.args(start_argv=start_argv(site.client)))
+    assert result["changed"] is True and result["status"] == "upgraded", result
+    assert result["smsrun32"]["hung"] is False and result["smsrun32"]["stopped"] == [pid]
+    assert result["smsrun32"]["restarted"] is True
+    assert not sms_proc.alive(pid)
+    assert_upgraded(site)
+    fresh = wait_for(lambda: [p["pid"] for p in sms_proc.list_processes("SMSRUN32", scope=site.client)])
+    assert len(fresh) == 1 and fresh[0] != pid
+
+
+def test_healthy_instance_not_stopped_when_no_file_changes(site, smsrun, module_runner):
+    lab.write(os.path.join(site.bin, "Smsrun32.exe"), payload(site.manifest, "x86", "Smsrun32.exe"))
+    lab.write(os.path.join(site.bin, "Smssrv32.exe"), payload(site.manifest, "x86", "Smssrv32.exe"))
+    (pid,) = smsrun(site.client, "idle")
+    result = module_runner(MODULE, site.args())
+    assert result["changed"] is True and result["smsrun32"]["stopped"] == [], result  # only the INI key
+    assert sms_proc.alive(pid)
+    assert read(site.ini) == expected_ini()
+
+
+def test_healthy_instance_defer_policy(site, smsrun, module_runner):
+    (pid,) = smsrun(site.client, "idle")
+    bin_before = lab.snapshot(site.bin)
+    check = module_runner(MODULE, site.args(running_policy="defer"), check_mode=True, diff=True)
+    assert check["status"] == "deferred" and check["changed"] is True
+    assert check["diff"]["after"] == "SMS.INI [Local] SetupPhase=verifying_files\n"
+    result = module_runner(MODULE, site.args(running_policy="defer"))
+    assert result["status"] == "deferred" and result["pending_restart"] is True and result["changed"] is True
+    assert result["smsrun32"]["stopped"] == [] and sms_proc.alive(pid)
+    assert lab.snapshot(site.bin) == bin_before
+    assert read(site.ini) == expected_ini(version=b"41", phase=b"verifying_files")
+    assert [f["name"] for f in result["files"] if f.get("pending")] == ["Smsrun32.exe", "Smssrv32.exe"]
+
+    again = module_runner(MODULE, site.args(running_policy="defer"))
+    assert again["changed"] is False and again["status"] == "deferred", again
+
+    os.kill(pid, signal.SIGKILL)  # the client restarts: SMSRUN32 is gone
+    wait_for(lambda: not sms_proc.alive(pid))
+    after_restart = module_runner(MODULE, site.args(running_policy="defer"))
+    assert after_restart["status"] == "upgraded", after_restart
+    assert_upgraded(site)
+
+
+def test_stubborn_hung_instance_fails_and_touches_nothing(site, smsrun, module_runner):
+    pids = smsrun(site.client, "stubborn", count=2)
+    before = site.snap()
+    result = module_runner(MODULE, site.args(hung_signals=["TERM"], stop_timeout=0.3))
+    assert result.get("failed") is True, result
+    assert "did not exit after TERM within 0.3s" in result["msg"]
+    assert "pid %d on client01" % pids[0] in result["msg"] and "Task Manager" in result["msg"]
+    assert site.snap() == before
+    assert all(sms_proc.alive(pid) for pid in pids)
+
+
+def test_stubborn_hung_instance_ends_with_kill(site, smsrun, module_runner):
+    pids = smsrun(site.client, "stubborn", count=2)
+    result = module_runner(MODULE, site.args(stop_timeout=0.3))
+    assert result["changed"] is True and result["smsrun32"]["signals"] == ["TERM", "KILL"], result
+    assert not any(sms_proc.alive(pid) for pid in pids)
+    assert_upgraded(site)
+
+
+def test_healthy_instance_refusing_to_stop_fails(site, smsrun, module_runner):
+    (pid,) = smsrun(site.client, "stubborn")
+    before = site.snap()
+    result = module_runner(MODULE, site.args(stop_timeout=0.3))
+    assert result.get("failed") is True and "pid %d" % pid in result["msg"], result
+    assert site.snap() == before
+
+
+def test_processes_of_other_clients_are_left_alone(tmp_path, smsrun, module_runner):
+    site = Site(tmp_path)
+    other = lab.make_client(site.hosts, "client02")
+    pids = smsrun(other, "idle", count=2)
+    result = module_runner(MODULE, site.args())
+    assert result["smsrun32"]["found"] == [] and result["changed"] is True
+    assert all(sms_proc.alive(pid) for pid in pids)
+
+
+# --- stands on its own ---------------------------------------------------------
+
+def test_skipped_when_the_logon_server_does_not_serve_the_hotfix(tmp_path, smsrun, module_runner):
+    site = Site(tmp_path, served=False)
+    hung = smsrun(site.client, "idle", count=2)
+    before = site.snap()
+    result = module_runner(MODULE, site.args())
+    assert result["changed"] is False and result["skipped"] is True and result["status"] == "skipped", result
+    assert "\\\\LOGON01\\SMS_SHR" in result["msg"] and "Smsrun32.exe" in result["msg"]
+    assert sorted(s["name"] for s in result["stale_files"]) == ["Smsrun32.exe", "Smssrv32.exe"]
+    assert site.snap() == before
+    assert all(sms_proc.alive(pid) for pid in hung), "a skipped client must not lose its processes"
+
+
+def test_skipped_when_only_one_file_arrived(tmp_path, module_runner):
+    site = Site(tmp_path, served=False)
+    folder = os.path.join(site.logon, "Logon.srv", "X86.bin")
+    lab.write(os.path.join(folder, "Smsrun32.exe"), payload(site.manifest, "x86", "Smsrun32.exe"))
+    result = module_runner(MODULE, site.args())
+    assert result["status"] == "skipped" and [s["name"] for s in result["stale_files"]] == ["Smssrv32.exe"]
+
+
+# --- rollback --------------------------------------------------------------------
+
+def test_rollback_returns_the_original_bytes(site, smsrun, module_runner):
+    bin_before = lab.snapshot(site.bin)
+    ini_before = read(site.ini)
+    assert module_runner(MODULE, site.args())["changed"] is True
+    upgraded = site.snap()
+
+    check = module_runner(MODULE, site.args(state="rolled_back"), check_mode=True, diff=True)
+    assert check["changed"] is True and site.snap() == upgraded
+    assert "SMS.INI [SMS] CopyListVersion=41" in check["diff"]["after"]
+
+    (pid,) = smsrun(site.client, "idle")
+    result = module_runner(MODULE, site.args(state="rolled_back", start_argv=start_argv(site.client)))
+    assert result["changed"] is True and result["status"] == "rolled_back", result
+    assert result["smsrun32"]["stopped"] == [pid] and result["smsrun32"]["restarted"] is True
+    assert result["reboot_required"] is True
+    assert lab.snapshot(site.bin) == bin_before  # bytes and dates
+    assert read(site.ini) == ini_before
+
+    again = module_runner(MODULE, site.args(state="rolled_back"), check_mode=True)
+    assert again["changed"] is False
+    again = module_runner(MODULE, site.args(state="rolled_back"))
+    assert again["changed"] is False and again["status"] == "unchanged", again
+
+
+def test_rollback_removes_a_file_the_client_did_not_have(site, module_runner):
+    os.unlink(os.path.join(site.bin, "Smssrv32.exe"))
+    bin_before = lab.snapshot(site.bin)
+    result = module_runner(MODULE, site.args())
+    assert result["changed"] is True
+    assert os.path.isfile(os.path.join(site.bin, "Smssrv32.exe"))
+    module_runner(MODULE, site.args(state="rolled_back"))
+    assert lab.snapshot(site.bin) == bin_before
+
+
+def test_rollback_without_journal_does_nothing(site, module_runner):
+    before = site.snap()
+    result = module_runner(MODULE, site.args(state="rolled_back"))
+    assert result["changed"] is False and "nothing to roll back" in result["msg"], result
+    assert site.snap() == before
+
+
+def test_rollback_refuses_a_damaged_backup(site, module_runner):
+    module_runner(MODULE, site.args())
+    backup = os.path.join(site.client, "MS", "SMS", "Hotfix", "Q216552", "backup", "BIN", "Smsrun32.exe")
+    lab.write(backup, b"damaged")
+    before = lab.snapshot(site.client)
+    result = module_runner(MODULE, site.args(state="rolled_back"))
+    assert result.get("failed") is True and backup in result["msg"], result
+    assert lab.snapshot(site.client) == before
+
+
+# --- bad input: a clear per-host error, nothing changed -------------------------
+
+def assert_failed_untouched(site, module_runner, args, *needles):
+    before = site.snap()
+    result = module_runner(MODULE, args)
+    assert result.get("failed") is True, result
+    assert result["msg"].startswith("client01: "), result["msg"]
+    for needle in needles:
+        assert needle in result["msg"], result["msg"]
+    assert site.snap() == before
+    return result
+
+
+def test_sms_ini_missing(site, module_runner):
+    os.unlink(site.ini)
+    assert_failed_untouched(site, module_runner, site.args(), "SMS.INI is missing", site.ini)
+
+
+def test_sms_ini_malformed(site, module_runner):
+    lab.write(site.ini, lab.sms_ini().replace(b"[Local]", b"[Local\r\nthis is not ini"))
+    result = assert_failed_untouched(site, module_runner, site.args(), "SMS.INI is malformed", "line 8")
+    assert result["line"] == 8
+
+
+def test_sms_ini_without_logon_server(site, module_runner):
+    lab.write(site.ini, lab.sms_ini().replace(b"Current_Logon_Server=\\\\LOGON01\\SMS_SHR", b"Other=1"))
+    assert_failed_untouched(site, module_runner, site.args(), "names no logon server")
+
+
+def test_platform_without_its_bin_folder_on_the_logon_server(tmp_path, module_runner):
+    site = Site(tmp_path, logon_platforms=("x86",), client_platform="alpha")
+    assert_failed_untouched(site, module_runner, site.args(), "has no Alpha.bin for platform alpha",
+                            "\\\\LOGON01\\SMS_SHR")
+
+
+def test_logon_server_share_unreachable(site, module_runner):
+    lab.write(site.ini, lab.sms_ini(server="LOGON09"))
+    share = os.path.join(site.hosts, "logon09", "SMS", "Logon.srv")
+    assert_failed_untouched(site, module_runner, site.args(),
+                            "logon server share \\\\LOGON09\\SMS_SHR unreachable at %s" % share)
+
+
+def test_copy_list_missing(site, module_runner):
+    os.unlink(os.path.join(site.logon, "Logon.srv", "Cl_nt.txt"))
+    assert_failed_untouched(site, module_runner, site.args(), "no copy list Cl_nt.txt")
+
+
+@pytest.fixture
+def read_only():
+    """Make a folder read-only: a read-only tmpfs as root (root ignores modes), chmod otherwise."""
+    mounts, chmods = [], []
+
+    def make(path):
+        if os.geteuid() == 0:
+            saved = {}
+            for name in os.listdir(path):
+                full = os.path.join(path, name)
+                saved[name] = (read(full), os.stat(full).st_mtime)
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", path], check=True)
+            mounts.append(path)
+            for name, (data, mtime) in saved.items():
+                lab.write(os.path.join(path, name), data, mtime)
+            subprocess.run(["mount", "-o", "remount,ro", path], check=True)
+        else:
+            os.chmod(path, 0o555)
+            chmods.append(path)
+
+    yield make
+    for path in mounts:
+        subprocess.run(["umount", path], check=False)
+    for path in chmods:
+        os.chmod(path, 0o755)
+
+
+def test_client_bin_read_only(site, read_only, module_runner):
+    read_only(site.bin)
+    assert_failed_untouched(site, module_runner, site.args(), "%s is read-only" % site.bin)
+
+
+def test_client_bin_missing(site, module_runner):
+    shutil.rmtree(site.bin)
+    assert_failed_untouched(site, module_runner, site.args(), "%s does not exist" % site.bin)
+
+
+def test_failure_mid_replacement_puts_back_what_this_run_replaced(site, module_runner, monkeypatch):
+    from ansible.module_utils import sms_client
+    real = sms_client.atomic_copy
+    calls = []
+
+    def flaky(src, dest, **kwargs):
+        calls.append(dest)
+        if len(calls) == 2:
+            raise sms_client.SmsFileError("no space left on the device holding %s" % dest, path=dest)
+        return real(src, dest, **kwargs)
+
+    monkeypatch.setattr(sms_client, "atomic_copy", flaky)
+    bin_before = lab.snapshot(site.bin)
+    ini_before = read(site.ini)
+    result = module_runner(MODULE, site.args())
+    assert result.get("failed") is True and "were put back" in result["msg"], result
+    assert lab.snapshot(site.bin) == bin_before
+    assert read(site.ini) == ini_before
+
+
+def test_bad_signal_name(site, module_runner):
+    result = module_runner(MODULE, site.args(hung_signals=["TERM", "NOPE"]))
+    assert result.get("failed") is True and "NOPE" in result["msg"]
+
+
+def test_failure_writing_sms_ini_puts_the_files_back(site, module_runner, monkeypatch):
+    import sms_client_upgrade
+    from ansible.module_utils.sms_client import ClientError
+
+    def broken(path, data, mtime=None):
+        raise ClientError("no space left on the device holding %s: free space and run again" % path, path=path)
+
+    monkeypatch.setattr(sms_client_upgrade, "write_ini", broken)
+    bin_before = lab.snapshot(site.bin)
+    ini_before = read(site.ini)
+    result = module_runner(MODULE, site.args())
+    assert result.get("failed") is True and "no space left" in result["msg"], result
+    assert "were put back" in result["msg"]
+    assert lab.snapshot(site.bin) == bin_before and read(site.ini) == ini_before
+
+
+def test_rollback_repairs_a_damaged_sms_ini(site, module_runner):
+    ini_before = read(site.ini)
+    module_runner(MODULE, site.args())
+    lab.write(site.ini, b"\x00garbage")
+    result = module_runner(MODULE, site.args(state="rolled_back"))
+    assert result["changed"] is True, result
+    assert read(site.ini) == ini_before
+
+
+def test_rollback_ends_a_hung_smsrun32(site, smsrun, module_runner):
+    module_runner(MODULE, site.args())
+    hung = smsrun(site.client, "idle", count=2)
+    result = module_runner(MODULE, site.args(state="rolled_back"))
+    assert result["status"] == "rolled_back" and sorted(result["smsrun32"]["stopped"]) == sorted(hung), result
+    assert not any(sms_proc.alive(pid) for pid in hung)
+    assert read(os.path.join(site.bin, "Smsrun32.exe")) == lab.original_files("x86")["Smsrun32.exe"]

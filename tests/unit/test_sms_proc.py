@@ -1,0 +1,135 @@
+"""sms_proc: SMSRUN32 processes read from the real process table."""
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ansible.module_utils import sms_proc
+
+CHILD = r"""
+import ctypes, signal, sys, time
+if sys.argv[1] != "noname":
+    ctypes.CDLL(None).prctl(15, b"SMSRUN32", 0, 0, 0)
+if "stubborn" in sys.argv[1]:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+end = time.monotonic() + 120
+while time.monotonic() < end:
+    if "busy" in sys.argv[1]:
+        x = 0
+        for _ in range(200000):
+            x += 1
+    else:
+        time.sleep(0.05)
+"""
+
+
+def comm(pid):
+    try:
+        with open("/proc/%d/comm" % pid) as handle:
+            return handle.read().strip()
+    except OSError:
+        return None
+
+
+@pytest.fixture
+def spawn(tmp_path):
+    children = []
+
+    def _spawn(mode="idle", drive=None, argv0=None):
+        drive = drive or str(tmp_path)
+        args = [argv0 or sys.executable, "-c", CHILD, mode, "--image=%s/MS/SMS/BIN/Smsrun32.exe" % drive]
+        proc = subprocess.Popen(args, executable=sys.executable, stdin=subprocess.DEVNULL)
+        children.append(proc)
+        wanted = "SMSRUN32" if mode != "noname" else None
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if wanted is None or comm(proc.pid) == wanted:
+                break
+            time.sleep(0.02)
+        if wanted is None:
+            time.sleep(0.3)  # let the interpreter start so cmdline is final
+        return proc.pid
+
+    yield _spawn
+    for proc in children:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+
+
+def pids(scope, name="SMSRUN32"):
+    return [p["pid"] for p in sms_proc.list_processes(name, scope=scope)]
+
+
+def test_list_by_comm_within_scope(spawn, tmp_path):
+    mine = spawn(drive=str(tmp_path / "client01"))
+    other = spawn(drive=str(tmp_path / "client02"))
+    assert pids(str(tmp_path / "client01")) == [mine]
+    assert pids(str(tmp_path / "client02")) == [other]
+    assert sorted(pids(str(tmp_path))) == sorted([mine, other])
+    assert set(pids(None)) >= {mine, other}
+    assert pids(str(tmp_path / "client03")) == []
+    entry = sms_proc.list_processes("smsrun32.EXE", scope=str(tmp_path / "client01"))[0]
+    assert entry["pid"] == mine and entry["cpu_ticks"] >= 0 and entry["state"] != "Z"
+
+
+def test_name_from_argv0_with_exe_suffix(spawn, tmp_path):
+    pid = spawn("noname", argv0="C:\\MS\\SMS\\BIN\\SMSRUN32.EXE".replace("\\", "/"))
+    assert comm(pid) != "SMSRUN32"
+    assert pids(str(tmp_path)) == [pid]
+
+
+def test_other_names_are_ignored(spawn, tmp_path):
+    spawn("noname")
+    assert pids(str(tmp_path)) == []
+
+
+def test_zombies_are_dead(tmp_path):
+    image = "--image=%s/MS/SMS/BIN/Smsrun32.exe" % tmp_path
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, "idle", image], stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 5
+        while comm(proc.pid) != "SMSRUN32" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert pids(str(tmp_path)) == [proc.pid]
+        proc.kill()
+        deadline = time.monotonic() + 5
+        while sms_proc.alive(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert os.path.exists("/proc/%d" % proc.pid), "not a zombie: the test proves nothing"
+        assert not sms_proc.alive(proc.pid)
+        assert pids(str(tmp_path)) == []
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_sample_cpu_tells_busy_from_idle(spawn, tmp_path):
+    busy = spawn("busy", drive=str(tmp_path / "a"))
+    idle = spawn("idle", drive=str(tmp_path / "b"))
+    usage = sms_proc.sample_cpu([busy, idle], 0.5)
+    assert usage[busy] >= 10, usage  # even on a loaded machine
+    assert usage[idle] < 5 and usage[idle] < usage[busy], usage
+    assert sms_proc.sample_cpu([999999999], 0.05) == {999999999: None}
+
+
+def test_stop_with_term(spawn):
+    pid = spawn("idle")
+    survivors, sent = sms_proc.stop([pid], ["TERM", "KILL"], 3)
+    assert survivors == [] and sent == ["TERM"]
+    assert not sms_proc.alive(pid)
+
+
+def test_stop_stubborn_needs_kill(spawn):
+    pid = spawn("stubborn")
+    survivors, sent = sms_proc.stop([pid], ["TERM"], 0.3)
+    assert survivors == [pid] and sent == ["TERM"]
+    survivors, sent = sms_proc.stop([pid], ["TERM", "KILL"], 0.3)
+    assert survivors == [] and sent == ["TERM", "KILL"]
+
+
+def test_stop_nothing_left(spawn):
+    assert sms_proc.stop([999999999], ["TERM"], 0.1) == ([], [])
