@@ -68,3 +68,12 @@ def module_runner(capsys):
     def _run(name, args, check_mode=False, diff=False):
         return run_module(name, args, check_mode=check_mode, diff=diff, capsys=capsys)
     return _run
+
+
+@pytest.fixture(autouse=True)
+def _modules_run_as_on_a_host(monkeypatch):
+    """Once a test imports controller code, ansible-core treats the process as
+    the controller and sends module warnings to Display instead of into the
+    result; modules under test must behave as they do on a managed host."""
+    from ansible.module_utils import _internal
+    monkeypatch.setattr(_internal, "is_controller", False, raising=False)

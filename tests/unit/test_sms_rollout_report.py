@@ -1,0 +1,496 @@
+"""The operator report callback, driven by real ansible-playbook runs.
+
+Each test writes a tiny project in a tmp dir: an inventory (local connection,
+one host made unreachable), stub modules named like the rollout's modules that
+return what a `world.json` says about each host, a playbook shaped like the
+rollout (plan, site, logon servers, clients in serial waves), and an
+ansible.cfg enabling the callback from this checkout. The report's numbers are
+checked against the world the stubs report from.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import jsonschema
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CALLBACKS = os.path.join(REPO, "plugins", "callback")
+SCHEMA = os.path.join(REPO, "docs", "report.schema.json")
+BIN = os.path.dirname(sys.executable)
+sys.path.insert(0, CALLBACKS)
+
+import sms_rollout_report  # noqa: E402
+
+STUB = '''#!/usr/bin/python
+import json
+from ansible.module_utils.basic import AnsibleModule
+
+NAME = %r
+
+
+def main():
+    module = AnsibleModule(argument_spec=dict(world=dict(type="path", required=True),
+                                              host=dict(type="str", required=True),
+                                              state=dict(type="str")),
+                           supports_check_mode=True)
+    with open(module.params["world"]) as handle:
+        result = json.load(handle)[NAME][module.params["host"]]
+    if "by_state" in result:
+        result = result["by_state"][module.params["state"]]
+    if result.pop("failed", False):
+        module.fail_json(**result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+CLIENTS = ["c01", "c02", "c03", "c04", "c05", "c06", "c07", "c08", "c09"]
+UNREACHABLE = "c03"
+
+
+def site_files(changed):
+    return [{"platform": p, "name": n, "path": "SMS/Site.srv/Maincfg.box/Client.src/%s/%s" % (d, n),
+             "before_sha256": "a" * 64, "after_sha256": "b" * 64, "backup": "/b/%s" % n, "changed": changed}
+            for p, d in (("x86", "X86.bin"), ("alpha", "Alpha.bin")) for n in ("Smsrun32.exe", "Smssrv32.exe")]
+
+
+def client(status, changed=0, **extra):
+    files = [{"name": "Smsrun32.exe", "changed": i < changed} for i in range(2)]
+    result = {"changed": bool(changed), "status": status, "files": files, "ini": {"changed": bool(changed)},
+              "smsrun32": {"hung": False, "stopped": 0, "restarted": False}, "reboot_required": False,
+              "pending_restart": False, "logon_server": "LOGON01", "skipped": False}
+    result.update(extra)
+    return result
+
+
+WORLD = {
+    "sms_hotfix_manifest": {"localhost": {
+        "changed": False, "kb": "Q216552", "payload_verified": True,
+        "manifest": {"kb": "Q216552", "title": "SMSRUN32 hangs <at> 90% CPU & IE4",
+                     "platforms": {"x86": {"files": [{"name": "Smsrun32.exe"}, {"name": "Smssrv32.exe"}]}}}}},
+    "sms_rollout_lock": {"smssite": {"changed": True, "lock": {"holder": "test", "started": "2026-11-24T22:15:00Z"}}},
+    "sms_hotfix_stage": {"smssite": {"changed": True, "kb": "Q216552", "files": site_files(True),
+                                     "system_map": {"path": "SMS/System.map", "bumped": True, "mtime": 1},
+                                     "msg": "staged"}},
+    "sms_replication": dict((host, {"by_state": {"baseline": {
+        "changed": True, "recorded": True, "converged": False, "elapsed": 0.01, "files": [], "copy_list": {
+            "baseline": 7, "current": 7, "ok": False}, "baseline": {"copy_list_version": 7}}, "converged": result}})
+        for host, result in {
+        "smssite": {"changed": False, "converged": True, "elapsed": 1.2, "files": [], "missing": [],
+                    "copy_list": {"baseline": 7, "current": 8, "ok": True}},
+        "logon01": {"changed": False, "converged": True, "elapsed": 1.3, "files": [], "missing": [],
+                    "copy_list": {"baseline": 7, "current": 8, "ok": True}},
+        "logon02": {"failed": True, "converged": False, "elapsed": 30.0, "files": [],
+                    "missing": ["X86.bin/Smsrun32.exe", "copy list version"],
+                    "msg": "logon02: timed out after 30s waiting for X86.bin/Smsrun32.exe"},
+    }.items()),
+    "sms_client_upgrade": {
+        # serial [1, 2, 4], max_fail_percentage 20: wave 3 fails too much, wave 4 never starts
+        # (c03 is unreachable: see the inventory)
+        "c01": client("upgraded", 2),
+        "c02": client("unchanged"),
+        "c04": client("deferred", pending_restart=True),
+        "c05": {"failed": True, "msg": "c05: SMS.INI not found at /x/SMS.INI; check sms_drive_root"},
+        "c06": client("skipped", skipped=True, msg="logon server LOGON02 has not converged"),
+        "c07": client("upgraded", 2, reboot_required=True),
+        "c08": client("upgraded", 2),
+        "c09": client("upgraded", 2),
+    },
+    "sms_client_facts": dict((host, {"changed": False, "compliance": {
+        "compliant": host in ("c01", "c02"), "files": [], "setup_phase": "installed",
+        "copy_list_version": 8, "logon_server": "LOGON01", "smsrun32": {"count": 1, "hung": False},
+        "error": None}}) for host in CLIENTS if host != UNREACHABLE),
+}
+# what the world says each client ends as (c08, c09: the wave that never ran)
+EXPECTED_CLIENTS = {
+    "c01": ("done", 1), "c02": ("done", 2), "c03": ("unreachable", 2), "c04": ("deferred", 3),
+    "c05": ("failed", 3), "c06": ("skipped", 3), "c07": ("done", 3),
+    "c08": ("not_reached", None), "c09": ("not_reached", None),
+}
+
+ROLLOUT = """
+- name: Plan
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: plan | Load the manifest
+      ansible.legacy.sms_hotfix_manifest: {world: "{{ world }}", host: "{{ inventory_hostname }}"}
+
+- name: Site server
+  hosts: "{{ site_group | default('sms_site') }}"
+  gather_facts: false
+  tasks:
+    - name: site | Take the rollout lock
+      sms_rollout_lock: {world: "{{ world }}", host: "{{ inventory_hostname }}"}
+    - name: site | Stage the hotfix
+      ansible.legacy.sms_hotfix_stage: {world: "{{ world }}", host: "{{ inventory_hostname }}"}
+
+- name: Logon servers
+  hosts: sms_logon
+  gather_facts: false
+  tasks:
+    - name: logon | Record the baseline
+      sms_replication: {world: "{{ world }}", host: "{{ inventory_hostname }}", state: baseline}
+    - name: logon | Wait for convergence
+      sms_replication: {world: "{{ world }}", host: "{{ inventory_hostname }}", state: converged}
+
+- name: Clients
+  hosts: sms_clients
+  gather_facts: false
+  serial: [1, 2, 4]
+  max_fail_percentage: 20
+  tasks:
+    - name: client | Upgrade
+      ansible.legacy.sms_client_upgrade: {world: "{{ world }}", host: "{{ inventory_hostname }}"}
+"""
+
+COMPLIANCE = """
+- name: Compliance
+  hosts: sms_clients
+  gather_facts: false
+  tasks:
+    - name: compliance | Read the client state
+      sms_client_facts: {world: "{{ world }}", host: "{{ inventory_hostname }}"}
+"""
+
+SIMPLE = """
+- name: Site server
+  hosts: sms_site
+  gather_facts: false
+  tasks:
+    - name: site | Stage the hotfix
+      sms_hotfix_stage: {world: "{{ world }}", host: "{{ inventory_hostname }}"}
+"""
+
+
+@pytest.fixture
+def project(tmp_path):
+    library = tmp_path / "library"
+    library.mkdir()
+    for name in WORLD:
+        (library / ("%s.py" % name)).write_text(STUB % name)
+    (tmp_path / "world.json").write_text(json.dumps(WORLD))
+    hosts = ["all:", "  vars:", "    ansible_connection: local",
+             "    ansible_python_interpreter: \"{{ ansible_playbook_python }}\"",
+             "    world: %s" % (tmp_path / "world.json"), "  children:",
+             "    sms_site:", "      hosts:", "        smssite:",
+             "    sms_logon:", "      hosts:", "        smssite:", "        logon01:", "        logon02:",
+             "    sms_clients:", "      hosts:"]
+    for host in CLIENTS:
+        hosts.append("        %s:" % host)
+        if host == UNREACHABLE:
+            hosts += ["          ansible_connection: ssh", "          ansible_host: 127.0.0.1",
+                      "          ansible_port: 1", "          ansible_user: nobody"]
+    (tmp_path / "hosts.yml").write_text("\n".join(hosts) + "\n")
+    (tmp_path / "ansible.cfg").write_text(
+        "[defaults]\ninventory = %s\nlibrary = %s\ncallback_plugins = %s\n"
+        "callbacks_enabled = sms_rollout_report\nstdout_callback = ansible.builtin.default\n"
+        "gathering = explicit\nretry_files_enabled = false\nhost_key_checking = false\n"
+        "local_tmp = %s\nforks = 5\n[ssh_connection]\nssh_args = -o ConnectTimeout=3\n"
+        % (tmp_path / "hosts.yml", library, CALLBACKS, tmp_path / ".ansible-tmp"))
+    (tmp_path / "rollout.yml").write_text(ROLLOUT)
+    (tmp_path / "compliance.yml").write_text(COMPLIANCE)
+    (tmp_path / "simple.yml").write_text(SIMPLE)
+    return tmp_path
+
+
+def run_playbook(project, playbook, *args, **env_extra):
+    env = dict(os.environ)
+    env.pop("SMS_REPORT_DISABLE", None)
+    env.update({"ANSIBLE_CONFIG": str(project / "ansible.cfg"), "SMS_REPORT_DIR": str(project / "reports"),
+                "PATH": BIN + os.pathsep + env.get("PATH", ""), "ANSIBLE_NOCOLOR": "1",
+                "ANSIBLE_FORCE_COLOR": "0"})
+    env.update(env_extra)
+    return subprocess.run([os.path.join(BIN, "ansible-playbook"), str(project / playbook)] + list(args),
+                          cwd=str(project), env=env, capture_output=True, text=True, timeout=600)
+
+
+def report_folders(base):
+    return sorted(os.path.join(base, name) for name in os.listdir(base)) if os.path.isdir(base) else []
+
+
+def load_checked(folder):
+    """report.json valid against the schema, junit.xml parsed, report.html present."""
+    with open(os.path.join(folder, "report.json")) as handle:
+        report = json.load(handle)
+    with open(SCHEMA) as handle:
+        schema = json.load(handle)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker()).validate(report)
+    junit = ET.parse(os.path.join(folder, "junit.xml")).getroot()
+    with open(os.path.join(folder, "report.html"), encoding="utf-8") as handle:
+        page = handle.read()
+    return report, junit, page
+
+
+def test_rollout_report_matches_the_world(project):
+    proc = run_playbook(project, "rollout.yml")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out  # c05 failed, c03 unreachable, logon02 timed out
+    folders = report_folders(project / "reports")
+    assert len(folders) == 1, out
+    assert os.path.basename(folders[0]).endswith("Z-rollout")
+    report, junit, page = load_checked(folders[0])
+
+    assert report["playbook"] == "rollout.yml"
+    assert report["hotfix"] == {"kb": "Q216552", "title": WORLD["sms_hotfix_manifest"]["localhost"]["manifest"]["title"]}
+    assert report["plan"]["platforms"] == {"x86": ["Smsrun32.exe", "Smssrv32.exe"]}
+    assert report["plan"]["payload_verified"] is True
+    assert report["check_mode"] is False
+    assert report["lock"]["holder"] == "test" and report["lock"]["ok"] is True
+
+    site = report["site"]
+    assert site["host"] == "smssite" and site["status"] == "staged"
+    assert site["files_changed"] == sum(1 for f in WORLD["sms_hotfix_stage"]["smssite"]["files"] if f["changed"]) == 4
+    assert site["system_map"]["bumped"] is True
+
+    logon = {entry["host"]: entry for entry in report["logon_servers"]}
+    assert list(logon) == ["smssite", "logon01", "logon02"]
+    assert (logon["smssite"]["status"], logon["smssite"]["elapsed"]) == ("converged", 1.2)
+    assert (logon["logon01"]["status"], logon["logon01"]["elapsed"]) == ("converged", 1.3)
+    assert logon["logon02"]["status"] == "failed"
+    assert logon["logon02"]["missing"] == WORLD["sms_replication"]["logon02"]["by_state"]["converged"]["missing"]
+    assert "timed out" in logon["logon02"]["msg"]
+
+    clients = {entry["host"]: entry for entry in report["clients"]}
+    assert {h: (c["status"], c["wave"]) for h, c in clients.items()} == EXPECTED_CLIENTS
+    assert clients["c01"]["detail"] == "upgraded" and clients["c01"]["files_changed"] == 2
+    assert clients["c02"]["detail"] == "unchanged" and clients["c02"]["files_changed"] == 0
+    assert clients["c07"]["reboot_required"] is True and clients["c04"]["pending_restart"] is True
+    assert clients["c06"]["detail"] == "skipped" and "has not converged" in clients["c06"]["msg"]
+    assert "SMS.INI not found" in clients["c05"]["msg"]
+    totals = report["totals"]["clients"]
+    for status in ("done", "failed", "skipped", "deferred", "unreachable", "not_reached"):
+        assert totals[status] == sum(1 for s, _ in EXPECTED_CLIENTS.values() if s == status), status
+    assert totals["hosts"] == len(CLIENTS)
+    assert [(w["wave"], w["planned"], w["done"], w["failed"], w["skipped"], w["deferred"], w["unreachable"])
+            for w in report["waves"]] == [(1, 1, 1, 0, 0, 0, 0), (2, 2, 1, 0, 0, 0, 1), (3, 4, 1, 1, 1, 1, 0)]
+    assert report["client_plan"][0]["waves"] == [1, 2, 4, 2]
+    assert report["totals"]["logon_servers"]["converged"] == 2 and report["totals"]["logon_servers"]["failed"] == 1
+    assert report["ok"] is False
+    assert report["ansible_stats"]["c05"]["failures"] == 1 and report["ansible_stats"]["c03"]["unreachable"] == 1
+
+    suites = {suite.get("name"): suite for suite in junit.findall("testsuite")}
+    assert set(suites) == {"site server", "logon servers", "clients"}
+    cases = {suite: {case.get("name"): case for case in suites[suite].findall("testcase")} for suite in suites}
+    assert sorted(cases["clients"]) == CLIENTS
+    assert sorted(cases["logon servers"]) == ["logon01", "logon02", "smssite"]
+    assert list(cases["site server"]) == ["smssite"]
+    assert cases["clients"]["c05"].find("failure") is not None
+    assert "SMS.INI not found" in cases["clients"]["c05"].find("failure").get("message")
+    assert cases["clients"]["c03"].find("failure") is not None
+    for host in ("c04", "c06", "c08", "c09"):
+        assert cases["clients"][host].find("skipped") is not None, host
+    for host in ("c01", "c02", "c07"):
+        assert cases["clients"][host].find("failure") is None and cases["clients"][host].find("skipped") is None
+    assert cases["logon servers"]["logon02"].find("failure") is not None
+    assert suites["clients"].get("failures") == "2" and suites["clients"].get("skipped") == "4"
+
+    assert page.startswith("<!DOCTYPE html>") and "<style>" in page
+    assert "&lt;at&gt; 90% CPU &amp; IE4" in page and "<at>" not in page  # escaped text
+    for host in CLIENTS:
+        assert ">%s<" % host in page
+
+    # the operator's summary, after the recap
+    assert "SMS rollout: clients — 9 hosts in 4 waves: 1, 2, 4, 2" in out
+    assert "SMS rollout Q216552 — report: reports/" in out
+    assert "site server   smssite    staged (4 files changed, System.map bumped)" in out
+    assert "logon servers 2/3 converged  smssite 1.2s  logon01 1.3s  logon02 FAILED" in out
+    assert ("clients       wave 1: 1 done | wave 2: 1 done, 1 unreachable | wave 3: 1 done, 1 failed, 1 skipped, "
+            "1 deferred | not reached: 2 | skipped: 1 | deferred: 1 | unreachable: 1") in out
+
+
+def test_compliance_report(project):
+    proc = run_playbook(project, "compliance.yml")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 4, out  # c03 unreachable
+    report, junit, _ = load_checked(report_folders(project / "reports")[0])
+    comp = {entry["host"]: entry for entry in report["compliance"]}
+    expected = WORLD["sms_client_facts"]
+    assert sorted(comp) == sorted(expected)
+    for host, entry in comp.items():
+        assert entry["compliant"] is expected[host]["compliance"]["compliant"]
+        assert entry["copy_list_version"] == 8
+    assert report["totals"]["compliance"] == {"hosts": 8, "compliant": 2, "not_compliant": 6}
+    assert report["clients"] == [] and report["site"] is None
+    suite = [s for s in junit.findall("testsuite") if s.get("name") == "compliance"][0]
+    assert len(suite.findall("testcase")) == 8 and suite.get("failures") == "6"
+    assert "compliance    2/8 compliant" in out
+
+
+def test_check_mode_and_limit(project):
+    proc = run_playbook(project, "rollout.yml", "--check", "--limit", "localhost,sms_site,sms_logon,c01,c02")
+    out = proc.stdout + proc.stderr
+    report, junit, _ = load_checked(report_folders(project / "reports")[0])
+    assert report["check_mode"] is True
+    assert "CHECK MODE" in out and "would stage" in out
+    # --limit is honoured: only the limited clients are targets
+    assert sorted(c["host"] for c in report["clients"]) == ["c01", "c02"]
+    assert report["client_plan"][0]["waves"] == [1, 1]
+
+
+def test_templated_hosts_are_resolved(project):
+    # the play's hosts keyword is a template; the callback sees it templated
+    proc = run_playbook(project, "rollout.yml", "-e", "site_group=sms_logon", "--limit", "localhost,sms_logon")
+    report, _, _ = load_checked(report_folders(project / "reports")[0])
+    assert sorted(s["host"] for s in report["site_servers"]) == ["logon01", "logon02", "smssite"], \
+        proc.stdout + proc.stderr
+
+
+def test_unwritable_report_dir_warns_and_does_not_change_the_run(project):
+    good = run_playbook(project, "simple.yml")
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert len(report_folders(project / "reports")) == 1
+    bad = run_playbook(project, "simple.yml", SMS_REPORT_DIR="/dev/null/x")
+    out = bad.stdout + bad.stderr
+    assert bad.returncode == 0, out
+    assert "could not write the report folder under '/dev/null/x'" in out
+    assert "report: not written" in out
+    assert "site server   smssite    staged" in out
+    assert not os.path.exists("/dev/null/x")
+
+
+def test_disabled_report_writes_nothing(project):
+    proc = run_playbook(project, "simple.yml", SMS_REPORT_DISABLE="true")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert report_folders(project / "reports") == []
+    assert "report: disabled" in out
+
+
+def test_report_dir_from_ini_is_relative_to_the_cfg(project):
+    cfg = project / "ansible.cfg"
+    cfg.write_text(cfg.read_text() + "[callback_sms_rollout_report]\nreport_dir = ini-reports\n")
+    elsewhere = project / "elsewhere"
+    elsewhere.mkdir()
+    env = dict(os.environ, PATH=BIN + os.pathsep + os.environ.get("PATH", ""), ANSIBLE_CONFIG=str(cfg))
+    env.pop("SMS_REPORT_DIR", None)
+    env.pop("SMS_REPORT_DISABLE", None)
+    proc = subprocess.run([os.path.join(BIN, "ansible-playbook"), str(project / "simple.yml")], cwd=str(elsewhere),
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert len(report_folders(project / "ini-reports")) == 1
+    assert os.listdir(str(elsewhere)) == []
+
+
+def test_site_failure_leaves_later_tiers_not_reached(project):
+    world = json.loads((project / "world.json").read_text())
+    world["sms_hotfix_stage"]["smssite"] = {
+        "failed": True, "msg": "smssite: X86.bin/Smsrun32.exe is read-only; nothing was changed"}
+    (project / "world.json").write_text(json.dumps(world))
+    proc = run_playbook(project, "rollout.yml")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out
+    report, junit, _ = load_checked(report_folders(project / "reports")[0])
+    assert report["site"]["status"] == "failed" and "read-only" in report["site"]["msg"]
+    assert [e["status"] for e in report["logon_servers"]] == ["not_reached"] * 3
+    assert [e["status"] for e in report["clients"]] == ["not_reached"] * len(CLIENTS)
+    assert report["waves"] == [] and report["ok"] is False
+    assert len(junit.findall("testsuite/testcase/skipped")) == 3 + len(CLIENTS)
+    assert "site server   smssite    failed (smssite: X86.bin/Smsrun32.exe is read-only" in out
+    assert "logon servers 0/3 converged  smssite NOT REACHED" in out
+    assert "not reached: 9" in out
+
+
+def test_report_under_ansible_runner(project, monkeypatch):
+    ansible_runner = pytest.importorskip("ansible_runner")
+    # ansible-runner sets ANSIBLE_CALLBACK_PLUGINS to its own folder, which
+    # overrides ansible.cfg's callback_plugins; a callback_plugins folder beside
+    # the playbook is found anyway (what AWX projects rely on).
+    private = project / "runner"
+    (private / "project").mkdir(parents=True)
+    (private / "project" / "rollout.yml").write_text(ROLLOUT)
+    os.symlink(CALLBACKS, str(private / "project" / "callback_plugins"))
+    monkeypatch.setenv("PATH", BIN + os.pathsep + os.environ.get("PATH", ""))
+    monkeypatch.delenv("SMS_REPORT_DISABLE", raising=False)
+    result = ansible_runner.run(
+        private_data_dir=str(private), playbook="rollout.yml", quiet=True,
+        envvars={"ANSIBLE_CONFIG": str(project / "ansible.cfg"), "SMS_REPORT_DIR": str(project / "runner-reports")})
+    stdout = result.stdout.read()
+    assert result.rc == 2, stdout
+    folders = report_folders(project / "runner-reports")
+    assert len(folders) == 1, stdout
+    report, junit, _ = load_checked(folders[0])
+    assert {c["host"]: (c["status"], c["wave"]) for c in report["clients"]} == EXPECTED_CLIENTS
+    assert len(junit.findall("testsuite/testcase")) == 1 + 3 + len(CLIENTS)
+    assert "logon servers 2/3 converged" in stdout
+
+
+def test_runner_without_callback_folder_finds_no_callback(project, monkeypatch):
+    # Documents the trap above: with only ansible.cfg's callback_plugins, a
+    # run under ansible-runner writes no report.
+    ansible_runner = pytest.importorskip("ansible_runner")
+    private = project / "runner2"
+    (private / "project").mkdir(parents=True)
+    (private / "project" / "simple.yml").write_text(SIMPLE)
+    monkeypatch.setenv("PATH", BIN + os.pathsep + os.environ.get("PATH", ""))
+    result = ansible_runner.run(
+        private_data_dir=str(private), playbook="simple.yml", quiet=True,
+        envvars={"ANSIBLE_CONFIG": str(project / "ansible.cfg"), "SMS_REPORT_DIR": str(project / "r2")})
+    assert result.rc == 0
+    assert report_folders(project / "r2") == []
+    assert "Skipping callback plugin 'sms_rollout_report', unable to load" in result.stdout.read()
+
+
+# ---- the callback object itself ---------------------------------------------
+
+class Boom(object):
+    def __getattr__(self, name):
+        raise RuntimeError("broken object")
+
+
+class Display(object):
+    verbosity = 0
+
+    def __init__(self):
+        self.warnings, self.lines = [], []
+
+    def warning(self, msg, *args, **kwargs):
+        self.warnings.append(msg)
+
+    def display(self, msg, *args, **kwargs):
+        self.lines.append(msg)
+
+    def vvv(self, msg, *args, **kwargs):
+        pass
+
+
+def test_callback_methods_never_raise():
+    callback = sms_rollout_report.CallbackModule(display=Display())
+    callback._display = Display()
+    for method in ("v2_playbook_on_start", "v2_playbook_on_play_start", "v2_runner_on_ok",
+                   "v2_runner_on_skipped", "v2_runner_on_unreachable", "v2_playbook_on_stats"):
+        getattr(callback, method)(Boom())
+    callback.v2_runner_on_failed(Boom(), ignore_errors=False)
+    callback.v2_playbook_on_task_start(Boom(), False)
+    assert len(callback._display.warnings) == 8
+    assert all("the run goes on" in w for w in callback._display.warnings)
+
+
+def test_serial_batches_match_the_filter():
+    sys.path.insert(0, os.path.join(REPO, "plugins", "filter"))
+    from sms_rollout import sms_waves
+    for count in (0, 1, 5, 12, 100):
+        for serial in ([], [1], [1, "10%", "50%", "100%"], [2, "30%"], ["0"], [3]):
+            assert sms_rollout_report.serial_batches(count, serial) == sms_waves(count, serial), (count, serial)
+
+
+def test_baseline_alone_is_not_convergence(project):
+    (project / "baseline.yml").write_text(ROLLOUT.split("- name: Clients")[0].replace(
+        """    - name: logon | Wait for convergence
+      sms_replication: {world: "{{ world }}", host: "{{ inventory_hostname }}", state: converged}
+""", ""))
+    proc = run_playbook(project, "baseline.yml")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    report, _, _ = load_checked(report_folders(project / "reports")[0])
+    assert [(e["host"], e["status"]) for e in report["logon_servers"]] == [
+        ("smssite", "baseline"), ("logon01", "baseline"), ("logon02", "baseline")]
+    assert report["clients"] == [] and report["totals"]["logon_servers"]["baseline"] == 3
+    assert "logon servers 0/3 converged  smssite BASELINE  logon01 BASELINE  logon02 BASELINE" in out
