@@ -597,6 +597,9 @@ class CallbackModule(CallbackBase):
             for entry in logon:
                 if entry["status"] in ("converged", "pushed") and entry["elapsed"] is not None:
                     parts.append("%s %.1fs" % (entry["host"], float(entry["elapsed"])))
+                elif entry["status"] == "lagging" and report["check_mode"]:
+                    # a dry run stages nothing, so no server can converge in it
+                    parts.append("%s not yet (check mode: would wait)" % entry["host"])
                 else:
                     parts.append("%s %s" % (entry["host"], entry["status"].replace("_", " ").upper()))
             verb = "pushed" if totals["pushed"] and not totals["converged"] else "converged"
@@ -604,7 +607,7 @@ class CallbackModule(CallbackBase):
         if report["clients"]:
             waves = []
             for row in report["waves"]:
-                bits = ["%d done" % row["done"]]
+                bits = ["%d %s" % (row["done"], "would be done" if report["check_mode"] else "done")]
                 for status in ("failed", "skipped", "deferred", "unreachable"):
                     if row[status]:
                         bits.append("%d %s" % (row[status], status))
@@ -617,9 +620,14 @@ class CallbackModule(CallbackBase):
             if totals["unreachable"]:
                 waves.append("unreachable: %d" % totals["unreachable"])
             lines.append("%-14s%s" % ("clients", " | ".join(waves)))
-            reboot = [c["host"] for c in report["clients"] if c["reboot_required"] or c["pending_restart"]]
+            reboot = [c["host"] for c in report["clients"] if c["reboot_required"]]
+            pending = [c["host"] for c in report["clients"] if c["pending_restart"]]
             if reboot:
-                lines.append("%-14s%s" % ("", "restart pending: %s" % ", ".join(reboot)))
+                # the SMS client service file changed: it runs the old one until the restart
+                lines.append("%-14s%s" % ("", "reboot required (client service changed): %s" % _hosts(reboot)))
+            if pending:
+                lines.append("%-14s%s" % ("", "pending a restart (deferred, SetupPhase=verifying_files): %s"
+                                          % _hosts(pending)))
         if "compliance" in report:
             comp = report["totals"]["compliance"]
             lines.append("%-14s%d/%d compliant" % ("compliance", comp["compliant"], comp["hosts"]))
@@ -749,6 +757,13 @@ def _h(value):
     if isinstance(value, (dict, list)):
         value = json.dumps(value, sort_keys=True, default=str)
     return html.escape(str(value), quote=True)
+
+
+def _hosts(names, limit=20):
+    """A host list for one summary line: the first `limit`, then a count."""
+    if len(names) <= limit:
+        return ", ".join(names)
+    return "%s and %d more (see the report)" % (", ".join(names[:limit]), len(names) - limit)
 
 
 def _table(headers, rows, status_column=None):

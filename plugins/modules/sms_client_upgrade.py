@@ -194,9 +194,16 @@ copy_list_version:
   sample: "42"
 stale_files:
   description: Hotfix files the logon server does not serve with the manifest's SHA-256.
-  returned: when skipped
+  returned: when skipped, and when projected
   type: list
   elements: dict
+projected:
+  description:
+    - True in check mode when the logon server does not serve the hotfix yet. The
+      client is then previewed against the manifest (what a run will change once
+      the server has the files) instead of being reported as skipped.
+  returned: when projected
+  type: bool
 files:
   description: Every file compared (or restored), with its SHA-256 before and after.
   returned: always
@@ -365,7 +372,10 @@ class Run:
 
         mfiles = manifest["platforms"][p["platform"]]["files"]
         stale = stale_files(mfiles, srv["files"])
-        if stale:
+        # A dry run of the whole rollout reaches the clients before any server
+        # has the hotfix: preview against the manifest instead of skipping.
+        projected = bool(stale) and self.module.check_mode
+        if stale and not projected:
             res.update(status="skipped", skipped=True, stale_files=stale)
             self.module.exit_json(
                 msg="%s: skipped: logon server %s (%s) does not serve %s yet (%s); the maintenance cycle has "
@@ -378,6 +388,19 @@ class Run:
             plan = compare_files(bin_dir, srv["files"], mfiles)
         except (ClientError, SmsFileError, OSError) as exc:
             self.fail(exc)
+        if projected:
+            expected = {f["name"].lower(): f["sha256"] for f in mfiles}
+            for item in plan:
+                sha = expected.pop(item["name"].lower(), None)
+                if sha:
+                    item.update(after_sha256=sha, changed=item["before_sha256"] != sha)
+            for lower, sha in expected.items():
+                plan.append({"name": lower, "path": os.path.join(bin_dir, lower), "source": None,
+                             "before_sha256": None, "after_sha256": sha, "changed": True,
+                             "service": any(f["service"] for f in mfiles if f["name"].lower() == lower),
+                             "mtime": None})
+            res["projected"] = True
+            res["stale_files"] = stale
         differing = [item for item in plan if item["changed"]]
 
         procs = self.check_processes()
@@ -388,7 +411,10 @@ class Run:
             targets = [(KEY_PHASE, PHASE_DEFERRED)]
             to_replace = []
         else:
-            targets = [(KEY_VERSION, srv["copy_list_version"]), (KEY_PHASE, PHASE_INSTALLED)]
+            version = srv["copy_list_version"]
+            if projected:
+                version = "(newer than %s, once the maintenance cycle has run)" % version
+            targets = [(KEY_VERSION, version), (KEY_PHASE, PHASE_INSTALLED)]
             to_replace = differing
         new_doc = IniDocument.parse(ini_bytes, name=ini_path)
         ini = []
@@ -414,7 +440,7 @@ class Run:
         if must_stop:
             res["smsrun32"]["stopped"] = list(procs["pids"])
         if self.module._diff:
-            res["diff"] = self.diff(to_replace, ini)
+            res["diff"] = self.diff(to_replace, ini, procs if must_stop else None)
 
         if to_replace and not writable(bin_dir):
             self.fail(ClientError(
@@ -425,6 +451,9 @@ class Run:
                                   % os.path.dirname(ini_path), path=ini_path))
 
         summary = self.summary(to_replace, ini, procs, defer, srv, unc)
+        if projected:
+            summary += (" (preview against %s: logon server %s does not serve it yet, so a real run now would "
+                        "skip this client)" % (manifest["kb"], unc))
         if self.module.check_mode or not res["changed"]:
             self.module.exit_json(msg=summary, **res)
 
@@ -480,8 +509,13 @@ class Run:
         verb = "would be changed" if self.module.check_mode else "changed"
         return "%s: %s %s" % (self.client, "; ".join(parts), verb)
 
-    def diff(self, files, ini):
+    def diff(self, files, ini, procs=None):
         before, after = [], []
+        if procs:
+            name = self.p["process_name"]
+            before.append("%s pid %s%s" % (name, ", ".join(str(pid) for pid in procs["pids"]),
+                                           " (hung: %s)" % procs["reason"] if procs["hung"] else " (running)"))
+            after.append("%s stopped%s" % (name, ", then started again" if self.p["start_argv"] else ""))
         for item in files:
             before.append("%s sha256=%s" % (item["path"], item["before_sha256"] or "(absent)"))
             after.append("%s sha256=%s" % (item["path"], item["after_sha256"]))

@@ -427,6 +427,35 @@ def test_skipped_when_only_one_file_arrived(tmp_path, module_runner):
     assert result["status"] == "skipped" and [s["name"] for s in result["stale_files"]] == ["Smssrv32.exe"]
 
 
+def test_check_mode_previews_against_the_manifest_before_the_server_has_it(tmp_path, module_runner):
+    # A dry run of the whole rollout reaches the clients before the servers
+    # have the files: the preview must still show what the client will get.
+    site = Site(tmp_path, served=False)
+    before = site.snap()
+    result = module_runner(MODULE, site.args(), check_mode=True, diff=True)
+    assert result["changed"] is True and result.get("projected") is True, result
+    assert result["status"] == "upgraded" and "skipped" not in result
+    changed = sorted(f["name"].lower() for f in result["files"] if f["changed"])
+    assert changed == ["smsrun32.exe", "smssrv32.exe"]
+    manifest = {f["name"].lower(): f["sha256"] for f in lab_manifest(site.manifest)["platforms"]["x86"]["files"]}
+    for entry in result["files"]:
+        if entry["changed"]:
+            assert entry["after_sha256"] == manifest[entry["name"].lower()]
+    assert "SetupPhase=installed" in result["diff"]["after"] or all(
+        i["after"] == "installed" for i in result["ini"] if i["key"] == "SetupPhase")
+    assert "does not serve it yet" in result["msg"]
+    assert site.snap() == before
+    # without check mode the same client is skipped, untouched
+    assert module_runner(MODULE, site.args())["status"] == "skipped"
+    assert site.snap() == before
+
+
+def lab_manifest(path):
+    import json
+    with open(path) as handle:
+        return json.load(handle)
+
+
 # --- rollback --------------------------------------------------------------------
 
 def test_rollback_returns_the_original_bytes(site, smsrun, module_runner):
