@@ -348,13 +348,13 @@ class CallbackModule(CallbackBase):
         }
 
     @staticmethod
-    def _site_entry(host, status, msg, data=None):
+    def _site_entry(host, status, msg, data=None, action="stage"):
         data = data or {}
         files = data.get("files") if isinstance(data.get("files"), list) else []
         system_map = data.get("system_map") if isinstance(data.get("system_map"), dict) else None
         return {"host": host, "status": status, "msg": msg or None, "files": files,
                 "files_changed": sum(1 for item in files if isinstance(item, dict) and item.get("changed")),
-                "system_map": system_map}
+                "system_map": system_map, "action": action}
 
     def _record(self, result, failed):
         data = result.result
@@ -392,6 +392,8 @@ class CallbackModule(CallbackBase):
             return
         if action == "sms_client_facts":
             compliance = data.get("compliance") if isinstance(data.get("compliance"), dict) else {}
+            if compliance.get("kb") and not self.hotfix["kb"]:
+                self.hotfix["kb"] = compliance.get("kb")
             entry = {"host": host, "compliant": bool(compliance.get("compliant", False)) and not failed}
             for key in ("setup_phase", "copy_list_version", "logon_server", "files", "smsrun32", "error"):
                 entry[key] = compliance.get(key)
@@ -416,7 +418,8 @@ class CallbackModule(CallbackBase):
                 status = "rolled_back" if data.get("changed") else "unchanged"
             else:
                 status = "staged" if data.get("changed") else "unchanged"
-            self.results["site"][host] = self._site_entry(host, status, msg, data)
+            self.results["site"][host] = self._site_entry(
+                host, status, msg, data, action="rollback" if state == "rolled_back" else "stage")
         elif tier == "logon":
             state = str(data.get("state") or result.task.args.get("state") or "")
             missing = data.get("missing") if isinstance(data.get("missing"), list) else []
@@ -434,7 +437,9 @@ class CallbackModule(CallbackBase):
             else:
                 status = "lagging"
             previous = self.results["logon"].get(host)
-            if status == "baseline" and previous and previous["status"] != "baseline":
+            # bookkeeping before (baseline) or after (reset) the wait does not
+            # replace what the wait found
+            if status in ("baseline", "reset") and previous and previous["status"] not in ("baseline", "reset"):
                 return
             self.results["logon"][host] = {
                 "host": host, "status": status, "elapsed": data.get("elapsed"), "missing": [str(m) for m in missing],
@@ -577,7 +582,8 @@ class CallbackModule(CallbackBase):
         for site in report["site_servers"]:
             status = site["status"]
             words = {"staged": "would stage" if report["check_mode"] else "staged",
-                     "unchanged": "already staged (no change)",
+                     "unchanged": "already rolled back (no change)" if site.get("action") == "rollback"
+                     else "already staged (no change)",
                      "rolled_back": "would roll back" if report["check_mode"] else "rolled back",
                      "not_reached": "not reached"}.get(status, status)
             details = []

@@ -76,7 +76,7 @@ WORLD = {
                      "platforms": {"x86": {"files": [{"name": "Smsrun32.exe"}, {"name": "Smssrv32.exe"}]}}}}},
     "sms_rollout_lock": {"smssite": {"changed": True, "lock": {"holder": "test", "started": "2026-11-24T22:15:00Z"}}},
     "sms_hotfix_stage": {"smssite": {"changed": True, "kb": "Q216552", "files": site_files(True),
-                                     "system_map": {"path": "SMS/System.map", "bumped": True, "mtime": 1},
+                                     "system_map": {"path": "SMS/System.map", "bumped": True, "mtime": "2026-11-24T22:15:00Z"},
                                      "msg": "staged"}},
     "sms_replication": dict((host, {"by_state": {"baseline": {
         "changed": True, "recorded": True, "converged": False, "elapsed": 0.01, "files": [], "copy_list": {
