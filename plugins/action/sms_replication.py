@@ -7,14 +7,22 @@ For state=converged with a timeout, the module runs on the logon server in
 slices of `progress_interval` seconds (it polls every `sleep` seconds on the
 server itself). Between slices this plugin prints one line per server saying
 what is still missing, so a 30-minute wait shows progress without a flood of
-retry lines. Every other call passes straight through to the module.
+retry lines.
+
+The manifest is read on the controller when it is a file there (see
+_sms_controller.py): waits get its expected files and KB, so the logon
+servers need no copy of it; a push (state=pushed) gets the manifest and the
+payload copied into the task's remote temporary folder when the task option
+`transfer` says so (auto: when the connection is not local), validated on
+the controller first. Every other call passes straight through to the module.
 """
 
 from __future__ import annotations
 
-import json
+import importlib.util
 import math
 import os
+import sys
 import time
 
 from ansible.errors import AnsibleActionFail
@@ -29,41 +37,54 @@ ADVICE = ("check that the Maintenance Manager runs on the site server (SMS Servi
 PLATFORM_DIRS = {"x86": "X86.bin", "alpha": "Alpha.bin", "mips": "Mips.bin"}
 
 
-def expectations_from_manifest(path):
-    """The expected files and KB of a manifest read on the controller.
+def load_helpers():
+    """plugins/action/_sms_controller.py, shared by the SMS action plugins.
 
-    Only the shape needed here is checked; the module validates names and
-    digests, and the rollout's preflight (sms_hotfix_manifest) the rest.
+    Action plugins are loaded by file, not as a package, so the helper is
+    loaded by path too, once per process.
     """
-    try:
-        with open(path, "rb") as handle:
-            raw = json.loads(handle.read().decode("utf-8"))
-        expect = {
-            str(platform): [{"name": entry["name"], "sha256": entry["sha256"]} for entry in spec["files"]]
-            for platform, spec in raw["platforms"].items()
-        }
-        kb = raw["kb"]
-    except (OSError, ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as exc:
-        raise AnsibleActionFail("manifest %s cannot be used (%s: %s); check it with sms_hotfix_manifest"
-                                % (path, type(exc).__name__, exc))
-    return expect, kb
+    name = "ansible_sms_rollout_controller"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, os.path.join(os.path.dirname(os.path.abspath(__file__)), "_sms_controller.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            raise
+    return sys.modules[name]
+
+
+sms_controller = load_helpers()
+
+
+def expectations_from_manifest(path):
+    """The expected files and KB of a manifest read and validated on the controller."""
+    _data, _raw, manifest = sms_controller.load(path)
+    expect = {
+        platform: [{"name": entry["name"], "sha256": entry["sha256"]} for entry in spec["files"]]
+        for platform, spec in manifest["platforms"].items()
+    }
+    return expect, manifest["kb"]
 
 
 def resolve_manifest(args):
     """Read a controller-side manifest so the logon servers need no copy of it.
 
-    A push copies the payload on the server, so it keeps the manifest path;
-    so does a manifest that exists only on the managed host.
+    A push copies the payload on the server, so it keeps the manifest path
+    (the payload transfer handles it); so does a manifest that exists only on
+    the managed host.
     """
-    path = args.get("manifest")
-    if not path or args.get("state", "converged") == "pushed" or not os.path.isfile(path):
+    path = sms_controller.controller_path(args.get("manifest"))
+    if path is None or args.get("state", "converged") == "pushed":
         return args
     expect, kb = expectations_from_manifest(path)
     resolved = dict(args)
     del resolved["manifest"]
     if not resolved.get("expect"):
         resolved["expect"] = expect
-    resolved.setdefault("kb", kb)
     if resolved.get("kb") is None:
         resolved["kb"] = kb
     return resolved
@@ -140,14 +161,24 @@ class ActionModule(ActionBase):
                                     % (interval, args.get("timeout")))
         if interval <= 0:
             raise AnsibleActionFail("progress_interval must be a positive number of seconds, not %s" % interval)
+        transfer = sms_controller.pop_transfer(args)
 
-        args = resolve_manifest(args)
         module_name = self._task.action
-        waiting = (args.get("state", "converged") == "converged" and timeout > 0
-                   and not self._task.check_mode)
+        state = args.get("state", "converged")
+        waiting = state == "converged" and timeout > 0 and not self._task.check_mode
         try:
+            if state == "pushed":
+                args, facts = sms_controller.send_hotfix(self, args, transfer, True, task_vars)
+                result.update(self._execute_module(module_name=module_name, module_args=args, task_vars=task_vars))
+                result.update(facts)
+                return result
+            resolved = resolve_manifest(args)
+            source = {"manifest_source": "controller" if resolved is not args else "host"} if args.get(
+                "manifest") else {}
+            args = resolved
             if not waiting:
                 result.update(self._execute_module(module_name=module_name, module_args=args, task_vars=task_vars))
+                result.update(source)
                 return result
 
             server = args.get("server_name") or task_vars.get("inventory_hostname") or args.get("sms_root")
@@ -157,6 +188,7 @@ class ActionModule(ActionBase):
                 return self._execute_module(module_name=module_name, module_args=slice_args, task_vars=task_vars)
 
             result.update(wait_in_slices(run_slice, server, timeout, interval, display.display))
+            result.update(source)
             return result
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)

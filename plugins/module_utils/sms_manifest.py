@@ -55,6 +55,24 @@ def _require(entry, key, kind, where):
     return value
 
 
+def read_manifest(path):
+    """(bytes, parsed JSON) of the manifest file at `path`; ManifestError if unreadable."""
+    path = os.path.abspath(path)
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        raise ManifestError("manifest %s does not exist; pass the path of the hotfix's manifest.json" % path,
+                            path=path)
+    except OSError as exc:
+        raise ManifestError("manifest %s cannot be read: %s" % (path, exc.strerror or exc), path=path)
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ManifestError("manifest %s is not valid JSON: %s" % (path, exc), path=path)
+    return data, raw
+
+
 def load_manifest(path, platforms=None, check_payload=True):
     """Load, validate and normalise a manifest.
 
@@ -62,18 +80,25 @@ def load_manifest(path, platforms=None, check_payload=True):
     Returns a dict with absolute payload paths and epoch `mtime` per file.
     """
     path = os.path.abspath(path)
-    try:
-        with open(path, "rb") as handle:
-            raw = json.loads(handle.read().decode("utf-8"))
-    except FileNotFoundError:
-        raise ManifestError("manifest %s does not exist; pass the path of the hotfix's manifest.json" % path,
-                            path=path)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ManifestError("manifest %s is not valid JSON: %s" % (path, exc), path=path)
-    if not isinstance(raw, dict):
-        raise ManifestError("manifest %s: the top level must be an object" % path, path=path)
+    _data, raw = read_manifest(path)
+    return validate_manifest(raw, os.path.dirname(path), platforms=platforms, check_payload=check_payload,
+                             source="manifest %s" % path, path=path)
 
-    where = "manifest %s" % path
+
+def validate_manifest(raw, base_dir, platforms=None, check_payload=True, source=None, path=None):
+    """Validate and normalise a manifest given as data (the parsed JSON).
+
+    `base_dir` is the folder payload paths are relative to; with None (a
+    manifest handed over as data, names and digests only) payload paths stay
+    relative and `check_payload` must be False. `source` names where the
+    data came from in messages (default: the manifest's `path`).
+    """
+    where = source or ("manifest %s" % path if path else "manifest data")
+    if not isinstance(raw, dict):
+        raise ManifestError("%s: the top level must be an object" % where, path=path)
+    if base_dir is None and check_payload:
+        raise ManifestError("%s: the payload cannot be checked without the manifest's folder" % where, path=path)
+
     kb = _require(raw, "kb", str, where)
     if not _KB.match(kb):
         raise ManifestError("%s: kb %r is not a Knowledge Base number like Q216552" % (where, kb), path=path)
@@ -94,7 +119,7 @@ def load_manifest(path, platforms=None, check_payload=True):
                 raise ManifestError("%s does not define platform %r; it defines %s"
                                     % (where, name, ", ".join(sorted(declared))), path=path)
 
-    base = os.path.dirname(path)
+    base = os.path.abspath(base_dir) if base_dir is not None else None
     result = {
         "kb": kb, "title": raw.get("title", ""), "product": raw["product"], "version": raw["version"],
         "path": path, "base_dir": base, "platforms": {},
@@ -141,10 +166,10 @@ def load_manifest(path, platforms=None, check_payload=True):
                 raise ManifestError("%s: date %r is not ISO-8601 (e.g. 1999-01-14T23:21:00Z)"
                                     % (fwhere, date), path=path)
             payload = _require(entry, "payload", str, fwhere)
-            payload_path = os.path.normpath(os.path.join(base, payload))
-            if os.path.isabs(payload) or not payload_path.startswith(base + os.sep):
-                raise ManifestError("%s: payload %r must be a path inside %s" % (fwhere, payload, base),
-                                    path=path)
+            payload_path = _payload_path(payload, base)
+            if payload_path is None:
+                raise ManifestError("%s: payload %r must be a path inside %s"
+                                    % (fwhere, payload, base or "the manifest's folder"), path=path)
             normalised.append({
                 "name": name, "size": size, "sha256": digest, "date": date, "mtime": mtime,
                 "payload": payload_path, "service": bool(entry.get("service", False)),
@@ -154,6 +179,17 @@ def load_manifest(path, platforms=None, check_payload=True):
     if check_payload:
         verify_payload(result)
     return result
+
+
+def _payload_path(payload, base):
+    """The payload's absolute path under `base` (relative when `base` is None); None if it escapes."""
+    if os.path.isabs(payload) or not payload:
+        return None
+    if base is None:
+        relative = os.path.normpath(payload)
+        return None if relative == ".." or relative.startswith(".." + os.sep) or relative == "." else relative
+    joined = os.path.normpath(os.path.join(base, payload))
+    return joined if joined.startswith(base + os.sep) else None
 
 
 def verify_payload(manifest):

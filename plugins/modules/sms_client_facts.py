@@ -30,9 +30,19 @@ options:
     required: true
     choices: [x86, alpha, mips]
   manifest:
-    description: Path of the hotfix's C(manifest.json); only names and SHA-256 are used.
+    description:
+      - Path of the hotfix's C(manifest.json); only names and SHA-256 are used.
+      - The action plugin of the same name reads a path that exists on the controller
+        there and hands the module its content as O(manifest_data), so clients need no
+        copy of the hotfix folder. A path the controller does not have is read on the client.
+      - Exactly one of O(manifest) and O(manifest_data) is required.
     type: path
-    required: true
+  manifest_data:
+    description:
+      - The content of the hotfix's C(manifest.json) (its parsed JSON), instead of O(manifest).
+        Validated like the file; the payload is not needed.
+      - Set by the action plugin from a controller-side O(manifest).
+    type: dict
   client_dir:
     description: The client's SMS binaries folder, relative to O(drive_root).
     type: str
@@ -117,6 +127,17 @@ compliance:
       description: Why the client could not be read (missing or malformed SMS.INI, no SMS folder).
       type: str
       returned: when something could not be read
+manifest_source:
+  description:
+    - Where the manifest came from; V(controller) (given as O(manifest_data), read on the
+      controller by the action plugin) or V(host) (the O(manifest) path, read on the client).
+  returned: success
+  type: str
+  sample: controller
+manifest_path:
+  description: The manifest path read on the client; null when the manifest was given as data.
+  returned: success
+  type: str
 """
 
 import os
@@ -124,7 +145,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.sms_client import ClientError, logon_server, read_sms_ini, smsrun_state
 from ansible.module_utils.sms_files import SmsFileError, find_ci, sha256_file
-from ansible.module_utils.sms_manifest import ManifestError, load_manifest
+from ansible.module_utils.sms_manifest import ManifestError, load_manifest, validate_manifest
 
 
 def main():
@@ -132,18 +153,25 @@ def main():
         argument_spec=dict(
             drive_root=dict(type="path", required=True),
             platform=dict(type="str", required=True, choices=["x86", "alpha", "mips"]),
-            manifest=dict(type="path", required=True),
+            manifest=dict(type="path"),
+            manifest_data=dict(type="dict"),
             client_dir=dict(type="str", default="MS/SMS/BIN"),
             process_name=dict(type="str", default="SMSRUN32"),
             hung_cpu_threshold=dict(type="float", default=90.0),
             cpu_window=dict(type="float", default=1.0),
         ),
+        mutually_exclusive=[("manifest", "manifest_data")],
+        required_one_of=[("manifest", "manifest_data")],
         supports_check_mode=True,
     )
     p = module.params
     drive_root = os.path.abspath(p["drive_root"])
     try:
-        manifest = load_manifest(p["manifest"], platforms=[p["platform"]], check_payload=False)
+        if p["manifest_data"] is not None:
+            manifest = validate_manifest(p["manifest_data"], None, platforms=[p["platform"]], check_payload=False,
+                                         source="manifest_data")
+        else:
+            manifest = load_manifest(p["manifest"], platforms=[p["platform"]], check_payload=False)
     except ManifestError as exc:
         module.fail_json(msg=exc.msg, path=exc.path, **exc.facts)
 
@@ -186,7 +214,8 @@ def main():
     else:
         msg = "%s: not compliant with %s: %s" % (
             drive_root, manifest["kb"], "; ".join(errors + (["differs: " + ", ".join(bad)] if bad else [])))
-    module.exit_json(changed=False, compliance=compliance, msg=msg)
+    module.exit_json(changed=False, compliance=compliance, msg=msg, manifest_path=manifest["path"],
+                     manifest_source="host" if manifest["path"] else "controller")
 
 
 if __name__ == "__main__":

@@ -43,10 +43,19 @@ options:
     choices: [x86, alpha, mips]
   manifest:
     description:
-      - Path of the hotfix's C(manifest.json) on the client. Only the expected
-        names and SHA-256 are used; the payload need not be present.
+      - Path of the hotfix's C(manifest.json). Only the expected names and
+        SHA-256 are used; the payload need not be present.
+      - The action plugin of the same name reads a path that exists on the controller
+        there and hands the module its content as O(manifest_data), so clients need no
+        copy of the hotfix folder. A path the controller does not have is read on the client.
+      - Exactly one of O(manifest) and O(manifest_data) is required.
     type: path
-    required: true
+  manifest_data:
+    description:
+      - The content of the hotfix's C(manifest.json) (its parsed JSON), instead of O(manifest).
+        Validated like the file; the payload is not needed.
+      - Set by the action plugin from a controller-side O(manifest).
+    type: dict
   share_path_pattern:
     description:
       - Path of the logon server's C(SMS_SHR) share as this client reaches it,
@@ -250,6 +259,17 @@ state_dir:
   description: Folder holding the backups and journal.
   returned: always
   type: str
+manifest_source:
+  description:
+    - Where the manifest came from; V(controller) (given as O(manifest_data), read on the
+      controller by the action plugin) or V(host) (the O(manifest) path, read on the client).
+  returned: always
+  type: str
+  sample: controller
+manifest_path:
+  description: The manifest path read on the client; null when the manifest was given as data.
+  returned: always
+  type: str
 """
 
 import os
@@ -264,12 +284,13 @@ from ansible.module_utils.sms_client import (
 )
 from ansible.module_utils.sms_files import BackupJournal, SmsFileError, atomic_copy, find_ci, sha256_file
 from ansible.module_utils.sms_ini import IniDocument, IniError
-from ansible.module_utils.sms_manifest import ManifestError, load_manifest
+from ansible.module_utils.sms_manifest import ManifestError, load_manifest, validate_manifest
 
 ARGUMENT_SPEC = dict(
     drive_root=dict(type="path", required=True),
     platform=dict(type="str", required=True, choices=["x86", "alpha", "mips"]),
-    manifest=dict(type="path", required=True),
+    manifest=dict(type="path"),
+    manifest_data=dict(type="dict"),
     share_path_pattern=dict(type="str", required=True),
     state=dict(type="str", default="upgraded", choices=["upgraded", "rolled_back"]),
     client_dir=dict(type="str", default="MS/SMS/BIN"),
@@ -652,11 +673,19 @@ def _signal_name(name):
 
 
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, mutually_exclusive=[("manifest", "manifest_data")],
+                           required_one_of=[("manifest", "manifest_data")], supports_check_mode=True)
     run = Run(module)
     params = module.params
+    from_data = params["manifest_data"] is not None
+    run.result.update(manifest_source="controller" if from_data else "host",
+                      manifest_path=None if from_data else os.path.abspath(params["manifest"]))
     try:
-        manifest = load_manifest(params["manifest"], platforms=[params["platform"]], check_payload=False)
+        if from_data:
+            manifest = validate_manifest(params["manifest_data"], None, platforms=[params["platform"]],
+                                         check_payload=False, source="manifest_data")
+        else:
+            manifest = load_manifest(params["manifest"], platforms=[params["platform"]], check_payload=False)
     except ManifestError as exc:
         run.fail(ClientError(exc.msg, path=exc.path, **exc.facts))
     state_dir = params["state_dir"] or os.path.join(run.drive_root, "MS", "SMS", "Hotfix", manifest["kb"])

@@ -42,10 +42,25 @@ options:
     required: true
   manifest:
     description:
-      - Path of the hotfix's C(manifest.json) on the site server. Payload paths in it are relative to its folder.
+      - Path of the hotfix's C(manifest.json). Payload paths in it are relative to its folder.
       - With O(state=rolled_back) only the manifest is read (for the KB number and platforms); the payload is not needed.
+      - The action plugin of the same name sends a controller-side manifest and its payload to the site
+        server first (see O(transfer)); otherwise this is a path on the site server.
     type: path
     required: true
+  transfer:
+    description:
+      - Consumed by the action plugin of the same name (a task option, not passed to the module).
+      - V(auto) copies the controller's manifest and the payload of the targeted platforms into the task's
+        remote temporary folder when the connection is not C(local) and the controller has O(manifest);
+        the module then stages from that copy, and the folder is removed when the task ends.
+      - V(always) copies even with the C(local) connection (O(manifest) must be a file on the controller).
+      - V(never) lets the site server read O(manifest) as given.
+      - Manifest and payload are validated on the controller before anything is sent; a bad payload
+        fails the task without touching the site server. With O(state=rolled_back) only the manifest is sent.
+    type: str
+    choices: [auto, always, never]
+    default: auto
   state:
     description:
       - V(present) stages the hotfix's files; V(rolled_back) restores the originals from the journal.
@@ -74,7 +89,10 @@ options:
 attributes:
   check_mode:
     support: full
-    details: Reports what would be replaced, backed up and bumped; writes nothing.
+    details:
+      - Reports what would be replaced, backed up and bumped; writes nothing.
+      - A transfer (O(transfer)) still copies the hotfix into the task's remote temporary folder, which is
+        removed when the task ends.
   diff_mode:
     support: full
     details: One entry per changed file (C(<Platform>.bin/<name> sha256:<hash>) before and after) and one for the date of C(System.map).
@@ -102,6 +120,13 @@ EXAMPLES = r"""
     manifest: /opt/hotfixes/Q216552/manifest.json
     platforms: [x86]
     bump: always
+
+- name: Stage from a copy sent by the controller, even over the local connection (as the tests do)
+  sms_hotfix_stage:
+    sms_root: "{{ sms_drive_root }}/SMS"
+    manifest: "{{ playbook_dir }}/hotfixes/Q216552/manifest.json"
+    transfer: always  # consumed by the action plugin
+  register: staged
 
 - name: Roll the hotfix back
   sms_hotfix_stage:
@@ -174,6 +199,24 @@ msg:
   description: What happened, in a sentence.
   returned: always
   type: str
+manifest_path:
+  description: The manifest the module read on the site server (in the remote temporary folder after a transfer).
+  returned: success
+  type: str
+  sample: /root/.ansible/tmp/ansible-tmp-1732467731.5-1234-5678/Q216552/manifest.json
+manifest_source:
+  description:
+    - V(controller) when the action plugin sent the controller's manifest (and payload), V(host) when
+      the site server read O(manifest) as given.
+  returned: always (action plugin)
+  type: str
+  sample: controller
+transferred:
+  description: Files the action plugin sent, relative to the manifest's folder (the manifest first).
+  returned: when manifest_source is controller
+  type: list
+  elements: str
+  sample: [manifest.json, payload/X86.bin/Smsrun32.exe]
 diff:
   description: With --diff, one entry per changed file and one for the date of C(System.map).
   returned: when diff mode is on
@@ -611,7 +654,7 @@ def main():
         if rollback:
             if not os.path.isfile(journal.path):
                 module.exit_json(
-                    changed=False, kb=manifest["kb"], files=[], journal=journal.path,
+                    changed=False, kb=manifest["kb"], files=[], journal=journal.path, manifest_path=manifest["path"],
                     system_map={"path": system_map, "bumped": False, "mtime": iso_utc(old_mtime)},
                     msg="no journal at %s: %s was never staged here, nothing to roll back"
                         % (journal.path, manifest["kb"]), **({"diff": []} if module._diff else {}))
@@ -635,7 +678,7 @@ def main():
         ("" if not changes else " (%s)" % ", ".join(rel(i["folder"], i["path"]) for i in changes)))
     msg += "; System.map %s" % (("would be bumped" if module.check_mode else "bumped") if bumped else "not bumped")
     result = dict(
-        changed=changed, kb=manifest["kb"], journal=journal.path, msg=msg,
+        changed=changed, kb=manifest["kb"], journal=journal.path, msg=msg, manifest_path=manifest["path"],
         files=[{k: item[k] for k in ("platform", "name", "path", "before_sha256", "after_sha256", "backup",
                                      "changed")} for item in items],
         system_map={"path": system_map, "bumped": bumped, "mtime": iso_utc(new_mtime)},

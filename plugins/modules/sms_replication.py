@@ -45,8 +45,23 @@ options:
         I(state=baseline) and I(state=converged).
       - The action plugin reads a manifest that exists on the controller there, and hands
         the module its expected files and KB. The logon servers then need no copy of it.
-        With I(state=pushed), the manifest and its payload must be readable on the logon server.
+        With I(state=pushed), the action plugin sends the manifest and its payload to the
+        logon server first (see I(transfer)); otherwise they must be readable there.
     type: path
+  transfer:
+    description:
+      - Consumed by the action plugin of the same name (a task option, not passed to the module);
+        used with I(state=pushed) only.
+      - C(auto) copies the controller's manifest and the payload of the pushed platforms into the
+        task's remote temporary folder when the connection is not C(local) and the controller has
+        I(manifest); the push then reads that copy, and the folder is removed when the task ends.
+      - C(always) copies even with the C(local) connection (I(manifest) must be a file on the controller).
+      - C(never) lets the logon server read I(manifest) as given.
+      - Manifest and payload are validated on the controller before anything is sent; a bad payload
+        fails the task without touching the logon server.
+    type: str
+    choices: [auto, always, never]
+    default: auto
   expect:
     description:
       - Expected files per platform (C(x86), C(alpha), C(mips)), each a list of
@@ -110,7 +125,10 @@ options:
 attributes:
   check_mode:
     support: full
-    details: With I(state=converged), check mode checks once and does not wait.
+    details:
+      - With I(state=converged), check mode checks once and does not wait.
+      - With I(state=pushed), a transfer (I(transfer)) still copies the hotfix into the task's remote
+        temporary folder, which is removed when the task ends.
   diff_mode:
     support: partial
     details: Only I(state=pushed) and I(state=restored) return a diff.
@@ -151,6 +169,7 @@ EXAMPLES = r"""
     sms_root: "{{ sms_drive_root }}/SMS"
     manifest: "{{ playbook_dir }}/hotfixes/Q216552/manifest.json"
     state: pushed
+    transfer: auto  # consumed by the action plugin: sent from the controller unless the connection is local
 
 - name: Rollback - wait for the original files again
   sms_replication:
@@ -287,6 +306,22 @@ state_dir:
   description: The hotfix's state folder on the server.
   returned: always
   type: str
+manifest_path:
+  description: The manifest the module read on the server (in the remote temporary folder after a transfer).
+  returned: when the module read a manifest file
+  type: str
+manifest_source:
+  description:
+    - V(controller) when the action plugin read the manifest on the controller (a wait gets its
+      expected files, a push a copy of manifest and payload), V(host) when the server read I(manifest).
+  returned: when I(manifest) is given (action plugin)
+  type: str
+  sample: controller
+transferred:
+  description: Files the action plugin sent for a push, relative to the manifest's folder (the manifest first).
+  returned: state is pushed and manifest_source is controller
+  type: list
+  elements: str
 """
 
 import glob
@@ -822,6 +857,8 @@ def main():
         facts["elapsed"] = round(time.monotonic() - started, 3)
         module.fail_json(msg=exc.msg, **facts)
     result.update(kb=ctx.kb, state_dir=ctx.state_dir)
+    if ctx.manifest:
+        result["manifest_path"] = ctx.manifest["path"]
     if result.pop("failed", False):
         module.fail_json(**result)
     module.exit_json(**result)

@@ -1,5 +1,6 @@
 """sms_client_facts: the read-only compliance view of one client."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -129,3 +130,23 @@ def test_single_smsrun32_is_sampled(client, smsrun, module_runner):
 def test_bad_manifest_fails(client, module_runner):
     result = module_runner(MODULE, dict(client["args"], manifest=client["root"] + "/nope.json"))
     assert result.get("failed") is True and "nope.json" in result["msg"]
+
+
+def test_manifest_given_as_data(client, module_runner):
+    with open(client["manifest"]) as handle:
+        data = json.load(handle)
+    by_path = module_runner(MODULE, client["args"])
+    assert by_path["manifest_source"] == "host" and by_path["manifest_path"] == client["manifest"]
+    args = dict(client["args"], manifest_data=data)
+    del args["manifest"]
+    by_data = module_runner(MODULE, args)
+    assert by_data["manifest_source"] == "controller" and by_data["manifest_path"] is None
+    assert by_data["compliance"] == by_path["compliance"]
+    both = module_runner(MODULE, dict(client["args"], manifest_data=data))
+    assert both["failed"] is True and "mutually exclusive" in both["msg"]
+    del args["manifest_data"]
+    neither = module_runner(MODULE, args)
+    assert neither["failed"] is True and "manifest, manifest_data" in neither["msg"]
+    data["platforms"]["x86"]["files"][0]["sha256"] = "nope"
+    bad = module_runner(MODULE, dict(args, manifest_data=data))
+    assert bad["failed"] is True and bad["msg"].startswith("manifest_data, platform x86, file Smsrun32.exe")

@@ -15,6 +15,7 @@ from ansible.module_utils.sms_manifest import (
     load_manifest,
     platform_dir,
     summary,
+    validate_manifest,
 )
 
 
@@ -140,3 +141,26 @@ def test_not_json_and_missing(tmp_path):
     refused(path, "not valid JSON", path)
     write(path, b"[]")
     refused(path, "top level must be an object")
+
+
+def test_manifest_given_as_data(manifest):
+    with open(manifest) as handle:
+        raw = json.load(handle)
+    by_path = load_manifest(manifest, check_payload=False)
+    by_data = validate_manifest(raw, None, platforms=["x86"], check_payload=False, source="manifest_data")
+    assert by_data["path"] is None and by_data["base_dir"] is None and list(by_data["platforms"]) == ["x86"]
+    assert by_data["platforms"]["x86"]["files"][0]["payload"] == os.path.join("payload", "X86.bin", "Smsrun32.exe")
+    assert [(f["name"], f["sha256"]) for f in by_data["platforms"]["x86"]["files"]] == [
+        (f["name"], f["sha256"]) for f in by_path["platforms"]["x86"]["files"]]
+    # the same checks, with the source named in the message
+    raw["platforms"]["x86"]["files"][0]["payload"] = "../outside.exe"
+    with pytest.raises(ManifestError) as info:
+        validate_manifest(raw, None, check_payload=False, source="manifest_data")
+    assert info.value.msg.startswith("manifest_data, platform x86, file Smsrun32.exe: payload") and \
+        "must be a path inside the manifest's folder" in info.value.msg
+    with pytest.raises(ManifestError) as info:
+        validate_manifest(["not", "an", "object"], None, check_payload=False, source="manifest_data")
+    assert info.value.msg == "manifest_data: the top level must be an object"
+    with pytest.raises(ManifestError) as info:
+        validate_manifest({}, None, source="manifest_data")
+    assert "cannot be checked without the manifest's folder" in info.value.msg
