@@ -11,7 +11,8 @@ from .spec import as_spec
 
 STATIC_ROOT_EXPR = ("{{ lookup('ansible.builtin.env', 'SMS_LAB_ROOT')"
                     " | default(inventory_dir ~ '/../../.lab', true) }}")
-STATIC_TOOL_EXPR = "{{ inventory_dir }}/../../lab/sms-lab"
+STATIC_TOOL_EXPR = ("{{ lookup('ansible.builtin.env', 'SMS_LAB_TOOL')"
+                    " | default(inventory_dir ~ '/../../lab/sms-lab', true) }}")
 
 
 def _q(value):

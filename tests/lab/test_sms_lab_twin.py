@@ -422,3 +422,12 @@ def test_inventory_groups_vars_and_static_version(lab):
         groups = json.loads(out)
         assert sorted(groups["clients_alpha"]["hosts"]) == ["client11", "client12"]
         assert groups["logon_servers"]["hosts"] == list(LOGON_SERVERS)
+
+
+def test_the_committed_lab_inventory_matches_the_default_lab():
+    """inventories/lab/hosts.yml is what the lab builder writes for its default lab."""
+    committed = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                             "inventories", "lab", "hosts.yml")
+    with open(committed) as handle:
+        assert handle.read() == inventory.render_static(Spec()), (
+            "regenerate it: lab/sms-lab inventory --static > inventories/lab/hosts.yml")
