@@ -168,6 +168,9 @@ class CallbackModule(CallbackBase):
         self.hotfix = {"kb": None, "title": None}
         self.plan = None
         self.lock = None
+        # failures outside the three tiers (the plan's window guard, the
+        # compliance sum-up): host -> message
+        self.run_failures = {}
         # tier -> host -> entry; tier -> ordered list of hosts the tier's plays target
         self.results = {"site": {}, "logon": {}, "client": {}}
         self.targets = {"site": [], "logon": [], "client": []}
@@ -382,11 +385,20 @@ class CallbackModule(CallbackBase):
             self.plan = {"host": host, "ok": not failed, "kb": kb, "title": manifest.get("title"),
                          "platforms": platforms, "payload_verified": data.get("payload_verified"),
                          "msg": msg if failed else None}
+            if failed:
+                self.run_failures[host] = "hotfix not verified: %s" % (msg or "failed")
             return
         if action == "sms_rollout_lock":
             lock = data.get("lock") if isinstance(data.get("lock"), dict) else {}
+            releasing = str(result.task.args.get("state") or "acquired") == "released"
+            if releasing:
+                if self.lock is not None and not failed:
+                    self.lock["released"] = True
+                elif failed:
+                    self.run_failures[host] = "lock not released: %s" % (msg or "failed")
+                return
             self.lock = {"host": host, "ok": not failed, "holder": lock.get("holder"),
-                         "started": lock.get("started"), "msg": msg}
+                         "started": lock.get("started"), "msg": msg, "released": False}
             if failed:
                 self._tier_failure(host, "lock not taken: %s" % (msg or "failed"))
             return
@@ -448,7 +460,7 @@ class CallbackModule(CallbackBase):
                 "copy_list": data.get("copy_list") if isinstance(data.get("copy_list"), dict) else None,
             }
         else:
-            detail = str(data.get("status") or ("failed" if failed else "unknown"))
+            detail = "failed" if failed else str(data.get("status") or "unknown")
             if failed:
                 status = "failed"
             elif data.get("skipped") is True or detail == "skipped":
@@ -472,6 +484,8 @@ class CallbackModule(CallbackBase):
                                            "msg": msg, "files": []}
         elif "site" in tiers and host not in self.results["site"]:
             self.results["site"][host] = self._site_entry(host, "failed", msg)
+        elif not tiers:
+            self.run_failures[host] = msg
 
     # ---- report ------------------------------------------------------------
 
@@ -555,9 +569,12 @@ class CallbackModule(CallbackBase):
             "client_plan": self.client_plan,
             "totals": totals,
             "ansible_stats": self._stats(stats),
-            "ok": not any(e["status"] in ("failed", "unreachable") for e in site_entries + logon + clients)
-            and not any(e["status"] == "lagging" for e in logon),
+            "failures": [{"host": host, "msg": msg} for host, msg in sorted(self.run_failures.items())],
         }
+        failed_hosts = [h for h, c in report["ansible_stats"].items() if c["failures"] or c["unreachable"]]
+        report["ok"] = (not failed_hosts and not report["failures"]
+                        and not any(e["status"] in ("failed", "unreachable") for e in site_entries + logon + clients)
+                        and not any(e["status"] == "lagging" for e in logon))
         if self.compliance:
             report["compliance"] = list(self.compliance.values())
         return report
@@ -637,6 +654,13 @@ class CallbackModule(CallbackBase):
         if "compliance" in report:
             comp = report["totals"]["compliance"]
             lines.append("%-14s%d/%d compliant" % ("compliance", comp["compliant"], comp["hosts"]))
+        for failure in report.get("failures") or []:
+            lines.append("%-14s%s: %s" % ("run failed", failure["host"], _short(failure["msg"])))
+        lock = report.get("lock")
+        if lock and lock.get("ok") and not lock.get("released") and not report["check_mode"]:
+            lines.append("%-14sstill held by %s on %s: the run stopped before the unlock step; a re-run by the "
+                         "same holder goes on (playbooks/unlock.yml releases it)"
+                         % ("rollout lock", lock.get("holder"), lock["host"]))
         return lines
 
     # ---- files -------------------------------------------------------------
@@ -727,6 +751,9 @@ def render_junit(report):
                          e.get("error") or ("setup phase %s" % e.get("setup_phase")), None)
                         for e in report["compliance"]],
                        ("not_compliant",), ()))
+    if report.get("failures"):
+        groups.insert(0, ("run", "sms_rollout.run",
+                          [(f["host"], "failed", f["msg"], None) for f in report["failures"]], ("failed",), ()))
     total = {"tests": 0, "failures": 0, "skipped": 0}
     for label, classname, cases, failing, skipping in groups:
         if not cases:
@@ -763,6 +790,11 @@ def _h(value):
     if isinstance(value, (dict, list)):
         value = json.dumps(value, sort_keys=True, default=str)
     return html.escape(str(value), quote=True)
+
+
+def _short(text, limit=400):
+    text = " ".join(str(text or "failed").split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _hosts(names, limit=20):
