@@ -14,7 +14,7 @@ run (plugins/module_utils/sms_manifest.py), and send the host what it needs:
   folder, like ansible.builtin.copy and unarchive (staging, push).
 
 Not an action plugin itself (the leading underscore keeps it out of task
-names); the SMS action plugins load it by path with `load_helpers`.
+names); the SMS action plugins import it with this folder on sys.path.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ _UTILS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 if not any(os.path.realpath(p) == os.path.realpath(_UTILS) for p in ansible.module_utils.__path__):
     ansible.module_utils.__path__.append(_UTILS)
 
-from ansible.module_utils.sms_manifest import ManifestError, read_manifest, validate_manifest  # noqa: E402
+from ansible.module_utils.sms_manifest import PLATFORM_DIRS, ManifestError, read_manifest, validate_manifest  # noqa: E402,F401
 
 TRANSFER_CHOICES = ("auto", "always", "never")
 ADVICE = "check it with sms_hotfix_manifest (bin/sms-hotfix-manifest verify)"

@@ -11,32 +11,15 @@ A path the controller does not have is passed through for the host to read.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 
 
-def load_helpers():
-    """plugins/action/_sms_controller.py, shared by the SMS action plugins.
-
-    Action plugins are loaded by file, not as a package, so the helper is
-    loaded by path too, once per process.
-    """
-    name = "ansible_sms_rollout_controller"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, os.path.join(os.path.dirname(os.path.abspath(__file__)), "_sms_controller.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        try:
-            spec.loader.exec_module(module)
-        except BaseException:
-            del sys.modules[name]
-            raise
-    return sys.modules[name]
-
-
-sms_controller = load_helpers()
+# The SMS action plugins share plugins/action/_sms_controller.py; action
+# plugins are loaded by file, not as a package, so its folder goes on the path.
+if os.path.dirname(os.path.abspath(__file__)) not in sys.path:
+    sys.path.append(os.path.dirname(os.path.abspath(__file__)))
+import _sms_controller as sms_controller  # noqa: E402
 
 
 class ActionModule(sms_controller.ManifestDataAction):

@@ -19,7 +19,6 @@ the controller first. Every other call passes straight through to the module.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 import sys
@@ -34,30 +33,13 @@ display = Display()
 DEFAULT_PROGRESS_INTERVAL = 30
 ADVICE = ("check that the Maintenance Manager runs on the site server (SMS Service Manager), "
           "trigger a pass, or use push mode (sms_replication_mode=push)")
-PLATFORM_DIRS = {"x86": "X86.bin", "alpha": "Alpha.bin", "mips": "Mips.bin"}
 
 
-def load_helpers():
-    """plugins/action/_sms_controller.py, shared by the SMS action plugins.
-
-    Action plugins are loaded by file, not as a package, so the helper is
-    loaded by path too, once per process.
-    """
-    name = "ansible_sms_rollout_controller"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, os.path.join(os.path.dirname(os.path.abspath(__file__)), "_sms_controller.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        try:
-            spec.loader.exec_module(module)
-        except BaseException:
-            del sys.modules[name]
-            raise
-    return sys.modules[name]
-
-
-sms_controller = load_helpers()
+# The SMS action plugins share plugins/action/_sms_controller.py; action
+# plugins are loaded by file, not as a package, so its folder goes on the path.
+if os.path.dirname(os.path.abspath(__file__)) not in sys.path:
+    sys.path.append(os.path.dirname(os.path.abspath(__file__)))
+import _sms_controller as sms_controller  # noqa: E402
 
 
 def expectations_from_manifest(path):
@@ -96,7 +78,7 @@ def lagging_summary(result):
     for item in result.get("files") or []:
         if item.get("ok"):
             continue
-        label = "%s/%s" % (PLATFORM_DIRS.get(item.get("platform"), item.get("platform")), item.get("name"))
+        label = "%s/%s" % (sms_controller.PLATFORM_DIRS.get(item.get("platform"), item.get("platform")), item.get("name"))
         parts.append("%s %s" % (label, "missing" if item.get("found_sha256") is None else "old"))
     copy_list = result.get("copy_list") or {}
     if copy_list.get("required") and not copy_list.get("ok"):
