@@ -8,6 +8,7 @@ import os
 
 import ansible.module_utils  # noqa: F401  (conftest extends its path)
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CRLF = b"\r\n"
 HOTFIX_DATE = {"Smsrun32.exe": "1999-01-14T23:21:00Z", "Smssrv32.exe": "1999-02-04T22:27:00Z"}
 SIZES = {"x86": 4096, "alpha": 6144}

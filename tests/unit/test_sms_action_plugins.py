@@ -19,7 +19,7 @@ import sys
 import pytest
 
 import sms_testlib as lib
-from conftest import REPO
+from sms_testlib import REPO
 
 ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
 UNSHARE = shutil.which("unshare")

@@ -11,7 +11,7 @@ import time
 import pytest
 
 import sms_testlib as lib
-from conftest import REPO
+from sms_testlib import REPO
 
 MODULE = "sms_replication"
 
