@@ -412,7 +412,8 @@ def test_inventory_groups_vars_and_static_version(lab):
     sv = yaml.safe_load(static)["all"]["vars"]
     assert sv["sms_lab_root"] == ("{{ lookup('ansible.builtin.env', 'SMS_LAB_ROOT')"
                                   " | default(inventory_dir ~ '/../../.lab', true) }}")
-    assert sv["sms_lab_tool"] == "{{ inventory_dir }}/../../lab/sms-lab"
+    assert sv["sms_lab_tool"] == ("{{ lookup('ansible.builtin.env', 'SMS_LAB_TOOL')"
+                                  " | default(inventory_dir ~ '/../../lab/sms-lab', true) }}")
     assert yaml.safe_load(static)["all"]["children"] == ch
 
     ansible_inventory = os.path.join(os.path.dirname(sys.executable), "ansible-inventory")
