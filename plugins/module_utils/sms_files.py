@@ -269,6 +269,35 @@ class BackupJournal:
         write_json(self.path, self.data)
         return entry
 
+    def retire(self):
+        """Set the journal and its backups aside after a completed rollback.
+
+        They move to `root/retired/<UTC stamp>/`, so the next rollout backs up
+        the originals it finds then (a service pack may have changed them)
+        instead of trusting this journal. The journal moves first: a crash
+        in between leaves backups no journal names, never a journal naming
+        backups that are gone. Returns the new folder, or None.
+        """
+        if not os.path.exists(self.path):
+            return None
+        import time
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(_now()))
+        target = os.path.join(self.root, "retired", stamp)
+        suffix = 1
+        while os.path.exists(target):
+            suffix += 1
+            target = os.path.join(self.root, "retired", "%s-%d" % (stamp, suffix))
+        ensure_dir(target)
+        try:
+            os.rename(self.path, os.path.join(target, "journal.json"))
+            backups = os.path.join(self.root, "backup")
+            if os.path.isdir(backups):
+                os.rename(backups, os.path.join(target, "backup"))
+        except OSError as exc:
+            raise SmsFileError(_describe_os_error(exc, self.root), path=self.root)
+        self._data = None
+        return target
+
     def verify(self, entry):
         """Raise unless the backup of `entry` is intact."""
         if not entry.get("existed"):

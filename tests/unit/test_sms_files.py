@@ -205,3 +205,27 @@ def test_backup_journal_verify(tmp_path):
     with pytest.raises(SmsFileError) as info:
         journal.verify(entry)
     assert "missing" in info.value.msg
+
+
+def test_retire_sets_the_journal_and_backups_aside_and_a_new_journal_starts(tmp_path):
+    from ansible.module_utils.sms_files import BackupJournal
+    target = tmp_path / "X86.bin"
+    target.mkdir()
+    original = target / "Smsrun32.exe"
+    original.write_bytes(b"original")
+    journal = BackupJournal(str(tmp_path / "state"))
+    first = journal.record("X86.bin", "Smsrun32.exe", str(original))
+    assert (tmp_path / "state" / first["backup"]).read_bytes() == b"original"
+
+    retired = journal.retire()
+    assert retired and os.path.isfile(os.path.join(retired, "journal.json"))
+    with open(os.path.join(retired, "backup", "X86.bin", "Smsrun32.exe"), "rb") as handle:
+        assert handle.read() == b"original"
+    assert not (tmp_path / "state" / "journal.json").exists()
+    assert journal.entry("X86.bin", "Smsrun32.exe") is None
+    # the next rollout backs up what it finds then
+    original.write_bytes(b"service pack")
+    second = journal.record("X86.bin", "Smsrun32.exe", str(original))
+    assert (tmp_path / "state" / second["backup"]).read_bytes() == b"service pack"
+    assert journal.retire() != retired
+    assert BackupJournal(str(tmp_path / "nothing")).retire() is None
