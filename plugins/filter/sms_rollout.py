@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import re
+import socket
 
 from ansible.errors import AnsibleFilterError
 
@@ -202,6 +203,16 @@ def sms_in_window(now, window=None):
     return False
 
 
+def sms_operator_holder(user):
+    """`user@controller-host`: the rollout lock's holder for a run from the CLI.
+
+    The controller's name makes two operators with the same account on two
+    controllers two holders, so they cannot stage at once.
+    """
+    user = str(user or "").strip() or "operator"
+    return "%s@%s" % (user, socket.gethostname() or "controller")
+
+
 class FilterModule(object):
     """Rollout planning filters."""
 
@@ -209,4 +220,5 @@ class FilterModule(object):
         return {
             "sms_waves": sms_waves,
             "sms_in_window": sms_in_window,
+            "sms_operator_holder": sms_operator_holder,
         }

@@ -142,3 +142,12 @@ def test_filters_are_registered():
     filters = FilterModule().filters()
     assert filters["sms_waves"] is sms_waves
     assert filters["sms_in_window"] is sms_in_window
+
+
+
+def test_operator_holder_names_the_user_and_the_controller():
+    import socket
+    from sms_rollout import sms_operator_holder
+    assert sms_operator_holder("alice") == "alice@%s" % socket.gethostname()
+    assert sms_operator_holder("") == "operator@%s" % socket.gethostname()
+    assert "sms_operator_holder" in FilterModule().filters()
