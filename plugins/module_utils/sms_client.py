@@ -11,14 +11,13 @@ raised as ClientError naming what failed, where, and what to do.
 from __future__ import annotations
 
 import os
-import re
 import stat
 
 from ansible.module_utils import sms_proc
 from ansible.module_utils.sms_files import (
     SmsFileError, atomic_copy, atomic_write_bytes, find_ci, sha256_file,
 )
-from ansible.module_utils.sms_ini import IniDocument, IniError
+from ansible.module_utils.sms_ini import IniDocument, IniError, copy_list_version
 from ansible.module_utils.sms_manifest import PLATFORM_DIRS
 
 INI_NAME = "SMS.INI"
@@ -149,30 +148,6 @@ def read_server(pattern, server, unc, platform, copy_list):
                           "regenerate it and run again" % list_path, path=list_path, logon_server=server)
     return {"share": share, "platform_dir": folder, "files": regular_files(folder),
             "copy_list": list_path, "copy_list_version": version.strip()}
-
-
-_SECTION = re.compile(r"^\s*\[([^\]]*)\]\s*$")
-_VERSION = re.compile(r"^\s*CopyListVersion\s*=\s*(\S*)\s*$", re.IGNORECASE)
-
-
-def copy_list_version(data):
-    """CopyListVersion of a copy list: [Copy List] first, else any section.
-
-    Copy lists are not strict INI files (their [Files] section lists bare
-    names), so they are scanned, not parsed.
-    """
-    section, anywhere = None, None
-    for line in data.decode("latin-1").splitlines():
-        header = _SECTION.match(line)
-        if header:
-            section = header.group(1).strip().lower()
-            continue
-        match = _VERSION.match(line)
-        if match and match.group(1):
-            if section == "copy list":
-                return match.group(1)
-            anywhere = anywhere or match.group(1)
-    return anywhere
 
 
 def stale_files(manifest_files, server_files):

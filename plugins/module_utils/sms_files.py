@@ -16,6 +16,7 @@ import errno
 import hashlib
 import json
 import os
+import stat
 import tempfile
 
 CHUNK = 1024 * 1024
@@ -298,6 +299,53 @@ class BackupJournal:
         self._data = None
         return target
 
+    def retire_entries(self, keys):
+        """Set aside the entries `keys` (and their backups) after a rollback of part of the journal.
+
+        Like retire(), for a rollback limited to some platforms: the entries
+        go to `root/retired/<UTC stamp>/journal.json` and their backups under
+        it, the journal keeps the others. When `keys` covers every entry, the
+        whole journal is retired. The journal is rewritten before the backups
+        move, so it never names a backup that is gone. Returns the new folder,
+        or None when none of `keys` is in the journal.
+        """
+        entries = self.data["entries"]
+        keys = [key for key in keys if key in entries]
+        if not keys:
+            return None
+        if set(keys) == set(entries):
+            return self.retire()
+        target = self._retired_folder()
+        moved = {key: entries[key] for key in keys}
+        try:
+            ensure_dir(target)
+            write_json(os.path.join(target, "journal.json"), dict(self.data, entries=moved))
+            remaining = dict(self.data, entries={k: v for k, v in entries.items() if k not in moved})
+            write_json(self.path, remaining)
+            self._data = remaining
+            for entry in moved.values():
+                source = self.backup_path(entry)
+                if source and os.path.lexists(source):
+                    dest = os.path.join(target, entry["backup"])
+                    ensure_dir(os.path.dirname(dest))
+                    os.rename(source, dest)
+                    folder = os.path.dirname(source)
+                    if not os.listdir(folder):
+                        os.rmdir(folder)
+        except OSError as exc:
+            raise SmsFileError(_describe_os_error(exc, self.root), path=self.root)
+        return target
+
+    def _retired_folder(self):
+        import time
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(_now()))
+        target = os.path.join(self.root, "retired", stamp)
+        suffix = 1
+        while os.path.exists(target):
+            suffix += 1
+            target = os.path.join(self.root, "retired", "%s-%d" % (stamp, suffix))
+        return target
+
     def verify(self, entry):
         """Raise unless the backup of `entry` is intact."""
         if not entry.get("existed"):
@@ -315,3 +363,167 @@ class BackupJournal:
 def _now():
     import time
     return time.time()
+
+
+# -- checks before a change, and undoing a change that failed half-way -------------------------------
+def existing_ancestor(path):
+    """`path`, or its nearest parent that exists."""
+    path = os.path.abspath(path)
+    while not os.path.exists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return path
+
+
+def missing_dirs(path):
+    """Folders from `path` up that do not exist yet, deepest first."""
+    out = []
+    path = os.path.abspath(path)
+    while not os.path.exists(path):
+        out.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return out
+
+
+def check_writable(folders, files=()):
+    """Raise unless every folder of `folders` and file of `files` is writable.
+
+    A read-only mount fails this check even for root (os.access reports EROFS).
+    """
+    for folder in sorted(set(folders)):
+        if not os.access(folder, os.W_OK):
+            raise SmsFileError(
+                "cannot write in %s: it is read-only (or not writable for this account); make it writable "
+                "and run again" % folder, path=folder)
+    for path in sorted(set(files)):
+        if not os.access(path, os.W_OK):
+            raise SmsFileError(
+                "cannot change %s: it is read-only (or not writable for this account); make it writable "
+                "and run again" % path, path=path)
+
+
+def check_free_space(needs):
+    """`needs`: (existing folder, bytes) pairs, summed per filesystem; raise when one lacks the room.
+
+    Each file is rounded up to whole blocks, plus one block for its folder entry.
+    """
+    by_dev = {}
+    for folder, size in needs:
+        st = os.statvfs(folder)
+        dev = os.stat(folder).st_dev
+        block = st.f_frsize or 4096
+        rounded = ((size + block - 1) // block) * block + block
+        slot = by_dev.setdefault(dev, {"folder": folder, "need": 0, "have": st.f_bavail * st.f_frsize})
+        slot["need"] += rounded
+    for slot in by_dev.values():
+        if slot["need"] > slot["have"]:
+            raise SmsFileError(
+                "not enough free space on the filesystem of %s: need %d bytes, have %d; free some space "
+                "and run again" % (slot["folder"], slot["need"], slot["have"]),
+                path=slot["folder"], need=slot["need"], have=slot["have"])
+
+
+class Transaction:
+    """What a run changes, so that a failure half-way can put everything back as it was.
+
+    Before a file is replaced, renamed or removed, `remember_file` keeps its
+    bytes, mode and date (or that it did not exist). Backups are taken through
+    `record`, which notes the backups and journal entries this run creates.
+    `rollback()` puts the files back atomically (temporary file + rename),
+    removes this run's backups, restores the journal's bytes and removes the
+    folders the run created, if empty.
+    """
+
+    def __init__(self, journal=None, folders=()):
+        self.journal = journal
+        self.journal_bytes = _read_or_none(journal.path) if journal is not None else None
+        self.journal_mtime = (os.stat(journal.path).st_mtime
+                              if self.journal_bytes is not None else None)
+        # Folders this run may create (deepest first), removed again if left empty.
+        self.new_dirs = []
+        for folder in folders:
+            for path in missing_dirs(folder):
+                if path not in self.new_dirs:
+                    self.new_dirs.append(path)
+        self.new_dirs.sort(key=lambda path: path.count(os.sep), reverse=True)
+        self.new_backups = []
+        self.files = []  # (path before, path after, bytes or None, mtime, mode)
+
+    def record(self, group, name, current_path):
+        """`journal.record`, noting the backup it creates (before it exists, so a half-made one goes too)."""
+        if self.journal.entry(group, name) is None and current_path is not None:
+            backup = os.path.join(self.journal.root, "backup", group, os.path.basename(current_path))
+            if not os.path.lexists(backup) and backup not in self.new_backups:
+                self.new_backups.append(backup)
+        return self.journal.record(group, name, current_path)
+
+    def remember_file(self, path_before, path_after=None):
+        """Keep `path_before` as it is now (None: it does not exist), to be put back at `path_after`'s place."""
+        if path_after is None:
+            path_after = path_before
+        if path_before is None:
+            self.files.append((None, path_after, None, None, None))
+            return
+        st = os.stat(path_before)
+        with open(path_before, "rb") as handle:
+            data = handle.read()
+        self.files.append((path_before, path_after, data, st.st_mtime, stat.S_IMODE(st.st_mode)))
+
+    def rollback(self):
+        """Undo everything; returns (paths put back or removed, problems)."""
+        restored, problems = [], []
+        for before, after, data, mtime, mode in reversed(self.files):
+            try:
+                if before is None:
+                    if os.path.lexists(after):
+                        os.unlink(after)
+                        restored.append(after)
+                    continue
+                if after != before and os.path.lexists(after):
+                    os.rename(after, before)
+                if _unchanged(before, data, mtime, mode):
+                    continue  # the step failed before touching this file
+                atomic_write(before, [data], mtime=mtime, mode=mode)
+                restored.append(before)
+            except (OSError, SmsFileError) as exc:
+                problems.append("%s: %s" % (before or after, getattr(exc, "msg", None) or exc))
+        if self.journal is None:
+            return restored, problems
+        try:
+            for path in self.new_backups:
+                if os.path.lexists(path):
+                    os.unlink(path)
+            if self.journal_bytes is None:
+                if os.path.lexists(self.journal.path):
+                    os.unlink(self.journal.path)
+            elif _read_or_none(self.journal.path) != self.journal_bytes:
+                atomic_write_bytes(self.journal.path, self.journal_bytes, mtime=self.journal_mtime)
+            for folder in self.new_dirs:
+                if os.path.isdir(folder) and not os.listdir(folder):
+                    os.rmdir(folder)
+        except (OSError, SmsFileError) as exc:
+            problems.append("state folder %s: %s" % (self.journal.root, getattr(exc, "msg", None) or exc))
+        self.journal._data = None
+        return restored, problems
+
+
+def _unchanged(path, data, mtime, mode):
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    return (st.st_mtime == mtime and stat.S_IMODE(st.st_mode) == mode and st.st_size == len(data)
+            and _read_or_none(path) == data)
+
+
+def _read_or_none(path):
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None

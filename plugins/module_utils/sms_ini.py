@@ -7,6 +7,8 @@
 project does not know. Setting a key rewrites the value of that one line and
 nothing else, so every other byte of the file survives a rewrite.
 Bytes are decoded as latin-1, which maps each byte to one character and back.
+Lines end at CR LF, LF or CR only: `str.splitlines` would also split at
+0x85, 0x0B, 0x0C and 0x1C-0x1E, which are ordinary characters in these files.
 """
 
 from __future__ import annotations
@@ -15,6 +17,61 @@ import re
 
 _SECTION = re.compile(r"^\s*\[([^\]]*)\]\s*$")
 _KEY = re.compile(r"^(\s*)([^=;#\[\s][^=]*?)(\s*=\s*)(.*?)(\s*)$")
+_LINE = re.compile(r"([^\r\n]*)(\r\n|\n|\r|\Z)")
+
+
+def split_lines(text):
+    """[body, newline] per line of `text`, split at CR LF, LF or CR only.
+
+    Each line keeps its own ending ("" for a last line without one), so
+    joining body + newline gives `text` back exactly.
+    """
+    lines = []
+    position, end = 0, len(text)
+    while position < end:
+        match = _LINE.match(text, position)
+        lines.append([match.group(1), match.group(2)])
+        position = match.end()
+    return lines
+
+
+def _text(data):
+    return data.decode("latin-1") if isinstance(data, bytes) else data
+
+
+def copy_list_version(data):
+    """The CopyListVersion of a copy list (bytes or text), or None.
+
+    Copy lists are not strict INI files (their [Files] section lists bare
+    file names), so they are scanned, not parsed: lines end at CR LF, LF or
+    CR; blank lines, `;`/`#` comments and lines without `=` are ignored;
+    `[name]` starts a section (name compared without case and surrounding
+    blanks). A `CopyListVersion = value` line (key without case, blanks
+    around key and value trimmed as str.strip does, so 0x85 and 0xA0 count
+    as blanks there; an empty value does not count) in the
+    `[Copy List]` section wins, the first one there; otherwise the first one
+    of any other section (or before any section). The value is returned as
+    text, not checked to be a number.
+    """
+    section, anywhere = None, None
+    for body, _newline in split_lines(_text(data)):
+        text = body.strip()
+        if not text or text[0] in ";#":
+            continue
+        if text.startswith("[") and text.endswith("]"):
+            section = text[1:-1].strip().lower()
+            continue
+        if "=" not in text:
+            continue
+        key, value = text.split("=", 1)
+        value = value.strip()
+        if key.strip().lower() != "copylistversion" or not value:
+            continue
+        if section == "copy list":
+            return value
+        if anywhere is None:
+            anywhere = value
+    return anywhere
 
 
 class IniError(Exception):
@@ -37,11 +94,7 @@ class IniDocument:
             text = data.decode("latin-1")
         else:
             text = data
-        lines = []
-        for chunk in text.splitlines(True):
-            body = chunk.rstrip("\r\n")
-            lines.append([body, chunk[len(body):]])
-        doc = cls(lines)
+        doc = cls(split_lines(text))
         doc._check(name)
         return doc
 
@@ -125,6 +178,19 @@ class IniDocument:
         else:
             self._lines.insert(insert_at, line)
         return True
+
+    def remove(self, section, key):
+        """Remove the line of `key` in `section` (the one `get` reads).
+
+        Only that line goes; every other byte stays. Returns True when the
+        document changed (False when the key is not there).
+        """
+        wanted_section, wanted_key = section.lower(), key.lower()
+        for index, sec, match in self._walk():
+            if sec == wanted_section and match.group(2).strip().lower() == wanted_key:
+                del self._lines[index]
+                return True
+        return False
 
     def _section_end(self, wanted_section):
         """Index just after the last key line of a section, or None."""

@@ -59,6 +59,11 @@ options:
     description: Seconds over which a single C(SMSRUN32) is sampled (spent only when exactly one runs).
     type: float
     default: 1.0
+  client_name:
+    description:
+      - Name of the client at the start of every message, usually C(inventory_hostname).
+      - Defaults to the base name of O(drive_root).
+    type: str
 seealso:
   - module: sms_client_upgrade
 attributes:
@@ -159,6 +164,7 @@ def main():
             process_name=dict(type="str", default="SMSRUN32"),
             hung_cpu_threshold=dict(type="float", default=90.0),
             cpu_window=dict(type="float", default=1.0),
+            client_name=dict(type="str"),
         ),
         mutually_exclusive=[("manifest", "manifest_data")],
         required_one_of=[("manifest", "manifest_data")],
@@ -166,6 +172,7 @@ def main():
     )
     p = module.params
     drive_root = os.path.abspath(p["drive_root"])
+    client = p["client_name"] or os.path.basename(drive_root.rstrip(os.sep)) or drive_root
     try:
         if p["manifest_data"] is not None:
             manifest = validate_manifest(p["manifest_data"], None, platforms=[p["platform"]], check_payload=False,
@@ -173,7 +180,7 @@ def main():
         else:
             manifest = load_manifest(p["manifest"], platforms=[p["platform"]], check_payload=False)
     except ManifestError as exc:
-        module.fail_json(msg=exc.msg, path=exc.path, **exc.facts)
+        module.fail_json(msg="%s: %s" % (client, exc.msg), path=exc.path, **exc.facts)
 
     errors = []
     compliance = {"kb": manifest["kb"], "setup_phase": None, "copy_list_version": None, "logon_server": None}
@@ -210,10 +217,10 @@ def main():
         compliance["error"] = "; ".join(errors)
     bad = [f["name"] for f in files if not f["ok"]]
     if compliance["compliant"]:
-        msg = "%s: all %d %s file(s) of %s in place" % (drive_root, len(files), p["platform"], manifest["kb"])
+        msg = "%s: all %d %s file(s) of %s in place" % (client, len(files), p["platform"], manifest["kb"])
     else:
         msg = "%s: not compliant with %s: %s" % (
-            drive_root, manifest["kb"], "; ".join(errors + (["differs: " + ", ".join(bad)] if bad else [])))
+            client, manifest["kb"], "; ".join(errors + (["differs: " + ", ".join(bad)] if bad else [])))
     module.exit_json(changed=False, compliance=compliance, msg=msg, manifest_path=manifest["path"],
                      manifest_source="host" if manifest["path"] else "controller")
 

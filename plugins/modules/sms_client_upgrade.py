@@ -26,7 +26,13 @@ description:
     and started again after (O(running_policy=restart)), or the client is
     deferred as SMS itself would (O(running_policy=defer)).
   - Every replaced file and the original C(SMS.INI) are backed up once in
-    O(state_dir); O(state=rolled_back) puts the original bytes back.
+    O(state_dir). O(state=rolled_back) puts the original files back and sets
+    C([SMS] CopyListVersion) and C([Local] SetupPhase) back to the original's
+    values (removing a key the original lacked); whatever else SMS changed in
+    C(SMS.INI) since the upgrade is kept. Only a current C(SMS.INI) that cannot
+    be read or parsed is replaced whole by the original. A completed rollback
+    retires the journal (to C(<state_dir>/retired/<UTC stamp>/)), so a later
+    rollout backs up the files it finds then.
   - Nothing is written in place; a failure after the first replacement puts
     back what this run replaced.
 version_added: "1.0.0"
@@ -65,8 +71,10 @@ options:
     required: true
   state:
     description:
-      - V(upgraded) upgrades the client; V(rolled_back) restores the files and
-        the C(SMS.INI) recorded in O(state_dir) by earlier runs.
+      - V(upgraded) upgrades the client; V(rolled_back) restores the files
+        recorded in O(state_dir) by earlier runs and the two C(SMS.INI) keys
+        this module manages, then retires the journal. Without a journal there
+        is nothing to roll back (changed=false).
     type: str
     choices: [upgraded, rolled_back]
     default: upgraded
@@ -129,6 +137,11 @@ options:
       - Folder for the backups and their journal.
       - Defaults to C(<drive_root>/MS/SMS/Hotfix/<KB>).
     type: path
+  client_name:
+    description:
+      - Name of the client at the start of every message, usually C(inventory_hostname).
+      - Defaults to the base name of O(drive_root).
+    type: str
 notes:
   - File names are compared case-insensitively; a replaced file keeps the name it has on the client.
   - Only C(SMSRUN32) processes whose command line names a path inside O(drive_root) are considered.
@@ -141,7 +154,9 @@ attributes:
     details: Reports the files and keys that would change and the processes that would be stopped; stops nothing.
   diff_mode:
     support: full
-    details: Before/after lines per changed file (path and SHA-256) and per changed C(SMS.INI) key.
+    details:
+      - Before/after lines per changed file (path and SHA-256) and per changed C(SMS.INI) key.
+      - A rollback that restores C(SMS.INI) whole (it cannot be parsed) also shows its path and SHA-256.
   platform:
     platforms: posix
 """
@@ -225,7 +240,9 @@ files:
     after_sha256: {description: SHA-256 after the run (null when removed), type: str}
     changed: {description: Whether the file was (or would be) replaced, type: bool}
 ini:
-  description: The two C(SMS.INI) keys this module manages, with their values before and after.
+  description:
+    - The two C(SMS.INI) keys this module manages, with their values before and after.
+    - On rollback, C(after) is the original's value, null when the original lacked the key (it is removed).
   returned: always
   type: list
   elements: dict
@@ -259,6 +276,23 @@ state_dir:
   description: Folder holding the backups and journal.
   returned: always
   type: str
+ini_restore:
+  description:
+    - How a rollback puts C(SMS.INI) back. V(keys) sets only C([SMS] CopyListVersion) and
+      C([Local] SetupPhase) back (every other line is kept; when nothing else changed since the
+      upgrade, the result is the original's bytes). V(whole_file) replaces the file with the
+      original because the current one is missing or cannot be read or parsed (the message says why).
+  returned: on rollback, when the journal holds SMS.INI
+  type: str
+  sample: keys
+journal_retired:
+  description:
+    - Folder the journal and its backups were moved to after a completed rollback.
+    - Null in check mode (the message says it would be retired), when the rollback was deferred,
+      and when the journal also holds entries this module does not restore (it is then kept).
+  returned: on rollback with a journal
+  type: str
+  sample: /mnt/c/MS/SMS/Hotfix/Q216552/retired/20260101T120000Z
 manifest_source:
   description:
     - Where the manifest came from; V(controller) (given as O(manifest_data), read on the
@@ -272,6 +306,7 @@ manifest_path:
   type: str
 """
 
+import hashlib
 import os
 import platform as _platform
 import signal
@@ -304,6 +339,7 @@ ARGUMENT_SPEC = dict(
     start_argv=dict(type="list", elements="str", default=[]),
     process_name=dict(type="str", default="SMSRUN32"),
     state_dir=dict(type="path"),
+    client_name=dict(type="str"),
 )
 
 KEY_VERSION = ("SMS", "CopyListVersion")
@@ -317,7 +353,8 @@ class Run:
         self.module = module
         self.p = module.params
         self.drive_root = os.path.abspath(self.p["drive_root"])
-        self.client = os.path.basename(self.drive_root.rstrip(os.sep)) or _platform.node()
+        self.client = (self.p["client_name"] or os.path.basename(self.drive_root.rstrip(os.sep))
+                       or _platform.node())
         self.result = {
             "changed": False, "status": "unchanged", "files": [], "ini": [],
             "smsrun32": {"found": [], "hung": False, "stopped": [], "signals": [], "restarted": False},
@@ -374,7 +411,9 @@ class Run:
         problem = self.start()
         if problem:
             self.result["changed"] = True
-            self.fail(ClientError("%s, but %s; start it by hand" % (summary, problem)))
+            prefix = "%s: " % self.client
+            done = summary[len(prefix):] if summary.startswith(prefix) else summary
+            self.fail(ClientError("%s, but %s; start it by hand" % (done, problem)))
 
     # -- upgrade -----------------------------------------------------------------
 
@@ -544,7 +583,8 @@ class Run:
             if entry["changed"]:
                 before.append("SMS.INI [%s] %s=%s" % (entry["section"], entry["key"],
                                                       "(absent)" if entry["before"] is None else entry["before"]))
-                after.append("SMS.INI [%s] %s=%s" % (entry["section"], entry["key"], entry["after"]))
+                after.append("SMS.INI [%s] %s=%s" % (entry["section"], entry["key"],
+                                                     "(absent)" if entry["after"] is None else entry["after"]))
         return {"before_header": self.drive_root, "after_header": self.drive_root,
                 "before": "".join(line + "\n" for line in before), "after": "".join(line + "\n" for line in after)}
 
@@ -556,8 +596,11 @@ class Run:
         journal = BackupJournal(state_dir)
         if not os.path.isfile(journal.path):
             res["status"] = "unchanged"
-            self.module.exit_json(msg="%s: no journal at %s: this client was never changed, nothing to roll back"
-                                  % (self.client, journal.path), **res)
+            self.module.exit_json(
+                msg="%s: no journal at %s: nothing to roll back (this client was never upgraded, or an earlier "
+                    "rollback completed and retired its journal)" % (self.client, journal.path), **res)
+        res["journal_retired"] = None
+        foreign = []
         try:
             entries = journal.entries()
             bin_dir = client_bin(self.drive_root, p["client_dir"])
@@ -567,10 +610,14 @@ class Run:
                 group = key.split("/", 1)[0]
                 folder = {"BIN": bin_dir, "INI": self.drive_root}.get(group)
                 if folder is None:
+                    foreign.append(key)
                     continue
                 current = find_ci(folder, entry["name"])
-                current_sha = sha256_file(current) if current and os.path.isfile(current) else None
                 target = current or os.path.join(folder, entry["name"])
+                if group == "INI" and entry.get("existed"):
+                    plan.append(self.ini_plan(entry, target, journal))
+                    continue
+                current_sha = sha256_file(current) if current and os.path.isfile(current) else None
                 wanted = entry["sha256"] if entry.get("existed") else None
                 if current_sha != wanted:
                     journal.verify(entry)
@@ -582,7 +629,8 @@ class Run:
 
         ini_item = next((i for i in plan if i["group"] == "INI"), None)
         if ini_item is not None:
-            res["ini"] = self.ini_keys(ini_item, journal)
+            res["ini"] = ini_item.get("keys", [])
+            res["ini_restore"] = ini_item.get("mode", "whole_file")
         todo = [i for i in plan if i["changed"]]
         bin_todo = [i for i in todo if i["group"] == "BIN"]
         res["files"] = [{k: i[k] for k in ("name", "path", "before_sha256", "after_sha256", "changed")}
@@ -594,31 +642,29 @@ class Run:
             res.update(status="deferred", pending_restart=True)
             for item in res["files"]:
                 item["after_sha256"], item["changed"] = item["before_sha256"], False
+            for entry in res["ini"]:
+                entry["after"], entry["changed"] = entry["before"], False
             self.module.exit_json(
                 msg="%s: rollback deferred: %s pid %d is running and running_policy is defer; run again after "
                     "the client restarts" % (self.client, p["process_name"], procs["pids"][0]), **res)
         must_stop = hung or (running and bool(bin_todo))
-        res["changed"] = bool(todo) or must_stop
+        # Everything the journal names is put back here: the journal is then
+        # retired, so the next rollout backs up the files it finds then.
+        retire = not foreign
+        res["changed"] = bool(todo) or must_stop or retire
         res["status"] = "rolled_back" if res["changed"] else "unchanged"
         res["reboot_required"] = any(i["service"] for i in bin_todo)
         if must_stop:
             res["smsrun32"]["stopped"] = list(procs["pids"])
         if self.module._diff:
-            res["diff"] = self.diff(bin_todo, [dict(e, changed=e["before"] != e["after"]) for e in res["ini"]])
+            whole = [i for i in todo if i["group"] != "BIN" and i.get("mode") != "keys"]
+            res["diff"] = self.diff(bin_todo + whole, res["ini"])
         for item in todo:
             folder = os.path.dirname(item["path"])
             if not writable(folder):
                 self.fail(ClientError("cannot restore %s: %s is read-only; make it writable and run again"
                                       % (item["path"], folder), path=folder))
-        if todo:
-            summary = "%s: %s original file(s) %s from %s: %s" % (
-                self.client, len(todo), "would be restored" if self.module.check_mode else "restored", state_dir,
-                ", ".join(i["name"] for i in todo))
-        elif must_stop:
-            summary = "%s: original files in place; hung %s %s" % (
-                self.client, p["process_name"], "would be ended" if self.module.check_mode else "ended")
-        else:
-            summary = "%s: the original files are in place; nothing to roll back" % self.client
+        summary = self.rollback_summary(todo, ini_item, must_stop, retire, foreign, journal)
         if self.module.check_mode or not res["changed"]:
             self.module.exit_json(msg=summary, **res)
 
@@ -631,12 +677,18 @@ class Run:
             for item in todo:
                 done.append((item["path"], snapshot_file(item["path"])))
                 entry = item["entry"]
-                if entry.get("existed"):
+                if item["group"] == "INI" and "data" in item:
+                    write_ini(item["path"], item["data"], mtime=item["mtime"])
+                    with open(item["path"], "rb") as handle:
+                        if handle.read() != item["data"]:
+                            raise ClientError("%s reads back different from what was written; check the disk"
+                                              % item["path"], path=item["path"])
+                elif entry.get("existed"):
                     atomic_copy(journal.backup_path(entry), item["path"], mtime=entry["mtime"],
                                 expect_sha256=entry["sha256"])
                 else:
                     os.unlink(item["path"])
-        except (SmsFileError, OSError) as exc:
+        except (ClientError, SmsFileError, OSError) as exc:
             problems = undo(done)
             exc = wrap(exc) if not isinstance(exc, OSError) else ClientError(
                 "cannot restore %s: %s" % (exc.filename, exc.strerror))
@@ -644,27 +696,109 @@ class Run:
                         else "; putting them back ALSO failed: %s" % "; ".join(problems))
             self.restart_after_failure(stopped)
             self.fail(exc)
+        if retire:
+            try:
+                res["journal_retired"] = journal.retire()
+            except SmsFileError as exc:
+                self.restart_after_failure(stopped)
+                self.fail(ClientError(
+                    "the original files are back, but setting the journal aside failed: %s; move %s and %s out "
+                    "of the way by hand, or the next rollout trusts these old backups" % (
+                        exc.msg, journal.path, os.path.join(state_dir, "backup")), path=exc.path))
+            summary = self.rollback_summary(todo, ini_item, must_stop, retire, foreign, journal,
+                                            retired=res["journal_retired"])
         self.finish_start(stopped, summary)
         self.module.exit_json(msg=summary, **res)
 
-    def ini_keys(self, item, journal):
-        """The managed keys: current value -> original value."""
-        entry = item["entry"]
-        docs = []
-        for path in (item["path"], journal.backup_path(entry)):
-            try:
-                with open(path, "rb") as handle:
-                    docs.append(IniDocument.parse(handle.read(), name=path))
-            except (OSError, TypeError, IniError):  # a damaged SMS.INI is what the rollback repairs
-                docs.append(None)
-        current, original = docs
+    def rollback_summary(self, todo, ini_item, must_stop, retire, foreign, journal, retired=None):
+        check = self.module.check_mode
+        parts = []
+        restored = [i for i in todo if i["group"] != "INI" or i.get("mode") != "keys"]
+        if restored:
+            parts.append("%d original file(s) %s from %s: %s" % (
+                len(restored), "would be restored" if check else "restored", journal.root,
+                ", ".join(i["name"] for i in restored)))
+        if ini_item is not None and ini_item.get("mode") == "keys" and ini_item["changed"]:
+            parts.append("SMS.INI %s %s (every other line kept)" % (
+                ", ".join("[%s] %s=%s" % (k["section"], k["key"], "(removed)" if k["after"] is None else k["after"])
+                          for k in ini_item["keys"] if k["changed"]),
+                "would be put back" if check else "put back"))
+        if ini_item is not None and ini_item.get("problem") and ini_item["changed"]:
+            parts.append("%s %s, so the whole file %s from the backup" % (
+                ini_item["path"], ini_item["problem"], "would be restored" if check else "was restored"))
+        if must_stop:
+            parts.append("hung %s %s" % (self.p["process_name"], "would be ended" if check else "ended")
+                         if self.result["smsrun32"]["hung"] else
+                         "%s %s for the restore" % (self.p["process_name"], "would be stopped" if check else "stopped"))
+        if not todo:
+            parts.insert(0, "the original files are in place")
+        if retire:
+            parts.append("journal %s %s" % (journal.path, "would be retired to %s" % os.path.join(
+                journal.root, "retired") if check else "retired to %s" % retired))
+        else:
+            parts.append("journal %s kept: it also holds %s, which this module does not restore"
+                         % (journal.path, ", ".join(foreign)))
+        return "%s: %s" % (self.client, "; ".join(parts))
+
+    def ini_plan(self, entry, path, journal):
+        """SMS.INI's rollback: the two managed keys back to the backup's values.
+
+        Only `[SMS] CopyListVersion` and `[Local] SetupPhase` are put back (a
+        key the original lacked is removed), so whatever SMS changed since the
+        upgrade stays. When nothing else changed, that is the original bytes.
+        A current SMS.INI that cannot be read or parsed is restored whole.
+        """
+        journal.verify(entry)
+        backup_path = journal.backup_path(entry)
+        with open(backup_path, "rb") as handle:
+            backup = handle.read()
+        item = {"group": "INI", "entry": entry, "name": os.path.basename(path), "path": path, "service": False,
+                "problem": None}
+        try:
+            original = IniDocument.parse(backup, name=backup_path)
+        except IniError as exc:
+            original, item["problem"] = None, "has a backup that cannot be parsed (%s)" % exc.msg
+        data, current = None, None
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+            current = IniDocument.parse(data, name=path)
+        except FileNotFoundError:
+            item["problem"] = item["problem"] or "is missing"
+        except OSError as exc:
+            item["problem"] = item["problem"] or "cannot be read (%s)" % (exc.strerror or exc)
+        except IniError as exc:
+            item["problem"] = item["problem"] or "cannot be parsed (%s)" % exc.msg
+        item["before_sha256"] = sha256_file(path) if data is not None else None
         keys = []
         for section, key in (KEY_VERSION, KEY_PHASE):
             before = current.get(section, key) if current else None
             after = original.get(section, key) if original else None
             keys.append({"section": section, "key": key, "before": before, "after": after,
                          "changed": before != after})
-        return keys
+        item["keys"] = keys
+        if item["problem"]:
+            item.update(mode="whole_file", data=backup, mtime=entry["mtime"], after_sha256=entry["sha256"],
+                        changed=item["before_sha256"] != entry["sha256"])
+            return item
+        restored = IniDocument.parse(data, name=path)
+        predicted = IniDocument.parse(backup, name=backup_path)  # the original with the current values
+        for (section, key), entry_keys in zip((KEY_VERSION, KEY_PHASE), keys):
+            if entry_keys["after"] is None:
+                restored.remove(section, key)
+            else:
+                restored.set(section, key, entry_keys["after"])
+            if entry_keys["before"] is None:
+                predicted.remove(section, key)
+            else:
+                predicted.set(section, key, entry_keys["before"])
+        if predicted.to_bytes() == data:  # nothing else changed since the upgrade
+            new, mtime = backup, entry["mtime"]
+        else:
+            new, mtime = restored.to_bytes(), None
+        item.update(mode="keys", data=new, mtime=mtime, changed=new != data,
+                    after_sha256=hashlib.sha256(new).hexdigest())
+        return item
 
 
 def _signal_name(name):
@@ -694,8 +828,8 @@ def main():
         names = [_signal_name(name) for name in params[option]]
         unknown = [name for name in names if not hasattr(signal, "SIG" + name)]
         if unknown or not names:
-            module.fail_json(msg="%s must list signal names like TERM, KILL; %s is not one"
-                             % (option, ", ".join(unknown) or "an empty list"))
+            module.fail_json(msg="%s: %s must list signal names like TERM, KILL; %s is not one"
+                             % (run.client, option, ", ".join(unknown) or "an empty list"))
         params[option] = names
     if params["state"] == "rolled_back":
         run.rollback(manifest, state_dir)

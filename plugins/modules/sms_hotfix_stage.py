@@ -31,6 +31,13 @@ description:
   - With O(state=rolled_back) the originals recorded in the journal are restored byte for byte, with
     their original name and date (a file that did not exist before the hotfix is removed), and
     C(System.map) is bumped again. Every backup is verified before the first file is restored.
+  - A completed rollback sets its journal entries and their backups aside in
+    C(<state_dir>/retired/<UTC date>/) (only the rolled-back platforms' entries when O(platforms) limits
+    it), so a later rollout backs up the files it finds then (a service pack may have changed them)
+    instead of trusting the old backups. A second rollback then finds no journal and changes nothing.
+  - A backup named by the journal that is missing or no longer has the recorded SHA-256 stops a staging
+    run before any change, as it is the only copy of the original. Restore it from elsewhere, or retire the
+    journal by hand.
   - Take the rollout lock (M(sms_rollout_lock)) before running this module, so two rollouts cannot
     stage at once.
 version_added: "1.0.0"
@@ -137,7 +144,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 changed:
-  description: Whether a file was replaced or restored, or C(System.map) was bumped (or would be, in check mode).
+  description:
+    - Whether a file was replaced or restored, C(System.map) was bumped, or a rollback set the journal aside
+      (or would, in check mode).
   returned: always
   type: bool
 kb:
@@ -195,6 +204,13 @@ journal:
   returned: success
   type: str
   sample: /srv/C/SMS/Hotfix/Q216552/journal.json
+retired:
+  description:
+    - With O(state=rolled_back), the folder the rolled-back journal entries and their backups were moved to
+      (the RV(files) C(backup) paths point there); null when there was nothing to retire, and in check mode.
+  returned: success, with O(state=rolled_back) and a journal
+  type: str
+  sample: /srv/C/SMS/Hotfix/Q216552/retired/20261124T170211Z
 msg:
   description: What happened, in a sentence.
   returned: always
@@ -230,20 +246,21 @@ restored:
 """
 
 import os
-import stat
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.sms_files import (
     BackupJournal,
     SmsFileError,
+    Transaction,
     atomic_copy,
-    atomic_write,
-    atomic_write_bytes,
+    check_free_space,
+    existing_ancestor,
     find_ci,
     iso_utc,
     sha256_file,
 )
+from ansible.module_utils.sms_files import check_writable as _check_writable
 from ansible.module_utils.sms_manifest import PLATFORM_DIRS, ManifestError, load_manifest
 
 SITE_PATH = ("Site.srv", "Maincfg.box", "Client.src")
@@ -299,141 +316,24 @@ def default_state_dir(sms_root, kb):
     return (find_ci(hotfix, kb) if os.path.isdir(hotfix) else None) or os.path.join(hotfix, kb)
 
 
-def existing_ancestor(path):
-    path = os.path.abspath(path)
-    while not os.path.exists(path):
-        parent = os.path.dirname(path)
-        if parent == path:
-            break
-        path = parent
-    return path
-
-
-def missing_dirs(path):
-    """Folders from `path` up that do not exist yet, deepest first."""
-    out = []
-    path = os.path.abspath(path)
-    while not os.path.exists(path):
-        out.append(path)
-        parent = os.path.dirname(path)
-        if parent == path:
-            break
-        path = parent
-    return out
-
-
 def check_writable(folders, files):
-    for folder in sorted(set(folders)):
-        if not os.access(folder, os.W_OK):
-            raise StageError(
-                "cannot write in %s: it is read-only (or not writable for this account); make it writable "
-                "and run again. Nothing was changed." % folder, path=folder)
-    for path in sorted(set(files)):
-        if not os.access(path, os.W_OK):
-            raise StageError(
-                "cannot change %s: it is read-only (or not writable for this account); make it writable "
-                "and run again. Nothing was changed." % path, path=path)
+    try:
+        _check_writable(folders, files)
+    except SmsFileError as exc:
+        raise StageError("%s. Nothing was changed." % exc.msg, path=exc.path, **exc.facts)
 
 
 def check_space(needs):
     """`needs`: list of (existing folder, bytes). Sums them per filesystem."""
-    by_dev = {}
-    for folder, size in needs:
-        st = os.statvfs(folder)
-        dev = os.stat(folder).st_dev
-        block = st.f_frsize or 4096
-        rounded = ((size + block - 1) // block) * block + block
-        slot = by_dev.setdefault(dev, {"folder": folder, "need": 0, "have": st.f_bavail * st.f_frsize})
-        slot["need"] += rounded
-    for slot in by_dev.values():
-        if slot["need"] > slot["have"]:
-            raise StageError(
-                "not enough free space on the filesystem of %s: need %d bytes, have %d; free some space "
-                "and run again. Nothing was changed." % (slot["folder"], slot["need"], slot["have"]),
-                path=slot["folder"], need=slot["need"], have=slot["have"])
+    try:
+        check_free_space(needs)
+    except SmsFileError as exc:
+        raise StageError("%s. Nothing was changed." % exc.msg, path=exc.path, **exc.facts)
 
 
 # -- acting ----------------------------------------------------------------------------------------
-class Undo:
-    """What a run changed, so that a failure can put the site back as it was."""
-
-    def __init__(self, journal, folders=()):
-        self.journal = journal
-        self.journal_bytes = _read_or_none(journal.path)
-        self.journal_mtime = os.stat(journal.path).st_mtime if self.journal_bytes is not None else None
-        # Folders this run may create (deepest first), removed again if left empty.
-        self.new_dirs = []
-        for folder in folders:
-            for path in missing_dirs(folder):
-                if path not in self.new_dirs:
-                    self.new_dirs.append(path)
-        self.new_dirs.sort(key=lambda path: path.count(os.sep), reverse=True)
-        self.new_backups = []
-        self.files = []  # (path before, path after, bytes or None, mtime, mode)
-
-    def remember_file(self, path_before, path_after):
-        if path_before is None:
-            self.files.append((None, path_after, None, None, None))
-            return
-        st = os.stat(path_before)
-        with open(path_before, "rb") as handle:
-            data = handle.read()
-        self.files.append((path_before, path_after, data, st.st_mtime, stat.S_IMODE(st.st_mode)))
-
-    def run(self):
-        """Undo everything; returns (restored paths, problems)."""
-        restored, problems = [], []
-        for before, after, data, mtime, mode in reversed(self.files):
-            try:
-                if before is None:
-                    if os.path.lexists(after):
-                        os.unlink(after)
-                    restored.append(after)
-                    continue
-                if after != before and os.path.lexists(after):
-                    os.rename(after, before)
-                if _unchanged(before, data, mtime, mode):
-                    continue  # the step failed before touching this file
-                atomic_write(before, [data], mtime=mtime, mode=mode)
-                restored.append(before)
-            except (OSError, SmsFileError) as exc:
-                problems.append("%s: %s" % (before or after, getattr(exc, "msg", None) or exc))
-        try:
-            for path in self.new_backups:
-                if os.path.lexists(path):
-                    os.unlink(path)
-            if self.journal_bytes is None:
-                if os.path.lexists(self.journal.path):
-                    os.unlink(self.journal.path)
-            elif _read_or_none(self.journal.path) != self.journal_bytes:
-                atomic_write_bytes(self.journal.path, self.journal_bytes, mtime=self.journal_mtime)
-            for folder in self.new_dirs:
-                if os.path.isdir(folder) and not os.listdir(folder):
-                    os.rmdir(folder)
-        except (OSError, SmsFileError) as exc:
-            problems.append("state folder %s: %s" % (self.journal.root, getattr(exc, "msg", None) or exc))
-        return restored, problems
-
-
-def _unchanged(path, data, mtime, mode):
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return False
-    return (st.st_mtime == mtime and stat.S_IMODE(st.st_mode) == mode and st.st_size == len(data)
-            and _read_or_none(path) == data)
-
-
-def _read_or_none(path):
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
-
-
 def failure_after_change(exc, undo):
-    restored, problems = undo.run()
+    restored, problems = undo.rollback()
     if isinstance(exc, OSError):
         msg = "%s: %s" % (exc.filename or "a file", exc.strerror or exc)
     else:
@@ -464,6 +364,24 @@ def rel(platform_dir, path):
     return "%s/%s" % (os.path.basename(platform_dir), os.path.basename(path))
 
 
+def damaged_backup(journal, jentry, path, exc):
+    """A backup the journal names is gone or damaged: the only copy of the original. Refuse to go on."""
+    backup = journal.backup_path(jentry)
+    if "found" in exc.facts:
+        state = "is damaged: the journal %s recorded SHA-256 %s, the backup has SHA-256 %s" % (
+            journal.path, jentry["sha256"], exc.facts["found"])
+    else:
+        state = "is missing: the journal %s recorded it with SHA-256 %s" % (journal.path, jentry["sha256"])
+    return StageError(
+        "the backup %s of the original of %s %s. It is the only copy of that original, which a rollback "
+        "needs, so nothing is replaced: restore the backup from elsewhere (a copy with SHA-256 %s), or, if the "
+        "original is lost for good, retire the journal by hand (move %s and %s into %s) so that the next "
+        "rollout backs up the files it finds. Nothing was changed."
+        % (backup, path, state, jentry["sha256"], journal.path, os.path.join(journal.root, "backup"),
+           os.path.join(journal.root, "retired", "<date>")),
+        path=backup, expected=jentry["sha256"], found=exc.facts.get("found"))
+
+
 def stage(module, manifest, system_map, dirs, journal):
     items = []
     for platform, spec in manifest["platforms"].items():
@@ -480,7 +398,7 @@ def stage(module, manifest, system_map, dirs, journal):
                 try:
                     journal.verify(jentry)
                 except SmsFileError as exc:
-                    module.warn(exc.msg)
+                    raise damaged_backup(journal, jentry, current or os.path.join(folder, entry["name"]), exc)
                 backup = journal.backup_path(jentry)
             elif jentry is None and current is not None:
                 backup = os.path.join(journal.root, "backup", group, os.path.basename(current))
@@ -512,12 +430,10 @@ def stage(module, manifest, system_map, dirs, journal):
 
     mtime = os.stat(system_map).st_mtime
     if not module.check_mode and (changes or bump):
-        undo = Undo(journal, [os.path.join(journal.root, "backup", item["group"]) for item in new_backups])
+        undo = Transaction(journal, [os.path.join(journal.root, "backup", item["group"]) for item in new_backups])
         try:
             for item in new_backups:
-                if item["backup"] and not os.path.lexists(item["backup"]):
-                    undo.new_backups.append(item["backup"])
-                jentry = journal.record(item["group"], item["name"], item["current"])
+                jentry = undo.record(item["group"], item["name"], item["current"])
                 item["backup"] = journal.backup_path(jentry)
             for item in changes:
                 entry = item["entry"]
@@ -541,11 +457,12 @@ def stage(module, manifest, system_map, dirs, journal):
 
 def roll_back(module, manifest, system_map, dirs, journal):
     wanted = {PLATFORM_DIRS[p].lower(): p for p in manifest["platforms"]}
-    entries = []
+    entries, keys = [], []
     for key, jentry in sorted(journal.entries().items()):
         group = key.split("/", 1)[0]
         if group.lower() in wanted:
             entries.append((wanted[group.lower()], group, jentry))
+            keys.append(key)
     # Every backup must be sound before the first file is restored.
     for _platform, _group, jentry in entries:
         try:
@@ -577,12 +494,16 @@ def roll_back(module, manifest, system_map, dirs, journal):
         })
     changes = [item for item in items if item["changed"]]
     bump = module.params["bump"] == "always" or (module.params["bump"] == "auto" and bool(changes))
-    check_writable([item["folder"] for item in changes], [system_map] if bump else [])
+    # A completed rollback sets the journal aside (retired), so a later rollout backs up what it finds then.
+    retire = bool(keys)
+    check_writable([item["folder"] for item in changes] + ([journal.root] if retire else []),
+                   [system_map] if bump else [])
     check_space([(item["folder"], item["jentry"]["size"]) for item in changes if item["jentry"].get("existed")])
 
     mtime = os.stat(system_map).st_mtime
+    retired = None
     if not module.check_mode and (changes or bump):
-        undo = Undo(journal)
+        undo = Transaction(journal)
         try:
             for item in changes:
                 jentry = item["jentry"]
@@ -603,7 +524,18 @@ def roll_back(module, manifest, system_map, dirs, journal):
                 mtime = bump_system_map(system_map)
         except (SmsFileError, OSError) as exc:
             raise failure_after_change(exc, undo)
-    return items, bump, mtime
+    if retire and not module.check_mode:
+        try:
+            retired = journal.retire_entries(keys)
+        except SmsFileError as exc:
+            raise StageError(
+                "%s: the files were restored%s, but the journal %s could not be set aside (%s); fix the cause and "
+                "run the rollback again (it will only retire the journal)"
+                % (manifest["kb"], " (%d)" % len(changes) if changes else "", journal.path, exc.msg), path=exc.path)
+        for item in items:
+            if item["jentry"].get("backup"):
+                item["backup"] = os.path.join(retired, item["jentry"]["backup"])
+    return items, bump, mtime, (retired if retire and not module.check_mode else retire)
 
 
 def make_diff(items, system_map, old_mtime, new_mtime, bumped):
@@ -659,17 +591,18 @@ def main():
                     msg="no journal at %s: %s was never staged here, nothing to roll back"
                         % (journal.path, manifest["kb"]), **({"diff": []} if module._diff else {}))
             journal.data  # noqa: B018  (an unreadable journal fails here, before any change)
-            items, bumped, new_mtime = roll_back(module, manifest, system_map, dirs, journal)
+            items, bumped, new_mtime, retired = roll_back(module, manifest, system_map, dirs, journal)
         else:
             journal.data  # noqa: B018
             items, bumped, new_mtime = stage(module, manifest, system_map, dirs, journal)
+            retired = None
     except SmsFileError as exc:
         module.fail_json(msg="%s. Nothing was changed." % exc.msg.rstrip("."), path=exc.path, **exc.facts)
     except StageError as exc:
         module.fail_json(msg=exc.msg, **exc.facts)
 
     changes = [item for item in items if item["changed"]]
-    changed = bool(changes) or bumped
+    changed = bool(changes) or bumped or bool(retired)
     verb = "restored" if rollback else "replaced"
     if module.check_mode:
         verb = "would be " + verb
@@ -677,12 +610,17 @@ def main():
         manifest["kb"], len(changes), verb,
         ("" if not changes else " (%s)" % ", ".join(rel(i["folder"], i["path"]) for i in changes)))
     msg += "; System.map %s" % (("would be bumped" if module.check_mode else "bumped") if bumped else "not bumped")
+    if retired:
+        msg += ("; the journal would be set aside (retired)" if module.check_mode
+                else "; the journal was set aside in %s" % retired)
     result = dict(
         changed=changed, kb=manifest["kb"], journal=journal.path, msg=msg, manifest_path=manifest["path"],
         files=[{k: item[k] for k in ("platform", "name", "path", "before_sha256", "after_sha256", "backup",
                                      "changed")} for item in items],
         system_map={"path": system_map, "bumped": bumped, "mtime": iso_utc(new_mtime)},
     )
+    if rollback:
+        result["retired"] = retired if isinstance(retired, str) else None
     if module._diff:
         result["diff"] = make_diff(items, system_map, old_mtime, new_mtime, bumped)
     module.exit_json(**result)

@@ -24,7 +24,15 @@ description:
     It copies the staged payload to the logon server directly, after backing up
     the server's originals once, and verifies the result. The copy lists are not
     bumped, because editing them by hand is unsupported.
+  - Before a push touches anything it checks that the platform folders to write and the state folder
+    are writable and hold enough free space (the new files, the backups and the journal); otherwise it
+    fails naming the folder, and nothing is changed. If a copy fails half-way (a full disk, say), the
+    files the push had already replaced are put back as they were, the backups and journal entries it
+    made are removed, and the module fails saying so, leaving the server as before the push.
   - I(state=restored) undoes a push byte for byte from its journal.
+    Once done, it sets the push journal and its backups aside in C(<state_dir>/push/retired/<UTC date>/)
+    (only the restored platforms' entries when I(platforms) limits it), so a later push backs up the
+    files it finds then; a second restore finds no journal and changes nothing.
     I(state=reset) removes the hotfix's copy-list baselines at the end of a rollback.
   - The action plugin of the same name runs I(state=converged) in slices of
     C(progress_interval) seconds (a task argument, default 30) and prints one
@@ -285,10 +293,26 @@ slices:
   returned: state is converged and timeout > 0 (action plugin)
   type: int
 restored:
-  description: Files put back (or removed, when the push had created them).
-  returned: state is restored
+  description:
+    - Files put back (or removed, when the push had created them).
+    - On a push that failed half-way, the paths put back as they were before the push.
+  returned: state is restored, or a push failed after it had changed files
   type: list
   elements: str
+retired:
+  description:
+    - The folder the restored push-journal entries and their backups were moved to; null in check mode.
+  returned: state is restored and a push journal existed
+  type: str
+  sample: /srv/C/SMS/Hotfix/Q216552/push/retired/20261124T170211Z
+need:
+  description: Bytes a push needs on the filesystem that lacks them.
+  returned: failure, when a push lacks free space
+  type: int
+have:
+  description: Bytes free on that filesystem.
+  returned: failure, when a push lacks free space
+  type: int
 removed:
   description: Baseline files removed.
   returned: state is reset
@@ -333,13 +357,17 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.sms_files import (
-    BackupJournal, SmsFileError, atomic_copy, ensure_dir, find_ci, iso_utc, read_json, sha256_file, write_json)
+    BackupJournal, SmsFileError, Transaction, atomic_copy, check_free_space, check_writable, ensure_dir,
+    existing_ancestor, find_ci, iso_utc, read_json, sha256_file, write_json)
+from ansible.module_utils.sms_ini import copy_list_version
 from ansible.module_utils.sms_manifest import PLATFORM_DIRS, ManifestError, check_plain_name, load_manifest
 
 DEFAULT_COPY_LISTS = ["Cl_nt.txt", "Cl_win95.txt", "Cl_win.txt", "Cl_dos.txt", "Cl_os2.txt"]
 ADVICE = ("check that the Maintenance Manager runs on the site server (SMS Service Manager), "
           "trigger a pass, or use push mode (sms_replication_mode=push)")
 PUSH_JOURNAL = "push"
+# Room for the journal rewrite (temporary copy next to the old one).
+JOURNAL_ROOM = 64 * 1024
 _KB = re.compile(r"^Q[0-9]{5,7}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -487,7 +515,7 @@ class LogonServer:
                 versions[os.path.basename(path)] = int(str(value).strip())
             except (TypeError, ValueError):
                 raise ReplicationError(
-                    "copy list %s has no decimal CopyListVersion in [Copy List] (found %r); "
+                    "copy list %s has no decimal CopyListVersion (found %r); "
                     "let the Maintenance Manager regenerate it (touch System.map on the site server)"
                     % (path, value), path=path)
         if not versions:
@@ -497,25 +525,6 @@ class LogonServer:
         return versions
 
 
-def copy_list_version(data):
-    """The CopyListVersion of a copy list's [Copy List] section, or None.
-
-    Read leniently: copy lists also hold bare file-name lines, which are not
-    key=value lines; only the one value matters here.
-    """
-    section = None
-    for line in data.decode("latin-1").splitlines():
-        text = line.strip()
-        if not text or text[0] in ";#":
-            continue
-        if text.startswith("[") and text.endswith("]"):
-            section = text[1:-1].strip().lower()
-            continue
-        if section == "copy list" and "=" in text:
-            key, value = text.split("=", 1)
-            if key.strip().lower() == "copylistversion":
-                return value.strip()
-    return None
 
 
 def copy_list_status(versions, baseline, require_bump):
@@ -695,19 +704,25 @@ def run_pushed(ctx, server):
         pushed.append(os.path.relpath(dest, server.logon_srv))
         diff["before"] += _describe(os.path.relpath(dest, server.logon_srv), found)
         diff["after"] += _describe(os.path.relpath(dest, server.logon_srv), entry["sha256"])
+    if plan:
+        push_preflight(plan, dirs, journal)
     if plan and not ctx.module.check_mode:
-        # Back up every original before the first copy, so a failure half-way can be undone.
-        for platform, entry, current, found in plan:
-            journal.record(PLATFORM_DIRS[platform], entry["name"], current)
-        for platform, entry, current, found in plan:
-            dest = current or os.path.join(dirs[platform], entry["name"])
-            try:
+        groups = sorted({PLATFORM_DIRS[platform] for platform, _e, current, _f in plan
+                         if journal.entry(PLATFORM_DIRS[platform], _e["name"]) is None and current})
+        txn = Transaction(journal, [os.path.join(journal.root, "backup", group) for group in groups]
+                          + [journal.root])
+        try:
+            # Back up every original before the first copy.
+            for platform, entry, current, found in plan:
+                txn.record(PLATFORM_DIRS[platform], entry["name"], current)
+            for platform, entry, current, found in plan:
+                dest = current or os.path.join(dirs[platform], entry["name"])
+                txn.remember_file(current, dest)
+                server._hashes.pop(dest, None)
                 atomic_copy(entry["payload"], dest, mtime=entry["mtime"], expect_sha256=entry["sha256"])
-            except SmsFileError as exc:
-                raise ReplicationError(
-                    "%s; the push stopped part-way: fix the cause and push again, or undo it with "
-                    "state=restored" % exc.msg, path=exc.path, **exc.facts)
-            server._hashes.pop(dest, None)
+                server._hashes.pop(dest, None)
+        except (SmsFileError, OSError) as exc:
+            raise push_failed(ctx, exc, txn)
     files = server.files(ctx.expected, dirs)
     converged = all(item["ok"] for item in files)
     if not converged and not ctx.module.check_mode:
@@ -728,6 +743,45 @@ def run_pushed(ctx, server):
     return result
 
 
+def push_preflight(plan, dirs, journal):
+    """Before anything is touched: the folders to write are writable and hold enough free space."""
+    new_backups = [(platform, entry, current) for platform, entry, current, _found in plan
+                   if journal.entry(PLATFORM_DIRS[platform], entry["name"]) is None]
+    state_folders = [existing_ancestor(journal.root)]
+    for platform, _entry, _current in new_backups:
+        state_folders.append(existing_ancestor(os.path.join(journal.root, "backup", PLATFORM_DIRS[platform])))
+    needs = [(dirs[platform], entry["size"]) for platform, entry, _current, _found in plan]
+    needs += [(existing_ancestor(os.path.join(journal.root, "backup", PLATFORM_DIRS[platform])),
+               os.path.getsize(current)) for platform, _entry, current in new_backups if current]
+    if new_backups:
+        needs.append((existing_ancestor(journal.root), JOURNAL_ROOM))
+    try:
+        check_writable([dirs[platform] for platform, _e, _c, _f in plan] + (state_folders if new_backups else []))
+        check_free_space(needs)
+    except SmsFileError as exc:
+        raise ReplicationError("%s. Nothing was changed." % exc.msg, path=exc.path, **exc.facts)
+
+
+def push_failed(ctx, exc, txn):
+    """A push failed half-way: put back what it changed, and say so."""
+    restored, problems = txn.rollback()
+    if isinstance(exc, SmsFileError):
+        msg, path, facts = exc.msg, exc.path, dict(exc.facts)
+    else:
+        msg, path, facts = "%s: %s" % (exc.filename or "a file", exc.strerror or exc), exc.filename, {}
+    if problems:
+        msg += ("; the push stopped part-way and what it had changed could not all be put back (%s): fix the "
+                "cause, then undo it with state=restored or push again" % "; ".join(problems))
+    elif restored:
+        msg += ("; the push stopped part-way, and the %d file(s) it had already changed were put back as they "
+                "were (%s), so logon server %s is as before the push" % (len(restored), ", ".join(restored),
+                                                                          ctx.label))
+    else:
+        msg += "; nothing was changed"
+    facts["restored"] = restored
+    return ReplicationError(msg, path=path, **facts)
+
+
 def run_restored(ctx, server):
     started = time.monotonic()
     journal = BackupJournal(os.path.join(ctx.state_dir, PUSH_JOURNAL))
@@ -744,11 +798,12 @@ def run_restored(ctx, server):
                 raise ReplicationError("platform %r is unknown; known platforms: %s"
                                        % (platform, ", ".join(sorted(PLATFORM_DIRS))))
             wanted.append(PLATFORM_DIRS[platform.lower()].lower())
-    plan = []
+    plan, keys = [], []
     for key, entry in sorted(journal.entries().items()):
         group = key.rsplit("/", 1)[0]
         if wanted is not None and group.lower() not in wanted:
             continue
+        keys.append(key)
         try:
             journal.verify(entry)
         except SmsFileError as exc:
@@ -763,6 +818,13 @@ def run_restored(ctx, server):
             plan.append((entry, current or os.path.join(folder, entry["name"]), found, entry["sha256"]))
         elif not entry["existed"] and current is not None:
             plan.append((entry, current, found, None))
+    # A completed restore sets the push journal aside (retired), so a later push backs up what it finds then.
+    if keys:
+        result["retired"] = None
+        try:
+            check_writable([journal.root])
+        except SmsFileError as exc:
+            raise ReplicationError("%s; nothing was restored" % exc.msg, path=exc.path)
     diff = {"before": "", "after": ""}
     for entry, dest, found, wanted_sha in plan:
         relative = os.path.relpath(dest, server.logon_srv)
@@ -783,9 +845,20 @@ def run_restored(ctx, server):
                 except SmsFileError as exc:
                     raise ReplicationError("%s; the restore stopped part-way: fix the cause and run it again"
                                            % exc.msg, path=exc.path, **exc.facts)
-    result.update(changed=bool(plan), elapsed=round(time.monotonic() - started, 3),
-                  msg="logon server %s: %s %d file(s)" % (
-                      ctx.label, "would restore" if ctx.module.check_mode else "restored", len(plan)))
+        if keys:
+            try:
+                result["retired"] = journal.retire_entries(keys)
+            except SmsFileError as exc:
+                raise ReplicationError(
+                    "logon server %s: %d file(s) restored, but the push journal %s could not be set aside (%s); "
+                    "fix the cause and run the restore again (it will only retire the journal)"
+                    % (ctx.label, len(plan), journal.path, exc.msg), path=exc.path)
+    msg = "logon server %s: %s %d file(s)" % (
+        ctx.label, "would restore" if ctx.module.check_mode else "restored", len(plan))
+    if keys:
+        msg += ("; the push journal would be set aside (retired)" if ctx.module.check_mode
+                else "; the push journal was set aside in %s" % result["retired"])
+    result.update(changed=bool(plan) or bool(keys), elapsed=round(time.monotonic() - started, 3), msg=msg)
     if ctx.module._diff:
         result["diff"] = diff
     return result

@@ -15,11 +15,15 @@ description:
     JSON with the C(holder), C(purpose), C(started) (ISO-8601 UTC) and C(epoch) of the run that holds it.
   - O(state=acquired) creates the lock exclusively (nobody else can create it at the same moment).
     If the lock is already held by the same O(holder), the run goes on (re-entrant, e.g. a re-run of the
-    same job after a failure). If another holder has it, the module fails naming that holder, its
-    purpose and since when.
+    same job after a failure) and the lock gets a new C(epoch) and a C(refreshed) date (C(started) is kept,
+    the file is rewritten atomically), so the stale-lock rule counts from the holder's last sign of life.
+    If another holder has it, the module fails naming that holder, its purpose and since when.
   - B(Stale-lock rule.) A lock whose C(epoch) is more than O(stale_after) seconds old belongs to a run
-    that died (no rollout step takes that long); the next run takes it over atomically (new lock file
-    written beside it, then renamed over it), warns, and returns the previous holder. A lock file that
+    that died (no rollout step takes that long); the next run takes it over, warns, and returns the
+    previous holder. The takeover is exclusive, so of several runs taking over the same stale lock exactly
+    one wins. A claim file named after that lock (C(rollout.lock.takeover-<hash>)) is created exclusively,
+    the stale lock is renamed to a unique name, and the new lock is created exclusively. A run that finds
+    the lock gone or changed judges again, once. A lock file that
     cannot be read is aged by its file date. Until it is stale, only O(force=true) (the
     C(playbooks/unlock.yml) playbook with C(-e sms_unlock_force=true)) removes another holder's lock.
   - O(state=released) removes the lock if O(holder) holds it (or anyone holds it, with O(force=true)).
@@ -110,6 +114,11 @@ lock:
       description: When it was taken, ISO-8601 UTC.
       type: str
       sample: "2026-11-24T17:00:00Z"
+    refreshed:
+      description: When its holder last re-acquired it (a re-entrant acquire), ISO-8601 UTC.
+      type: str
+      returned: when the lock was refreshed
+      sample: "2026-11-24T19:00:00Z"
     path:
       description: Path of the lock file.
       type: str
@@ -135,7 +144,9 @@ msg:
   type: str
 """
 
+import binascii
 import errno
+import hashlib
 import json
 import os
 import tempfile
@@ -170,23 +181,29 @@ def read_lock(path):
     try:
         with open(path, "rb") as handle:
             raw = handle.read()
-        mtime = os.stat(path).st_mtime
+            st = os.fstat(handle.fileno())
     except FileNotFoundError:
         return None
+    # What identifies this very lock file (a takeover must replace the one it judged stale, no other).
+    ident = {"raw": raw, "ino": st.st_ino}
     try:
         data = json.loads(raw.decode("utf-8"))
         if not isinstance(data, dict):
             raise ValueError("not an object")
         epoch = float(data["epoch"])
-        return {"holder": str(data.get("holder", "unknown")), "purpose": str(data.get("purpose", "unknown")),
-                "started": str(data.get("started", iso_utc(epoch))), "epoch": epoch, "path": path}
+        lock = {"holder": str(data.get("holder", "unknown")), "purpose": str(data.get("purpose", "unknown")),
+                "started": str(data.get("started", iso_utc(epoch))), "epoch": epoch, "path": path, "data": data}
+        if "refreshed" in data:
+            lock["refreshed"] = str(data["refreshed"])
     except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-        return {"holder": "unknown (unreadable lock file)", "purpose": "unknown", "started": iso_utc(mtime),
-                "epoch": mtime, "path": path}
+        lock = {"holder": "unknown (unreadable lock file)", "purpose": "unknown", "started": iso_utc(st.st_mtime),
+                "epoch": st.st_mtime, "path": path}
+    lock["ident"] = ident
+    return lock
 
 
 def public(lock):
-    return {key: lock[key] for key in ("holder", "purpose", "started", "path")}
+    return {key: lock[key] for key in ("holder", "purpose", "started", "path", "refreshed") if key in lock}
 
 
 def lock_payload(holder, purpose, now):
@@ -234,6 +251,44 @@ def create_exclusive(path, data):
     return True
 
 
+def refreshed_payload(lock, now):
+    """The holder's own lock with a new `epoch` (its last sign of life) and `refreshed`; `started` kept."""
+    data = dict(lock["data"], epoch=now, refreshed=iso_utc(now))
+    return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8")
+
+
+def take_over(path, judged, data):
+    """Replace the stale lock `judged` (as read) by `data`; True if this run did, False if another got there.
+
+    Exclusive: a claim file named after that very lock file is created first (O_EXCL, so one claimant per
+    stale lock), the lock is checked to be still the one judged stale, then it is renamed to a unique name
+    (only one process can rename it; ENOENT means it is gone already) and the new lock is created with
+    create_exclusive, which fails if anybody created one meanwhile.
+    """
+    ident = judged["ident"]
+    digest = hashlib.sha256(b"%d\0" % ident["ino"] + ident["raw"]).hexdigest()[:16]
+    claim = "%s.takeover-%s" % (path, digest)
+    try:
+        os.close(os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    except FileExistsError:
+        return False
+    try:
+        current = read_lock(path)
+        if current is None or current["ident"] != ident:
+            return False  # taken over, released or refreshed since it was read
+        aside = "%s.stale-%d-%s" % (path, os.getpid(), binascii.hexlify(os.urandom(6)).decode())
+        try:
+            os.rename(path, aside)
+        except FileNotFoundError:
+            return False
+        try:
+            return create_exclusive(path, data)
+        finally:
+            _unlink(aside)
+    finally:
+        _unlink(claim)
+
+
 def replace_lock(path, data):
     tmp = _write_temp(os.path.dirname(path), data)
     try:
@@ -271,7 +326,8 @@ def acquire(module):
     path = params["path"]
     holder = params["holder"]
     ensure_folder(path, module.check_mode)
-    for _attempt in range(3):
+    lost_takeovers = 0
+    for _attempt in range(4):
         now = time.time()
         data = lock_payload(holder, params["purpose"], now)
         mine = {"holder": holder, "purpose": params["purpose"], "started": iso_utc(now), "path": path}
@@ -284,26 +340,42 @@ def acquire(module):
                 return dict(changed=False, acquired=True, reentrant=False, lock=mine,
                             msg="rollout lock %s taken by %s (%s)" % (path, holder, params["purpose"]))
             continue  # somebody created it just now: read it again
+        age = now - lock["epoch"]
+        stale = age >= params["stale_after"]
         if lock["holder"] == holder:
-            return dict(changed=False, acquired=True, reentrant=True, lock=public(lock),
+            # Re-entrant: a new epoch, so the stale rule counts from the holder's last sign of life.
+            current = public(lock)
+            if not module.check_mode:
+                payload = refreshed_payload(lock, now)
+                if stale:
+                    if not take_over(path, lock, payload):
+                        lost_takeovers += 1
+                        if lost_takeovers > 1:
+                            break
+                        continue  # another run took it over at the same moment: judge again
+                else:
+                    replace_lock(path, payload)
+                current["refreshed"] = iso_utc(now)
+            return dict(changed=False, acquired=True, reentrant=True, lock=current,
                         msg="rollout lock %s already held by %s since %s; going on" % (path, holder,
                                                                                         lock["started"]))
-        age = now - lock["epoch"]
-        if age < params["stale_after"]:
+        if not stale:
             raise LockError(held_message(lock, age, params), lock=public(lock), age=int(age))
         previous = dict(public(lock), age=int(age))
         warning = ("%s the stale rollout lock %s of %s (%s) since %s, %s ago (stale after %ds)"
                    % ("would take over" if module.check_mode else "took over", path, lock["holder"],
                       lock["purpose"], lock["started"], human_age(age), params["stale_after"]))
-        if not module.check_mode:
-            replace_lock(path, data)
-            check = read_lock(path)
-            if check is None or check["holder"] != holder or check["epoch"] != now:
-                continue  # another run took it over at the same moment: judge again
+        if not module.check_mode and not take_over(path, lock, data):
+            lost_takeovers += 1
+            if lost_takeovers > 1:
+                break
+            continue  # another run took it over (or released it) at the same moment: judge again, once
         module.warn(warning)
         return dict(changed=True, acquired=True, reentrant=False, lock=mine, previous_holder=previous,
                     msg=warning)
-    raise LockError("rollout lock %s changed hands three times while it was being taken; run again" % path)
+    raise LockError("rollout lock %s changed hands while it was being taken (another run is taking it over at the "
+                    "same moment); run again. If no other run is active, remove any %s.takeover-* file left by a "
+                    "run that died, or release the lock with %s" % (path, path, UNLOCK_HINT))
 
 
 def release(module):

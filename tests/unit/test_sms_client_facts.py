@@ -149,4 +149,23 @@ def test_manifest_given_as_data(client, module_runner):
     assert neither["failed"] is True and "manifest, manifest_data" in neither["msg"]
     data["platforms"]["x86"]["files"][0]["sha256"] = "nope"
     bad = module_runner(MODULE, dict(args, manifest_data=data))
-    assert bad["failed"] is True and bad["msg"].startswith("manifest_data, platform x86, file Smsrun32.exe")
+    assert bad["failed"] is True and bad["msg"].startswith("client01: manifest_data, platform x86, file Smsrun32.exe")
+
+
+def test_messages_name_the_client(client, module_runner):
+    default = module_runner(MODULE, client["args"])
+    assert default["msg"].startswith("client01: not compliant with Q216552"), default["msg"]
+    named = dict(client["args"], client_name="pc042.corp.example")
+    assert module_runner(MODULE, named)["msg"].startswith("pc042.corp.example: not compliant"), named
+    install_hotfix(client)
+    assert module_runner(MODULE, named)["msg"] == "pc042.corp.example: all 2 x86 file(s) of Q216552 in place"
+    failed = module_runner(MODULE, dict(named, manifest=client["root"] + "/nope.json"))
+    assert failed["failed"] is True and failed["msg"].startswith("pc042.corp.example: "), failed["msg"]
+
+
+def test_odd_bytes_in_sms_ini_are_not_line_ends(client, module_runner):
+    ini = os.path.join(client["drive"], "SMS.INI")
+    lab.write(ini, b"; Setup\x85 done\r\n" + lab.sms_ini())
+    compliance = module_runner(MODULE, client["args"])["compliance"]
+    assert "error" not in compliance, compliance
+    assert compliance["setup_phase"] == "installed" and compliance["logon_server"] == "LOGON01"

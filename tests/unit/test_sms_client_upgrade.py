@@ -650,3 +650,172 @@ def test_rollback_ends_a_hung_smsrun32(site, smsrun, module_runner):
     assert result["status"] == "rolled_back" and sorted(result["smsrun32"]["stopped"]) == sorted(hung), result
     assert not any(sms_proc.alive(pid) for pid in hung)
     assert read(os.path.join(site.bin, "Smsrun32.exe")) == lab.original_files("x86")["Smsrun32.exe"]
+
+
+# --- rollback of SMS.INI: the two keys only ------------------------------------------
+
+def state_dir(site):
+    return os.path.join(site.client, "MS", "SMS", "Hotfix", "Q216552")
+
+
+def diff_lines(result, side):
+    return [line for line in result["diff"][side].splitlines() if line.startswith("SMS.INI")]
+
+
+def test_rollback_puts_back_only_the_two_keys_and_keeps_what_sms_changed_since(site, module_runner):
+    lab.write(site.ini, lab.sms_ini(phase="verifying_files"))
+    assert module_runner(MODULE, site.args())["changed"] is True
+    assert read(site.ini) == lab.sms_ini(version=42)
+    # since the upgrade, SMS moved the client to another logon server and wrote keys we do not know
+    changed_by_sms = (lab.sms_ini(version=42, server="LOGON02")
+                      .replace(b"SMS_Unique_ID=LAB00001\r\n", b"SMS_Unique_ID=LAB00001\r\nNew_Key=\xe9t\xe9\r\n")
+                      + b"[Vendor Section]\r\nWhatever=1\r\n")
+    lab.write(site.ini, changed_by_sms)
+    upgraded = site.snap()
+
+    check = module_runner(MODULE, site.args(state="rolled_back"), check_mode=True, diff=True)
+    assert check["changed"] is True and check["ini_restore"] == "keys", check
+    assert site.snap() == upgraded
+    assert diff_lines(check, "before") == ["SMS.INI [SMS] CopyListVersion=42", "SMS.INI [Local] SetupPhase=installed"]
+    assert diff_lines(check, "after") == ["SMS.INI [SMS] CopyListVersion=41",
+                                          "SMS.INI [Local] SetupPhase=verifying_files"]
+    assert "sha256" not in "".join(l for l in check["diff"]["before"].splitlines() if "SMS.INI" in l)
+    assert {(i["key"], i["before"], i["after"], i["changed"]) for i in check["ini"]} == {
+        ("CopyListVersion", "42", "41", True), ("SetupPhase", "installed", "verifying_files", True)}
+
+    result = module_runner(MODULE, site.args(state="rolled_back"))
+    assert result["changed"] is True and result["status"] == "rolled_back", result
+    assert read(site.ini) == changed_by_sms.replace(b"CopyListVersion=42", b"CopyListVersion=41").replace(
+        b"SetupPhase=installed", b"SetupPhase=verifying_files")
+    assert "every other line kept" in result["msg"], result["msg"]
+    assert read(os.path.join(site.bin, "Smsrun32.exe")) == lab.original_files("x86")["Smsrun32.exe"]
+
+
+def test_rollback_with_nothing_else_changed_gives_the_original_bytes_even_for_added_keys(site, module_runner):
+    original = b"[SMS]\r\nSMS_Unique_ID=X\r\n[Servers]\r\nCurrent_Logon_Server=\\\\LOGON01\\SMS_SHR"
+    lab.write(site.ini, original)  # no CopyListVersion, no [Local], no final newline
+    module_runner(MODULE, site.args())
+    assert read(site.ini) != original
+    result = module_runner(MODULE, site.args(state="rolled_back"), diff=True)
+    assert result["changed"] is True and result["ini_restore"] == "keys", result
+    assert read(site.ini) == original
+    assert diff_lines(result, "after") == ["SMS.INI [SMS] CopyListVersion=(absent)",
+                                           "SMS.INI [Local] SetupPhase=(absent)"]
+
+
+def test_rollback_removes_only_the_line_of_a_key_the_original_lacked(site, module_runner):
+    original = lab.sms_ini().replace(b"CopyListVersion=41\r\n", b"")
+    lab.write(site.ini, original)
+    module_runner(MODULE, site.args())
+    assert b"CopyListVersion=42\r\n" in read(site.ini)
+    later = read(site.ini).replace(b"Hardware_Scan = 1", b"Hardware_Scan = 0")
+    lab.write(site.ini, later)
+    module_runner(MODULE, site.args(state="rolled_back"))
+    assert read(site.ini) == later.replace(b"CopyListVersion=42\r\n", b"")
+
+
+def test_rollback_restores_the_whole_file_when_sms_ini_cannot_be_parsed(site, module_runner):
+    ini_before = read(site.ini)
+    module_runner(MODULE, site.args())
+    lab.write(site.ini, lab.sms_ini(version=42) + b"not ini at all\r\n")
+    check = module_runner(MODULE, site.args(state="rolled_back"), check_mode=True, diff=True)
+    assert check["ini_restore"] == "whole_file" and "cannot be parsed" in check["msg"], check
+    assert "%s sha256=" % site.ini in check["diff"]["before"]
+    result = module_runner(MODULE, site.args(state="rolled_back"))
+    assert result["changed"] is True and result["ini_restore"] == "whole_file", result
+    assert "cannot be parsed" in result["msg"] and "the whole file was restored" in result["msg"], result["msg"]
+    assert read(site.ini) == ini_before
+
+
+# --- the journal is retired after a completed rollback --------------------------------
+
+def test_completed_rollback_retires_the_journal_and_a_second_finds_nothing(site, module_runner):
+    module_runner(MODULE, site.args())
+    journal = os.path.join(state_dir(site), "journal.json")
+    check = module_runner(MODULE, site.args(state="rolled_back"), check_mode=True)
+    assert check["changed"] is True and "would be retired" in check["msg"], check
+    assert os.path.isfile(journal), "check mode retired the journal"
+
+    result = module_runner(MODULE, site.args(state="rolled_back"))
+    retired = result["journal_retired"]
+    assert retired and os.path.dirname(retired) == os.path.join(state_dir(site), "retired"), result
+    assert not os.path.exists(journal) and not os.path.exists(os.path.join(state_dir(site), "backup"))
+    assert os.path.isfile(os.path.join(retired, "journal.json"))
+    assert read(os.path.join(retired, "backup", "INI", "SMS.INI")) == lab.sms_ini()
+    assert "retired to %s" % retired in result["msg"], result["msg"]
+
+    after = site.snap()
+    for check_mode in (True, False):
+        again = module_runner(MODULE, site.args(state="rolled_back"), check_mode=check_mode)
+        assert again["changed"] is False and again["status"] == "unchanged", again
+        assert "nothing to roll back" in again["msg"]
+    assert site.snap() == after
+
+
+def test_a_rollout_after_a_rollback_backs_up_the_files_it_finds_then(site, module_runner):
+    module_runner(MODULE, site.args())
+    module_runner(MODULE, site.args(state="rolled_back"))
+    service_pack = b"Smsrun32.exe from a later service pack"
+    lab.write(os.path.join(site.bin, "Smsrun32.exe"), service_pack)
+    assert module_runner(MODULE, site.args())["changed"] is True
+    assert read(os.path.join(state_dir(site), "backup", "BIN", "Smsrun32.exe")) == service_pack
+    module_runner(MODULE, site.args(state="rolled_back"))
+    assert read(os.path.join(site.bin, "Smsrun32.exe")) == service_pack
+
+
+def test_deferred_rollback_keeps_the_journal(site, smsrun, module_runner):
+    module_runner(MODULE, site.args())
+    smsrun(site.client, "idle")
+    result = module_runner(MODULE, site.args(state="rolled_back", running_policy="defer"))
+    assert result["status"] == "deferred", result
+    assert os.path.isfile(os.path.join(state_dir(site), "journal.json"))
+
+
+def test_a_journal_that_cannot_be_retired_fails_naming_it(site, module_runner, monkeypatch):
+    from ansible.module_utils.sms_files import BackupJournal, SmsFileError
+
+    def broken(self):
+        raise SmsFileError("cannot write in %s (Read-only file system)" % self.root, path=self.root)
+
+    monkeypatch.setattr(BackupJournal, "retire", broken)
+    ini_before = read(site.ini)
+    module_runner(MODULE, site.args())
+    result = module_runner(MODULE, site.args(state="rolled_back"))
+    assert result.get("failed") is True and result["changed"] is True, result
+    assert result["msg"].startswith("client01: the original files are back, but setting the journal aside")
+    assert os.path.join(state_dir(site), "journal.json") in result["msg"]
+    assert read(site.ini) == ini_before
+
+
+# --- the copy list: 0x85 does not end a line ----------------------------------------
+
+def test_copy_list_comment_with_an_odd_byte_is_not_a_version(site, module_runner):
+    path = os.path.join(site.logon, "Logon.srv", "Cl_nt.txt")
+    data = read(path)
+    assert data.startswith(b"[Copy List]\r\n")
+    lab.write(path, b"[Copy List]\r\n; was\x85CopyListVersion=99\r\n" + data[len(b"[Copy List]\r\n"):])
+    result = module_runner(MODULE, site.args())
+    assert result["copy_list_version"] == "42", result
+    assert read(site.ini) == expected_ini()
+
+
+def test_sms_ini_with_an_odd_byte_in_a_comment_is_upgraded(site, module_runner):
+    original = b"; Setup\x85 done\r\n" + lab.sms_ini()
+    lab.write(site.ini, original)
+    result = module_runner(MODULE, site.args())
+    assert result["changed"] is True, result
+    assert read(site.ini) == b"; Setup\x85 done\r\n" + expected_ini()
+
+
+# --- client_name ---------------------------------------------------------------------
+
+def test_messages_name_the_client(site, module_runner):
+    result = module_runner(MODULE, site.args(client_name="pc042.corp.example"), check_mode=True)
+    assert result["msg"].startswith("pc042.corp.example: "), result["msg"]
+    os.unlink(site.ini)
+    failed = module_runner(MODULE, site.args(client_name="pc042.corp.example"))
+    assert failed["msg"].startswith("pc042.corp.example: SMS.INI is missing"), failed["msg"]
+    bad = module_runner(MODULE, site.args(client_name="pc042.corp.example", hung_signals=["NOPE"]))
+    assert bad["msg"].startswith("pc042.corp.example: hung_signals"), bad["msg"]
+    default = module_runner(MODULE, site.args())
+    assert default["msg"].startswith("client01: "), default["msg"]

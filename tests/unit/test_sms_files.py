@@ -229,3 +229,89 @@ def test_retire_sets_the_journal_and_backups_aside_and_a_new_journal_starts(tmp_
     assert (tmp_path / "state" / second["backup"]).read_bytes() == b"service pack"
     assert journal.retire() != retired
     assert BackupJournal(str(tmp_path / "nothing")).retire() is None
+
+
+def test_retire_entries_sets_aside_only_those_entries(tmp_path):
+    from ansible.module_utils.sms_files import BackupJournal
+    for group in ("X86.bin", "Alpha.bin"):
+        (tmp_path / group).mkdir()
+        (tmp_path / group / "Smsrun32.exe").write_bytes(b"original " + group.encode())
+    journal = BackupJournal(str(tmp_path / "state"))
+    journal.record("X86.bin", "Smsrun32.exe", str(tmp_path / "X86.bin" / "Smsrun32.exe"))
+    journal.record("Alpha.bin", "Smsrun32.exe", str(tmp_path / "Alpha.bin" / "Smsrun32.exe"))
+    journal.record("X86.bin", "New.dll", None)
+    assert journal.retire_entries(["Mips.bin/x.exe"]) is None
+
+    retired = journal.retire_entries(["X86.bin/smsrun32.exe", "X86.bin/new.dll"])
+    kept = json.loads(read(journal.path))
+    assert sorted(kept["entries"]) == ["Alpha.bin/smsrun32.exe"]
+    assert sorted(json.loads(read(os.path.join(retired, "journal.json")))["entries"]) == [
+        "X86.bin/new.dll", "X86.bin/smsrun32.exe"]
+    assert read(os.path.join(retired, "backup", "X86.bin", "Smsrun32.exe")) == b"original X86.bin"
+    assert not os.path.exists(str(tmp_path / "state" / "backup" / "X86.bin"))
+    assert read(str(tmp_path / "state" / "backup" / "Alpha.bin" / "Smsrun32.exe")) == b"original Alpha.bin"
+    assert journal.entry("X86.bin", "Smsrun32.exe") is None
+    # the last entries: the whole journal goes
+    last = journal.retire_entries(["Alpha.bin/smsrun32.exe"])
+    assert last != retired and not os.path.exists(journal.path)
+    assert read(os.path.join(last, "backup", "Alpha.bin", "Smsrun32.exe")) == b"original Alpha.bin"
+
+
+def test_transaction_rollback_puts_everything_back(tmp_path):
+    from ansible.module_utils.sms_files import BackupJournal, Transaction
+    folder = tmp_path / "X86.bin"
+    folder.mkdir()
+    kept = folder / "Kept.exe"
+    kept.write_bytes(b"kept")
+    os.utime(str(kept), (898516800, 898516800))
+    os.chmod(str(kept), 0o640)
+    journal = BackupJournal(str(tmp_path / "Hotfix" / "Q216552"))
+    txn = Transaction(journal, [os.path.join(journal.root, "backup", "X86.bin")])
+    txn.record("X86.bin", "Kept.exe", str(kept))
+    txn.record("X86.bin", "New.exe", None)
+    txn.remember_file(str(kept))
+    atomic_write_bytes(str(kept), b"hotfix", mtime=916356060)
+    txn.remember_file(None, str(folder / "New.exe"))
+    atomic_write_bytes(str(folder / "New.exe"), b"new")
+    restored, problems = txn.rollback()
+    assert problems == []
+    assert sorted(restored) == sorted([str(kept), str(folder / "New.exe")])
+    assert read(str(kept)) == b"kept"
+    st = os.stat(str(kept))
+    assert st.st_mtime == 898516800 and st.st_mode & 0o7777 == 0o640
+    assert sorted(os.listdir(str(folder))) == ["Kept.exe"]
+    # the backups and journal of this run are gone, and the folders it created
+    assert not os.path.exists(str(tmp_path / "Hotfix"))
+    assert journal.entries() == {}
+
+
+def test_transaction_keeps_an_earlier_journal(tmp_path):
+    from ansible.module_utils.sms_files import BackupJournal, Transaction
+    (tmp_path / "a.exe").write_bytes(b"a")
+    (tmp_path / "b.exe").write_bytes(b"b")
+    journal = BackupJournal(str(tmp_path / "state"))
+    journal.record("G", "a.exe", str(tmp_path / "a.exe"))
+    before = read(journal.path)
+    txn = Transaction(journal, [os.path.join(journal.root, "backup", "G")])
+    txn.record("G", "b.exe", str(tmp_path / "b.exe"))
+    assert txn.new_backups == [os.path.join(journal.root, "backup", "G", "b.exe")]
+    txn.rollback()
+    assert read(journal.path) == before
+    assert sorted(os.listdir(os.path.join(journal.root, "backup", "G"))) == ["a.exe"]
+
+
+def test_preflight_checks(tmp_path, monkeypatch):
+    from ansible.module_utils.sms_files import check_free_space, check_writable, existing_ancestor, missing_dirs
+    deep = tmp_path / "a" / "b"
+    assert existing_ancestor(str(deep)) == str(tmp_path)
+    assert missing_dirs(str(deep)) == [str(deep), str(tmp_path / "a")]
+    check_writable([str(tmp_path)])
+    monkeypatch.setattr(os, "access", lambda path, mode: path != str(tmp_path))
+    with pytest.raises(SmsFileError) as info:
+        check_writable([str(tmp_path)])
+    assert "cannot write in %s" % tmp_path in info.value.msg
+    monkeypatch.undo()
+    check_free_space([(str(tmp_path), 1024)])
+    with pytest.raises(SmsFileError) as info:
+        check_free_space([(str(tmp_path), 1 << 62)])
+    assert "not enough free space" in info.value.msg and info.value.facts["need"] > info.value.facts["have"]

@@ -557,3 +557,130 @@ def test_system_map_read_only(world, run):
         assert snapshot(world["site"]) == before
         # Without a bump, System.map need not be writable.
         assert run(bump="never")["changed"] is True
+
+
+# -- the journal is retired after a completed rollback --------------------------------------------
+SERVICE_PACK_MTIME = 946684800  # 2000-01-01T00:00:00Z
+
+
+def state_folder(world):
+    return os.path.join(world["sms"], "Hotfix", "Q216552")
+
+
+def test_rollout_rollback_service_pack_rollout_rollback_keeps_the_newer_file(world, run):
+    """A rollback retires its journal, so a later rollout backs up what it finds then."""
+    folder = client_src(world["sms"])
+    state = state_folder(world)
+    target = os.path.join(folder, "SMSRUN32.EXE")
+    assert run()["changed"] is True
+
+    checked = run(state="rolled_back", check_mode=True)
+    assert checked["changed"] is True
+    assert os.path.isfile(os.path.join(state, "journal.json")), "check mode must not retire the journal"
+
+    back = run(state="rolled_back")
+    assert not back.get("failed"), back
+    assert back["changed"] is True
+    assert read(target) == original_files("x86")["Smsrun32.exe"]
+    assert not os.path.exists(os.path.join(state, "journal.json"))
+    assert not os.path.exists(os.path.join(state, "backup"))
+    retired = os.listdir(os.path.join(state, "retired"))
+    assert len(retired) == 1 and back["retired"] == os.path.join(state, "retired", retired[0])
+    # The result still lists the files restored, with their backups where they are kept now.
+    assert len(back["files"]) == 4 and all(f["changed"] for f in back["files"])
+    for f in back["files"]:
+        original = {k.lower(): v for k, v in original_files(f["platform"]).items()}[f["name"].lower()]
+        assert f["backup"].startswith(back["retired"] + os.sep)
+        assert read(f["backup"]) == original and f["after_sha256"] == sha(original)
+
+    # A second rollback has no journal: nothing to do.
+    after = snapshot(world["site"])
+    again = run(state="rolled_back")
+    assert not again.get("failed"), again
+    assert again["changed"] is False and "nothing to roll back" in again["msg"]
+    assert snapshot(world["site"]) == after
+
+    # A service pack replaces Smsrun32.exe in Client.src.
+    service_pack = blob("service pack 3:x86:Smsrun32.exe", 5000)
+    write(target, service_pack, SERVICE_PACK_MTIME)
+    before_second = {k: v for k, v in snapshot(world["site"]).items() if "Client.src" in k}
+
+    second = run()
+    assert second["changed"] is True
+    assert read(target) == hotfix_bytes("x86", "Smsrun32.exe")
+    entry = [f for f in second["files"] if f["platform"] == "x86" and f["name"] == "Smsrun32.exe"][0]
+    assert read(entry["backup"]) == service_pack, "the new rollout must back up the service pack's file"
+
+    back_again = run(state="rolled_back")
+    assert back_again["changed"] is True
+    assert read(target) == service_pack, "the rollback must put back the newer file, not the old original"
+    assert os.stat(target).st_mtime == SERVICE_PACK_MTIME
+    assert {k: v for k, v in snapshot(world["site"]).items() if "Client.src" in k} == before_second
+    assert len(os.listdir(os.path.join(state, "retired"))) == 2
+    assert run(state="rolled_back")["changed"] is False
+
+
+def test_rollback_of_some_platforms_retires_only_their_entries(world, run):
+    state = state_folder(world)
+    run()
+    back = run(state="rolled_back", platforms=["x86"])
+    assert back["changed"] is True
+    journal = json.loads(read(os.path.join(state, "journal.json")))
+    assert sorted(journal["entries"]) == ["Alpha.bin/smsrun32.exe", "Alpha.bin/smssrv32.exe"]
+    assert not os.path.exists(os.path.join(state, "backup", "X86.bin"))
+    retired = json.loads(read(os.path.join(back["retired"], "journal.json")))
+    assert sorted(retired["entries"]) == ["X86.bin/smsrun32.exe", "X86.bin/smssrv32.exe"]
+    assert read(os.path.join(back["retired"], "backup", "X86.bin", "SMSRUN32.EXE")) == \
+        original_files("x86")["Smsrun32.exe"]
+    # x86 is done: a second x86 rollback changes nothing, alpha still rolls back from its backups.
+    assert run(state="rolled_back", platforms=["x86"])["changed"] is False
+    alpha = run(state="rolled_back", platforms=["alpha"])
+    assert alpha["changed"] is True
+    assert read(os.path.join(client_src(world["sms"], "alpha"), "SMSRUN32.EXE")) == \
+        original_files("alpha")["Smsrun32.exe"]
+    assert not os.path.exists(os.path.join(state, "journal.json"))
+    assert run(state="rolled_back")["changed"] is False
+
+
+def test_rollback_with_nothing_left_to_restore_still_retires_the_journal(world, run):
+    """A rollback whose files are already the originals (say, a run that died after restoring) completes."""
+    state = state_folder(world)
+    run()
+    for platform in ("x86", "alpha"):
+        for name, data in original_files(platform).items():
+            found = [e for e in os.listdir(client_src(world["sms"], platform)) if e.lower() == name.lower()][0]
+            write(os.path.join(client_src(world["sms"], platform), found), data, ORIGINAL_MTIME)
+    checked = run(state="rolled_back", check_mode=True)
+    assert checked["changed"] is True and "journal" in checked["msg"]
+    assert os.path.isfile(os.path.join(state, "journal.json"))
+    result = run(state="rolled_back", bump="never")
+    assert result["changed"] is True and not any(f["changed"] for f in result["files"])
+    assert not os.path.exists(os.path.join(state, "journal.json")) and result["retired"]
+    assert run(state="rolled_back")["changed"] is False
+
+
+# -- a damaged backup stops a rollout before anything is changed -----------------------------------
+def test_damaged_existing_backup_fails_before_any_change(world, run):
+    staged = run(platforms=["x86"])
+    target = os.path.join(client_src(world["sms"]), "SMSRUN32.EXE")
+    backup = [f for f in staged["files"] if f["name"] == "Smsrun32.exe"][0]["backup"]
+    recorded = sha(original_files("x86")["Smsrun32.exe"])
+    write(target, b"a file somebody put there by hand")  # so a new run would replace it
+    with open(backup, "r+b") as handle:
+        handle.write(b"X")
+    damaged = sha256_file(backup)
+    before = snapshot(world["site"])
+    for check_mode in (True, False):
+        result = run(check_mode=check_mode)
+        assert_refused(result, backup, recorded, damaged, "restore the backup", "retire the journal")
+        assert snapshot(world["site"]) == before
+    assert read(target) == b"a file somebody put there by hand"
+
+
+def test_missing_existing_backup_fails_before_any_change(world, run):
+    staged = run(platforms=["x86"])
+    backup = [f for f in staged["files"] if f["name"] == "Smssrv32.exe"][0]["backup"]
+    os.unlink(backup)
+    before = snapshot(world["site"])
+    assert_refused(run(), backup, "missing", "retire the journal")
+    assert snapshot(world["site"]) == before

@@ -53,6 +53,40 @@ def site(tmp_path):
     return manifest, sms, tmp_path
 
 
+class ModuleClock:
+    """Stands in for the module's `time`: monotonic() is a counter that sleep() advances, without waiting.
+
+    `at_sleep[n]` runs during the n-th sleep (1-based), as a change on the server between two polls.
+    """
+
+    def __init__(self):
+        self.now = 0.0
+        self.sleeps = []
+        self.at_sleep = {}
+
+    def monotonic(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += seconds
+        hook = self.at_sleep.get(len(self.sleeps))
+        if hook:
+            hook()
+
+    @staticmethod
+    def time():
+        return time.time()
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    import sms_replication
+    fake = ModuleClock()
+    monkeypatch.setattr(sms_replication, "time", fake)
+    return fake
+
+
 def args(manifest, sms, **extra):
     base = {"sms_root": sms, "manifest": manifest, "server_name": "logon01"}
     base.update(extra)
@@ -101,7 +135,7 @@ def test_baseline_notes_files_already_current(site, module_runner):
 
 # --- converged -----------------------------------------------------------------
 
-def test_converged_needs_files_and_bump(site, module_runner):
+def test_converged_needs_files_and_bump(site, module_runner, clock):
     manifest, sms, root = site
     module_runner(MODULE, args(manifest, sms, state="baseline"))
     replicate(sms, manifest)
@@ -120,7 +154,8 @@ def test_converged_needs_files_and_bump(site, module_runner):
     done = module_runner(MODULE, args(manifest, sms, timeout=5))
     assert done["converged"] is True and done["changed"] is False and done["missing"] == []
     assert done["copy_list"]["current"] == 42 and done["copy_list"]["ok"] is True
-    assert done["polls"] == 1 and done["elapsed"] < 1
+    # an already converged server: the first poll returns, without a single sleep
+    assert done["polls"] == 1 and clock.sleeps == []
     for item in done["files"]:
         assert lib.sha(open(item["path"], "rb").read()) == item["expected_sha256"] == item["found_sha256"]
     assert lib.snapshot(root) == before
@@ -145,7 +180,7 @@ def test_no_baseline_means_bump_unknown(site, module_runner):
     assert "no baseline" in result["copy_list"]["note"]
 
 
-def test_timeout_fails_naming_every_stale_file(site, module_runner):
+def test_timeout_fails_naming_every_stale_file(site, module_runner, clock):
     manifest, sms, root = site
     module_runner(MODULE, args(manifest, sms, state="baseline"))
     # one file replicated, with its on-disk name in upper case
@@ -153,9 +188,10 @@ def test_timeout_fails_naming_every_stale_file(site, module_runner):
     payload = manifest_files(manifest)["x86"][0][1]
     shutil.copyfile(payload, rel(sms, "X86.bin", "SMSRUN32.EXE"))
     before = lib.snapshot(root)
-    result = module_runner(MODULE, args(manifest, sms, timeout=1, sleep=0.2))
+    result = module_runner(MODULE, args(manifest, sms, timeout=1, sleep=0.25))
     assert result["failed"] is True and result["converged"] is False
-    assert 1 <= result["elapsed"] < 3 and result["polls"] >= 3
+    # polls at 0, 0.25, 0.5, 0.75 and 1.0 (the module's own clock): gives up at the timeout, not before
+    assert result["polls"] == 5 and clock.sleeps == [0.25] * 4 and result["elapsed"] == 1.0
     assert result["msg"].startswith("logon server logon01: not converged after 1s: ")
     assert "Maintenance Manager" in result["msg"] and "sms_replication_mode=push" in result["msg"]
     stale = sorted(m.split(" ")[0] for m in result["missing"])
@@ -183,32 +219,48 @@ def test_fail_on_timeout_false_returns_instead(site, module_runner):
     assert result["converged"] is False and "failed" not in result and result["elapsed"] >= 1
 
 
-def test_polling_sees_a_change_within_a_second(site, module_runner):
+def test_polling_sees_a_change_at_the_next_poll(site, module_runner, clock):
     manifest, sms, _root = site
     module_runner(MODULE, args(manifest, sms, state="baseline"))
 
     def maintenance_pass():
-        time.sleep(1.0)
         replicate(sms, manifest)
         bump(sms, 42)
 
+    clock.at_sleep[3] = maintenance_pass  # the pass lands between the third and the fourth poll
+    result = module_runner(MODULE, args(manifest, sms, timeout=30, sleep=0.2))
+    assert result["converged"] is True and "failed" not in result
+    assert result["polls"] == 4 and len(clock.sleeps) == 3
+    assert result["copy_list"]["current"] == 42
+
+
+def test_polling_sees_a_change_made_by_another_thread(site, module_runner):
+    """The same with the real clock: the change lands while the module sleeps; it is seen at a later poll."""
+    manifest, sms, _root = site
+    module_runner(MODULE, args(manifest, sms, state="baseline"))
+    done = threading.Event()
+
+    def maintenance_pass():
+        time.sleep(0.5)
+        replicate(sms, manifest)
+        bump(sms, 42)
+        done.set()
+
     worker = threading.Thread(target=maintenance_pass)
-    started = time.monotonic()
     worker.start()
     try:
-        result = module_runner(MODULE, args(manifest, sms, timeout=30, sleep=0.2))
+        result = module_runner(MODULE, args(manifest, sms, timeout=60, sleep=0.1))
     finally:
         worker.join()
-    assert result["converged"] is True
-    assert 1.0 <= result["elapsed"] < 2.5
-    assert time.monotonic() - started < 3
+    assert done.is_set() and result["converged"] is True and result["polls"] >= 2
 
 
-def test_check_mode_checks_once_and_does_not_wait(site, module_runner):
+def test_check_mode_checks_once_and_does_not_wait(site, module_runner, clock):
     manifest, sms, root = site
     before = lib.snapshot(root)
     result = module_runner(MODULE, args(manifest, sms, timeout=30), check_mode=True)
-    assert result["converged"] is False and "failed" not in result and result["elapsed"] < 1
+    assert result["converged"] is False and "failed" not in result
+    assert result["polls"] == 1 and clock.sleeps == []
     assert lib.snapshot(root) == before
 
 
@@ -226,7 +278,7 @@ def test_expect_waits_for_given_files(site, module_runner):
 # --- bad input -------------------------------------------------------------------
 
 @pytest.mark.parametrize("state", ["baseline", "converged", "pushed"])
-def test_bad_input_refused_and_nothing_changed(site, module_runner, state):
+def test_bad_input_refused_and_nothing_changed(site, module_runner, state, clock):
     manifest, sms, root = site
     before = lib.snapshot(root)
 
@@ -240,7 +292,7 @@ def test_bad_input_refused_and_nothing_changed(site, module_runner, state):
     before_missing_dir = lib.snapshot(root)
     no_dir = module_runner(MODULE, args(manifest, sms, state=state, timeout=30))
     assert no_dir["failed"] is True and "Alpha.bin" in no_dir["msg"] and rel(sms) in no_dir["msg"]
-    assert no_dir["elapsed"] < 1
+    assert clock.sleeps == [], "refused before the first poll, without waiting"
     assert lib.snapshot(root) == before_missing_dir
     del before  # the folder was removed by the test itself
 
@@ -380,23 +432,181 @@ def test_push_on_a_read_only_server_fails_cleanly(site, module_runner):
             for name, data in saved.items():
                 lib.write(os.path.join(folder, name), data, lib.ORIGINAL_MTIME)
             subprocess.run(["mount", "-o", "remount,ro", folder], check=True)
+            inside_before = lib.snapshot(folder)
             result = module_runner(MODULE, args(manifest, sms, state="pushed", platforms=["x86"]))
-            inside = lib.snapshot(folder)
+            inside_after = lib.snapshot(folder)
         finally:
             subprocess.run(["umount", folder], check=True)
     else:
         os.chmod(folder, 0o555)
         try:
+            inside_before = lib.snapshot(folder)
             result = module_runner(MODULE, args(manifest, sms, state="pushed", platforms=["x86"]))
-            inside = lib.snapshot(folder)
+            inside_after = lib.snapshot(folder)
         finally:
             os.chmod(folder, 0o755)
-    assert result["failed"] is True and "cannot write" in result["msg"] and folder in result["msg"]
-    assert "state=restored" in result["msg"]
-    assert inside == lib.snapshot(folder)
-    # only the backup of the originals was written, in the state folder
+    assert result["failed"] is True and "cannot write in %s" % folder in result["msg"], result["msg"]
+    assert "Nothing was changed" in result["msg"] and result["failed_path"] == folder
+    assert inside_after == inside_before
+    # refused before any change: not even a backup was written in the state folder
+    assert lib.snapshot(root) == before
+    assert not os.path.exists(os.path.join(sms, "Hotfix"))
+
+
+def test_push_with_a_read_only_state_folder_is_refused(site, module_runner, tmp_path):
+    manifest, sms, root = site
+    parent = tmp_path / "state"
+    parent.mkdir()
+    before = lib.snapshot(root)
+    if os.geteuid() == 0:
+        subprocess.run(["mount", "--bind", str(parent), str(parent)], check=True)
+        try:
+            subprocess.run(["mount", "-o", "remount,bind,ro", str(parent)], check=True)
+            result = module_runner(MODULE, args(manifest, sms, state="pushed", state_dir=str(parent / "Q216552")))
+        finally:
+            subprocess.run(["umount", str(parent)], check=True)
+    else:
+        os.chmod(str(parent), 0o555)
+        try:
+            result = module_runner(MODULE, args(manifest, sms, state="pushed", state_dir=str(parent / "Q216552")))
+        finally:
+            os.chmod(str(parent), 0o755)
+    assert result["failed"] is True and "cannot write in %s" % parent in result["msg"], result["msg"]
+    assert lib.snapshot(root) == before and os.listdir(str(parent)) == []
+
+
+@pytest.fixture
+def tiny_fs(tmp_path):
+    """A 64 KiB filesystem: a real tmpfs as root, else a plain folder (space is then simulated)."""
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    if os.geteuid() == 0:
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], check=True)
+    yield str(mnt)
+    if os.geteuid() == 0:
+        subprocess.run(["umount", str(mnt)], check=False)
+
+
+def test_push_without_enough_free_space_is_refused(tmp_path, tiny_fs, module_runner, monkeypatch):
+    manifest = lib.make_hotfix(tmp_path)
+    sms = lib.make_logon(tiny_fs)
+    if os.geteuid() == 0:
+        st = os.statvfs(tiny_fs)
+        lib.write(os.path.join(tiny_fs, "filler.bin"), b"\0" * ((st.f_bavail - 2) * st.f_frsize))
+    else:
+        real = os.statvfs
+
+        class Small:
+            def __init__(self, st):
+                self.f_frsize, self.f_bavail = st.f_frsize, 2
+        monkeypatch.setattr(os, "statvfs", lambda p: Small(real(p)))
+    before = lib.snapshot(tiny_fs)
+    result = module_runner(MODULE, args(manifest, sms, state="pushed"))
+    assert result["failed"] is True and "not enough free space" in result["msg"], result["msg"]
+    assert "need" in result and "have" in result and result["need"] > result["have"]
+    assert "Nothing was changed" in result["msg"]
+    assert lib.snapshot(tiny_fs) == before
+    assert not os.path.exists(os.path.join(sms, "Hotfix"))
+
+
+def _enospc_on(monkeypatch, count):
+    """Make the `count`-th copy into Logon.srv fail with ENOSPC, as a full disk would."""
+    import errno
+
+    import sms_replication
+    from ansible.module_utils import sms_files
+    real = sms_replication.atomic_copy
+    calls = {"n": 0}
+
+    def copy(src, dest, **kwargs):
+        if "Logon.srv" in dest:
+            calls["n"] += 1
+            if calls["n"] == count:
+                raise sms_files.SmsFileError(
+                    sms_files._describe_os_error(OSError(errno.ENOSPC, "No space left"), dest), path=dest)
+        return real(src, dest, **kwargs)
+    monkeypatch.setattr(sms_replication, "atomic_copy", copy)
+    return calls
+
+
+def test_push_failing_on_the_second_file_leaves_the_server_byte_identical(site, module_runner, monkeypatch):
+    manifest, sms, root = site
+    os.unlink(rel(sms, "X86.bin", "Smssrv32.exe"))  # the push creates one file: that one must go again
+    before = lib.snapshot(root)
+    calls = _enospc_on(monkeypatch, 2)
+    result = module_runner(MODULE, args(manifest, sms, state="pushed"))
+    assert calls["n"] == 2
+    assert result["failed"] is True and "no space left" in result["msg"], result["msg"]
+    assert "put back" in result["msg"] and len(result["restored"]) == 1
+    assert lib.snapshot(root) == before, "the logon server must end byte-identical"
+    assert not os.path.exists(os.path.join(sms, "Hotfix")), "the backups of a failed push are removed"
+
+
+def test_push_failing_on_a_second_push_keeps_the_first_pushs_backups(site, module_runner, monkeypatch):
+    manifest, sms, root = site
+    module_runner(MODULE, args(manifest, sms, state="pushed", platforms=["x86"]))
+    journal = os.path.join(sms, "Hotfix", "Q216552", "push", "journal.json")
+    os.utime(journal, (lib.ORIGINAL_MTIME, lib.ORIGINAL_MTIME))  # a rewrite of the journal would show
+    before = lib.snapshot(root)
+    _enospc_on(monkeypatch, 2)
+    result = module_runner(MODULE, args(manifest, sms, state="pushed"))
+    assert result["failed"] is True and "put back" in result["msg"]
+    assert lib.snapshot(root) == before
+    with open(journal) as handle:
+        assert sorted(json.load(handle)["entries"]) == ["X86.bin/smsrun32.exe", "X86.bin/smssrv32.exe"]
+
+
+SERVICE_PACK_MTIME = 946684800  # 2000-01-01T00:00:00Z
+
+
+def test_push_restore_service_pack_push_restore_keeps_the_newer_file(site, module_runner):
+    manifest, sms, root = site
+    state = os.path.join(sms, "Hotfix", "Q216552", "push")
+    target = rel(sms, "X86.bin", "Smsrun32.exe")
+    assert module_runner(MODULE, args(manifest, sms, state="pushed"))["changed"] is True
+
+    checked = module_runner(MODULE, args(manifest, sms, state="restored"), check_mode=True)
+    assert checked["changed"] is True and os.path.isfile(os.path.join(state, "journal.json"))
+
+    restored = module_runner(MODULE, args(manifest, sms, state="restored"))
+    assert restored["changed"] is True and len(restored["restored"]) == 4
+    assert open(target, "rb").read() == lib.original_files("x86")["Smsrun32.exe"]
+    assert not os.path.exists(os.path.join(state, "journal.json"))
+    assert not os.path.exists(os.path.join(state, "backup"))
+    assert restored["retired"].startswith(os.path.join(state, "retired") + os.sep)
+    assert os.path.isfile(os.path.join(restored["retired"], "journal.json"))
+
     after = lib.snapshot(root)
-    assert {k: v for k, v in after.items() if "Hotfix" not in k} == before
+    again = module_runner(MODULE, args(manifest, sms, state="restored"))
+    assert again["changed"] is False and again["restored"] == []
+    assert lib.snapshot(root) == after
+
+    # a service pack reaches the logon server
+    service_pack = lib.blob("service pack 3:x86:Smsrun32.exe", 5000)
+    lib.write(target, service_pack, SERVICE_PACK_MTIME)
+    before_second = lib.snapshot(rel(sms))
+    assert module_runner(MODULE, args(manifest, sms, state="pushed"))["changed"] is True
+    assert module_runner(MODULE, args(manifest, sms, state="restored"))["changed"] is True
+    assert open(target, "rb").read() == service_pack, "the restore must put back the newer file"
+    assert lib.snapshot(rel(sms)) == before_second
+    assert len(os.listdir(os.path.join(state, "retired"))) == 2
+
+
+def test_restore_of_some_platforms_retires_only_their_entries(site, module_runner):
+    manifest, sms, _root = site
+    original = lib.snapshot(rel(sms))
+    state = os.path.join(sms, "Hotfix", "Q216552", "push")
+    module_runner(MODULE, args(manifest, sms, state="pushed"))
+    x86 = module_runner(MODULE, {"sms_root": sms, "kb": "Q216552", "state": "restored", "platforms": ["x86"]})
+    assert x86["changed"] is True and len(x86["restored"]) == 2
+    with open(os.path.join(state, "journal.json")) as handle:
+        assert sorted(json.load(handle)["entries"]) == ["Alpha.bin/smsrun32.exe", "Alpha.bin/smssrv32.exe"]
+    again = module_runner(MODULE, {"sms_root": sms, "kb": "Q216552", "state": "restored", "platforms": ["x86"]})
+    assert again["changed"] is False
+    rest = module_runner(MODULE, {"sms_root": sms, "kb": "Q216552", "state": "restored"})
+    assert rest["changed"] is True and len(rest["restored"]) == 2
+    assert lib.snapshot(rel(sms)) == original
+    assert not os.path.exists(os.path.join(state, "journal.json"))
 
 
 # --- reset ---------------------------------------------------------------------------

@@ -77,10 +77,42 @@ def test_check_mode_writes_nothing(site, lock):
 
 def test_same_holder_is_reentrant(site, lock):
     lock()
-    first = read(site["lock"])
+    first = json.loads(read(site["lock"]))
     again = lock()
     assert again["changed"] is False and again["acquired"] is True and again["reentrant"] is True
-    assert read(site["lock"]) == first
+    now = json.loads(read(site["lock"]))
+    assert (now["holder"], now["purpose"], now["started"]) == (first["holder"], first["purpose"], first["started"])
+    assert now["epoch"] >= first["epoch"] and now["refreshed"].endswith("Z")
+    assert os.listdir(os.path.dirname(site["lock"])) == ["rollout.lock"]
+
+
+def test_reentrant_acquire_refreshes_the_epoch(site, lock):
+    started = plant(site["lock"], "awx job 42", age=1000, purpose="rollback")
+    checked = lock(check_mode=True)
+    assert checked["reentrant"] is True and json.loads(read(site["lock"]))["epoch"] < time.time() - 900
+
+    again = lock()
+    assert not again.get("failed"), again
+    assert again["changed"] is False and again["reentrant"] is True
+    data = json.loads(read(site["lock"]))
+    assert data["holder"] == "awx job 42" and data["purpose"] == "rollback" and data["started"] == started
+    assert abs(data["epoch"] - time.time()) < 60
+    assert data["refreshed"] == again["lock"]["refreshed"] and data["refreshed"].endswith("Z")
+    assert again["lock"]["started"] == started
+    assert os.listdir(os.path.dirname(site["lock"])) == ["rollout.lock"]
+    # The stale rule counts from the refresh: the lock, 1000s old by its start, is alive.
+    other = lock(holder="awx job 43", stale_after=500)
+    assert other.get("failed") is True and "held by awx job 42" in other["msg"]
+    assert json.loads(read(site["lock"]))["holder"] == "awx job 42"
+
+
+def test_reentrant_acquire_of_an_own_stale_lock_refreshes_it(site, lock):
+    started = plant(site["lock"], "awx job 42", age=7 * 3600)
+    again = lock()
+    assert again["changed"] is False and again["reentrant"] is True and "previous_holder" not in again
+    data = json.loads(read(site["lock"]))
+    assert data["started"] == started and abs(data["epoch"] - time.time()) < 60
+    assert os.listdir(os.path.dirname(site["lock"])) == ["rollout.lock"]
 
 
 def test_live_lock_of_another_holder_is_refused(site, lock):
@@ -205,4 +237,87 @@ def test_only_one_of_many_racing_takers_wins(site):
     winners = [i for i, won in results.items() if won]
     assert len(winners) == 1
     assert json.loads(read(site["lock"]))["holder"] == "taker %d" % winners[0]
+    assert os.listdir(os.path.dirname(site["lock"])) == ["rollout.lock"]
+
+
+class _Module:
+    """What acquire() uses of AnsibleModule, for a child process."""
+
+    def __init__(self, path, holder):
+        self.params = {"path": path, "holder": holder, "purpose": "race", "stale_after": 3600, "force": False}
+        self.check_mode = False
+        self.warnings = []
+
+    def warn(self, msg):
+        self.warnings.append(msg)
+
+
+def _race_takeover(path, index, barrier, queue):
+    import sms_rollout_lock
+    module = _Module(path, "taker %d" % index)
+    barrier.wait()
+    try:
+        result = sms_rollout_lock.acquire(module)
+        queue.put((index, bool(result.get("acquired")), result.get("previous_holder", {}).get("holder")))
+    except sms_rollout_lock.LockError as exc:
+        queue.put((index, False, exc.msg))
+
+
+@pytest.mark.parametrize("round_", range(5))
+def test_only_one_of_many_processes_takes_over_a_stale_lock(site, round_):
+    plant(site["lock"], "awx job 7", age=7 * 3600)
+    ctx = multiprocessing.get_context("fork")
+    barrier, queue = ctx.Barrier(8), ctx.Queue()
+    procs = [ctx.Process(target=_race_takeover, args=(site["lock"], i, barrier, queue)) for i in range(8)]
+    for proc in procs:
+        proc.start()
+    results = {index: (won, info) for index, won, info in (queue.get(timeout=30) for _ in procs)}
+    for proc in procs:
+        proc.join(timeout=30)
+    winners = [i for i, (won, _info) in results.items() if won]
+    assert len(winners) == 1, results
+    # The winner took the stale lock over, or found the lock free in the instant between another
+    # process renaming the stale lock aside and that process creating its own (which then fails).
+    assert results[winners[0]][1] in ("awx job 7", None)
+    assert json.loads(read(site["lock"]))["holder"] == "taker %d" % winners[0]
+    for index, (won, info) in results.items():
+        if not won:
+            assert "taker %d" % winners[0] in info or "changed hands" in info, info
+    assert os.listdir(os.path.dirname(site["lock"])) == ["rollout.lock"]
+
+
+def test_takeover_retries_once_when_the_stale_lock_vanishes(site, lock, monkeypatch):
+    """Another run released the stale lock between our read and our rename: ENOENT, judge again, take it."""
+    import sms_rollout_lock
+    plant(site["lock"], "awx job 7", age=7 * 3600)
+    real = os.rename
+    calls = []
+
+    def rename(src, dst):
+        calls.append(src)
+        if len(calls) == 1:
+            os.unlink(src)  # the other run removes it just before us
+        return real(src, dst)
+    monkeypatch.setattr(sms_rollout_lock.os, "rename", rename)
+    result = lock()
+    assert not result.get("failed"), result
+    assert result["acquired"] is True and result["changed"] is False and "previous_holder" not in result
+    assert json.loads(read(site["lock"]))["holder"] == "awx job 42"
+    assert os.listdir(os.path.dirname(site["lock"])) == ["rollout.lock"]
+
+
+def test_takeover_leaves_a_lock_taken_meanwhile_alone(site, lock, monkeypatch):
+    """Between our read and our takeover another run took the stale lock over: ours must not replace it."""
+    import sms_rollout_lock
+    plant(site["lock"], "awx job 7", age=7 * 3600)
+    real = sms_rollout_lock.take_over
+
+    def late(path, judged, data):
+        plant(path, "awx job 8", age=0)  # the other run's fresh lock, written before our takeover
+        monkeypatch.setattr(sms_rollout_lock, "take_over", real)
+        return real(path, judged, data)
+    monkeypatch.setattr(sms_rollout_lock, "take_over", late)
+    result = lock()
+    assert result.get("failed") is True and "held by awx job 8" in result["msg"], result
+    assert json.loads(read(site["lock"]))["holder"] == "awx job 8"
     assert os.listdir(os.path.dirname(site["lock"])) == ["rollout.lock"]
