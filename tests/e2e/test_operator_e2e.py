@@ -472,7 +472,7 @@ def test_window_guard_refuses_outside_the_window_and_force_overrides(make_lab, r
 
     refused = run_playbook(lab, "rollout.yml", extravars={"sms_rollout_window": window})
     assert refused.rc != 0
-    guard = task_results(refused, "Main | Refuse to start outside the maintenance window")["localhost"]
+    guard = task_results(refused, "window | Refuse to go on outside the maintenance window")["localhost"]
     assert guard[0] == "runner_on_failed"
     message = guard[1]["msg"]
     assert "'%s'" % window in message and "sms_rollout_window" in message
