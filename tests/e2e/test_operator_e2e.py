@@ -476,7 +476,7 @@ def test_window_guard_refuses_outside_the_window_and_force_overrides(make_lab, r
     assert guard[0] == "runner_on_failed"
     message = guard[1]["msg"]
     assert "'%s'" % window in message and "sms_rollout_window" in message
-    assert "Nothing was changed" in message and "sms_rollout_force=true" in message
+    assert "Nothing more was changed" in message and "sms_rollout_force=true" in message
     assert "outside the maintenance window '%s'" % window in " ".join(refused.stdout.split())
     assert lab.snapshot() == before, "the refused run changed the lab"
     assert not task_results(refused, "Main | Show the plan")
