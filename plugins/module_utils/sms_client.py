@@ -11,7 +11,6 @@ raised as ClientError naming what failed, where, and what to do.
 from __future__ import annotations
 
 import os
-import stat
 
 from ansible.module_utils import sms_proc
 from ansible.module_utils.sms_files import (
@@ -197,59 +196,47 @@ def writable(path):
     return os.access(path, os.W_OK | os.X_OK)
 
 
-def snapshot_file(path):
-    """Bytes, mtime and mode of a file (or None), to undo this run's change."""
-    if not os.path.isfile(path):
-        return None
-    st = os.stat(path)
-    with open(path, "rb") as handle:
-        return {"data": handle.read(), "mtime": st.st_mtime, "mode": stat.S_IMODE(st.st_mode)}
+def replace_files(plan, tx, group="BIN"):
+    """Back up and replace every changed file of `plan`, verifying each.
 
-
-def replace_files(plan, journal, group="BIN"):
-    """Back up and replace every changed file of `plan`; verify each.
-
-    Returns the undo list for `undo`; on failure undoes what it did and
-    raises ClientError.
+    `tx` (sms_files.Transaction) notes each file and backup first; on a
+    failure everything this run did is put back and ClientError raised.
     """
-    done = []
     try:
         for item in plan:
             if not item["changed"]:
                 continue
             current = item["path"] if os.path.isfile(item["path"]) else None
-            journal.record(group, item["name"], current)
-            done.append((item["path"], snapshot_file(item["path"])))
+            tx.record(group, item["name"], current)
+            tx.remember_file(current, item["path"])
             found = atomic_copy(item["source"], item["path"], mtime=item["mtime"], expect_sha256=item["after_sha256"])
             if found != item["after_sha256"]:
                 raise ClientError("%s has SHA-256 %s after the copy, expected %s" % (item["path"], found,
                                                                                    item["after_sha256"]),
                                   path=item["path"])
     except (SmsFileError, ClientError, OSError) as exc:
-        problems = undo(done)
-        error = wrap(exc) if not isinstance(exc, OSError) else ClientError(
-            "cannot replace %s: %s" % (getattr(exc, "filename", "a client file"), exc.strerror or exc))
-        error.msg += "; the files this run replaced were put back" if not problems else (
-            "; putting back the files this run replaced ALSO failed: %s" % "; ".join(problems))
-        error.facts["restored"] = [p for p, _s in done]
-        raise error
-    return done
+        raise undone(tx, exc, "the files this run replaced")
 
 
-def undo(done):
-    """Put back the bytes a run found (reverse order); returns problems."""
-    problems = []
-    for path, snap in reversed(done):
-        try:
-            if snap is None:
-                if os.path.exists(path):
-                    os.unlink(path)
-            else:
-                atomic_write_bytes(path, snap["data"], mtime=snap["mtime"])
-                os.chmod(path, snap["mode"])
-        except (SmsFileError, OSError) as exc:
-            problems.append("%s: %s" % (path, getattr(exc, "msg", exc)))
-    return problems
+def undone(tx, exc, what):
+    """Put back what `tx` noted after `exc`; the ClientError to fail with, saying how that went."""
+    restored, problems = tx.rollback()
+    if isinstance(exc, OSError):
+        error = ClientError("cannot write %s: %s" % (exc.filename or "a client file", exc.strerror or exc),
+                            path=exc.filename)
+    else:
+        error = wrap(exc)
+    error.msg += ("; %s were put back" % what) if not problems else (
+        "; putting back %s ALSO failed: %s" % (what, "; ".join(problems)))
+    error.facts["restored"] = restored
+    return error
+
+
+def check_written(path, data):
+    """Raise unless `path` reads back as `data`."""
+    with open(path, "rb") as handle:
+        if handle.read() != data:
+            raise ClientError("%s reads back different from what was written; check the disk" % path, path=path)
 
 
 def write_ini(path, data, mtime=None):

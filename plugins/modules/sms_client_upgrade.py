@@ -313,11 +313,13 @@ import signal
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.sms_client import (
-    PHASE_DEFERRED, PHASE_INSTALLED, ClientError, client_bin, compare_files, logon_server, read_server,
-    read_sms_ini, replace_files, smsrun_state, snapshot_file, stale_files, stop_or_fail, undo, wrap, writable,
+    PHASE_DEFERRED, PHASE_INSTALLED, ClientError, check_written, client_bin, compare_files, logon_server,
+    read_server, read_sms_ini, replace_files, smsrun_state, stale_files, stop_or_fail, undone, wrap, writable,
     write_ini,
 )
-from ansible.module_utils.sms_files import BackupJournal, SmsFileError, atomic_copy, find_ci, sha256_file
+from ansible.module_utils.sms_files import (
+    BackupJournal, SmsFileError, Transaction, atomic_copy, find_ci, sha256_file,
+)
 from ansible.module_utils.sms_ini import IniDocument, IniError
 from ansible.module_utils.sms_manifest import ManifestError, load_manifest, validate_manifest
 
@@ -517,33 +519,35 @@ class Run:
         if self.module.check_mode or not res["changed"]:
             self.module.exit_json(msg=summary, **res)
 
-        res["smsrun32"]["stopped"] = []
-        if must_stop:
-            self.stop(procs["pids"], hung)
-        stopped = bool(res["smsrun32"]["stopped"])
-        journal = BackupJournal(state_dir)
+        stopped = self.stop_for_work(procs, must_stop, hung)
+        # Everything this run writes (files, SMS.INI, backups, journal entries)
+        # is noted first, so a failure half-way leaves the client as it was.
+        tx = Transaction(BackupJournal(state_dir),
+                         folders=[os.path.join(state_dir, "backup", group) for group in ("BIN", "INI")])
         try:
-            done = replace_files(to_replace, journal)
+            replace_files(to_replace, tx)
+            if ini_changed:
+                tx.record("INI", os.path.basename(ini_path), ini_path)
+                tx.remember_file(ini_path)
+                write_ini(ini_path, new_ini)
+                check_written(ini_path, new_ini)
         except ClientError as exc:
+            if "restored" not in exc.facts:
+                exc = undone(tx, exc, "the files this run replaced")
             self.restart_after_failure(stopped)
             self.fail(exc)
-        if ini_changed:
-            try:
-                journal.record("INI", os.path.basename(ini_path), ini_path)
-                write_ini(ini_path, new_ini)
-                with open(ini_path, "rb") as handle:
-                    if handle.read() != new_ini:
-                        raise ClientError("%s reads back different from what was written; check the disk"
-                                          % ini_path, path=ini_path)
-            except (ClientError, SmsFileError, OSError) as exc:
-                problems = undo(done)
-                exc = wrap(exc) if not isinstance(exc, OSError) else ClientError(str(exc), path=ini_path)
-                exc.msg += ("; the files this run replaced were put back" if not problems
-                            else "; putting back the replaced files ALSO failed: %s" % "; ".join(problems))
-                self.restart_after_failure(stopped)
-                self.fail(exc)
+        except (SmsFileError, OSError) as exc:
+            self.restart_after_failure(stopped)
+            self.fail(undone(tx, exc, "the files this run replaced"))
         self.finish_start(stopped, summary)
         self.module.exit_json(msg=summary, **res)
+
+    def stop_for_work(self, procs, must_stop, hung):
+        """Stop SMSRUN32 before the files change (hung: with hung_signals); True when stopped."""
+        self.result["smsrun32"]["stopped"] = []
+        if must_stop:
+            self.stop(procs["pids"], hung)
+        return bool(self.result["smsrun32"]["stopped"])
 
     def restart_after_failure(self, stopped):
         if stopped:
@@ -668,34 +672,23 @@ class Run:
         if self.module.check_mode or not res["changed"]:
             self.module.exit_json(msg=summary, **res)
 
-        res["smsrun32"]["stopped"] = []
-        if must_stop:
-            self.stop(procs["pids"], hung)
-        stopped = bool(res["smsrun32"]["stopped"])
-        done = []
+        stopped = self.stop_for_work(procs, must_stop, hung)
+        tx = Transaction()
         try:
             for item in todo:
-                done.append((item["path"], snapshot_file(item["path"])))
+                tx.remember_file(item["path"] if os.path.isfile(item["path"]) else None, item["path"])
                 entry = item["entry"]
                 if item["group"] == "INI" and "data" in item:
                     write_ini(item["path"], item["data"], mtime=item["mtime"])
-                    with open(item["path"], "rb") as handle:
-                        if handle.read() != item["data"]:
-                            raise ClientError("%s reads back different from what was written; check the disk"
-                                              % item["path"], path=item["path"])
+                    check_written(item["path"], item["data"])
                 elif entry.get("existed"):
                     atomic_copy(journal.backup_path(entry), item["path"], mtime=entry["mtime"],
                                 expect_sha256=entry["sha256"])
                 else:
                     os.unlink(item["path"])
         except (ClientError, SmsFileError, OSError) as exc:
-            problems = undo(done)
-            exc = wrap(exc) if not isinstance(exc, OSError) else ClientError(
-                "cannot restore %s: %s" % (exc.filename, exc.strerror))
-            exc.msg += ("; the files this run had restored were put back as they were" if not problems
-                        else "; putting them back ALSO failed: %s" % "; ".join(problems))
             self.restart_after_failure(stopped)
-            self.fail(exc)
+            self.fail(undone(tx, exc, "the files this run had restored"))
         if retire:
             try:
                 res["journal_retired"] = journal.retire()

@@ -611,6 +611,8 @@ def test_failure_mid_replacement_puts_back_what_this_run_replaced(site, module_r
     assert result.get("failed") is True and "were put back" in result["msg"], result
     assert lab.snapshot(site.bin) == bin_before
     assert read(site.ini) == ini_before
+    # nothing of the failed run is left: no journal, no backups, no folders
+    assert not os.path.exists(os.path.join(site.client, "MS", "SMS", "Hotfix")), lab.snapshot(site.client)
 
 
 def test_bad_signal_name(site, module_runner):
@@ -632,6 +634,7 @@ def test_failure_writing_sms_ini_puts_the_files_back(site, module_runner, monkey
     assert result.get("failed") is True and "no space left" in result["msg"], result
     assert "were put back" in result["msg"]
     assert lab.snapshot(site.bin) == bin_before and read(site.ini) == ini_before
+    assert not os.path.exists(os.path.join(site.client, "MS", "SMS", "Hotfix")), lab.snapshot(site.client)
 
 
 def test_rollback_repairs_a_damaged_sms_ini(site, module_runner):
