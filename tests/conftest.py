@@ -1,9 +1,10 @@
 """Shared test plumbing: import the project's modules and drive them.
 
-Modules import their shared code as `ansible.module_utils.sms_*`, the way
-Ansible ships it to a host; here the project's module_utils folder is added
-to that package's search path, and `run_module` runs a module's main()
-through its argument spec exactly as Ansible would hand it arguments.
+The checkout is the sms.hotfix collection (galaxy.yml; collections/ links
+to it). Ansible's own collection loader is installed on that path, so tests
+import modules and their utilities exactly as Ansible does on a host
+(`ansible_collections.sms.hotfix.plugins...`), and `run_module` runs a
+module's main() through its argument spec as Ansible would hand it arguments.
 """
 
 import importlib
@@ -14,16 +15,14 @@ import sys
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, "plugins", "modules"))
 sys.path.insert(0, os.path.join(REPO, "lab"))
 sys.path.insert(0, os.path.join(REPO, "tests"))
 
-import ansible.module_utils  # noqa: E402
 from ansible.module_utils import basic  # noqa: E402
+from sms_testlib import install_collection_loader  # noqa: E402
 
-_UTILS = os.path.join(REPO, "plugins", "module_utils")
-if _UTILS not in ansible.module_utils.__path__:
-    ansible.module_utils.__path__.append(_UTILS)
+install_collection_loader()
+MODULES = "ansible_collections.sms.hotfix.plugins.modules."
 
 MANIFEST = os.path.join(REPO, "hotfixes", "Q216552", "manifest.json")
 
@@ -40,7 +39,7 @@ def run_module(name, args, check_mode=False, diff=False, capsys=None):
     The result carries `failed` when the module failed. Output is read from
     stdout, the channel Ansible reads.
     """
-    module = importlib.import_module(name)
+    module = importlib.import_module(MODULES + name)
     payload = dict(args)
     payload["_ansible_check_mode"] = check_mode
     payload["_ansible_diff"] = diff

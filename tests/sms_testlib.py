@@ -6,9 +6,20 @@ import hashlib
 import json
 import os
 
-import ansible.module_utils  # noqa: F401  (conftest extends its path)
-
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COLLECTIONS = os.path.join(REPO, "collections")
+
+
+def install_collection_loader():
+    """Make `ansible_collections.sms.hotfix` (this checkout) importable, once per process."""
+    import sys
+    from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
+    if any(isinstance(f, _AnsibleCollectionFinder) for f in sys.meta_path):
+        return
+    _AnsibleCollectionFinder(paths=[COLLECTIONS])._install()
+
+
+install_collection_loader()
 CRLF = b"\r\n"
 HOTFIX_DATE = {"Smsrun32.exe": "1999-01-14T23:21:00Z", "Smssrv32.exe": "1999-02-04T22:27:00Z"}
 SIZES = {"x86": 4096, "alpha": 6144}

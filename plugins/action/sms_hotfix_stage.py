@@ -14,15 +14,8 @@ rollback needs no payload, so only the manifest is sent.
 
 from __future__ import annotations
 
-import os
-import sys
 
-
-# The SMS action plugins share plugins/action/_sms_controller.py; action
-# plugins are loaded by file, not as a package, so its folder goes on the path.
-if os.path.dirname(os.path.abspath(__file__)) not in sys.path:
-    sys.path.append(os.path.dirname(os.path.abspath(__file__)))
-import _sms_controller as sms_controller  # noqa: E402
+from ansible_collections.sms.hotfix.plugins.plugin_utils import sms_controller
 
 
 class ActionModule(sms_controller.PayloadAction):

@@ -10,7 +10,7 @@ what is still missing, so a 30-minute wait shows progress without a flood of
 retry lines.
 
 The manifest is read on the controller when it is a file there (see
-_sms_controller.py): waits get its expected files and KB, so the logon
+plugins/plugin_utils/sms_controller.py): waits get its expected files and KB, so the logon
 servers need no copy of it; a push (state=pushed) gets the manifest and the
 payload copied into the task's remote temporary folder when the task option
 `transfer` says so (auto: when the connection is not local), validated on
@@ -20,8 +20,6 @@ the controller first. Every other call passes straight through to the module.
 from __future__ import annotations
 
 import math
-import os
-import sys
 import time
 
 from ansible.errors import AnsibleActionFail
@@ -34,12 +32,7 @@ DEFAULT_PROGRESS_INTERVAL = 30
 ADVICE = ("check that the Maintenance Manager runs on the site server (SMS Service Manager), "
           "trigger a pass, or use push mode (sms_replication_mode=push)")
 
-
-# The SMS action plugins share plugins/action/_sms_controller.py; action
-# plugins are loaded by file, not as a package, so its folder goes on the path.
-if os.path.dirname(os.path.abspath(__file__)) not in sys.path:
-    sys.path.append(os.path.dirname(os.path.abspath(__file__)))
-import _sms_controller as sms_controller  # noqa: E402
+from ansible_collections.sms.hotfix.plugins.plugin_utils import sms_controller
 
 
 def expectations_from_manifest(path):

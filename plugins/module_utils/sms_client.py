@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import os
 
-from ansible.module_utils import sms_proc
-from ansible.module_utils.sms_files import (
+from ansible_collections.sms.hotfix.plugins.module_utils import sms_proc
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import (
     SmsFileError, atomic_copy, atomic_write_bytes, find_ci, sha256_file,
 )
-from ansible.module_utils.sms_ini import IniDocument, IniError, copy_list_version
-from ansible.module_utils.sms_manifest import PLATFORM_DIRS
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_ini import IniDocument, IniError, copy_list_version
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import PLATFORM_DIRS
 
 INI_NAME = "SMS.INI"
 PHASE_INSTALLED = "installed"

@@ -13,7 +13,7 @@ import json
 import os
 import re
 
-from ansible.module_utils.sms_files import parse_iso_utc, sha256_file
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import parse_iso_utc, sha256_file
 
 # Client platform folders of SMS 1.2 (Mips.bin is historic but still valid).
 PLATFORM_DIRS = {"x86": "X86.bin", "alpha": "Alpha.bin", "mips": "Mips.bin"}

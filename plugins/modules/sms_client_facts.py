@@ -148,9 +148,9 @@ manifest_path:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.sms_client import ClientError, logon_server, read_sms_ini, smsrun_state
-from ansible.module_utils.sms_files import SmsFileError, find_ci, sha256_file
-from ansible.module_utils.sms_manifest import ManifestError, load_manifest, validate_manifest
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_client import ClientError, logon_server, read_sms_ini, smsrun_state
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import SmsFileError, find_ci, sha256_file
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import ManifestError, load_manifest, validate_manifest
 
 
 def main():

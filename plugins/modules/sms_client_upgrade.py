@@ -312,16 +312,16 @@ import platform as _platform
 import signal
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.sms_client import (
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_client import (
     PHASE_DEFERRED, PHASE_INSTALLED, ClientError, check_written, client_bin, compare_files, logon_server,
     read_server, read_sms_ini, replace_files, smsrun_state, stale_files, stop_or_fail, undone, wrap, writable,
     write_ini,
 )
-from ansible.module_utils.sms_files import (
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import (
     BackupJournal, SmsFileError, Transaction, atomic_copy, find_ci, sha256_file,
 )
-from ansible.module_utils.sms_ini import IniDocument, IniError
-from ansible.module_utils.sms_manifest import ManifestError, load_manifest, validate_manifest
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_ini import IniDocument, IniError
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import ManifestError, load_manifest, validate_manifest
 
 ARGUMENT_SPEC = dict(
     drive_root=dict(type="path", required=True),

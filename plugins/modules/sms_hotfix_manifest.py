@@ -70,7 +70,7 @@ payload_verified:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.sms_manifest import ManifestError, load_manifest, summary
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import ManifestError, load_manifest, summary
 
 
 def main():

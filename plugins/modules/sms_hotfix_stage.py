@@ -249,7 +249,7 @@ import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.sms_files import (
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import (
     BackupJournal,
     SmsFileError,
     Transaction,
@@ -260,8 +260,8 @@ from ansible.module_utils.sms_files import (
     iso_utc,
     sha256_file,
 )
-from ansible.module_utils.sms_files import check_writable as _check_writable
-from ansible.module_utils.sms_manifest import PLATFORM_DIRS, ManifestError, load_manifest
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import check_writable as _check_writable
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import PLATFORM_DIRS, ManifestError, load_manifest
 
 SITE_PATH = ("Site.srv", "Maincfg.box", "Client.src")
 # Room for the journal rewrite (temporary copy next to the old one).

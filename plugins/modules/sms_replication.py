@@ -356,11 +356,11 @@ import re
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.sms_files import (
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import (
     BackupJournal, SmsFileError, Transaction, atomic_copy, check_free_space, check_writable, ensure_dir,
     existing_ancestor, find_ci, iso_utc, read_json, sha256_file, write_json)
-from ansible.module_utils.sms_ini import copy_list_version
-from ansible.module_utils.sms_manifest import PLATFORM_DIRS, ManifestError, check_plain_name, load_manifest
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_ini import copy_list_version
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import PLATFORM_DIRS, ManifestError, check_plain_name, load_manifest
 
 DEFAULT_COPY_LISTS = ["Cl_nt.txt", "Cl_win95.txt", "Cl_win.txt", "Cl_dos.txt", "Cl_os2.txt"]
 ADVICE = ("check that the Maintenance Manager runs on the site server (SMS Service Manager), "

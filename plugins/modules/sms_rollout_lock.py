@@ -153,7 +153,7 @@ import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.sms_files import iso_utc
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import iso_utc
 
 UNLOCK_HINT = "playbooks/unlock.yml -e sms_unlock_force=true"
 

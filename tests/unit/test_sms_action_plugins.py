@@ -110,7 +110,7 @@ def play(host, *tasks):
 
 
 def task(name, module, args, **extra):
-    return dict({"name": name, module: args, "ignore_errors": True}, **extra)
+    return dict({"name": name, "sms.hotfix." + module: args, "ignore_errors": True}, **extra)
 
 
 def test_stage_push_and_clients_work_when_the_hosts_cannot_read_the_controller_folder(world):

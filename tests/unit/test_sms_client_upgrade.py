@@ -15,7 +15,7 @@ import time
 import pytest
 
 import sms_testlib as lab
-from ansible.module_utils import sms_proc
+from ansible_collections.sms.hotfix.plugins.module_utils import sms_proc
 
 MODULE = "sms_client_upgrade"
 
@@ -114,7 +114,7 @@ def serve(logon_sms, manifest_path, platform="x86"):
 
 
 def lab_date(name):
-    from ansible.module_utils.sms_files import parse_iso_utc
+    from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import parse_iso_utc
     return parse_iso_utc(lab.HOTFIX_DATE[name])
 
 
@@ -594,7 +594,7 @@ def test_client_bin_missing(site, module_runner):
 
 
 def test_failure_mid_replacement_puts_back_what_this_run_replaced(site, module_runner, monkeypatch):
-    from ansible.module_utils import sms_client
+    from ansible_collections.sms.hotfix.plugins.module_utils import sms_client
     real = sms_client.atomic_copy
     calls = []
 
@@ -621,8 +621,8 @@ def test_bad_signal_name(site, module_runner):
 
 
 def test_failure_writing_sms_ini_puts_the_files_back(site, module_runner, monkeypatch):
-    import sms_client_upgrade
-    from ansible.module_utils.sms_client import ClientError
+    from ansible_collections.sms.hotfix.plugins.modules import sms_client_upgrade
+    from ansible_collections.sms.hotfix.plugins.module_utils.sms_client import ClientError
 
     def broken(path, data, mtime=None):
         raise ClientError("no space left on the device holding %s: free space and run again" % path, path=path)
@@ -775,7 +775,7 @@ def test_deferred_rollback_keeps_the_journal(site, smsrun, module_runner):
 
 
 def test_a_journal_that_cannot_be_retired_fails_naming_it(site, module_runner, monkeypatch):
-    from ansible.module_utils.sms_files import BackupJournal, SmsFileError
+    from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import BackupJournal, SmsFileError
 
     def broken(self):
         raise SmsFileError("cannot write in %s (Read-only file system)" % self.root, path=self.root)

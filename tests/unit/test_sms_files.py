@@ -11,8 +11,8 @@ import pytest
 
 from sms_testlib import write
 
-from ansible.module_utils import sms_files
-from ansible.module_utils.sms_files import (
+from ansible_collections.sms.hotfix.plugins.module_utils import sms_files
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import (
     BackupJournal,
     SmsFileError,
     atomic_copy,
@@ -208,7 +208,7 @@ def test_backup_journal_verify(tmp_path):
 
 
 def test_retire_sets_the_journal_and_backups_aside_and_a_new_journal_starts(tmp_path):
-    from ansible.module_utils.sms_files import BackupJournal
+    from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import BackupJournal
     target = tmp_path / "X86.bin"
     target.mkdir()
     original = target / "Smsrun32.exe"
@@ -232,7 +232,7 @@ def test_retire_sets_the_journal_and_backups_aside_and_a_new_journal_starts(tmp_
 
 
 def test_retire_entries_sets_aside_only_those_entries(tmp_path):
-    from ansible.module_utils.sms_files import BackupJournal
+    from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import BackupJournal
     for group in ("X86.bin", "Alpha.bin"):
         (tmp_path / group).mkdir()
         (tmp_path / group / "Smsrun32.exe").write_bytes(b"original " + group.encode())
@@ -258,7 +258,7 @@ def test_retire_entries_sets_aside_only_those_entries(tmp_path):
 
 
 def test_transaction_rollback_puts_everything_back(tmp_path):
-    from ansible.module_utils.sms_files import BackupJournal, Transaction
+    from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import BackupJournal, Transaction
     folder = tmp_path / "X86.bin"
     folder.mkdir()
     kept = folder / "Kept.exe"
@@ -286,7 +286,7 @@ def test_transaction_rollback_puts_everything_back(tmp_path):
 
 
 def test_transaction_keeps_an_earlier_journal(tmp_path):
-    from ansible.module_utils.sms_files import BackupJournal, Transaction
+    from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import BackupJournal, Transaction
     (tmp_path / "a.exe").write_bytes(b"a")
     (tmp_path / "b.exe").write_bytes(b"b")
     journal = BackupJournal(str(tmp_path / "state"))
@@ -301,7 +301,7 @@ def test_transaction_keeps_an_earlier_journal(tmp_path):
 
 
 def test_preflight_checks(tmp_path, monkeypatch):
-    from ansible.module_utils.sms_files import check_free_space, check_writable, existing_ancestor, missing_dirs
+    from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import check_free_space, check_writable, existing_ancestor, missing_dirs
     deep = tmp_path / "a" / "b"
     assert existing_ancestor(str(deep)) == str(tmp_path)
     assert missing_dirs(str(deep)) == [str(deep), str(tmp_path / "a")]

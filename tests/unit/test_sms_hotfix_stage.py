@@ -27,7 +27,7 @@ from sms_testlib import (
     write,
 )
 
-from ansible.module_utils.sms_files import SmsFileError, parse_iso_utc, sha256_file
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import SmsFileError, parse_iso_utc, sha256_file
 
 ROOT = os.geteuid() == 0
 MODULE = "sms_hotfix_stage"
@@ -471,8 +471,8 @@ def test_disk_full_is_refused_before_anything_changes(tmp_path, tiny_fs, module_
 
 def _enospc_after(monkeypatch, count):
     """Make the `count`-th copy into Client.src fail with ENOSPC, as a full disk would."""
-    import sms_hotfix_stage
-    from ansible.module_utils import sms_files
+    from ansible_collections.sms.hotfix.plugins.modules import sms_hotfix_stage
+    from ansible_collections.sms.hotfix.plugins.module_utils import sms_files
     real = sms_hotfix_stage.atomic_copy
     calls = {"n": 0}
 
@@ -511,7 +511,7 @@ def test_disk_full_on_a_second_run_keeps_the_first_runs_backups(world, run, monk
 @pytest.mark.skipif(not ROOT, reason="needs a real tmpfs mount (root); the injected ENOSPC tests cover it otherwise")
 def test_real_enospc_mid_run_puts_everything_back(tmp_path, tiny_fs, module_runner, monkeypatch):
     """Preflight bypassed: the tmpfs itself runs out of space on the third copy."""
-    import sms_hotfix_stage
+    from ansible_collections.sms.hotfix.plugins.modules import sms_hotfix_stage
     manifest = make_hotfix(tmp_path)
     sms = make_site(tiny_fs)
     # x86 copies (4096 bytes over 1-page files) fit in one free page; the first alpha copy (2 pages) does not.

@@ -3,7 +3,7 @@
 import pytest
 
 import sms_testlib as lab
-from ansible.module_utils.sms_ini import IniDocument, IniError, copy_list_version
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_ini import IniDocument, IniError, copy_list_version
 
 RICH = (b"; header \xe9\xff latin-1 bytes\r\n"
         b"[SMS]\r\n"
@@ -170,5 +170,5 @@ def test_copy_list_version(data, version):
 
 
 def test_the_client_reads_the_copy_list_with_the_same_parser():
-    from ansible.module_utils import sms_client
+    from ansible_collections.sms.hotfix.plugins.module_utils import sms_client
     assert sms_client.copy_list_version is copy_list_version

@@ -8,7 +8,7 @@ import pytest
 
 from sms_testlib import make_hotfix, sha, write
 
-from ansible.module_utils.sms_manifest import (
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import (
     PLATFORM_DIRS,
     ManifestError,
     check_plain_name,

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from ansible.module_utils import sms_proc
+from ansible_collections.sms.hotfix.plugins.module_utils import sms_proc
 
 CHILD = r"""
 import ctypes, signal, sys, time

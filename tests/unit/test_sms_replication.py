@@ -81,7 +81,7 @@ class ModuleClock:
 
 @pytest.fixture
 def clock(monkeypatch):
-    import sms_replication
+    from ansible_collections.sms.hotfix.plugins.modules import sms_replication
     fake = ModuleClock()
     monkeypatch.setattr(sms_replication, "time", fake)
     return fake
@@ -513,8 +513,8 @@ def _enospc_on(monkeypatch, count):
     """Make the `count`-th copy into Logon.srv fail with ENOSPC, as a full disk would."""
     import errno
 
-    import sms_replication
-    from ansible.module_utils import sms_files
+    from ansible_collections.sms.hotfix.plugins.modules import sms_replication
+    from ansible_collections.sms.hotfix.plugins.module_utils import sms_files
     real = sms_replication.atomic_copy
     calls = {"n": 0}
 

@@ -217,7 +217,7 @@ def test_argument_spec(site, module_runner):
 
 
 def _race(path, index, barrier, queue):
-    import sms_rollout_lock
+    from ansible_collections.sms.hotfix.plugins.modules import sms_rollout_lock
     barrier.wait()
     won = sms_rollout_lock.create_exclusive(path, sms_rollout_lock.lock_payload("taker %d" % index, "race",
                                                                                   time.time()))
@@ -253,7 +253,7 @@ class _Module:
 
 
 def _race_takeover(path, index, barrier, queue):
-    import sms_rollout_lock
+    from ansible_collections.sms.hotfix.plugins.modules import sms_rollout_lock
     module = _Module(path, "taker %d" % index)
     barrier.wait()
     try:
@@ -288,7 +288,7 @@ def test_only_one_of_many_processes_takes_over_a_stale_lock(site, round_):
 
 def test_takeover_retries_once_when_the_stale_lock_vanishes(site, lock, monkeypatch):
     """Another run released the stale lock between our read and our rename: ENOENT, judge again, take it."""
-    import sms_rollout_lock
+    from ansible_collections.sms.hotfix.plugins.modules import sms_rollout_lock
     plant(site["lock"], "awx job 7", age=7 * 3600)
     real = os.rename
     calls = []
@@ -308,7 +308,7 @@ def test_takeover_retries_once_when_the_stale_lock_vanishes(site, lock, monkeypa
 
 def test_takeover_leaves_a_lock_taken_meanwhile_alone(site, lock, monkeypatch):
     """Between our read and our takeover another run took the stale lock over: ours must not replace it."""
-    import sms_rollout_lock
+    from ansible_collections.sms.hotfix.plugins.modules import sms_rollout_lock
     plant(site["lock"], "awx job 7", age=7 * 3600)
     real = sms_rollout_lock.take_over
 

@@ -20,6 +20,7 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CALLBACKS = os.path.join(REPO, "plugins", "callback")
 SCHEMA = os.path.join(REPO, "docs", "report.schema.json")
+COLLECTIONS = os.path.join(REPO, "collections")
 BIN = os.path.dirname(sys.executable)
 sys.path.insert(0, CALLBACKS)
 
@@ -189,11 +190,11 @@ def project(tmp_path):
                       "          ansible_port: 1", "          ansible_user: nobody"]
     (tmp_path / "hosts.yml").write_text("\n".join(hosts) + "\n")
     (tmp_path / "ansible.cfg").write_text(
-        "[defaults]\ninventory = %s\nlibrary = %s\ncallback_plugins = %s\n"
-        "callbacks_enabled = sms_rollout_report\nstdout_callback = ansible.builtin.default\n"
+        "[defaults]\ninventory = %s\nlibrary = %s\ncollections_path = %s\n"
+        "callbacks_enabled = sms.hotfix.sms_rollout_report\nstdout_callback = ansible.builtin.default\n"
         "gathering = explicit\nretry_files_enabled = false\nhost_key_checking = false\n"
         "local_tmp = %s\nforks = 5\n[ssh_connection]\nssh_args = -o ConnectTimeout=3\n"
-        % (tmp_path / "hosts.yml", library, CALLBACKS, tmp_path / ".ansible-tmp"))
+        % (tmp_path / "hosts.yml", library, COLLECTIONS, tmp_path / ".ansible-tmp"))
     (tmp_path / "rollout.yml").write_text(ROLLOUT)
     (tmp_path / "compliance.yml").write_text(COMPLIANCE)
     (tmp_path / "simple.yml").write_text(SIMPLE)
@@ -400,13 +401,13 @@ def test_site_failure_leaves_later_tiers_not_reached(project):
 
 def test_report_under_ansible_runner(project, monkeypatch):
     ansible_runner = pytest.importorskip("ansible_runner")
-    # ansible-runner sets ANSIBLE_CALLBACK_PLUGINS to its own folder, which
-    # overrides ansible.cfg's callback_plugins; a callback_plugins folder beside
-    # the playbook is found anyway (what AWX projects rely on).
+    # ansible-runner sets ANSIBLE_CALLBACK_PLUGINS to its own folder; the
+    # callback is enabled by its FQCN (sms.hotfix.sms_rollout_report) and
+    # found in the collection, so no callback folder beside the playbook is
+    # needed (what AWX projects rely on).
     private = project / "runner"
     (private / "project").mkdir(parents=True)
     (private / "project" / "rollout.yml").write_text(ROLLOUT)
-    os.symlink(CALLBACKS, str(private / "project" / "callback_plugins"))
     monkeypatch.setenv("PATH", BIN + os.pathsep + os.environ.get("PATH", ""))
     monkeypatch.delenv("SMS_REPORT_DISABLE", raising=False)
     result = ansible_runner.run(
@@ -420,22 +421,6 @@ def test_report_under_ansible_runner(project, monkeypatch):
     assert {c["host"]: (c["status"], c["wave"]) for c in report["clients"]} == EXPECTED_CLIENTS
     assert len(junit.findall("testsuite/testcase")) == 1 + 3 + len(CLIENTS)
     assert "logon servers 2/3 converged" in stdout
-
-
-def test_runner_without_callback_folder_finds_no_callback(project, monkeypatch):
-    # Documents the trap above: with only ansible.cfg's callback_plugins, a
-    # run under ansible-runner writes no report.
-    ansible_runner = pytest.importorskip("ansible_runner")
-    private = project / "runner2"
-    (private / "project").mkdir(parents=True)
-    (private / "project" / "simple.yml").write_text(SIMPLE)
-    monkeypatch.setenv("PATH", BIN + os.pathsep + os.environ.get("PATH", ""))
-    result = ansible_runner.run(
-        private_data_dir=str(private), playbook="simple.yml", quiet=True,
-        envvars={"ANSIBLE_CONFIG": str(project / "ansible.cfg"), "SMS_REPORT_DIR": str(project / "r2")})
-    assert result.rc == 0
-    assert report_folders(project / "r2") == []
-    assert "Skipping callback plugin 'sms_rollout_report', unable to load" in result.stdout.read()
 
 
 # ---- the callback object itself ---------------------------------------------

@@ -13,8 +13,8 @@ run (plugins/module_utils/sms_manifest.py), and send the host what it needs:
 - a copy of the manifest and the payload in the task's remote temporary
   folder, like ansible.builtin.copy and unarchive (staging, push).
 
-Not an action plugin itself (the leading underscore keeps it out of task
-names); the SMS action plugins import it with this folder on sys.path.
+Shared by the SMS action plugins (plugin_utils: controller-side code that is
+not a plugin itself).
 """
 
 from __future__ import annotations
@@ -23,17 +23,10 @@ import copy
 import json
 import os
 
-import ansible.module_utils
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
-
-# The modules' shared code, importable here as it is on the hosts
-# (ansible.cfg's module_utils only reaches modules shipped to hosts).
-_UTILS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils")
-if not any(os.path.realpath(p) == os.path.realpath(_UTILS) for p in ansible.module_utils.__path__):
-    ansible.module_utils.__path__.append(_UTILS)
-
-from ansible.module_utils.sms_manifest import PLATFORM_DIRS, ManifestError, read_manifest, validate_manifest  # noqa: E402,F401
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import (  # noqa: F401
+    PLATFORM_DIRS, ManifestError, read_manifest, validate_manifest)
 
 TRANSFER_CHOICES = ("auto", "always", "never")
 ADVICE = "check it with sms_hotfix_manifest (bin/sms-hotfix-manifest verify)"
