@@ -39,6 +39,11 @@ def sha(data):
     return hashlib.sha256(data).hexdigest()
 
 
+def sha256_file(path):
+    with open(path, "rb") as handle:
+        return sha(handle.read())
+
+
 def write(path, data, mtime=None):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "wb") as handle:
@@ -139,3 +144,25 @@ def snapshot(root):
             st = os.stat(path)
             state[os.path.relpath(path, str(root))] = (sha(data), st.st_size, int(st.st_mtime))
     return state
+
+
+def enospc_on(monkeypatch, marker, count):
+    """Make the `count`-th copy whose target path holds `marker` fail with ENOSPC, as a full disk would.
+
+    Every copy of the modules goes through sms_fs.LocalVolume.copy_from; returns the call counter.
+    """
+    import errno
+    from ansible_collections.sms.hotfix.plugins.module_utils import sms_fs
+    real = sms_fs.LocalVolume.copy_from
+    calls = {"n": 0}
+
+    def copy(volume, source, src_parts, parts, **kwargs):
+        dest = volume.path(parts)
+        if marker in dest:
+            calls["n"] += 1
+            if calls["n"] == count:
+                raise sms_fs.SmsFileError(
+                    sms_fs.describe_os_error(OSError(errno.ENOSPC, "No space left"), dest), path=dest)
+        return real(volume, source, src_parts, parts, **kwargs)
+    monkeypatch.setattr(sms_fs.LocalVolume, "copy_from", copy)
+    return calls

@@ -46,6 +46,9 @@ def render(root_expr, tool_expr, spec):
     out.append("    sms_lab_tool: %s\n" % _q(tool_expr))
     out.append("    sms_drive_root: %s\n" % _q("{{ sms_lab_root }}/hosts/{{ inventory_hostname }}"))
     out.append("    sms_share_path_pattern: %s\n" % _q("{{ sms_lab_root }}/hosts/{server}/SMS/Logon.srv"))
+    # Every lab client is a folder of this one machine, sharing its process
+    # table: a client's SMSRUN32s are the ones naming a path in its folder.
+    out.append("    sms_client_process_scope: drive\n")
     out.append("    sms_replication_trigger_argv:\n")
     out.append(_argv(["{{ ansible_playbook_python }}", "{{ sms_lab_tool }}", "pass-now",
                       "--root", "{{ sms_lab_root }}"], 6))

@@ -82,21 +82,27 @@ def lagging_summary(result):
 def timeout_message(server, elapsed, result):
     missing = result.get("missing") or [lagging_summary(result)]
     return "logon server %s: not converged after %ds: %s; %s" % (
-        server, int(round(elapsed)), "; ".join(missing), ADVICE)
+        server, int(round(elapsed)), "; ".join(missing), result.get("advice") or ADVICE)
 
 
-def wait_in_slices(run_slice, server, timeout, interval, show, clock=time.monotonic):
+FIRST_PROGRESS = 5
+
+
+def wait_in_slices(run_slice, server, timeout, interval, show, clock=time.monotonic, first=FIRST_PROGRESS):
     """Run `run_slice(seconds)` until convergence or `timeout`; return the final result.
 
     `run_slice` runs the module once with its own timeout and fail_on_timeout
-    off; `show` prints a progress line. The result carries the total elapsed
-    time and `failed` with the operator's message on timeout.
+    off; `show` prints a progress line. The first slice is short (`first`
+    seconds), so a waiting operator sees a line within seconds, then one per
+    `interval`. The result carries the total elapsed time and `failed` with
+    the operator's message on timeout.
     """
     started = clock()
     slices = 0
     while True:
         remaining = timeout - (clock() - started)
-        seconds = max(1, int(math.ceil(min(interval, remaining))))
+        step = min(interval, first) if slices == 0 else interval
+        seconds = max(1, int(math.ceil(min(step, remaining))))
         result = run_slice(seconds)
         slices += 1
         elapsed = clock() - started
@@ -154,7 +160,7 @@ class ActionModule(ActionBase):
             if not waiting:
                 result.update(self._execute_module(module_name=module_name, module_args=args, task_vars=task_vars))
                 result.update(source)
-                return result
+                return sms_controller.unreachable_over_smb(result)
 
             server = args.get("server_name") or task_vars.get("inventory_hostname") or args.get("sms_root")
 
@@ -164,6 +170,6 @@ class ActionModule(ActionBase):
 
             result.update(wait_in_slices(run_slice, server, timeout, interval, display.display))
             result.update(source)
-            return result
+            return sms_controller.unreachable_over_smb(result)
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)

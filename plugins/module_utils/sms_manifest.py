@@ -13,7 +13,8 @@ import json
 import os
 import re
 
-from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import parse_iso_utc, sha256_file
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import parse_iso_utc
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import LocalVolume, SmsFileError
 
 # Client platform folders of SMS 1.2 (Mips.bin is historic but still valid).
 PLATFORM_DIRS = {"x86": "X86.bin", "alpha": "Alpha.bin", "mips": "Mips.bin"}
@@ -192,21 +193,37 @@ def _payload_path(payload, base):
     return joined if joined.startswith(base + os.sep) else None
 
 
+def payload_volume(manifest):
+    """The hotfix's folder as a volume: payload files are read there without following a link."""
+    return LocalVolume(manifest["base_dir"], label="the hotfix folder %s" % manifest["base_dir"])
+
+
+def payload_parts(manifest, entry):
+    return tuple(os.path.relpath(entry["payload"], manifest["base_dir"]).split(os.sep))
+
+
 def verify_payload(manifest):
-    """Every payload file present, with the manifest's size and SHA-256."""
+    """Every payload file present (a regular file, not a link), with the manifest's size and SHA-256."""
+    volume = payload_volume(manifest)
     for platform, spec in manifest["platforms"].items():
         for entry in spec["files"]:
             where = "payload of %s %s (%s)" % (platform, entry["name"], entry["payload"])
-            if not os.path.isfile(entry["payload"]):
-                raise ManifestError(
-                    "%s is missing; put the vendor's file there (or run `make payload` for the lab)" % where,
-                    path=entry["payload"])
-            size = os.path.getsize(entry["payload"])
-            if size != entry["size"]:
-                raise ManifestError("%s is %d bytes, the manifest says %d; the payload is not this hotfix's file"
-                                    % (where, size, entry["size"]), path=entry["payload"],
-                                    expected_size=entry["size"], found_size=size)
-            found = sha256_file(entry["payload"])
+            parts = payload_parts(manifest, entry)
+            try:
+                info = volume.entry(parts)
+                if info.kind is None:
+                    raise ManifestError(
+                        "%s is missing; put the vendor's file there (or run `make payload` for the lab)" % where,
+                        path=entry["payload"])
+                size = info.size
+                if info.kind == "file" and size != entry["size"]:
+                    raise ManifestError(
+                        "%s is %d bytes, the manifest says %d; the payload is not this hotfix's file"
+                        % (where, size, entry["size"]), path=entry["payload"],
+                        expected_size=entry["size"], found_size=size)
+                found = volume.sha256(parts)
+            except SmsFileError as exc:
+                raise ManifestError("%s: %s" % (where, exc.msg), path=entry["payload"])
             if found != entry["sha256"]:
                 raise ManifestError(
                     "%s has SHA-256 %s, the manifest says %s; the payload is damaged or not this hotfix's file"

@@ -4,10 +4,16 @@
 """Reading and stopping SMSRUN32 processes from the real process table.
 
 A process is an SMSRUN32 when its name (Linux `comm`, or the base name of its
-image) is SMSRUN32, ignoring case and a `.exe` suffix. It belongs to a client
-when one of its command-line arguments (or the part after `=` in one) is a
-path inside that client's drive root; on a host that is one client, the drive
-root is `/` and every SMSRUN32 belongs to it. Zombies are dead and ignored.
+image, written with `/` or `\\` as on Windows: `C:\\MS\\SMS\\BIN\\SMSRUN32.EXE`)
+is SMSRUN32, ignoring case and a `.exe` suffix. Zombies are dead and ignored.
+
+Which processes belong to the client is the *scope*:
+- `host`: the whole process table (a host that is one client);
+- `drive`: only processes with a command-line argument (or the part after
+  `=` in one) that is a path inside the client's drive root, for a
+  management host that serves many drives (the lab twin).
+Where the process table cannot be read (no /proc), ProcessTableUnavailable is
+raised: the caller reports "unknown", never "not running".
 """
 
 from __future__ import annotations
@@ -31,15 +37,22 @@ def _stat_fields(pid):
     return tail  # tail[0] is the state, tail[11]/[12] utime/stime
 
 
+class ProcessTableUnavailable(Exception):
+    """This host's process table cannot be read: process state is unknown."""
+
+
+SCOPES = ("host", "drive")
+
+
 def _normalise_name(name):
-    name = os.path.basename(name.strip()).lower()
+    name = name.strip().strip('"').replace("\\", "/").rsplit("/", 1)[-1].lower()
     return name[:-4] if name.endswith(".exe") else name
 
 
-def _belongs(args, scope):
-    if scope is None:
+def _belongs(args, drive_root):
+    if drive_root is None:
         return True
-    scope = os.path.realpath(scope).rstrip("/") or "/"
+    scope = os.path.realpath(drive_root).rstrip("/") or "/"
     if scope == "/":
         return True
     for arg in args:
@@ -51,11 +64,21 @@ def _belongs(args, scope):
     return False
 
 
-def list_processes(name="SMSRUN32", scope=None):
-    """Live processes called `name` that belong to `scope`, by pid."""
+def list_processes(name="SMSRUN32", scope="host", drive_root=None):
+    """Live processes called `name` in `scope` (`host`, or `drive` under `drive_root`), by pid."""
+    if scope not in SCOPES:
+        raise ValueError("process scope %r is not one of %s" % (scope, ", ".join(SCOPES)))
     wanted = _normalise_name(name)
     found = []
-    for entry in os.listdir("/proc"):
+    try:
+        listing = os.listdir("/proc")
+        if not os.path.exists("/proc/self/stat"):
+            raise OSError("no /proc/self/stat")
+    except OSError as exc:
+        raise ProcessTableUnavailable("the process table cannot be read here (/proc: %s)"
+                                      % (getattr(exc, "strerror", None) or exc))
+    limit = drive_root if scope == "drive" else None
+    for entry in listing:
         if not entry.isdigit():
             continue
         pid = int(entry)
@@ -70,7 +93,7 @@ def list_processes(name="SMSRUN32", scope=None):
             names.add(_normalise_name(args[0]))
         if wanted not in names or fields[0] in ("Z", "X"):
             continue
-        if not _belongs(args, scope):
+        if not _belongs(args, limit):
             continue
         found.append({"pid": pid, "state": fields[0], "cmdline": args,
                       "cpu_ticks": int(fields[11]) + int(fields[12])})

@@ -19,10 +19,14 @@ description:
     compliance run covers the whole fleet.
 version_added: "1.0.0"
 author: the sms-hotfix-rollout authors
+extends_documentation_fragment:
+  - sms.hotfix.smb
 options:
   drive_root:
-    description: The directory standing for the client's first local drive (C(C:\)).
-    type: path
+    description:
+      - The directory standing for the client's first local drive (C(C:\)), or its drive share over SMB
+        (C(\\CLIENT01\C$)).
+    type: str
     required: true
   platform:
     description: The client's platform.
@@ -64,6 +68,17 @@ options:
       - Name of the client at the start of every message, usually C(inventory_hostname).
       - Defaults to the base name of O(drive_root).
     type: str
+  process_scope:
+    description:
+      - Which C(SMSRUN32) processes belong to this client; V(host) is the whole process table,
+        V(drive) only processes with a command-line path inside O(drive_root) (a management host, the lab).
+      - Where the process table cannot be read, C(smsrun32.hung) is null and C(smsrun32.known) false.
+    type: str
+    choices: [host, drive]
+    default: host
+notes:
+  - Nothing outside O(drive_root) is read and no symbolic link is followed; a link where the module reads is
+    reported in C(compliance.error).
 seealso:
   - module: sms_client_upgrade
 attributes:
@@ -127,7 +142,8 @@ compliance:
         count: {description: Number of instances, type: int}
         pids: {description: Their pids, type: list}
         cpu: {description: CPU percent of a single instance over cpu_window (null otherwise), type: float}
-        hung: {description: Whether the Q216552 hung state is present, type: bool}
+        hung: {description: Whether the Q216552 hung state is present (null when unknown), type: bool}
+        known: {description: Whether the process table could be read at all, type: bool}
     error:
       description: Why the client could not be read (missing or malformed SMS.INI, no SMS folder).
       type: str
@@ -148,31 +164,35 @@ manifest_path:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.sms.hotfix.plugins.module_utils.sms_client import ClientError, logon_server, read_sms_ini, smsrun_state
-from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import SmsFileError, find_ci, sha256_file
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_client import (
+    ClientError, client_bin, drive_volume, logon_server, read_sms_ini, smsrun_state, wrap,
+)
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import SMB_ARGS, SmsFileError, normal_path
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import ManifestError, load_manifest, validate_manifest
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            drive_root=dict(type="path", required=True),
+            drive_root=dict(type="str", required=True),
             platform=dict(type="str", required=True, choices=["x86", "alpha", "mips"]),
             manifest=dict(type="path"),
             manifest_data=dict(type="dict"),
             client_dir=dict(type="str", default="MS/SMS/BIN"),
             process_name=dict(type="str", default="SMSRUN32"),
+            process_scope=dict(type="str", default="host", choices=["host", "drive"]),
             hung_cpu_threshold=dict(type="float", default=90.0),
             cpu_window=dict(type="float", default=1.0),
             client_name=dict(type="str"),
+            **SMB_ARGS
         ),
         mutually_exclusive=[("manifest", "manifest_data")],
         required_one_of=[("manifest", "manifest_data")],
         supports_check_mode=True,
     )
     p = module.params
-    drive_root = os.path.abspath(p["drive_root"])
-    client = p["client_name"] or os.path.basename(drive_root.rstrip(os.sep)) or drive_root
+    drive_root = normal_path(p["drive_root"])
+    client = p["client_name"] or os.path.basename(drive_root.replace("\\", "/").rstrip("/")) or drive_root
     try:
         if p["manifest_data"] is not None:
             manifest = validate_manifest(p["manifest_data"], None, platforms=[p["platform"]], check_payload=False,
@@ -184,33 +204,47 @@ def main():
 
     errors = []
     compliance = {"kb": manifest["kb"], "setup_phase": None, "copy_list_version": None, "logon_server": None}
-    try:
-        ini_path, _data, doc = read_sms_ini(drive_root)
-        compliance["setup_phase"] = doc.get("Local", "SetupPhase")
-        compliance["copy_list_version"] = doc.get("SMS", "CopyListVersion")
-        compliance["logon_server"] = logon_server(doc, ini_path)[0]
-    except (ClientError, SmsFileError) as exc:
-        errors.append(exc.msg)
-
-    bin_dir = os.path.join(drive_root, *[x for x in p["client_dir"].replace("\\", "/").split("/") if x])
-    if not os.path.isdir(bin_dir):
-        errors.append("the client's SMS folder %s does not exist" % bin_dir)
     files = []
-    for entry in manifest["platforms"][p["platform"]]["files"]:
+    try:
+        drive = drive_volume(drive_root, client, p)
+    except ClientError as exc:
+        errors.append(exc.msg)
+        drive = None
+    if drive is not None:
         try:
-            path = find_ci(bin_dir, entry["name"])
-        except SmsFileError as exc:
+            ini_parts, _data, doc = read_sms_ini(drive)
+            compliance["setup_phase"] = doc.get("Local", "SetupPhase")
+            compliance["copy_list_version"] = doc.get("SMS", "CopyListVersion")
+            compliance["logon_server"] = logon_server(doc, drive.path(ini_parts))[0]
+        except (ClientError, SmsFileError) as exc:
+            errors.append(wrap(exc).msg)
+        try:
+            bin_parts = client_bin(drive, p["client_dir"])
+        except ClientError as exc:
             errors.append(exc.msg)
-            path = None
-        found = sha256_file(path) if path and os.path.isfile(path) else None
-        files.append({"name": os.path.basename(path) if path else entry["name"], "expected_sha256": entry["sha256"],
-                      "found_sha256": found, "ok": found == entry["sha256"]})
+            bin_parts = None
+    for entry in manifest["platforms"][p["platform"]]["files"]:
+        name, found = entry["name"], None
+        if drive is not None and bin_parts is not None:
+            try:
+                on_disk = drive.find(bin_parts, entry["name"])
+                if on_disk is not None:
+                    name = on_disk
+                    found = drive.sha256(bin_parts + (on_disk,))
+            except SmsFileError as exc:
+                errors.append(exc.msg)
+        files.append({"name": name, "expected_sha256": entry["sha256"], "found_sha256": found,
+                      "ok": found == entry["sha256"]})
 
-    procs = smsrun_state(p["process_name"], drive_root, p["hung_cpu_threshold"], p["cpu_window"])
+    procs = smsrun_state(p["process_name"], p["process_scope"], drive_root, p["hung_cpu_threshold"],
+                         p["cpu_window"])
     compliance["smsrun32"] = {
-        "count": len(procs["pids"]), "pids": procs["pids"],
+        "count": len(procs["pids"]) if procs["known"] else None, "pids": procs["pids"],
         "cpu": procs["found"][0]["cpu"] if len(procs["found"]) == 1 else None, "hung": procs["hung"],
+        "known": procs["known"],
     }
+    if not procs["known"]:
+        compliance["smsrun32"]["note"] = "%s: SMSRUN32 state unknown" % procs["note"]
     compliance["files"] = files
     compliance["compliant"] = not errors and all(f["ok"] for f in files)
     if errors:

@@ -37,10 +37,14 @@ description:
     back what this run replaced.
 version_added: "1.0.0"
 author: the sms-hotfix-rollout authors
+extends_documentation_fragment:
+  - sms.hotfix.smb
 options:
   drive_root:
-    description: The directory standing for the client's first local drive (C(C:\)).
-    type: path
+    description:
+      - The directory standing for the client's first local drive (C(C:\)), or its drive share reached over
+        SMB (C(\\CLIENT01\C$)).
+    type: str
     required: true
   platform:
     description: The client's platform; selects C(X86.bin), C(Alpha.bin) or C(Mips.bin).
@@ -65,8 +69,9 @@ options:
   share_path_pattern:
     description:
       - Path of the logon server's C(SMS_SHR) share as this client reaches it,
-        with C({server}) replaced by the server name from C(SMS.INI) in lower case.
-      - For example C(/mnt/sms/{server}); in the lab C(<lab>/hosts/{server}/SMS/Logon.srv).
+        with C({server}) replaced by the server name from C(SMS.INI) (in lower case for a local path).
+      - For example C(/mnt/sms/{server}); in the lab C(<lab>/hosts/{server}/SMS/Logon.srv); over SMB
+        C(\\{server}\SMS_SHR) (see O(smb_addresses)).
     type: str
     required: true
   state:
@@ -134,17 +139,38 @@ options:
     default: SMSRUN32
   state_dir:
     description:
-      - Folder for the backups and their journal.
+      - Folder for the backups and their journal (a local path, or a share path over SMB).
       - Defaults to C(<drive_root>/MS/SMS/Hotfix/<KB>).
-    type: path
+    type: str
   client_name:
     description:
       - Name of the client at the start of every message, usually C(inventory_hostname).
       - Defaults to the base name of O(drive_root).
     type: str
+  logon_servers:
+    description:
+      - The site's logon servers by their SMS (NetBIOS) names, compared case-insensitively.
+      - The server C(SMS.INI) names must be a plain server name and one of these; any other client
+        is failed, untouched (a client's disk is untrusted).
+      - Required with O(state=upgraded).
+    type: list
+    elements: str
+  process_scope:
+    description:
+      - Which C(SMSRUN32) processes belong to this client.
+      - V(host) is the whole process table of the host the module runs on (a host that is one client).
+      - V(drive) is only processes with a command-line path inside O(drive_root) (a management host
+        serving many drives, like the lab twin).
+      - Where the process table cannot be read at all, the state is reported as unknown (never as not
+        running) and the client is deferred to Client Setup (C(SetupPhase=verify_files), no file changed).
+    type: str
+    choices: [host, drive]
+    default: host
 notes:
   - File names are compared case-insensitively; a replaced file keeps the name it has on the client.
-  - Only C(SMSRUN32) processes whose command line names a path inside O(drive_root) are considered.
+  - Nothing is read or written outside O(drive_root), O(state_dir) and the logon server's share, and no
+    symbolic link is followed; a link found where
+    the module reads, backs up or writes fails the client with a message naming it, and nothing changes.
   - O(cpu_window) is spent only when exactly one C(SMSRUN32) runs.
 seealso:
   - module: sms_client_facts
@@ -306,25 +332,24 @@ manifest_path:
   type: str
 """
 
-import hashlib
 import os
-import platform as _platform
 import signal
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_client import (
-    PHASE_DEFERRED, PHASE_INSTALLED, ClientError, check_written, client_bin, compare_files, logon_server,
-    read_server, read_sms_ini, replace_files, smsrun_state, stale_files, stop_or_fail, undone, wrap, writable,
-    write_ini,
+    PHASE_DEFERRED, PHASE_INSTALLED, PHASE_VERIFY, ClientError, client_bin, compare_files, drive_volume,
+    logon_server, read_server, read_sms_ini, replace_files, share_volume, smsrun_state, stale_files, stop_or_fail,
+    undone, wrap, write_ini,
 )
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import (
-    BackupJournal, SmsFileError, Transaction, atomic_copy, find_ci, sha256_file,
+    JOURNAL_ROOM, BackupJournal, SmsFileError, Transaction, check_free_space, check_new_folders, check_writable,
 )
-from ansible_collections.sms.hotfix.plugins.module_utils.sms_ini import IniDocument, IniError
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import SMB_ARGS, normal_path, open_volume, smb_settings
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_ini import IniDocument
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import ManifestError, load_manifest, validate_manifest
 
 ARGUMENT_SPEC = dict(
-    drive_root=dict(type="path", required=True),
+    drive_root=dict(type="str", required=True),
     platform=dict(type="str", required=True, choices=["x86", "alpha", "mips"]),
     manifest=dict(type="path"),
     manifest_data=dict(type="dict"),
@@ -340,8 +365,11 @@ ARGUMENT_SPEC = dict(
     hung_signals=dict(type="list", elements="str", default=["TERM", "KILL"]),
     start_argv=dict(type="list", elements="str", default=[]),
     process_name=dict(type="str", default="SMSRUN32"),
-    state_dir=dict(type="path"),
+    process_scope=dict(type="str", default="host", choices=["host", "drive"]),
+    logon_servers=dict(type="list", elements="str"),
+    state_dir=dict(type="str"),
     client_name=dict(type="str"),
+    **SMB_ARGS
 )
 
 KEY_VERSION = ("SMS", "CopyListVersion")
@@ -354,9 +382,9 @@ class Run:
     def __init__(self, module):
         self.module = module
         self.p = module.params
-        self.drive_root = os.path.abspath(self.p["drive_root"])
-        self.client = (self.p["client_name"] or os.path.basename(self.drive_root.rstrip(os.sep))
-                       or _platform.node())
+        self.drive_root = normal_path(self.p["drive_root"])
+        self.client = (self.p["client_name"] or os.path.basename(self.drive_root.replace("\\", "/").rstrip("/"))
+                       or os.uname()[1])
         self.result = {
             "changed": False, "status": "unchanged", "files": [], "ini": [],
             "smsrun32": {"found": [], "hung": False, "stopped": [], "signals": [], "restarted": False},
@@ -373,14 +401,23 @@ class Run:
         result.pop("msg", None)
         self.module.fail_json(msg="%s: %s" % (self.client, exc.msg), **result)
 
+    def state_folder(self, drive, kb):
+        """(volume, parts) of the backups and journal: below the drive, or the operator's state_dir."""
+        if self.p["state_dir"]:
+            path = normal_path(self.p["state_dir"])
+            return open_volume(path, label="%s's state folder" % self.client, smb=smb_settings(self.p, path)), ()
+        return drive, ("MS", "SMS", "Hotfix", kb)
+
     # -- SMSRUN32 --------------------------------------------------------------
 
     def check_processes(self):
-        procs = smsrun_state(self.p["process_name"], self.drive_root, self.p["hung_cpu_threshold"],
-                             self.p["cpu_window"])
+        procs = smsrun_state(self.p["process_name"], self.p["process_scope"], self.drive_root,
+                             self.p["hung_cpu_threshold"], self.p["cpu_window"])
         self.result["smsrun32"].update(found=procs["found"], hung=procs["hung"])
         if procs["reason"]:
             self.result["smsrun32"]["reason"] = procs["reason"]
+        if not procs["known"]:
+            self.result["smsrun32"]["note"] = "%s; the SMSRUN32 state is unknown" % procs["note"]
         return procs
 
     def stop(self, pids, hung):
@@ -417,23 +454,39 @@ class Run:
             done = summary[len(prefix):] if summary.startswith(prefix) else summary
             self.fail(ClientError("%s, but %s; start it by hand" % (done, problem)))
 
+    def stop_for_work(self, procs, must_stop, hung):
+        """Stop SMSRUN32 before the files change (hung: with hung_signals); True when stopped."""
+        self.result["smsrun32"]["stopped"] = []
+        if must_stop:
+            self.stop(procs["pids"], hung)
+        return bool(self.result["smsrun32"]["stopped"])
+
+    def restart_after_failure(self, stopped):
+        if stopped:
+            problem = self.start()
+            if problem:
+                self.result["smsrun32"]["note"] = problem
+
     # -- upgrade -----------------------------------------------------------------
 
-    def upgrade(self, manifest, state_dir):
+    def upgrade(self, manifest):
         p, res = self.p, self.result
         try:
-            ini_path, ini_bytes, doc = read_sms_ini(self.drive_root)
-            server, unc = logon_server(doc, ini_path)
+            drive = drive_volume(self.drive_root, self.client, p)
+            ini_parts, ini_bytes, doc = read_sms_ini(drive)
+            ini_path = drive.path(ini_parts)
+            server, unc = logon_server(doc, ini_path, p["logon_servers"] or [])
             res["logon_server"] = server
-            srv = read_server(p["share_path_pattern"], server, unc, p["platform"], p["copy_list"])
+            share = share_volume(p["share_path_pattern"], server, p)
+            srv = read_server(share, server, unc, p["platform"], p["copy_list"])
             res["share"] = srv["share"]
             res["copy_list_version"] = srv["copy_list_version"]
-            bin_dir = client_bin(self.drive_root, p["client_dir"])
+            bin_parts = client_bin(drive, p["client_dir"])
+            mfiles = manifest["platforms"][p["platform"]]["files"]
+            stale = stale_files(share, mfiles, srv["files"])
         except (ClientError, SmsFileError) as exc:
             self.fail(exc)
 
-        mfiles = manifest["platforms"][p["platform"]]["files"]
-        stale = stale_files(mfiles, srv["files"])
         # A dry run of the whole rollout reaches the clients before any server
         # has the hotfix: preview against the manifest instead of skipping.
         projected = bool(stale) and self.module.check_mode
@@ -442,14 +495,22 @@ class Run:
             self.module.exit_json(
                 msg="%s: skipped: logon server %s (%s) does not serve %s yet (%s); the maintenance cycle has "
                     "not reached it — run again once it has" % (
-                        self.client, unc, srv["platform_dir"], manifest["kb"],
+                        self.client, unc, share.path(srv["platform_parts"]), manifest["kb"],
                         ", ".join("%s has %s" % (s["name"], s["found_sha256"] or "no file") for s in stale)),
                 **res)
 
+        state_vol, state_parts = self.state_folder(drive, manifest["kb"])
+        res["state_dir"] = state_vol.path(state_parts)
         try:
-            plan = compare_files(bin_dir, srv["files"], mfiles)
-        except (ClientError, SmsFileError, OSError) as exc:
+            plan = compare_files(drive, bin_parts, share, srv["files"], mfiles)
+            # A run killed half-way leaves temporary files: removed by the next real run.
+            temps = [(drive, bin_parts, drive.stale_temps(bin_parts)), (drive, (), drive.stale_temps(()))]
+            if state_vol.entry(state_parts).kind == "dir":
+                state_vol.listdir(state_parts)  # refuses a state folder reached through a link
+                temps.append((state_vol, state_parts, state_vol.stale_temps(state_parts)))
+        except (ClientError, SmsFileError) as exc:
             self.fail(exc)
+        temps = [(vol, parts, names) for vol, parts, names in temps if names]
         if projected:
             expected = {f["name"].lower(): f["sha256"] for f in mfiles}
             for item in plan:
@@ -457,8 +518,8 @@ class Run:
                 if sha:
                     item.update(after_sha256=sha, changed=item["before_sha256"] != sha)
             for lower, sha in expected.items():
-                plan.append({"name": lower, "path": os.path.join(bin_dir, lower), "source": None,
-                             "before_sha256": None, "after_sha256": sha, "changed": True,
+                plan.append({"name": lower, "parts": bin_parts + (lower,), "path": drive.path(bin_parts + (lower,)),
+                             "source": None, "before_sha256": None, "after_sha256": sha, "changed": True,
                              "service": any(f["service"] for f in mfiles if f["name"].lower() == lower),
                              "mtime": None})
             res["projected"] = True
@@ -466,11 +527,13 @@ class Run:
         differing = [item for item in plan if item["changed"]]
 
         procs = self.check_processes()
-        running, hung = bool(procs["pids"]), procs["hung"]
-        defer = running and not hung and bool(differing) and p["running_policy"] == "defer"
+        running, hung, known = bool(procs["pids"]), procs["hung"], procs["known"]
+        # Files in use cannot be replaced: a healthy SMSRUN32 under the defer
+        # policy, or a process table nobody can read, leaves them to Client Setup.
+        defer = bool(differing) and (not known or (running and not hung and p["running_policy"] == "defer"))
 
         if defer:
-            targets = [(KEY_PHASE, PHASE_DEFERRED)]
+            targets = [(KEY_PHASE, PHASE_DEFERRED if known else PHASE_VERIFY)]
             to_replace = []
         else:
             version = srv["copy_list_version"]
@@ -487,7 +550,7 @@ class Run:
                         "changed": before != value})
         new_ini = new_doc.to_bytes()
         ini_changed = new_ini != ini_bytes
-        must_stop = hung or (running and bool(to_replace))
+        must_stop = bool(hung) or (running and bool(to_replace))
 
         res["files"] = [
             {"name": i["name"], "path": i["path"], "before_sha256": i["before_sha256"],
@@ -497,40 +560,56 @@ class Run:
         res["ini"] = ini
         res["reboot_required"] = any(i["service"] for i in to_replace)
         res["pending_restart"] = defer
-        res["changed"] = bool(to_replace) or ini_changed or must_stop
+        res["changed"] = bool(to_replace) or ini_changed or must_stop or bool(temps)
         res["status"] = "deferred" if defer else ("upgraded" if res["changed"] else "unchanged")
+        if temps:
+            res["stale_temporary_files"] = [vol.path(parts + (name,)) for vol, parts, names in temps for name in names]
         if must_stop:
             res["smsrun32"]["stopped"] = list(procs["pids"])
         if self.module._diff:
             res["diff"] = self.diff(to_replace, ini, procs if must_stop else None)
 
-        if to_replace and not writable(bin_dir):
-            self.fail(ClientError(
-                "the client's SMS folder %s is read-only (%d file(s) must change there); make it writable for "
-                "the rollout account and run again" % (bin_dir, len(to_replace)), path=bin_dir))
-        if ini_changed and not writable(os.path.dirname(ini_path)):
-            self.fail(ClientError("cannot write SMS.INI in %s (read-only); make it writable and run again"
-                                  % os.path.dirname(ini_path), path=ini_path))
+        journal = BackupJournal(state_vol, state_parts)
+        try:
+            self.preflight(drive, bin_parts, ini_parts, to_replace, ini_changed, journal, len(ini_bytes))
+        except (ClientError, SmsFileError) as exc:
+            self.fail(exc)
 
         summary = self.summary(to_replace, ini, procs, defer, srv, unc)
+        if temps:
+            summary += "; %d temporary file(s) of an interrupted run %s" % (
+                len(res["stale_temporary_files"]), "would be removed" if self.module.check_mode else "removed")
         if projected:
             summary += (" (preview against %s: logon server %s does not serve it yet, so a real run now would "
                         "skip this client)" % (manifest["kb"], unc))
         if self.module.check_mode or not res["changed"]:
             self.module.exit_json(msg=summary, **res)
 
-        stopped = self.stop_for_work(procs, must_stop, hung)
+        try:
+            for vol, parts, _names in temps:
+                vol.clean_temps(parts)
+        except SmsFileError as exc:
+            self.fail(exc)
+        stopped = self.stop_for_work(procs, must_stop, bool(hung))
         # Everything this run writes (files, SMS.INI, backups, journal entries)
         # is noted first, so a failure half-way leaves the client as it was.
-        tx = Transaction(BackupJournal(state_dir),
-                         folders=[os.path.join(state_dir, "backup", group) for group in ("BIN", "INI")])
+        # Backups and their journal entries are on disk before the first
+        # original is replaced.
+        tx = Transaction(journal)
         try:
-            replace_files(to_replace, tx)
+            for item in to_replace:
+                if item["before_sha256"] is not None:
+                    tx.record("BIN", item["name"], drive, item["parts"], save=False)
+                else:
+                    tx.record("BIN", item["name"], save=False)
             if ini_changed:
-                tx.record("INI", os.path.basename(ini_path), ini_path)
-                tx.remember_file(ini_path)
-                write_ini(ini_path, new_ini)
-                check_written(ini_path, new_ini)
+                tx.record("INI", ini_parts[-1], drive, ini_parts, save=False)
+            if to_replace or ini_changed:
+                journal.save()
+            replace_files(drive, share, to_replace, tx)
+            if ini_changed:
+                tx.remember(drive, ini_parts)
+                write_ini(drive, ini_parts, new_ini)
         except ClientError as exc:
             if "restored" not in exc.facts:
                 exc = undone(tx, exc, "the files this run replaced")
@@ -542,27 +621,44 @@ class Run:
         self.finish_start(stopped, summary)
         self.module.exit_json(msg=summary, **res)
 
-    def stop_for_work(self, procs, must_stop, hung):
-        """Stop SMSRUN32 before the files change (hung: with hung_signals); True when stopped."""
-        self.result["smsrun32"]["stopped"] = []
-        if must_stop:
-            self.stop(procs["pids"], hung)
-        return bool(self.result["smsrun32"]["stopped"])
-
-    def restart_after_failure(self, stopped):
-        if stopped:
-            problem = self.start()
-            if problem:
-                self.result["smsrun32"]["note"] = problem
+    def preflight(self, drive, bin_parts, ini_parts, to_replace, ini_changed, journal, ini_size):
+        """Before anything changes: every folder to write is writable and has room."""
+        folders, files = [], []
+        if to_replace:
+            folders.append(bin_parts)
+        if ini_changed:
+            folders.append(())
+            files.append(ini_parts)
+        check_writable(drive, folders, files)
+        if not (to_replace or ini_changed):
+            return
+        state = journal.volume
+        backups = [journal.parts + ("backup", "BIN")] if to_replace else []
+        if ini_changed:
+            backups.append(journal.parts + ("backup", "INI"))
+        check_new_folders(state, backups + [journal.parts])
+        if journal.exists():
+            check_writable(state, [journal.parts], [journal.file_parts])
+        new_sizes = [drive.entry(i["parts"]).size or 0 for i in to_replace if i["before_sha256"] is not None
+                     and journal.entry("BIN", i["name"]) is None]
+        needs = [(drive, bin_parts, sum(i.get("size") or 0 for i in to_replace)),
+                 (state, state.existing(journal.parts), sum(new_sizes) + JOURNAL_ROOM
+                  + (ini_size if ini_changed else 0))]
+        if ini_changed:
+            needs.append((drive, (), ini_size))
+        check_free_space(needs)
 
     def summary(self, to_replace, ini, procs, defer, srv, unc):
         parts = []
         if procs["hung"]:
             parts.append("hung %s ended (%s)" % (self.p["process_name"], procs["reason"]))
-        if defer:
+        if defer and procs["known"]:
             parts.append("deferred: %s pid %d is running and running_policy is defer; SetupPhase=%s, the files "
                          "are downloaded at the next restart" % (self.p["process_name"], procs["pids"][0],
                                                                  PHASE_DEFERRED))
+        elif defer:
+            parts.append("deferred to Client Setup: %s; SetupPhase=%s, no file changed here" % (
+                self.result["smsrun32"].get("note", "the process table cannot be read"), PHASE_VERIFY))
         if to_replace:
             parts.append("%d file(s) from %s: %s" % (len(to_replace), unc, ", ".join(i["name"] for i in to_replace)))
         keys = ["%s=%s" % (i["key"], i["after"]) for i in ini if i["changed"]]
@@ -592,207 +688,6 @@ class Run:
         return {"before_header": self.drive_root, "after_header": self.drive_root,
                 "before": "".join(line + "\n" for line in before), "after": "".join(line + "\n" for line in after)}
 
-    # -- rollback ----------------------------------------------------------------
-
-    def rollback(self, manifest, state_dir):
-        p, res = self.p, self.result
-        res["state_dir"] = state_dir
-        journal = BackupJournal(state_dir)
-        if not os.path.isfile(journal.path):
-            res["status"] = "unchanged"
-            self.module.exit_json(
-                msg="%s: no journal at %s: nothing to roll back (this client was never upgraded, or an earlier "
-                    "rollback completed and retired its journal)" % (self.client, journal.path), **res)
-        res["journal_retired"] = None
-        foreign = []
-        try:
-            entries = journal.entries()
-            bin_dir = client_bin(self.drive_root, p["client_dir"])
-            services = {f["name"].lower() for f in manifest["platforms"][p["platform"]]["files"] if f["service"]}
-            plan = []
-            for key, entry in sorted(entries.items()):
-                group = key.split("/", 1)[0]
-                folder = {"BIN": bin_dir, "INI": self.drive_root}.get(group)
-                if folder is None:
-                    foreign.append(key)
-                    continue
-                current = find_ci(folder, entry["name"])
-                target = current or os.path.join(folder, entry["name"])
-                if group == "INI" and entry.get("existed"):
-                    plan.append(self.ini_plan(entry, target, journal))
-                    continue
-                current_sha = sha256_file(current) if current and os.path.isfile(current) else None
-                wanted = entry["sha256"] if entry.get("existed") else None
-                if current_sha != wanted:
-                    journal.verify(entry)
-                plan.append({"group": group, "entry": entry, "name": os.path.basename(target), "path": target,
-                             "before_sha256": current_sha, "after_sha256": wanted, "changed": current_sha != wanted,
-                             "service": group == "BIN" and entry["name"].lower() in services})
-        except (ClientError, SmsFileError, OSError) as exc:
-            self.fail(exc if not isinstance(exc, OSError) else ClientError(str(exc)))
-
-        ini_item = next((i for i in plan if i["group"] == "INI"), None)
-        if ini_item is not None:
-            res["ini"] = ini_item.get("keys", [])
-            res["ini_restore"] = ini_item.get("mode", "whole_file")
-        todo = [i for i in plan if i["changed"]]
-        bin_todo = [i for i in todo if i["group"] == "BIN"]
-        res["files"] = [{k: i[k] for k in ("name", "path", "before_sha256", "after_sha256", "changed")}
-                        for i in plan if i["group"] == "BIN"]
-
-        procs = self.check_processes()
-        running, hung = bool(procs["pids"]), procs["hung"]
-        if running and not hung and bin_todo and p["running_policy"] == "defer":
-            res.update(status="deferred", pending_restart=True)
-            for item in res["files"]:
-                item["after_sha256"], item["changed"] = item["before_sha256"], False
-            for entry in res["ini"]:
-                entry["after"], entry["changed"] = entry["before"], False
-            self.module.exit_json(
-                msg="%s: rollback deferred: %s pid %d is running and running_policy is defer; run again after "
-                    "the client restarts" % (self.client, p["process_name"], procs["pids"][0]), **res)
-        must_stop = hung or (running and bool(bin_todo))
-        # Everything the journal names is put back here: the journal is then
-        # retired, so the next rollout backs up the files it finds then.
-        retire = not foreign
-        res["changed"] = bool(todo) or must_stop or retire
-        res["status"] = "rolled_back" if res["changed"] else "unchanged"
-        res["reboot_required"] = any(i["service"] for i in bin_todo)
-        if must_stop:
-            res["smsrun32"]["stopped"] = list(procs["pids"])
-        if self.module._diff:
-            whole = [i for i in todo if i["group"] != "BIN" and i.get("mode") != "keys"]
-            res["diff"] = self.diff(bin_todo + whole, res["ini"])
-        for item in todo:
-            folder = os.path.dirname(item["path"])
-            if not writable(folder):
-                self.fail(ClientError("cannot restore %s: %s is read-only; make it writable and run again"
-                                      % (item["path"], folder), path=folder))
-        summary = self.rollback_summary(todo, ini_item, must_stop, retire, foreign, journal)
-        if self.module.check_mode or not res["changed"]:
-            self.module.exit_json(msg=summary, **res)
-
-        stopped = self.stop_for_work(procs, must_stop, hung)
-        tx = Transaction()
-        try:
-            for item in todo:
-                tx.remember_file(item["path"] if os.path.isfile(item["path"]) else None, item["path"])
-                entry = item["entry"]
-                if item["group"] == "INI" and "data" in item:
-                    write_ini(item["path"], item["data"], mtime=item["mtime"])
-                    check_written(item["path"], item["data"])
-                elif entry.get("existed"):
-                    atomic_copy(journal.backup_path(entry), item["path"], mtime=entry["mtime"],
-                                expect_sha256=entry["sha256"])
-                else:
-                    os.unlink(item["path"])
-        except (ClientError, SmsFileError, OSError) as exc:
-            self.restart_after_failure(stopped)
-            self.fail(undone(tx, exc, "the files this run had restored"))
-        if retire:
-            try:
-                res["journal_retired"] = journal.retire()
-            except SmsFileError as exc:
-                self.restart_after_failure(stopped)
-                self.fail(ClientError(
-                    "the original files are back, but setting the journal aside failed: %s; move %s and %s out "
-                    "of the way by hand, or the next rollout trusts these old backups" % (
-                        exc.msg, journal.path, os.path.join(state_dir, "backup")), path=exc.path))
-            summary = self.rollback_summary(todo, ini_item, must_stop, retire, foreign, journal,
-                                            retired=res["journal_retired"])
-        self.finish_start(stopped, summary)
-        self.module.exit_json(msg=summary, **res)
-
-    def rollback_summary(self, todo, ini_item, must_stop, retire, foreign, journal, retired=None):
-        check = self.module.check_mode
-        parts = []
-        restored = [i for i in todo if i["group"] != "INI" or i.get("mode") != "keys"]
-        if restored:
-            parts.append("%d original file(s) %s from %s: %s" % (
-                len(restored), "would be restored" if check else "restored", journal.root,
-                ", ".join(i["name"] for i in restored)))
-        if ini_item is not None and ini_item.get("mode") == "keys" and ini_item["changed"]:
-            parts.append("SMS.INI %s %s (every other line kept)" % (
-                ", ".join("[%s] %s=%s" % (k["section"], k["key"], "(removed)" if k["after"] is None else k["after"])
-                          for k in ini_item["keys"] if k["changed"]),
-                "would be put back" if check else "put back"))
-        if ini_item is not None and ini_item.get("problem") and ini_item["changed"]:
-            parts.append("%s %s, so the whole file %s from the backup" % (
-                ini_item["path"], ini_item["problem"], "would be restored" if check else "was restored"))
-        if must_stop:
-            parts.append("hung %s %s" % (self.p["process_name"], "would be ended" if check else "ended")
-                         if self.result["smsrun32"]["hung"] else
-                         "%s %s for the restore" % (self.p["process_name"], "would be stopped" if check else "stopped"))
-        if not todo:
-            parts.insert(0, "the original files are in place")
-        if retire:
-            parts.append("journal %s %s" % (journal.path, "would be retired to %s" % os.path.join(
-                journal.root, "retired") if check else "retired to %s" % retired))
-        else:
-            parts.append("journal %s kept: it also holds %s, which this module does not restore"
-                         % (journal.path, ", ".join(foreign)))
-        return "%s: %s" % (self.client, "; ".join(parts))
-
-    def ini_plan(self, entry, path, journal):
-        """SMS.INI's rollback: the two managed keys back to the backup's values.
-
-        Only `[SMS] CopyListVersion` and `[Local] SetupPhase` are put back (a
-        key the original lacked is removed), so whatever SMS changed since the
-        upgrade stays. When nothing else changed, that is the original bytes.
-        A current SMS.INI that cannot be read or parsed is restored whole.
-        """
-        journal.verify(entry)
-        backup_path = journal.backup_path(entry)
-        with open(backup_path, "rb") as handle:
-            backup = handle.read()
-        item = {"group": "INI", "entry": entry, "name": os.path.basename(path), "path": path, "service": False,
-                "problem": None}
-        try:
-            original = IniDocument.parse(backup, name=backup_path)
-        except IniError as exc:
-            original, item["problem"] = None, "has a backup that cannot be parsed (%s)" % exc.msg
-        data, current = None, None
-        try:
-            with open(path, "rb") as handle:
-                data = handle.read()
-            current = IniDocument.parse(data, name=path)
-        except FileNotFoundError:
-            item["problem"] = item["problem"] or "is missing"
-        except OSError as exc:
-            item["problem"] = item["problem"] or "cannot be read (%s)" % (exc.strerror or exc)
-        except IniError as exc:
-            item["problem"] = item["problem"] or "cannot be parsed (%s)" % exc.msg
-        item["before_sha256"] = sha256_file(path) if data is not None else None
-        keys = []
-        for section, key in (KEY_VERSION, KEY_PHASE):
-            before = current.get(section, key) if current else None
-            after = original.get(section, key) if original else None
-            keys.append({"section": section, "key": key, "before": before, "after": after,
-                         "changed": before != after})
-        item["keys"] = keys
-        if item["problem"]:
-            item.update(mode="whole_file", data=backup, mtime=entry["mtime"], after_sha256=entry["sha256"],
-                        changed=item["before_sha256"] != entry["sha256"])
-            return item
-        restored = IniDocument.parse(data, name=path)
-        predicted = IniDocument.parse(backup, name=backup_path)  # the original with the current values
-        for (section, key), entry_keys in zip((KEY_VERSION, KEY_PHASE), keys):
-            if entry_keys["after"] is None:
-                restored.remove(section, key)
-            else:
-                restored.set(section, key, entry_keys["after"])
-            if entry_keys["before"] is None:
-                predicted.remove(section, key)
-            else:
-                predicted.set(section, key, entry_keys["before"])
-        if predicted.to_bytes() == data:  # nothing else changed since the upgrade
-            new, mtime = backup, entry["mtime"]
-        else:
-            new, mtime = restored.to_bytes(), None
-        item.update(mode="keys", data=new, mtime=mtime, changed=new != data,
-                    after_sha256=hashlib.sha256(new).hexdigest())
-        return item
-
 
 def _signal_name(name):
     name = name.strip().upper()
@@ -801,7 +696,8 @@ def _signal_name(name):
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, mutually_exclusive=[("manifest", "manifest_data")],
-                           required_one_of=[("manifest", "manifest_data")], supports_check_mode=True)
+                           required_one_of=[("manifest", "manifest_data")],
+                           required_if=[("state", "upgraded", ("logon_servers",))], supports_check_mode=True)
     run = Run(module)
     params = module.params
     from_data = params["manifest_data"] is not None
@@ -815,8 +711,6 @@ def main():
             manifest = load_manifest(params["manifest"], platforms=[params["platform"]], check_payload=False)
     except ManifestError as exc:
         run.fail(ClientError(exc.msg, path=exc.path, **exc.facts))
-    state_dir = params["state_dir"] or os.path.join(run.drive_root, "MS", "SMS", "Hotfix", manifest["kb"])
-    run.result["state_dir"] = state_dir
     for option in ("graceful_signals", "hung_signals"):
         names = [_signal_name(name) for name in params[option]]
         unknown = [name for name in names if not hasattr(signal, "SIG" + name)]
@@ -825,9 +719,11 @@ def main():
                              % (run.client, option, ", ".join(unknown) or "an empty list"))
         params[option] = names
     if params["state"] == "rolled_back":
-        run.rollback(manifest, state_dir)
+        # Imported only here: an upgrade never compiles the rollback's code.
+        from ansible_collections.sms.hotfix.plugins.module_utils.sms_client_rollback import rollback
+        rollback(run, manifest)
     else:
-        run.upgrade(manifest, state_dir)
+        run.upgrade(manifest)
 
 
 if __name__ == "__main__":

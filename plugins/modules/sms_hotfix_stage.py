@@ -38,14 +38,26 @@ description:
   - A backup named by the journal that is missing or no longer has the recorded SHA-256 stops a staging
     run before any change, as it is the only copy of the original. Restore it from elsewhere, or retire the
     journal by hand.
-  - Take the rollout lock (M(sms_rollout_lock)) before running this module, so two rollouts cannot
+  - B(Crash-safe.) Before the first file is replaced the journal records that a C(System.map) bump is
+    owed (C(pending.bump)); only after the bump is that record cleared. A run killed at any point is
+    finished by the next run, which bumps even when every file is already in place. With O(bump=never)
+    the owed bump stays recorded, and the next run with O(bump=auto) makes it.
+  - Nothing outside O(sms_root) (and O(state_dir)) is read or written, and no symbolic link is followed; a hotfix file in
+    C(Client.src) that is a link is refused before anything changes, so neither a backup nor a rollback
+    ever copies a link's target into C(Client.src).
+  - Temporary files left by a run killed half-way are removed by the next real run (and reported).
+  - Take the rollout lock (M(sms.hotfix.sms_rollout_lock)) before running this module, so two rollouts cannot
     stage at once.
 version_added: "1.0.0"
 author: the sms-hotfix-rollout authors
+extends_documentation_fragment:
+  - sms.hotfix.smb
 options:
   sms_root:
-    description: The site server's SMS root folder (C(<drive>/SMS)), holding C(System.map) and C(Site.srv).
-    type: path
+    description:
+      - The site server's SMS root folder (C(<drive>/SMS)), holding C(System.map) and C(Site.srv); or its share
+        reached over SMB (C(\\SMSSITE\SMS_SHRC)).
+    type: str
     required: true
   manifest:
     description:
@@ -90,9 +102,9 @@ options:
     default: auto
   state_dir:
     description:
-      - The hotfix's state folder holding C(backup/) and C(journal.json).
+      - The hotfix's state folder holding C(backup/) and C(journal.json) (a local path, or a share path over SMB).
       - Default is C(<sms_root>/Hotfix/<KB>).
-    type: path
+    type: str
 attributes:
   check_mode:
     support: full
@@ -110,8 +122,8 @@ notes:
     plus the backups and the journal in O(state_dir).
   - A read-only mount fails the writability check even for root.
 seealso:
-  - module: sms_rollout_lock
-  - module: sms_hotfix_manifest
+  - module: sms.hotfix.sms_rollout_lock
+  - module: sms.hotfix.sms_hotfix_manifest
 """
 
 EXAMPLES = r"""
@@ -243,30 +255,33 @@ restored:
   returned: failure
   type: list
   elements: str
+bump_owed:
+  description:
+    - Whether a C(System.map) bump is still owed after this run (files were replaced, the bump was not
+      made, e.g. O(bump=never)); the journal keeps it and the next run with O(bump=auto) makes it.
+  returned: success
+  type: bool
+stale_temporary_files:
+  description: Temporary files of an interrupted earlier run that this run removed (or would, in check mode).
+  returned: when there were any
+  type: list
+  elements: str
 """
 
-import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import (
-    BackupJournal,
-    SmsFileError,
-    Transaction,
-    atomic_copy,
-    check_free_space,
-    existing_ancestor,
-    find_ci,
+    JOURNAL_ROOM, BackupJournal, SmsFileError, Transaction, check_free_space, check_new_folders, check_writable,
     iso_utc,
-    sha256_file,
 )
-from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import check_writable as _check_writable
-from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import PLATFORM_DIRS, ManifestError, load_manifest
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import SMB_ARGS, normal_path, open_volume, smb_settings
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import (
+    PLATFORM_DIRS, ManifestError, load_manifest, payload_parts, payload_volume,
+)
 
 SITE_PATH = ("Site.srv", "Maincfg.box", "Client.src")
-# Room for the journal rewrite (temporary copy next to the old one).
-JOURNAL_ROOM = 64 * 1024
-GROUP_PLATFORM = {folder.lower(): platform for platform, folder in PLATFORM_DIRS.items()}
+NOTHING = "Nothing was changed."
 
 
 class StageError(Exception):
@@ -276,62 +291,78 @@ class StageError(Exception):
         self.facts = facts
 
 
+def refuse(exc):
+    """A StageError from a file-layer error, saying that nothing was changed."""
+    facts = dict(exc.facts)
+    facts.pop("missing", None)
+    return StageError("%s. %s" % (exc.msg.rstrip(". "), NOTHING), path=exc.path, **facts)
+
+
 # -- reading the site server ---------------------------------------------------------------------
-def resolve_site(sms_root, platforms):
-    """Client.src, the platform folders and System.map, matched case-insensitively."""
-    if not os.path.isdir(sms_root):
-        raise StageError(
-            "SMS root %s does not exist or is not a folder; set sms_root to the site server's SMS folder "
-            "(<drive>/SMS). Nothing was changed." % sms_root, path=sms_root)
-    folder = sms_root
-    for part in SITE_PATH:
-        found = find_ci(folder, part)
-        if found is None or not os.path.isdir(found):
+class Site:
+    """The site server's SMS root: Client.src, the platform folders, System.map, the state folder."""
+
+    def __init__(self, sms_root, platforms, kb, state_dir=None, params=None):
+        params = params or {}
+        sms_root = normal_path(sms_root)
+        self.volume = open_volume(sms_root, label="the site server's SMS root", smb=smb_settings(params, sms_root))
+        volume = self.volume
+        if volume.entry(()).kind != "dir":
             raise StageError(
-                "%s has no %s folder (looked for %s in any case), so %s is not the SMS root of an SMS 1.2 "
-                "site server; check sms_root. Nothing was changed."
-                % (folder, part, os.path.join(folder, part), sms_root), path=os.path.join(folder, part))
-        folder = found
-    client_src = folder
-    system_map = find_ci(sms_root, "System.map")
-    if system_map is None or not os.path.isfile(system_map):
-        raise StageError(
-            "%s is missing, so the copy lists cannot be bumped (Q166771); check sms_root. Nothing was changed."
-            % os.path.join(sms_root, "System.map"), path=os.path.join(sms_root, "System.map"))
-    dirs = {}
-    for platform in platforms:
-        name = PLATFORM_DIRS[platform]
-        found = find_ci(client_src, name)
-        if found is None or not os.path.isdir(found):
-            raise StageError(
-                "the platform folder %s is missing, so this site has no %s clients; leave %s out of platforms "
-                "or check sms_root. Nothing was changed." % (os.path.join(client_src, name), platform, platform),
-                path=os.path.join(client_src, name))
-        dirs[platform] = found
-    return client_src, system_map, dirs
+                "SMS root %s does not exist or is not a folder; set sms_root to the site server's SMS folder "
+                "(<drive>/SMS). %s" % (sms_root, NOTHING), path=sms_root)
+        parts = ()
+        for name in SITE_PATH:
+            found = volume.find(parts, name)
+            if found is None or volume.entry(parts + (found,)).kind not in ("dir", "link"):
+                raise StageError(
+                    "%s has no %s folder (looked for %s in any case), so %s is not the SMS root of an SMS 1.2 "
+                    "site server; check sms_root. %s"
+                    % (volume.path(parts), name, volume.path(parts + (name,)), sms_root, NOTHING),
+                    path=volume.path(parts + (name,)))
+            parts += (found,)
+            volume.listdir(parts)  # a link is refused here, named
+        self.client_src = parts
+        found = volume.find((), "System.map")
+        if found is None or volume.entry((found,)).kind not in ("file", "link"):
+            raise StageError("%s is missing, so the copy lists cannot be bumped (Q166771); check sms_root. %s"
+                             % (volume.path(("System.map",)), NOTHING), path=volume.path(("System.map",)))
+        if volume.entry((found,)).kind == "link":
+            volume.read((found,))  # refused, named
+        self.system_map = (found,)
+        self.dirs = {}
+        for platform in platforms:
+            name = PLATFORM_DIRS[platform]
+            found = volume.find(self.client_src, name)
+            if found is None or volume.entry(self.client_src + (found,)).kind not in ("dir", "link"):
+                raise StageError(
+                    "the platform folder %s is missing, so this site has no %s clients; leave %s out of the "
+                    "rollout's platforms (sms_rollout_platforms) or check sms_root. %s"
+                    % (volume.path(self.client_src + (name,)), platform, platform, NOTHING),
+                    path=volume.path(self.client_src + (name,)), platform=platform)
+            self.dirs[platform] = self.client_src + (found,)
+            volume.listdir(self.dirs[platform])
+        if state_dir:
+            state_dir = normal_path(state_dir)
+            self.state = (open_volume(state_dir, label="the hotfix's state folder", smb=smb_settings(params, state_dir)),
+                          ())
+        else:
+            hotfix = volume.find((), "Hotfix") or "Hotfix"
+            kb_name = (volume.find((hotfix,), kb) if volume.entry((hotfix,)).kind == "dir" else None) or kb
+            self.state = (volume, (hotfix, kb_name))
+        state_volume, state_parts = self.state
+        kind = state_volume.entry(state_parts).kind
+        if kind == "link" or (kind == "dir" and state_parts):
+            state_volume.listdir(state_parts)
+        self.journal = BackupJournal(state_volume, state_parts)
+
+    def rel(self, parts):
+        return "/".join(parts[-2:])
+
+    def sha256(self, parts):
+        return self.volume.sha256(parts)
 
 
-def default_state_dir(sms_root, kb):
-    hotfix = find_ci(sms_root, "Hotfix") or os.path.join(sms_root, "Hotfix")
-    return (find_ci(hotfix, kb) if os.path.isdir(hotfix) else None) or os.path.join(hotfix, kb)
-
-
-def check_writable(folders, files):
-    try:
-        _check_writable(folders, files)
-    except SmsFileError as exc:
-        raise StageError("%s. Nothing was changed." % exc.msg, path=exc.path, **exc.facts)
-
-
-def check_space(needs):
-    """`needs`: list of (existing folder, bytes). Sums them per filesystem."""
-    try:
-        check_free_space(needs)
-    except SmsFileError as exc:
-        raise StageError("%s. Nothing was changed." % exc.msg, path=exc.path, **exc.facts)
-
-
-# -- acting ----------------------------------------------------------------------------------------
 def failure_after_change(exc, undo):
     restored, problems = undo.rollback()
     if isinstance(exc, OSError):
@@ -349,19 +380,14 @@ def failure_after_change(exc, undo):
     return StageError(msg, path=getattr(exc, "path", None), restored=restored)
 
 
-def bump_system_map(path):
+def bump_system_map(site):
     """A new timestamp, content untouched: the supported way to force new copy lists (Q166771)."""
     now = time.time()
-    old = os.stat(path).st_mtime
+    old = site.volume.entry(site.system_map).mtime
     if now <= old:
         now = old + 1
-    os.utime(path, (now, now))
+    site.volume.set_mtime(site.system_map, now)
     return now
-
-
-# -- the two states --------------------------------------------------------------------------------
-def rel(platform_dir, path):
-    return "%s/%s" % (os.path.basename(platform_dir), os.path.basename(path))
 
 
 def damaged_backup(journal, jentry, path, exc):
@@ -376,86 +402,135 @@ def damaged_backup(journal, jentry, path, exc):
         "the backup %s of the original of %s %s. It is the only copy of that original, which a rollback "
         "needs, so nothing is replaced: restore the backup from elsewhere (a copy with SHA-256 %s), or, if the "
         "original is lost for good, retire the journal by hand (move %s and %s into %s) so that the next "
-        "rollout backs up the files it finds. Nothing was changed."
-        % (backup, path, state, jentry["sha256"], journal.path, os.path.join(journal.root, "backup"),
-           os.path.join(journal.root, "retired", "<date>")),
+        "rollout backs up the files it finds. %s"
+        % (backup, path, state, jentry["sha256"], journal.path, journal.volume.path(journal.parts + ("backup",)),
+           journal.volume.path(journal.parts + ("retired", "<date>")), NOTHING),
         path=backup, expected=jentry["sha256"], found=exc.facts.get("found"))
 
 
-def stage(module, manifest, system_map, dirs, journal):
+def current_file(site, folder, name):
+    """(parts, SHA-256) of `name` in `folder` (any case), or (None, None); a link or folder is refused."""
+    found = site.volume.find(folder, name)
+    if found is None:
+        return None, None
+    parts = folder + (found,)
+    kind = site.volume.entry(parts).kind
+    if kind != "file":
+        if kind == "link":
+            site.volume.read(parts)  # raises PathRefused naming the link and its target
+        raise StageError("%s is not a file; remove it or rename it and run again. %s"
+                         % (site.volume.path(parts), NOTHING), path=site.volume.path(parts))
+    return parts, site.sha256(parts)
+
+
+def stale_temps(site, folders):
+    """[(volume, folder, names)] of temporary files an interrupted run left in `folders` (of the site volume)
+    and in the state folder."""
+    out = [(site.volume, folder, site.volume.stale_temps(folder)) for folder in folders]
+    state_volume, state_parts = site.state
+    if state_volume.entry(state_parts).kind == "dir":
+        out.append((state_volume, state_parts, state_volume.stale_temps(state_parts)))
+    return [item for item in out if item[2]]
+
+
+def preflight(site, changes, new_backups, bump, payload_sizes):
+    """Before anything is touched: writable folders and free space."""
+    journal = site.journal
+    state_volume = journal.volume
+    folders = [item["folder"] for item in changes]
+    check_writable(site.volume, folders, [site.system_map] if bump else [])
+    new_folders = [journal.parts + ("backup", item["group"]) for item in new_backups]
+    if changes or bump:
+        new_folders.append(journal.parts)
+    if new_folders:
+        check_new_folders(state_volume, new_folders)
+    if journal.exists() and (changes or bump):
+        check_writable(state_volume, [journal.parts], [journal.file_parts])
+    needs = [(site.volume, item["folder"], payload_sizes[id(item)]) for item in changes]
+    needs += [(state_volume, state_volume.existing(journal.parts + ("backup", item["group"])),
+               site.volume.entry(item["current"]).size) for item in new_backups if item["current"]]
+    if changes or bump:
+        needs.append((state_volume, state_volume.existing(journal.parts), JOURNAL_ROOM))
+    check_free_space(needs)
+
+
+# -- the two states --------------------------------------------------------------------------------
+def stage(module, manifest, site):
+    journal = site.journal
+    payload = payload_volume(manifest)
     items = []
     for platform, spec in manifest["platforms"].items():
-        folder = dirs[platform]
+        folder = site.dirs[platform]
         group = spec["directory"]
         for entry in spec["files"]:
-            current = find_ci(folder, entry["name"])
-            if current is not None and not os.path.isfile(current):
-                raise StageError("%s is not a file; remove it or rename it and run again. Nothing was changed."
-                                 % current, path=current)
-            before = sha256_file(current) if current else None
+            current, before = current_file(site, folder, entry["name"])
             jentry = journal.entry(group, entry["name"])
             if jentry is not None and jentry.get("existed"):
                 try:
                     journal.verify(jentry)
                 except SmsFileError as exc:
-                    raise damaged_backup(journal, jentry, current or os.path.join(folder, entry["name"]), exc)
+                    raise damaged_backup(journal, jentry, site.volume.path(current or folder + (entry["name"],)),
+                                         exc)
                 backup = journal.backup_path(jentry)
             elif jentry is None and current is not None:
-                backup = os.path.join(journal.root, "backup", group, os.path.basename(current))
+                backup = journal.volume.path(journal.parts + ("backup", group, current[-1]))
             else:
                 backup = None
+            parts = current or folder + (entry["name"],)
             items.append({
                 "platform": platform, "name": entry["name"], "group": group, "folder": folder,
-                "current": current, "path": current or os.path.join(folder, entry["name"]),
+                "current": current, "parts": parts, "path": site.volume.path(parts),
                 "before_sha256": before, "after_sha256": entry["sha256"], "backup": backup,
                 "changed": before != entry["sha256"], "entry": entry, "journaled": jentry is not None,
             })
     changes = [item for item in items if item["changed"]]
-    bump = module.params["bump"] == "always" or (module.params["bump"] == "auto" and bool(changes))
-
-    # Preflight: writable folders and free space, before anything is touched.
+    owed = bool(journal.pending.get("bump"))
+    mode = module.params["bump"]
+    bump = mode == "always" or (mode == "auto" and (bool(changes) or owed))
     new_backups = [item for item in changes if not item["journaled"]]
-    state_folders = []
-    if new_backups:
-        for item in new_backups:
-            state_folders.append(existing_ancestor(os.path.join(journal.root, "backup", item["group"])))
-        state_folders.append(existing_ancestor(journal.root))
-    check_writable([item["folder"] for item in changes] + state_folders, [system_map] if bump else [])
-    needs = [(item["folder"], item["entry"]["size"]) for item in changes]
-    needs += [(existing_ancestor(os.path.join(journal.root, "backup", item["group"])),
-               os.path.getsize(item["current"])) for item in new_backups if item["current"]]
-    if new_backups:
-        needs.append((existing_ancestor(journal.root), JOURNAL_ROOM))
-    check_space(needs)
+    temps = stale_temps(site, sorted(set(site.dirs.values())))
+    preflight(site, changes, new_backups, bump, {id(item): item["entry"]["size"] for item in changes})
 
-    mtime = os.stat(system_map).st_mtime
-    if not module.check_mode and (changes or bump):
-        undo = Transaction(journal, [os.path.join(journal.root, "backup", item["group"]) for item in new_backups])
+    mtime = site.volume.entry(site.system_map).mtime
+    if not module.check_mode and (changes or bump or temps):
+        for volume, folder, _names in temps:
+            volume.clean_temps(folder)
+        undo = Transaction(journal)
         try:
             for item in new_backups:
-                jentry = undo.record(item["group"], item["name"], item["current"])
+                jentry = undo.record(item["group"], item["name"], site.volume, item["current"], save=False)
                 item["backup"] = journal.backup_path(jentry)
+            if changes:
+                # Durable before the first replace: a run killed from here on owes a bump.
+                journal.data.setdefault("pending", {})["bump"] = iso_utc(time.time())
+                undo.makedirs(journal.volume, journal.parts)
+                journal.save()
             for item in changes:
                 entry = item["entry"]
-                undo.remember_file(item["current"], item["path"])
-                atomic_copy(entry["payload"], item["path"], mtime=entry["mtime"], expect_sha256=entry["sha256"])
-                found = sha256_file(item["path"])
-                if found != entry["sha256"]:
-                    raise SmsFileError(
-                        "%s has SHA-256 %s after the copy, expected %s; check the disk"
-                        % (item["path"], found, entry["sha256"]), path=item["path"])
-                item["after_sha256"] = found
+                undo.remember(site.volume, item["current"], item["parts"])
+                item["after_sha256"] = site.volume.copy_from(
+                    payload, payload_parts(manifest, entry), item["parts"], mtime=entry["mtime"],
+                    expect_sha256=entry["sha256"])
             if bump:
-                mtime = bump_system_map(system_map)
+                mtime = bump_system_map(site)
         except (SmsFileError, OSError) as exc:
             raise failure_after_change(exc, undo)
+        if bump and journal.pending.get("bump"):
+            try:
+                journal.set_pending(bump=None)
+            except SmsFileError as exc:
+                raise StageError("%s: the files are staged and System.map was bumped, but the journal %s could not "
+                                 "record it (%s); the next run bumps once more, which is harmless"
+                                 % (manifest["kb"], journal.path, exc.msg), path=exc.path)
     for item in items:
         if not item["changed"]:
             item["after_sha256"] = item["before_sha256"]
-    return items, bump, mtime
+    still_owed = (bool(changes) or owed) and not bump
+    return items, bump, mtime, still_owed, temps
 
 
-def roll_back(module, manifest, system_map, dirs, journal):
+def roll_back(module, manifest, site):
+    journal = site.journal
     wanted = {PLATFORM_DIRS[p].lower(): p for p in manifest["platforms"]}
     entries, keys = [], []
     for key, jentry in sorted(journal.entries().items()):
@@ -468,63 +543,74 @@ def roll_back(module, manifest, system_map, dirs, journal):
         try:
             journal.verify(jentry)
         except SmsFileError as exc:
-            raise StageError("%s. Nothing was changed." % exc.msg, path=exc.path, **exc.facts)
+            raise refuse(exc)
     items = []
     for platform, group, jentry in entries:
-        folder = dirs[platform]
-        current = find_ci(folder, jentry["name"])
-        if current is not None and not os.path.isfile(current):
-            raise StageError("%s is not a file; remove it or rename it and run again. Nothing was changed."
-                             % current, path=current)
-        before = sha256_file(current) if current else None
+        folder = site.dirs[platform]
+        current, before = current_file(site, folder, jentry["name"])
         if jentry.get("existed"):
-            target = os.path.join(folder, jentry["name"])
-            changed = (before != jentry["sha256"] or os.path.basename(current) != jentry["name"]
-                       or int(os.stat(current).st_mtime) != int(jentry["mtime"]))
+            target = folder + (jentry["name"],)
+            changed = (before != jentry["sha256"] or current[-1] != jentry["name"]
+                       or int(site.volume.entry(current).mtime) != int(jentry["mtime"]))
             after = jentry["sha256"]
         else:
             target = current
             changed = current is not None
             after = None
+        parts = target or folder + (jentry["name"],)
         items.append({
             "platform": platform, "name": jentry["name"], "group": group, "folder": folder,
-            "current": current, "path": target or os.path.join(folder, jentry["name"]),
+            "current": current, "parts": parts, "path": site.volume.path(parts),
             "before_sha256": before, "after_sha256": after, "backup": journal.backup_path(jentry),
             "changed": changed, "jentry": jentry,
         })
     changes = [item for item in items if item["changed"]]
-    bump = module.params["bump"] == "always" or (module.params["bump"] == "auto" and bool(changes))
+    owed = bool(journal.pending.get("bump"))
+    mode = module.params["bump"]
+    bump = mode == "always" or (mode == "auto" and (bool(changes) or owed))
     # A completed rollback sets the journal aside (retired), so a later rollout backs up what it finds then.
     retire = bool(keys)
-    check_writable([item["folder"] for item in changes] + ([journal.root] if retire else []),
-                   [system_map] if bump else [])
-    check_space([(item["folder"], item["jentry"]["size"]) for item in changes if item["jentry"].get("existed")])
+    temps = stale_temps(site, sorted(set(site.dirs.values())))
+    check_writable(site.volume, [item["folder"] for item in changes], [site.system_map] if bump else [])
+    if retire:
+        check_writable(journal.volume, [journal.parts], [journal.file_parts])
+    check_free_space([(site.volume, item["folder"], item["jentry"]["size"]) for item in changes
+                      if item["jentry"].get("existed")])
 
-    mtime = os.stat(system_map).st_mtime
+    mtime = site.volume.entry(site.system_map).mtime
     retired = None
-    if not module.check_mode and (changes or bump):
+    if not module.check_mode and (changes or bump or temps):
+        for volume, folder, _names in temps:
+            volume.clean_temps(folder)
         undo = Transaction(journal)
         try:
+            if changes:
+                journal.data.setdefault("pending", {})["bump"] = iso_utc(time.time())
+                journal.save()
             for item in changes:
                 jentry = item["jentry"]
-                undo.remember_file(item["current"], item["path"])
+                undo.remember(site.volume, item["current"], item["parts"])
                 if not jentry.get("existed"):
-                    os.unlink(item["current"])
+                    site.volume.unlink(item["current"])
                     continue
-                source = journal.backup_path(jentry)
-                work = item["current"] or item["path"]
-                atomic_copy(source, work, mtime=jentry["mtime"], expect_sha256=jentry["sha256"])
-                if work != item["path"]:
-                    os.rename(work, item["path"])
-                found = sha256_file(item["path"])
-                if found != jentry["sha256"]:
-                    raise SmsFileError("%s has SHA-256 %s after the restore, expected %s; check the disk"
-                                       % (item["path"], found, jentry["sha256"]), path=item["path"])
+                work = item["current"] or item["parts"]
+                site.volume.copy_from(journal.volume, journal.backup_parts(jentry), work, mtime=jentry["mtime"],
+                                      expect_sha256=jentry["sha256"])
+                if work != item["parts"]:
+                    site.volume.rename(work, item["parts"])
             if bump:
-                mtime = bump_system_map(system_map)
+                mtime = bump_system_map(site)
         except (SmsFileError, OSError) as exc:
             raise failure_after_change(exc, undo)
-    if retire and not module.check_mode:
+        if bump and journal.pending.get("bump"):
+            try:
+                journal.set_pending(bump=None)
+            except SmsFileError as exc:
+                raise StageError("%s: the originals are back and System.map was bumped, but the journal %s could "
+                                 "not record it (%s); run the rollback again" % (manifest["kb"], journal.path,
+                                                                                 exc.msg), path=exc.path)
+    still_owed = (bool(changes) or owed) and not bump
+    if retire and not module.check_mode and not still_owed:
         try:
             retired = journal.retire_entries(keys)
         except SmsFileError as exc:
@@ -533,25 +619,26 @@ def roll_back(module, manifest, system_map, dirs, journal):
                 "run the rollback again (it will only retire the journal)"
                 % (manifest["kb"], " (%d)" % len(changes) if changes else "", journal.path, exc.msg), path=exc.path)
         for item in items:
-            if item["jentry"].get("backup"):
-                item["backup"] = os.path.join(retired, item["jentry"]["backup"])
-    return items, bump, mtime, (retired if retire and not module.check_mode else retire)
+            if item["jentry"].get("backup") and retired:
+                item["backup"] = "/".join([retired] + item["jentry"]["backup"].split("/"))
+    return items, bump, mtime, (retired if retire and not module.check_mode else retire), still_owed, temps
 
 
-def make_diff(items, system_map, old_mtime, new_mtime, bumped):
+def make_diff(site, items, old_mtime, new_mtime, bumped):
     diff = []
     for item in items:
         if not item["changed"]:
             continue
-        label = rel(item["folder"], item["path"])
+        label = site.rel(item["parts"])
         diff.append({
             "before_header": label, "after_header": label,
             "before": "%s sha256:%s\n" % (label, item["before_sha256"] or "(absent)"),
             "after": "%s sha256:%s\n" % (label, item["after_sha256"] or "(absent)"),
         })
     if bumped:
+        path = site.volume.path(site.system_map)
         diff.append({
-            "before_header": system_map, "after_header": system_map,
+            "before_header": path, "after_header": path,
             "before": "System.map date: %s\n" % iso_utc(old_mtime),
             "after": "System.map date: %s\n" % ("(now)" if new_mtime == old_mtime else iso_utc(new_mtime)),
         })
@@ -561,68 +648,78 @@ def make_diff(items, system_map, old_mtime, new_mtime, bumped):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            sms_root=dict(type="path", required=True),
+            sms_root=dict(type="str", required=True),
             manifest=dict(type="path", required=True),
             state=dict(type="str", choices=["present", "rolled_back"], default="present"),
             platforms=dict(type="list", elements="str"),
             bump=dict(type="str", choices=["auto", "always", "never"], default="auto"),
-            state_dir=dict(type="path"),
+            state_dir=dict(type="str"),
+            **SMB_ARGS
         ),
         supports_check_mode=True,
     )
     params = module.params
     rollback = params["state"] == "rolled_back"
-    sms_root = os.path.abspath(params["sms_root"])
+    retired = None
     try:
         try:
             manifest = load_manifest(params["manifest"], platforms=params["platforms"],
                                      check_payload=not rollback)
         except ManifestError as exc:
-            raise StageError("%s. Nothing was changed." % exc.msg, path=exc.path, **exc.facts)
-        _client_src, system_map, dirs = resolve_site(sms_root, list(manifest["platforms"]))
-        state_dir = os.path.abspath(params["state_dir"] or default_state_dir(sms_root, manifest["kb"]))
-        journal = BackupJournal(state_dir)
-        old_mtime = os.stat(system_map).st_mtime
+            raise StageError("%s. %s" % (exc.msg, NOTHING), path=exc.path, **exc.facts)
+        site = Site(params["sms_root"], list(manifest["platforms"]), manifest["kb"], params["state_dir"], params)
+        journal = site.journal
+        old_mtime = site.volume.entry(site.system_map).mtime
         if rollback:
-            if not os.path.isfile(journal.path):
+            if not journal.exists():
                 module.exit_json(
                     changed=False, kb=manifest["kb"], files=[], journal=journal.path, manifest_path=manifest["path"],
-                    system_map={"path": system_map, "bumped": False, "mtime": iso_utc(old_mtime)},
+                    system_map={"path": site.volume.path(site.system_map), "bumped": False,
+                                "mtime": iso_utc(old_mtime)}, bump_owed=False,
                     msg="no journal at %s: %s was never staged here, nothing to roll back"
                         % (journal.path, manifest["kb"]), **({"diff": []} if module._diff else {}))
             journal.data  # noqa: B018  (an unreadable journal fails here, before any change)
-            items, bumped, new_mtime, retired = roll_back(module, manifest, system_map, dirs, journal)
+            items, bumped, new_mtime, retired, owed, temps = roll_back(module, manifest, site)
         else:
             journal.data  # noqa: B018
-            items, bumped, new_mtime = stage(module, manifest, system_map, dirs, journal)
-            retired = None
+            items, bumped, new_mtime, owed, temps = stage(module, manifest, site)
     except SmsFileError as exc:
-        module.fail_json(msg="%s. Nothing was changed." % exc.msg.rstrip("."), path=exc.path, **exc.facts)
+        error = refuse(exc)
+        module.fail_json(msg=error.msg, **error.facts)
     except StageError as exc:
         module.fail_json(msg=exc.msg, **exc.facts)
 
     changes = [item for item in items if item["changed"]]
-    changed = bool(changes) or bumped or bool(retired)
+    changed = bool(changes) or bumped or bool(retired) or bool(temps)
     verb = "restored" if rollback else "replaced"
     if module.check_mode:
         verb = "would be " + verb
     msg = "%s: %d file(s) %s%s" % (
         manifest["kb"], len(changes), verb,
-        ("" if not changes else " (%s)" % ", ".join(rel(i["folder"], i["path"]) for i in changes)))
+        ("" if not changes else " (%s)" % ", ".join(site.rel(i["parts"]) for i in changes)))
     msg += "; System.map %s" % (("would be bumped" if module.check_mode else "bumped") if bumped else "not bumped")
+    if owed:
+        msg += (" (a bump is owed and recorded in %s: the next run with bump=auto makes it)" % journal.path)
     if retired:
         msg += ("; the journal would be set aside (retired)" if module.check_mode
                 else "; the journal was set aside in %s" % retired)
+    stale = [volume.path(folder + (name,)) for volume, folder, names in temps for name in names]
+    if stale:
+        msg += "; %d temporary file(s) of an interrupted run %s" % (
+            len(stale), "would be removed" if module.check_mode else "removed")
     result = dict(
         changed=changed, kb=manifest["kb"], journal=journal.path, msg=msg, manifest_path=manifest["path"],
         files=[{k: item[k] for k in ("platform", "name", "path", "before_sha256", "after_sha256", "backup",
                                      "changed")} for item in items],
-        system_map={"path": system_map, "bumped": bumped, "mtime": iso_utc(new_mtime)},
+        system_map={"path": site.volume.path(site.system_map), "bumped": bumped, "mtime": iso_utc(new_mtime)},
+        bump_owed=owed,
     )
+    if stale:
+        result["stale_temporary_files"] = stale
     if rollback:
         result["retired"] = retired if isinstance(retired, str) else None
     if module._diff:
-        result["diff"] = make_diff(items, system_map, old_mtime, new_mtime, bumped)
+        result["diff"] = make_diff(site, items, old_mtime, new_mtime, bumped)
     module.exit_json(**result)
 
 

@@ -39,11 +39,14 @@ description:
     progress line per server between slices.
 version_added: "1.0.0"
 author: the sms-hotfix-rollout authors
+extends_documentation_fragment:
+  - sms.hotfix.smb
 options:
   sms_root:
     description:
-      - The logon server's SMS root directory (C(<sms_drive_root>/SMS)). It must hold C(Logon.srv).
-    type: path
+      - The logon server's SMS root directory (C(<sms_drive_root>/SMS)), or its share over SMB
+        (C(\\LOGON01\SMS_SHRC)). It must hold C(Logon.srv).
+    type: str
     required: true
   manifest:
     description:
@@ -115,9 +118,11 @@ options:
     type: int
     default: 0
   sleep:
-    description: Seconds between two checks while waiting.
+    description:
+      - Seconds between two checks while waiting. A check reads only the folder listings, file dates and the
+        copy lists (hashes are kept while a file is unchanged), so a short interval is cheap.
     type: float
-    default: 1
+    default: 0.25
   fail_on_timeout:
     description:
       - Fail when the server has not converged after I(timeout) seconds.
@@ -126,7 +131,7 @@ options:
     default: true
   state_dir:
     description: The hotfix's state folder on the server. Default is C(<sms_root>/Hotfix/<KB>).
-    type: path
+    type: str
   server_name:
     description: Name of the server in messages, usually C(inventory_hostname). Default is I(sms_root).
     type: str
@@ -143,11 +148,14 @@ attributes:
   platform:
     platforms: posix
 notes:
+  - Nothing outside I(sms_root) (and I(state_dir)) is read or written and no symbolic link is followed; a
+    link where the module reads or writes fails the server with a message naming it, and nothing changes.
   - Copy lists are never edited. Only the Maintenance Manager regenerates them, after the
     C(System.map) timestamp changes (Q166771). A push therefore does not make
     clients notice the change; the client tier upgrades them directly.
 seealso:
   - module: ansible.builtin.wait_for
+  - module: sms.hotfix.sms_hotfix_stage
 """
 
 EXAMPLES = r"""
@@ -348,26 +356,28 @@ transferred:
   elements: str
 """
 
-import glob
 import hashlib
 import json
-import os
 import re
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import (
-    BackupJournal, SmsFileError, Transaction, atomic_copy, check_free_space, check_writable, ensure_dir,
-    existing_ancestor, find_ci, iso_utc, read_json, sha256_file, write_json)
+    JOURNAL_ROOM, BackupJournal, SmsFileError, Transaction, check_free_space, check_new_folders, check_writable,
+    iso_utc, read_json, write_json)
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import (
+    SMB_ARGS, PathRefused, normal_path, open_volume, smb_settings)
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_ini import copy_list_version
-from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import PLATFORM_DIRS, ManifestError, check_plain_name, load_manifest
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import (
+    PLATFORM_DIRS, ManifestError, check_plain_name, load_manifest, payload_parts, payload_volume)
 
 DEFAULT_COPY_LISTS = ["Cl_nt.txt", "Cl_win95.txt", "Cl_win.txt", "Cl_dos.txt", "Cl_os2.txt"]
 ADVICE = ("check that the Maintenance Manager runs on the site server (SMS Service Manager), "
           "trigger a pass, or use push mode (sms_replication_mode=push)")
+BUMP_ADVICE = ("the hotfix files are here but the copy lists were never regenerated: give System.map a new "
+               "timestamp on the site server (run the site tier again with -e sms_stage_bump=always), then wait "
+               "again")
 PUSH_JOURNAL = "push"
-# Room for the journal rewrite (temporary copy next to the old one).
-JOURNAL_ROOM = 64 * 1024
 _KB = re.compile(r"^Q[0-9]{5,7}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -444,80 +454,99 @@ def expectation_key(expected):
 # --- the server's state ------------------------------------------------------
 
 class LogonServer:
-    def __init__(self, sms_root, copy_lists):
-        self.sms_root = sms_root
+    """A logon server's SMS root: Logon.srv, its platform folders and copy lists (no link followed)."""
+
+    def __init__(self, sms_root, copy_lists, params=None):
+        sms_root = normal_path(sms_root)
+        self.volume = open_volume(sms_root, label="the logon server's SMS root",
+                                  smb=smb_settings(params or {}, sms_root))
         self.copy_lists = copy_lists
-        if not os.path.isdir(sms_root):
+        if self.volume.entry(()).kind != "dir":
             raise ReplicationError("SMS root %s does not exist; check sms_drive_root / sms_root for this host"
                                    % sms_root, path=sms_root)
-        self.logon_srv = find_ci(sms_root, "Logon.srv")
-        if self.logon_srv is None or not os.path.isdir(self.logon_srv):
+        found = self.volume.find((), "Logon.srv")
+        if found is None or self.volume.entry((found,)).kind not in ("dir", "link"):
             raise ReplicationError("%s has no Logon.srv folder: this host is not an SMS logon server, "
                                    "or sms_root is wrong" % sms_root, path=sms_root)
+        self.logon_parts = (found,)
+        self.volume.listdir(self.logon_parts)  # a link is refused, named
+        self.logon_srv = self.volume.path(self.logon_parts)
         self._hashes = {}
+        self._lists = {}
+
+    def rel(self, parts):
+        return "/".join(parts[len(self.logon_parts):])
 
     def platform_dir(self, platform):
-        """The server's Logon.srv/<Platform>.bin; refuse when it is missing."""
-        path = find_ci(self.logon_srv, PLATFORM_DIRS[platform])
-        if path is None or not os.path.isdir(path):
+        """Parts of the server's Logon.srv/<Platform>.bin; refuse when it is missing."""
+        found = self.volume.find(self.logon_parts, PLATFORM_DIRS[platform])
+        if found is None or self.volume.entry(self.logon_parts + (found,)).kind not in ("dir", "link"):
             raise ReplicationError(
                 "%s has no %s folder: this logon server does not serve %s clients; "
-                "limit the platforms (sms_replication_platforms) or check the server"
-                % (self.logon_srv, PLATFORM_DIRS[platform], platform),
-                path=os.path.join(self.logon_srv, PLATFORM_DIRS[platform]))
-        return path
+                "leave %s out of the rollout's platforms (sms_rollout_platforms) or check the server"
+                % (self.logon_srv, PLATFORM_DIRS[platform], platform, platform),
+                path=self.volume.path(self.logon_parts + (PLATFORM_DIRS[platform],)))
+        parts = self.logon_parts + (found,)
+        self.volume.listdir(parts)
+        return parts
 
-    def sha256(self, path):
-        """SHA-256 of a file, cached by inode/size/times so polling stays cheap."""
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
+    def sha256(self, parts, entry=None):
+        """SHA-256 of a file, kept while its inode, size and times are unchanged, so polling stays cheap."""
+        entry = entry or self.volume.entry(parts)
+        if entry.kind is None:
             return None
-        stamp = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-        cached = self._hashes.get(path)
+        if entry.kind != "file":
+            self.volume.read(parts)  # a link is refused, named
+            raise ReplicationError("%s is not a file" % self.volume.path(parts), path=self.volume.path(parts))
+        stamp = entry.stamp()
+        cached = self._hashes.get(parts)
         if cached and cached[0] == stamp:
             return cached[1]
-        try:
-            digest = sha256_file(path)
-        except FileNotFoundError:
-            return None
-        self._hashes[path] = (stamp, digest)
+        digest = self.volume.sha256(parts)
+        self._hashes[parts] = (stamp, digest)
         return digest
 
     def files(self, expected, dirs):
         status = []
         for platform in sorted(expected):
             folder = dirs[platform]
-            for entry in expected[platform]:
-                path = find_ci(folder, entry["name"])
-                found = self.sha256(path) if path else None
+            listing = {entry.name.lower(): entry for entry in self.volume.listdir(folder)}
+            for item in expected[platform]:
+                entry = listing.get(item["name"].lower())
+                parts = folder + ((entry.name if entry else item["name"]),)
+                found = self.sha256(parts, entry) if entry else None
                 status.append({
-                    "platform": platform, "name": entry["name"],
-                    "path": path or os.path.join(folder, entry["name"]),
-                    "expected_sha256": entry["sha256"], "found_sha256": found,
-                    "ok": found == entry["sha256"],
+                    "platform": platform, "name": item["name"], "parts": parts,
+                    "path": self.volume.path(parts), "expected_sha256": item["sha256"], "found_sha256": found,
+                    "ok": found == item["sha256"],
                 })
         return status
 
     def copy_list_versions(self):
         """CopyListVersion per present copy list (on-disk name); at least one must exist."""
         versions = {}
+        listing = {entry.name.lower(): entry for entry in self.volume.listdir(self.logon_parts)}
         for name in self.copy_lists:
-            path = find_ci(self.logon_srv, name)
-            if path is None or not os.path.isfile(path):
+            entry = listing.get(name.lower())
+            if entry is None or entry.kind is None:
                 continue
+            parts = self.logon_parts + (entry.name,)
+            if entry.kind != "file":
+                self.volume.read(parts)  # a link is refused, named
+                continue
+            cached = self._lists.get(parts)
+            if cached and cached[0] == entry.stamp():
+                value = cached[1]
+            else:
+                value = copy_list_version(self.volume.read(parts))
+                self._lists[parts] = (entry.stamp(), value)
             try:
-                with open(path, "rb") as handle:
-                    value = copy_list_version(handle.read())
-            except OSError as exc:
-                raise ReplicationError("copy list %s cannot be read: %s" % (path, exc.strerror), path=path)
-            try:
-                versions[os.path.basename(path)] = int(str(value).strip())
+                versions[entry.name] = int(str(value).strip())
             except (TypeError, ValueError):
                 raise ReplicationError(
                     "copy list %s has no decimal CopyListVersion (found %r); "
                     "let the Maintenance Manager regenerate it (touch System.map on the site server)"
-                    % (path, value), path=path)
+                    % (self.volume.path(parts), value), path=self.volume.path(parts))
         if not versions:
             raise ReplicationError(
                 "%s holds none of the copy lists %s: this host is not an SMS logon server, or the copy_lists "
@@ -525,6 +554,8 @@ class LogonServer:
         return versions
 
 
+def public(files):
+    return [{k: v for k, v in item.items() if k != "parts"} for item in files]
 
 
 def copy_list_status(versions, baseline, require_bump):
@@ -597,16 +628,26 @@ class Context:
         if kb is not None and not _KB.match(kb):
             raise ReplicationError("kb %r is not a Knowledge Base number like Q216552" % kb)
         if p["state_dir"]:
-            self.state_dir = p["state_dir"]
-            self.kb = kb or os.path.basename(os.path.normpath(p["state_dir"]))
+            path = normal_path(p["state_dir"])
+            self.volume = open_volume(path, label="the hotfix's state folder", smb=smb_settings(p, path))
+            self.state_parts = ()
+            self.kb = kb or path.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
         elif kb:
             self.kb = kb
-            self.state_dir = os.path.join(p["sms_root"], "Hotfix", kb)
+            root_path = normal_path(p["sms_root"])
+            root = open_volume(root_path, label="the logon server's SMS root", smb=smb_settings(p, root_path))
+            hotfix = root.find((), "Hotfix") if root.entry(()).kind == "dir" else None
+            kb_name = (root.find((hotfix,), kb) if hotfix and root.entry((hotfix,)).kind == "dir" else None) or kb
+            self.volume, self.state_parts = root, ((hotfix or "Hotfix"), kb_name)
         else:
             raise ReplicationError("name the hotfix's state folder: give kb (or manifest, or state_dir) with expect")
+        self.state_dir = self.volume.path(self.state_parts)
+
+    def baseline_parts(self):
+        return self.state_parts + ("copylist-baseline-%s.json" % expectation_key(self.expected),)
 
     def baseline_path(self):
-        return os.path.join(self.state_dir, "copylist-baseline-%s.json" % expectation_key(self.expected))
+        return self.volume.path(self.baseline_parts())
 
 
 def run_baseline(ctx, server):
@@ -614,9 +655,10 @@ def run_baseline(ctx, server):
     dirs = {p: server.platform_dir(p) for p in ctx.expected}
     versions = server.copy_list_versions()
     files = server.files(ctx.expected, dirs)
-    path = ctx.baseline_path()
-    existing = read_json(path)
-    result = {"baseline_path": path, "files": files}
+    parts = ctx.baseline_parts()
+    path = ctx.volume.path(parts)
+    existing = read_json(ctx.volume, parts)
+    result = {"baseline_path": path, "files": public(files)}
     if existing is not None:
         result.update(changed=False, baseline=existing, recorded=False,
                       msg="logon server %s: baseline kept (CopyListVersion %s recorded %s)"
@@ -629,9 +671,12 @@ def run_baseline(ctx, server):
             "files": {"%s/%s" % (i["platform"], i["name"].lower()): i["found_sha256"] for i in files},
             "expected": {p: files_ for p, files_ in sorted(ctx.expected.items())},
         }
+        # Checked in check mode too, so the preflight refuses a server it could not record on.
+        check_new_folders(ctx.volume, [ctx.state_parts])
+        check_free_space([(ctx.volume, ctx.volume.existing(ctx.state_parts), JOURNAL_ROOM)])
         if not ctx.module.check_mode:
-            ensure_dir(ctx.state_dir)
-            write_json(path, record)
+            ctx.volume.makedirs(ctx.state_parts)
+            write_json(ctx.volume, parts, record)
         result.update(changed=True, baseline=record, recorded=not ctx.module.check_mode,
                       msg="logon server %s: %s CopyListVersion %d as the baseline"
                       % (ctx.label, "would record" if ctx.module.check_mode else "recorded",
@@ -651,11 +696,13 @@ def run_converged(ctx, server):
     timeout = 0 if ctx.module.check_mode else p["timeout"]
     started = time.monotonic()
     dirs = {platform: server.platform_dir(platform) for platform in ctx.expected}
-    path = ctx.baseline_path()
+    parts = ctx.baseline_parts()
     polls = 0
+    baseline = None
     while True:
         polls += 1
-        baseline = read_json(path)
+        if baseline is None:
+            baseline = read_json(ctx.volume, parts)
         files = server.files(ctx.expected, dirs)
         copy_list = copy_list_status(server.copy_list_versions(), baseline, p["require_copy_list_bump"])
         converged = all(item["ok"] for item in files) and (copy_list["ok"] or not copy_list["required"])
@@ -665,17 +712,20 @@ def run_converged(ctx, server):
         time.sleep(min(p["sleep"], max(timeout - elapsed, 0.01)))
     elapsed = round(time.monotonic() - started, 3)
     missing = describe_missing(files, copy_list, baseline)
+    files_ok = all(item["ok"] for item in files)
     result = {
-        "changed": False, "converged": converged, "elapsed": elapsed, "polls": polls, "files": files,
-        "copy_list": copy_list, "missing": missing, "baseline_path": path,
+        "changed": False, "converged": converged, "elapsed": elapsed, "polls": polls, "files": public(files),
+        "copy_list": copy_list, "missing": missing, "baseline_path": ctx.volume.path(parts),
     }
     if baseline is not None:
         result["baseline"] = baseline
     if converged:
         result["msg"] = "logon server %s: converged after %.1fs" % (ctx.label, elapsed)
     else:
+        advice = BUMP_ADVICE if files_ok and copy_list["required"] and not copy_list["ok"] else ADVICE
+        result["advice"] = advice
         result["msg"] = "logon server %s: not converged after %ds: %s; %s" % (
-            ctx.label, int(round(elapsed)), "; ".join(missing), ADVICE)
+            ctx.label, int(round(elapsed)), "; ".join(missing), advice)
         if timeout > 0 and p["fail_on_timeout"]:
             result["failed"] = True
     return result
@@ -688,39 +738,46 @@ def _describe(path, digest):
 def run_pushed(ctx, server):
     started = time.monotonic()
     manifest = ctx.manifest
+    volume = server.volume
+    payload = payload_volume(manifest)
     dirs = {p: server.platform_dir(p) for p in ctx.expected}
     plan = []
     for platform in sorted(ctx.expected):
+        listing = {entry.name.lower(): entry for entry in volume.listdir(dirs[platform])}
         for entry in manifest["platforms"][platform]["files"]:
-            current = find_ci(dirs[platform], entry["name"])
-            found = server.sha256(current) if current else None
+            found_entry = listing.get(entry["name"].lower())
+            current = dirs[platform] + (found_entry.name,) if found_entry else None
+            found = server.sha256(current, found_entry) if current else None
             if found != entry["sha256"]:
                 plan.append((platform, entry, current, found))
     diff = {"before": "", "after": ""}
     pushed = []
-    journal = BackupJournal(os.path.join(ctx.state_dir, PUSH_JOURNAL))
+    journal = BackupJournal(ctx.volume, ctx.state_parts + (PUSH_JOURNAL,))
     for platform, entry, current, found in plan:
-        dest = current or os.path.join(dirs[platform], entry["name"])
-        pushed.append(os.path.relpath(dest, server.logon_srv))
-        diff["before"] += _describe(os.path.relpath(dest, server.logon_srv), found)
-        diff["after"] += _describe(os.path.relpath(dest, server.logon_srv), entry["sha256"])
+        dest = current or dirs[platform] + (entry["name"],)
+        pushed.append(server.rel(dest))
+        diff["before"] += _describe(server.rel(dest), found)
+        diff["after"] += _describe(server.rel(dest), entry["sha256"])
+    temps = [(volume, folder, volume.stale_temps(folder)) for folder in sorted(set(dirs.values()))]
+    temps = [item for item in temps if item[2]]
     if plan:
-        push_preflight(plan, dirs, journal)
-    if plan and not ctx.module.check_mode:
-        groups = sorted({PLATFORM_DIRS[platform] for platform, _e, current, _f in plan
-                         if journal.entry(PLATFORM_DIRS[platform], _e["name"]) is None and current})
-        txn = Transaction(journal, [os.path.join(journal.root, "backup", group) for group in groups]
-                          + [journal.root])
+        push_preflight(plan, dirs, journal, volume)
+    if (plan or temps) and not ctx.module.check_mode:
+        for vol, folder, _names in temps:
+            vol.clean_temps(folder)
+        txn = Transaction(journal)
         try:
-            # Back up every original before the first copy.
+            # Back up every original (and note it in the journal) before the first copy.
             for platform, entry, current, found in plan:
-                txn.record(PLATFORM_DIRS[platform], entry["name"], current)
+                txn.record(PLATFORM_DIRS[platform], entry["name"], volume, current, save=False)
+            if plan:
+                txn.makedirs(journal.volume, journal.parts)
+                journal.save()
             for platform, entry, current, found in plan:
-                dest = current or os.path.join(dirs[platform], entry["name"])
-                txn.remember_file(current, dest)
-                server._hashes.pop(dest, None)
-                atomic_copy(entry["payload"], dest, mtime=entry["mtime"], expect_sha256=entry["sha256"])
-                server._hashes.pop(dest, None)
+                dest = current or dirs[platform] + (entry["name"],)
+                txn.remember(volume, current, dest)
+                volume.copy_from(payload, payload_parts(manifest, entry), dest, mtime=entry["mtime"],
+                                 expect_sha256=entry["sha256"])
         except (SmsFileError, OSError) as exc:
             raise push_failed(ctx, exc, txn)
     files = server.files(ctx.expected, dirs)
@@ -728,9 +785,9 @@ def run_pushed(ctx, server):
     if not converged and not ctx.module.check_mode:
         bad = [i["path"] for i in files if not i["ok"]]
         raise ReplicationError("push to logon server %s did not verify: %s; check the disk and push again"
-                               % (ctx.label, ", ".join(bad)), files=files)
+                               % (ctx.label, ", ".join(bad)), files=public(files))
     result = {
-        "changed": bool(plan), "pushed": pushed, "files": files, "converged": converged,
+        "changed": bool(plan) or bool(temps), "pushed": pushed, "files": public(files), "converged": converged,
         "journal": journal.path, "copy_list_bumped": False,
         "copy_list_note": "copy lists are not bumped in push mode (editing them by hand is unsupported); "
                           "clients will not notice the change by themselves",
@@ -738,25 +795,28 @@ def run_pushed(ctx, server):
         "msg": "logon server %s: %s %d file(s)" % (
             ctx.label, "would push" if ctx.module.check_mode else "pushed", len(plan)),
     }
+    if temps:
+        result["stale_temporary_files"] = [v.path(f + (n,)) for v, f, names in temps for n in names]
     if ctx.module._diff:
         result["diff"] = diff
     return result
 
 
-def push_preflight(plan, dirs, journal):
+def push_preflight(plan, dirs, journal, volume):
     """Before anything is touched: the folders to write are writable and hold enough free space."""
     new_backups = [(platform, entry, current) for platform, entry, current, _found in plan
                    if journal.entry(PLATFORM_DIRS[platform], entry["name"]) is None]
-    state_folders = [existing_ancestor(journal.root)]
-    for platform, _entry, _current in new_backups:
-        state_folders.append(existing_ancestor(os.path.join(journal.root, "backup", PLATFORM_DIRS[platform])))
-    needs = [(dirs[platform], entry["size"]) for platform, entry, _current, _found in plan]
-    needs += [(existing_ancestor(os.path.join(journal.root, "backup", PLATFORM_DIRS[platform])),
-               os.path.getsize(current)) for platform, _entry, current in new_backups if current]
-    if new_backups:
-        needs.append((existing_ancestor(journal.root), JOURNAL_ROOM))
+    state = journal.volume
     try:
-        check_writable([dirs[platform] for platform, _e, _c, _f in plan] + (state_folders if new_backups else []))
+        check_writable(volume, [dirs[platform] for platform, _e, _c, _f in plan])
+        check_new_folders(state, [journal.parts] + [journal.parts + ("backup", PLATFORM_DIRS[platform])
+                                                    for platform, _entry, _current in new_backups])
+        if journal.exists():
+            check_writable(state, [journal.parts], [journal.file_parts])
+        needs = [(volume, dirs[platform], entry["size"]) for platform, entry, _current, _found in plan]
+        needs += [(state, state.existing(journal.parts + ("backup", PLATFORM_DIRS[platform])),
+                   volume.entry(current).size) for platform, _entry, current in new_backups if current]
+        needs.append((state, state.existing(journal.parts), JOURNAL_ROOM))
         check_free_space(needs)
     except SmsFileError as exc:
         raise ReplicationError("%s. Nothing was changed." % exc.msg, path=exc.path, **exc.facts)
@@ -784,9 +844,10 @@ def push_failed(ctx, exc, txn):
 
 def run_restored(ctx, server):
     started = time.monotonic()
-    journal = BackupJournal(os.path.join(ctx.state_dir, PUSH_JOURNAL))
+    volume = server.volume
+    journal = BackupJournal(ctx.volume, ctx.state_parts + (PUSH_JOURNAL,))
     result = {"changed": False, "restored": [], "journal": journal.path}
-    if not os.path.isfile(journal.path):
+    if not journal.exists():
         result.update(elapsed=round(time.monotonic() - started, 3),
                       msg="logon server %s: nothing was pushed (no %s)" % (ctx.label, journal.path))
         return result
@@ -808,26 +869,29 @@ def run_restored(ctx, server):
             journal.verify(entry)
         except SmsFileError as exc:
             raise ReplicationError(exc.msg + "; nothing was restored", path=exc.path, **exc.facts)
-        folder = find_ci(server.logon_srv, group)
-        if folder is None:
+        folder_name = volume.find(server.logon_parts, group)
+        if folder_name is None:
             raise ReplicationError("%s has no %s folder any more; nothing was restored" % (server.logon_srv, group),
-                                   path=os.path.join(server.logon_srv, group))
-        current = find_ci(folder, entry["name"])
+                                   path=volume.path(server.logon_parts + (group,)))
+        folder = server.logon_parts + (folder_name,)
+        current_name = volume.find(folder, entry["name"])
+        current = folder + (current_name,) if current_name else None
         found = server.sha256(current) if current else None
         if entry["existed"] and found != entry["sha256"]:
-            plan.append((entry, current or os.path.join(folder, entry["name"]), found, entry["sha256"]))
+            plan.append((entry, current or folder + (entry["name"],), found, entry["sha256"]))
         elif not entry["existed"] and current is not None:
             plan.append((entry, current, found, None))
     # A completed restore sets the push journal aside (retired), so a later push backs up what it finds then.
     if keys:
         result["retired"] = None
         try:
-            check_writable([journal.root])
+            check_writable(journal.volume, [journal.parts])
+            check_writable(volume, sorted({dest[:-1] for _e, dest, _f, _w in plan}))
         except SmsFileError as exc:
             raise ReplicationError("%s; nothing was restored" % exc.msg, path=exc.path)
     diff = {"before": "", "after": ""}
     for entry, dest, found, wanted_sha in plan:
-        relative = os.path.relpath(dest, server.logon_srv)
+        relative = server.rel(dest)
         result["restored"].append(relative)
         diff["before"] += _describe(relative, found)
         diff["after"] += _describe(relative, wanted_sha)
@@ -835,13 +899,14 @@ def run_restored(ctx, server):
         for entry, dest, found, wanted_sha in plan:
             if wanted_sha is None:
                 try:
-                    os.unlink(dest)
-                except OSError as exc:
+                    volume.unlink(dest)
+                except SmsFileError as exc:
                     raise ReplicationError("cannot remove %s (%s), which the push had created"
-                                           % (dest, exc.strerror), path=dest)
+                                           % (volume.path(dest), exc.msg), path=volume.path(dest))
             else:
                 try:
-                    atomic_copy(journal.backup_path(entry), dest, mtime=entry["mtime"], expect_sha256=wanted_sha)
+                    volume.copy_from(journal.volume, journal.backup_parts(entry), dest, mtime=entry["mtime"],
+                                     expect_sha256=wanted_sha)
                 except SmsFileError as exc:
                     raise ReplicationError("%s; the restore stopped part-way: fix the cause and run it again"
                                            % exc.msg, path=exc.path, **exc.facts)
@@ -866,16 +931,19 @@ def run_restored(ctx, server):
 
 def run_reset(ctx):
     started = time.monotonic()
-    found = sorted(glob.glob(os.path.join(glob.escape(ctx.state_dir), "copylist-baseline-*.json")))
+    found = [entry.name for entry in ctx.volume.listdir(ctx.state_parts)
+             if entry.name.startswith("copylist-baseline-") and entry.name.endswith(".json")]
+    if found:
+        check_writable(ctx.volume, [ctx.state_parts])
     if not ctx.module.check_mode:
-        for path in found:
+        for name in found:
             try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
-            except OSError as exc:
-                raise ReplicationError("cannot remove the baseline %s (%s)" % (path, exc.strerror), path=path)
-    return {"changed": bool(found), "removed": found, "elapsed": round(time.monotonic() - started, 3),
+                ctx.volume.unlink(ctx.state_parts + (name,))
+            except SmsFileError as exc:
+                raise ReplicationError("cannot remove the baseline %s (%s)" % (
+                    ctx.volume.path(ctx.state_parts + (name,)), exc.msg), path=exc.path)
+    removed = [ctx.volume.path(ctx.state_parts + (name,)) for name in sorted(found)]
+    return {"changed": bool(found), "removed": removed, "elapsed": round(time.monotonic() - started, 3),
             "msg": "logon server %s: %s %d baseline(s)" % (
                 ctx.label, "would remove" if ctx.module.check_mode else "removed", len(found))}
 
@@ -883,7 +951,7 @@ def run_reset(ctx):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            sms_root=dict(type="path", required=True),
+            sms_root=dict(type="str", required=True),
             manifest=dict(type="path"),
             expect=dict(type="dict"),
             kb=dict(type="str"),
@@ -893,10 +961,11 @@ def main():
             copy_lists=dict(type="list", elements="str", default=list(DEFAULT_COPY_LISTS)),
             require_copy_list_bump=dict(type="bool", default=True),
             timeout=dict(type="int", default=0),
-            sleep=dict(type="float", default=1.0),
+            sleep=dict(type="float", default=0.25),
             fail_on_timeout=dict(type="bool", default=True),
-            state_dir=dict(type="path"),
+            state_dir=dict(type="str"),
             server_name=dict(type="str"),
+            **SMB_ARGS
         ),
         required_if=[
             ("state", "pushed", ("manifest",)),
@@ -916,14 +985,17 @@ def main():
         if state == "reset":
             result = run_reset(ctx)
         else:
-            server = LogonServer(module.params["sms_root"], module.params["copy_lists"])
+            server = LogonServer(module.params["sms_root"], module.params["copy_lists"], module.params)
             handler = {"baseline": run_baseline, "converged": run_converged,
                        "pushed": run_pushed, "restored": run_restored}[state]
             result = handler(ctx, server)
     except (ReplicationError, SmsFileError) as exc:
         facts.update(exc.facts)
+        facts.pop("missing", None)
         if getattr(exc, "path", None):
             facts.setdefault("path", exc.path)
+        if isinstance(exc, PathRefused):
+            facts["refused"] = True
         # AnsibleModule would describe a `path` fact as a file (and add a `state` key)
         if "path" in facts:
             facts["failed_path"] = facts.pop("path")

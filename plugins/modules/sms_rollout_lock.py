@@ -32,13 +32,16 @@ description:
     rollout stays idempotent. Only a takeover of a stale lock or a forced release reports a change.
 version_added: "1.0.0"
 author: the sms-hotfix-rollout authors
+extends_documentation_fragment:
+  - sms.hotfix.smb
 options:
   path:
     description:
-      - Path of the lock file, normally C(<SMS root>/Hotfix/rollout.lock).
+      - Path of the lock file, normally C(<SMS root>/Hotfix/rollout.lock); a share path over SMB
+        (C(\\SMSSITE\SMS_SHRC\Hotfix\rollout.lock)).
       - Its folder is created if missing, but only that last level; if the folder's parent (the SMS root)
         does not exist the module fails.
-    type: path
+    type: str
     required: true
   state:
     description: V(acquired) takes the lock; V(released) gives it back.
@@ -145,15 +148,15 @@ msg:
 """
 
 import binascii
-import errno
 import hashlib
 import json
 import os
-import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import iso_utc
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import (
+    SMB_ARGS, SmsFileError, open_volume, smb_settings, split_file)
 
 UNLOCK_HINT = "playbooks/unlock.yml -e sms_unlock_force=true"
 
@@ -176,30 +179,49 @@ def human_age(seconds):
     return "%ds" % secs
 
 
-def read_lock(path):
+class Lock:
+    """The lock file on its volume: the SMS root (local or a share); its folder and file never links."""
+
+    def __init__(self, path, params):
+        self.path = path
+        top, parts = split_file(path, depth=2)
+        self.volume = open_volume(top, label="the SMS root", smb=smb_settings(params, top))
+        self.folder = parts[:1]
+        self.parts = parts
+
+    def sibling(self, name):
+        return self.folder + (name,)
+
+
+def read_lock(lock):
     """The lock's content, or None when there is no lock. An unreadable lock is aged by its file date."""
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read()
-            st = os.fstat(handle.fileno())
-    except FileNotFoundError:
+    entry = lock.volume.entry(lock.parts)
+    if entry.kind is None:
+        return None
+    if entry.kind != "file":
+        raise LockError("the rollout lock %s is %s; remove it and run again" % (
+            lock.path, "a symbolic link (the rollout never follows links)" if entry.kind == "link"
+            else "not a regular file"), path=lock.path)
+    raw = lock.volume.read_or_none(lock.parts)
+    if raw is None:
         return None
     # What identifies this very lock file (a takeover must replace the one it judged stale, no other).
-    ident = {"raw": raw, "ino": st.st_ino}
+    ident = {"raw": raw, "ino": entry.ino}
     try:
         data = json.loads(raw.decode("utf-8"))
         if not isinstance(data, dict):
             raise ValueError("not an object")
         epoch = float(data["epoch"])
-        lock = {"holder": str(data.get("holder", "unknown")), "purpose": str(data.get("purpose", "unknown")),
-                "started": str(data.get("started", iso_utc(epoch))), "epoch": epoch, "path": path, "data": data}
+        found = {"holder": str(data.get("holder", "unknown")), "purpose": str(data.get("purpose", "unknown")),
+                 "started": str(data.get("started", iso_utc(epoch))), "epoch": epoch, "path": lock.path,
+                 "data": data}
         if "refreshed" in data:
-            lock["refreshed"] = str(data["refreshed"])
+            found["refreshed"] = str(data["refreshed"])
     except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-        lock = {"holder": "unknown (unreadable lock file)", "purpose": "unknown", "started": iso_utc(st.st_mtime),
-                "epoch": st.st_mtime, "path": path}
-    lock["ident"] = ident
-    return lock
+        found = {"holder": "unknown (unreadable lock file)", "purpose": "unknown", "started": iso_utc(entry.mtime),
+                 "epoch": entry.mtime, "path": lock.path}
+    found["ident"] = ident
+    return found
 
 
 def public(lock):
@@ -211,91 +233,46 @@ def lock_payload(holder, purpose, now):
     return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
 
-def _write_temp(folder, data):
-    fd, tmp = tempfile.mkstemp(prefix=".rollout.lock.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return tmp
-
-
-def create_exclusive(path, data):
-    """Create the lock with its content, failing if it exists. True if we created it."""
-    folder = os.path.dirname(path)
-    tmp = _write_temp(folder, data)
-    try:
-        # A hard link appears atomically with its content; readers never see an empty lock.
-        os.link(tmp, path)
-        return True
-    except FileExistsError:
-        return False
-    except OSError as exc:
-        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.EXDEV):
-            raise
-    finally:
-        os.unlink(tmp)
-    # Filesystems without hard links: plain exclusive create.
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    except FileExistsError:
-        return False
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    return True
-
-
 def refreshed_payload(lock, now):
     """The holder's own lock with a new `epoch` (its last sign of life) and `refreshed`; `started` kept."""
     data = dict(lock["data"], epoch=now, refreshed=iso_utc(now))
     return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
 
-def take_over(path, judged, data):
+def take_over(lock, judged, data):
     """Replace the stale lock `judged` (as read) by `data`; True if this run did, False if another got there.
 
-    Exclusive: a claim file named after that very lock file is created first (O_EXCL, so one claimant per
+    Exclusive: a claim file named after that very lock file is created first (exclusively, so one claimant per
     stale lock), the lock is checked to be still the one judged stale, then it is renamed to a unique name
-    (only one process can rename it; ENOENT means it is gone already) and the new lock is created with
-    create_exclusive, which fails if anybody created one meanwhile.
+    (only one process can rename it; a missing lock means it is gone already) and the new lock is created
+    exclusively, which fails if anybody created one meanwhile.
     """
     ident = judged["ident"]
-    digest = hashlib.sha256(b"%d\0" % ident["ino"] + ident["raw"]).hexdigest()[:16]
-    claim = "%s.takeover-%s" % (path, digest)
-    try:
-        os.close(os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
-    except FileExistsError:
+    digest = hashlib.sha256(b"%d\0" % (ident["ino"] or 0) + ident["raw"]).hexdigest()[:16]
+    claim = lock.sibling("%s.takeover-%s" % (lock.parts[-1], digest))
+    if not lock.volume.create_exclusive(claim, b""):
         return False
     try:
-        current = read_lock(path)
+        current = read_lock(lock)
         if current is None or current["ident"] != ident:
             return False  # taken over, released or refreshed since it was read
-        aside = "%s.stale-%d-%s" % (path, os.getpid(), binascii.hexlify(os.urandom(6)).decode())
+        aside = lock.sibling("%s.stale-%d-%s" % (lock.parts[-1], os.getpid(), binascii.hexlify(os.urandom(6)).decode()))
         try:
-            os.rename(path, aside)
-        except FileNotFoundError:
-            return False
+            lock.volume.rename(lock.parts, aside)
+        except SmsFileError as exc:
+            if exc.facts.get("missing") or lock.volume.entry(lock.parts).kind is None:
+                return False
+            raise
         try:
-            return create_exclusive(path, data)
+            return lock.volume.create_exclusive(lock.parts, data)
         finally:
-            _unlink(aside)
+            lock.volume.unlink(aside)
     finally:
-        _unlink(claim)
+        lock.volume.unlink(claim)
 
 
-def replace_lock(path, data):
-    tmp = _write_temp(os.path.dirname(path), data)
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+def replace_lock(lock, data):
+    lock.volume.write_bytes(lock.parts, data)
 
 
 def held_message(lock, age, params):
@@ -305,67 +282,78 @@ def held_message(lock, age, params):
                params["stale_after"], UNLOCK_HINT))
 
 
-def ensure_folder(path, check_mode):
-    folder = os.path.dirname(path)
-    if os.path.isdir(folder):
-        return False
-    parent = os.path.dirname(folder)
-    if not os.path.isdir(parent):
-        raise LockError("cannot create the lock folder %s: its parent %s (the SMS root) does not exist; "
-                        "check the SMS root path" % (folder, parent), path=parent)
-    if not check_mode:
-        try:
-            os.mkdir(folder)
-        except FileExistsError:
-            pass
+def ensure_folder(lock, check_mode):
+    """The lock's folder (below the SMS root, never reached through a link); made when missing."""
+    volume = lock.volume
+    folder_path = volume.path(lock.folder)
+    try:
+        if volume.entry(()).kind != "dir":
+            raise LockError("cannot create the lock folder %s: its parent %s (the SMS root) does not exist; "
+                            "check the SMS root path" % (folder_path, volume.top), path=volume.top)
+        kind = volume.entry(lock.folder).kind
+        if kind is not None:
+            volume.listdir(lock.folder)  # a link (or a file) is refused here, named
+            if not volume.writable(lock.folder):
+                raise LockError("cannot take the rollout lock: %s is read-only (or not writable for this account); "
+                                "make it writable and run again" % folder_path, path=folder_path)
+            if not check_mode:
+                volume.clean_temps(lock.folder)
+            return False
+        if not volume.writable(()):
+            raise LockError("cannot create the lock folder %s: %s is read-only (or not writable for this account); "
+                            "make it writable and run again" % (folder_path, volume.top), path=volume.top)
+        if not check_mode:
+            volume.makedirs(lock.folder)
+    except SmsFileError as exc:
+        raise LockError(exc.msg, path=exc.path)
     return True
 
 
-def acquire(module):
+def acquire(module, lock):
     params = module.params
-    path = params["path"]
+    path = lock.path
     holder = params["holder"]
-    ensure_folder(path, module.check_mode)
+    ensure_folder(lock, module.check_mode)
     lost_takeovers = 0
     for _attempt in range(4):
         now = time.time()
         data = lock_payload(holder, params["purpose"], now)
         mine = {"holder": holder, "purpose": params["purpose"], "started": iso_utc(now), "path": path}
-        lock = read_lock(path)
-        if lock is None:
+        current = read_lock(lock)
+        if current is None:
             if module.check_mode:
                 return dict(changed=False, acquired=True, reentrant=False, lock=mine,
                             msg="rollout lock %s is free; %s would take it" % (path, holder))
-            if create_exclusive(path, data):
+            if lock.volume.create_exclusive(lock.parts, data):
                 return dict(changed=False, acquired=True, reentrant=False, lock=mine,
                             msg="rollout lock %s taken by %s (%s)" % (path, holder, params["purpose"]))
             continue  # somebody created it just now: read it again
-        age = now - lock["epoch"]
+        age = now - current["epoch"]
         stale = age >= params["stale_after"]
-        if lock["holder"] == holder:
+        if current["holder"] == holder:
             # Re-entrant: a new epoch, so the stale rule counts from the holder's last sign of life.
-            current = public(lock)
+            shown = public(current)
             if not module.check_mode:
-                payload = refreshed_payload(lock, now)
+                payload = refreshed_payload(current, now)
                 if stale:
-                    if not take_over(path, lock, payload):
+                    if not take_over(lock, current, payload):
                         lost_takeovers += 1
                         if lost_takeovers > 1:
                             break
                         continue  # another run took it over at the same moment: judge again
                 else:
-                    replace_lock(path, payload)
-                current["refreshed"] = iso_utc(now)
-            return dict(changed=False, acquired=True, reentrant=True, lock=current,
+                    replace_lock(lock, payload)
+                shown["refreshed"] = iso_utc(now)
+            return dict(changed=False, acquired=True, reentrant=True, lock=shown,
                         msg="rollout lock %s already held by %s since %s; going on" % (path, holder,
-                                                                                        lock["started"]))
+                                                                                        current["started"]))
         if not stale:
-            raise LockError(held_message(lock, age, params), lock=public(lock), age=int(age))
-        previous = dict(public(lock), age=int(age))
+            raise LockError(held_message(current, age, params), lock=public(current), age=int(age))
+        previous = dict(public(current), age=int(age))
         warning = ("%s the stale rollout lock %s of %s (%s) since %s, %s ago (stale after %ds)"
-                   % ("would take over" if module.check_mode else "took over", path, lock["holder"],
-                      lock["purpose"], lock["started"], human_age(age), params["stale_after"]))
-        if not module.check_mode and not take_over(path, lock, data):
+                   % ("would take over" if module.check_mode else "took over", path, current["holder"],
+                      current["purpose"], current["started"], human_age(age), params["stale_after"]))
+        if not module.check_mode and not take_over(lock, current, data):
             lost_takeovers += 1
             if lost_takeovers > 1:
                 break
@@ -378,49 +366,43 @@ def acquire(module):
                     "run that died, or release the lock with %s" % (path, path, UNLOCK_HINT))
 
 
-def release(module):
+def release(module, lock):
     params = module.params
-    path = params["path"]
+    path = lock.path
     holder = params["holder"]
-    lock = read_lock(path)
-    if lock is None:
+    current = read_lock(lock)
+    if current is None:
         return dict(changed=False, released=False, msg="no rollout lock at %s; nothing to release" % path)
-    if lock["holder"] == holder:
+    if current["holder"] == holder:
         if not module.check_mode:
-            _unlink(path)
-        return dict(changed=False, released=True, lock=public(lock),
+            lock.volume.unlink(lock.parts)
+        return dict(changed=False, released=True, lock=public(current),
                     msg="rollout lock %s released by %s" % (path, holder))
-    age = time.time() - lock["epoch"]
+    age = time.time() - current["epoch"]
     if not params["force"]:
         raise LockError(
             "rollout lock %s is held by %s (%s) since %s, %s ago, not by %s; it was left in place. If that run "
-            "died, release it with %s" % (path, lock["holder"], lock["purpose"], lock["started"], human_age(age),
-                                          holder, UNLOCK_HINT), lock=public(lock), age=int(age))
+            "died, release it with %s" % (path, current["holder"], current["purpose"], current["started"],
+                                          human_age(age), holder, UNLOCK_HINT), lock=public(current), age=int(age))
     if not module.check_mode:
-        _unlink(path)
-    previous = dict(public(lock), age=int(age))
+        lock.volume.unlink(lock.parts)
+    previous = dict(public(current), age=int(age))
     msg = ("broke the rollout lock %s of %s (%s) since %s, %s ago, on request of %s"
-           % (path, lock["holder"], lock["purpose"], lock["started"], human_age(age), holder))
+           % (path, current["holder"], current["purpose"], current["started"], human_age(age), holder))
     module.warn(msg)
-    return dict(changed=True, released=True, lock=public(lock), previous_holder=previous, msg=msg)
-
-
-def _unlink(path):
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
+    return dict(changed=True, released=True, lock=public(current), previous_holder=previous, msg=msg)
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            path=dict(type="path", required=True),
+            path=dict(type="str", required=True),
             state=dict(type="str", choices=["acquired", "released"], default="acquired"),
             holder=dict(type="str", required=True),
             purpose=dict(type="str", default="rollout"),
             stale_after=dict(type="int", default=21600),
             force=dict(type="bool", default=False),
+            **SMB_ARGS
         ),
         supports_check_mode=True,
     )
@@ -429,18 +411,21 @@ def main():
     if module.params["stale_after"] <= 0:
         module.fail_json(msg="stale_after must be a positive number of seconds, got %d" % module.params["stale_after"])
     try:
+        lock = Lock(module.params["path"], module.params)
         if module.params["state"] == "acquired":
-            result = acquire(module)
+            result = acquire(module, lock)
         else:
-            result = release(module)
+            result = release(module, lock)
+    except SmsFileError as exc:
+        module.fail_json(msg="cannot use the rollout lock %s: %s" % (module.params["path"], exc.msg),
+                         path=module.params["path"])
     except LockError as exc:
         facts = dict(exc.facts)
         facts.setdefault("path", module.params["path"])
         module.fail_json(msg=exc.msg, **facts)
-    except OSError as exc:
-        module.fail_json(msg="cannot use the rollout lock %s: %s (%s); check that its folder is writable"
-                         % (module.params["path"], exc.strerror or exc, exc.filename or module.params["path"]),
-                         path=module.params["path"])
+    except OSError as exc:  # pragma: no cover - the volume layer turns OS errors into SmsFileError
+        module.fail_json(msg="cannot use the rollout lock %s: %s; check that its folder is writable"
+                         % (module.params["path"], exc), path=module.params["path"])
     module.exit_json(**result)
 
 

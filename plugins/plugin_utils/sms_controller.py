@@ -172,6 +172,18 @@ def _raw_files(raw, platform):
     return []
 
 
+def unreachable_over_smb(result):
+    """A host reached over SMB whose server does not answer is unreachable, as one reached over SSH would be.
+
+    The module runs on the controller and fails with `smb: unreachable`; the
+    result then counts where Ansible counts unreachable hosts (the recap, the
+    wave gate), not as a failed upgrade.
+    """
+    if result.get("failed") and result.get("smb") == "unreachable":
+        result["unreachable"] = True
+    return result
+
+
 class ManifestDataAction(ActionBase):
     """Front of a module that takes `manifest` or `manifest_data` (names and digests only)."""
 
@@ -185,7 +197,7 @@ class ManifestDataAction(ActionBase):
             args = manifest_as_data(dict(self._task.args), task_vars.get("inventory_hostname"))
             result.update(self._execute_module(module_name=self._task.action, module_args=args,
                                                task_vars=task_vars))
-            return result
+            return unreachable_over_smb(result)
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
 
@@ -209,6 +221,6 @@ class PayloadAction(ActionBase):
             result.update(self._execute_module(module_name=self._task.action, module_args=args,
                                                task_vars=task_vars))
             result.update(facts)
-            return result
+            return unreachable_over_smb(result)
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)

@@ -275,11 +275,14 @@ def test_rollout_plan_reports_and_compliance_match_the_lab(make_lab, run_playboo
     assert plan[0] == "%s: %s (%s %s)" % (hotfix["kb"], hotfix["title"], hotfix["product"], hotfix["version"])
     assert plan[1] == "payload: verified, x86 Smsrun32.exe Smssrv32.exe; alpha Smsrun32.exe Smssrv32.exe"
     assert "site server: smssite" in plan
-    assert "logon servers (%d): %s" % (len(logons), ", ".join(["smssite", "logon01", "logon02"])) in plan
+    assert "logon servers (%d): %s (SMS names: %s)" % (
+        len(logons), ", ".join(["smssite", "logon01", "logon02"]), "smssite, logon01, logon02") in plan
+    assert "platforms: every platform of the manifest" in plan
     counts = {p: sum(1 for c in clients if kinds[c] == p) for p in ("alpha", "x86")}
     assert counts == {"alpha": 2, "x86": 10}
     assert "clients: 12 (alpha 2, x86 10)" in plan
-    assert "waves: 1, 1, 6, 4 (serial 1, 10%, 50%, 100%; a wave stops the rollout above 20% failed)" in plan
+    assert ("waves: 1, 1, 6, 4 (serial 1, 10%, 50%, 100%; a wave stops the rollout above 20% failed or "
+            "unreachable)") in plan
     assert "window: any time" in plan
     plan_at = event_index(roll, lambda e: e.get("event_data", {}).get("task") == "Main | Show the plan")
     first_change = event_index(roll, lambda e: (e.get("event_data", {}).get("res") or {}).get("changed") is True)

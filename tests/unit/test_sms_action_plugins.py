@@ -119,9 +119,9 @@ def test_stage_push_and_clients_work_when_the_hosts_cannot_read_the_controller_f
     stage = {"sms_root": site, "manifest": manifest, "transfer": "always"}
     push = {"sms_root": logon, "manifest": manifest, "state": "pushed", "platforms": ["x86"],
             "transfer": "always"}
-    client = {"drive_root": world["client"], "platform": "x86", "cpu_window": 0.1}
+    client = {"drive_root": world["client"], "platform": "x86", "cpu_window": 0.1, "process_scope": "drive"}
     upgrade = dict(client, share_path_pattern=os.path.join(str(world["tmp"]), "hosts", "{server}", "SMS",
-                                                           "Logon.srv"))
+                                                           "Logon.srv"), logon_servers=["LOGON01"])
     results, proc = run_playbook(world, [
         play("site",
              task("never", "sms_hotfix_stage", dict(stage, transfer="never")),

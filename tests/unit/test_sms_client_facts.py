@@ -28,7 +28,8 @@ def client(tmp_path):
     drive = lab.make_client(os.path.join(str(tmp_path), "hosts"), "client01")
     return {"root": str(tmp_path), "manifest": manifest, "drive": drive,
             "bin": os.path.join(drive, "MS", "SMS", "BIN"),
-            "args": dict(drive_root=drive, platform="x86", manifest=manifest, cpu_window=0.2)}
+            "args": dict(drive_root=drive, platform="x86", manifest=manifest, cpu_window=0.2,
+                     process_scope="drive")}
 
 
 @pytest.fixture
@@ -72,7 +73,7 @@ def test_not_compliant_then_compliant(client, module_runner):
     assert compliance["files"][0]["found_sha256"] == lab.sha(lab.original_files("x86")["Smsrun32.exe"])
     assert compliance["setup_phase"] == "installed" and compliance["copy_list_version"] == "41"
     assert compliance["logon_server"] == "LOGON01" and compliance["kb"] == "Q216552"
-    assert compliance["smsrun32"] == {"count": 0, "pids": [], "cpu": None, "hung": False}
+    assert compliance["smsrun32"] == {"count": 0, "pids": [], "cpu": None, "hung": False, "known": True}
     assert lab.snapshot(client["root"]) == before
 
     install_hotfix(client)

@@ -92,7 +92,7 @@ def smsrun():
             proc.kill()
         proc.wait(timeout=10)
     for drive in drives:  # the ones start_argv launched, detached
-        for entry in sms_proc.list_processes("SMSRUN32", scope=drive):
+        for entry in sms_proc.list_processes("SMSRUN32", scope="drive", drive_root=drive):
             try:
                 os.kill(entry["pid"], signal.SIGKILL)
             except ProcessLookupError:
@@ -145,8 +145,10 @@ class Site:
         self.pattern = os.path.join(self.hosts, "{server}", "SMS", "Logon.srv")
 
     def args(self, **extra):
+        # Every client shares this machine's process table: the drive scope, as in the lab.
         args = dict(drive_root=self.client, platform=self.platform, manifest=self.manifest,
-                    share_path_pattern=self.pattern, cpu_window=0.2, stop_timeout=3)
+                    share_path_pattern=self.pattern, cpu_window=0.2, stop_timeout=3, process_scope="drive",
+                    logon_servers=["LOGON01"])
         args.update(extra)
         return args
 
@@ -289,7 +291,7 @@ def test_hung_two_instances_cured_upgraded_and_restarted(site, smsrun, module_ru
     assert result["smsrun32"]["restarted"] is True
     assert not any(sms_proc.alive(pid) for pid in hung)
     assert_upgraded(site)
-    fresh = wait_for(lambda: [p["pid"] for p in sms_proc.list_processes("SMSRUN32", scope=site.client)])
+    fresh = wait_for(lambda: [p["pid"] for p in sms_proc.list_processes("SMSRUN32", scope="drive", drive_root=site.client)])
     assert len(fresh) == 1 and fresh[0] not in hung
 
     again = module_runner(MODULE, site.args(start_argv=start_argv(site.client)))
@@ -332,7 +334,7 @@ def test_healthy_instance_restart_policy(site, smsrun, module_runner):
     assert result["smsrun32"]["restarted"] is True
     assert not sms_proc.alive(pid)
     assert_upgraded(site)
-    fresh = wait_for(lambda: [p["pid"] for p in sms_proc.list_processes("SMSRUN32", scope=site.client)])
+    fresh = wait_for(lambda: [p["pid"] for p in sms_proc.list_processes("SMSRUN32", scope="drive", drive_root=site.client)])
     assert len(fresh) == 1 and fresh[0] != pid
 
 
@@ -547,7 +549,7 @@ def test_platform_without_its_bin_folder_on_the_logon_server(tmp_path, module_ru
 def test_logon_server_share_unreachable(site, module_runner):
     lab.write(site.ini, lab.sms_ini(server="LOGON09"))
     share = os.path.join(site.hosts, "logon09", "SMS", "Logon.srv")
-    assert_failed_untouched(site, module_runner, site.args(),
+    assert_failed_untouched(site, module_runner, site.args(logon_servers=["LOGON01", "LOGON09"]),
                             "logon server share \\\\LOGON09\\SMS_SHR unreachable at %s" % share)
 
 
@@ -585,7 +587,7 @@ def read_only():
 
 def test_client_bin_read_only(site, read_only, module_runner):
     read_only(site.bin)
-    assert_failed_untouched(site, module_runner, site.args(), "%s is read-only" % site.bin)
+    assert_failed_untouched(site, module_runner, site.args(), "cannot write in %s: it is read-only" % site.bin)
 
 
 def test_client_bin_missing(site, module_runner):
@@ -594,17 +596,19 @@ def test_client_bin_missing(site, module_runner):
 
 
 def test_failure_mid_replacement_puts_back_what_this_run_replaced(site, module_runner, monkeypatch):
-    from ansible_collections.sms.hotfix.plugins.module_utils import sms_client
-    real = sms_client.atomic_copy
+    from ansible_collections.sms.hotfix.plugins.module_utils import sms_fs
+    real = sms_fs.LocalVolume.copy_from
     calls = []
 
-    def flaky(src, dest, **kwargs):
-        calls.append(dest)
-        if len(calls) == 2:
-            raise sms_client.SmsFileError("no space left on the device holding %s" % dest, path=dest)
-        return real(src, dest, **kwargs)
+    def flaky(volume, source, src_parts, parts, **kwargs):
+        if parts[-2] == "BIN":  # the second client file replaced (backups go elsewhere)
+            calls.append(parts)
+            if len(calls) == 2:
+                raise sms_fs.SmsFileError("no space left on the device holding %s" % volume.path(parts),
+                                          path=volume.path(parts))
+        return real(volume, source, src_parts, parts, **kwargs)
 
-    monkeypatch.setattr(sms_client, "atomic_copy", flaky)
+    monkeypatch.setattr(sms_fs.LocalVolume, "copy_from", flaky)
     bin_before = lab.snapshot(site.bin)
     ini_before = read(site.ini)
     result = module_runner(MODULE, site.args())
@@ -624,7 +628,8 @@ def test_failure_writing_sms_ini_puts_the_files_back(site, module_runner, monkey
     from ansible_collections.sms.hotfix.plugins.modules import sms_client_upgrade
     from ansible_collections.sms.hotfix.plugins.module_utils.sms_client import ClientError
 
-    def broken(path, data, mtime=None):
+    def broken(drive, parts, data, mtime=None):
+        path = drive.path(parts)
         raise ClientError("no space left on the device holding %s: free space and run again" % path, path=path)
 
     monkeypatch.setattr(sms_client_upgrade, "write_ini", broken)
@@ -822,3 +827,101 @@ def test_messages_name_the_client(site, module_runner):
     assert bad["msg"].startswith("pc042.corp.example: hung_signals"), bad["msg"]
     default = module_runner(MODULE, site.args())
     assert default["msg"].startswith("client01: "), default["msg"]
+
+
+# --- a client's disk is untrusted (issue "Safety at the edges", item 1) -----------------------
+# Each case plants what a person with write access to the client (or a link in
+# a share) could, and asserts that the client is failed with a message naming
+# it and that nothing changed anywhere: the whole tmp tree (client, servers and
+# the "outside" files) is compared byte for byte, with dates.
+
+def outside(site, name="outside.exe", data=b"a file outside the client's drive and the shares"):
+    folder = os.path.join(site.root, "outside")
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, name)
+    with open(path, "wb") as handle:
+        handle.write(data)
+    return path
+
+
+def test_a_logon_server_name_with_a_path_is_refused(site, module_runner):
+    # \\..\..\..\tmp\evil: once read as a server called "..", the share path left the shares
+    evil = os.path.join(site.root, "evil", "X86.bin")
+    os.makedirs(evil)
+    for name in ("Smsrun32.exe", "Smssrv32.exe"):
+        shutil.copyfile(os.path.join(site.logon, "Logon.srv", "X86.bin", name), os.path.join(evil, name))
+    lab.write(site.ini, lab.sms_ini().replace(b"\\\\LOGON01\\SMS_SHR", b"\\\\..\\..\\..\\tmp\\evil"))
+    result = assert_failed_untouched(site, module_runner, site.args(), "not \\\\NAME\\SMS_SHR with a plain server "
+                                     "name", "left untouched")
+    assert result["logon_server_entry"] == "\\\\..\\..\\..\\tmp\\evil"
+
+
+def test_a_server_that_is_not_one_of_the_sites_logon_servers_is_refused(site, module_runner):
+    # The client names itself and plants a "share" in its own drive, with a link to an outside file
+    share = os.path.join(site.client, "SMS", "Logon.srv", "X86.bin")
+    os.makedirs(share)
+    os.symlink(outside(site), os.path.join(share, "Smsrun32.exe"))
+    lab.write(os.path.join(site.client, "SMS", "Logon.srv", "Cl_nt.txt"), b"[Copy List]\r\nCopyListVersion=99\r\n")
+    lab.write(site.ini, lab.sms_ini(server="CLIENT01"))
+    assert_failed_untouched(site, module_runner, site.args(), "\\\\CLIENT01\\SMS_SHR",
+                            "not one of the site's logon servers (LOGON01)")
+
+
+def test_a_link_in_the_logon_servers_share_is_refused(site, module_runner):
+    folder = os.path.join(site.logon, "Logon.srv", "X86.bin")
+    os.unlink(os.path.join(folder, "Cli_nt.exe"))
+    os.symlink(outside(site), os.path.join(folder, "Cli_nt.exe"))
+    assert_failed_untouched(site, module_runner, site.args(), os.path.join(folder, "Cli_nt.exe"),
+                            "symbolic link", "left untouched")
+
+
+def test_a_client_bin_that_is_a_link_is_refused(site, module_runner):
+    elsewhere = os.path.join(site.root, "outside", "BIN")
+    shutil.copytree(site.bin, elsewhere)
+    shutil.rmtree(site.bin)
+    os.symlink(elsewhere, site.bin)
+    assert_failed_untouched(site, module_runner, site.args(), site.bin, "symbolic link")
+
+
+def test_a_hotfix_state_folder_that_is_a_link_is_refused(site, module_runner):
+    elsewhere = os.path.join(site.root, "outside", "Hotfix")
+    os.makedirs(elsewhere)
+    os.symlink(elsewhere, os.path.join(site.client, "MS", "SMS", "Hotfix"))
+    assert_failed_untouched(site, module_runner, site.args(), os.path.join(site.client, "MS", "SMS", "Hotfix"),
+                            "symbolic link")
+    assert os.listdir(elsewhere) == []
+
+
+def test_an_sms_ini_that_is_a_link_is_refused(site, module_runner):
+    target = outside(site, "SMS.INI", lab.sms_ini())
+    os.unlink(site.ini)
+    os.symlink(target, site.ini)
+    assert_failed_untouched(site, module_runner, site.args(), site.ini, "symbolic link")
+
+
+def test_a_client_file_that_is_a_link_is_refused_before_any_backup(site, module_runner):
+    target = outside(site, "secret.bin", b"whatever the link points at must not be copied into a backup")
+    os.unlink(os.path.join(site.bin, "Smssrv32.exe"))
+    os.symlink(target, os.path.join(site.bin, "Smssrv32.exe"))
+    assert_failed_untouched(site, module_runner, site.args(), os.path.join(site.bin, "Smssrv32.exe"),
+                            "symbolic link")
+    assert not os.path.exists(os.path.join(site.client, "MS", "SMS", "Hotfix"))
+
+
+@pytest.mark.parametrize("section", [b"[SMS]", b"[Servers]"])
+def test_sms_ini_without_its_sms_or_servers_section_is_not_a_client(site, module_runner, section):
+    lab.write(site.ini, lab.sms_ini().replace(section, b"[Elsewhere]"))
+    assert_failed_untouched(site, module_runner, site.args(), "has no %s section" % section.decode(),
+                            "not a working SMS client")
+
+
+def test_stale_temporary_files_of_a_killed_run_are_removed_by_the_next(site, module_runner):
+    # a writer that is gone (pid 2**22 + 1 does not exist) left its temporary file
+    stale = os.path.join(site.bin, ".sms-tmp-%d-0badc0de-Smsrun32.exe" % (2 ** 22 + 1))
+    lab.write(stale, b"half a file")
+    check = module_runner(MODULE, site.args(), check_mode=True)
+    assert check["stale_temporary_files"] == [stale] and os.path.exists(stale)
+    result = module_runner(MODULE, site.args())
+    assert result["changed"] is True and not os.path.exists(stale)
+    assert_upgraded(site)
+    assert not [n for n in os.listdir(site.bin) if n.startswith(".sms-tmp-")]

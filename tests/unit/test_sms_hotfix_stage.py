@@ -27,7 +27,8 @@ from sms_testlib import (
     write,
 )
 
-from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import SmsFileError, parse_iso_utc, sha256_file
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import SmsFileError, parse_iso_utc
+from sms_testlib import sha256_file
 
 ROOT = os.geteuid() == 0
 MODULE = "sms_hotfix_stage"
@@ -455,12 +456,12 @@ def test_disk_full_is_refused_before_anything_changes(tmp_path, tiny_fs, module_
     if ROOT:
         fill(tiny_fs, leave_pages=2)
     else:
-        real = os.statvfs
+        real = os.fstatvfs
 
         class Small:
             def __init__(self, st):
                 self.f_frsize, self.f_bavail = st.f_frsize, 2
-        monkeypatch.setattr(os, "statvfs", lambda p: Small(real(p)))
+        monkeypatch.setattr(os, "fstatvfs", lambda fd: Small(real(fd)))
     site = os.path.join(tiny_fs, "site")
     before = snapshot(site)
     result = module_runner(MODULE, {"sms_root": sms, "manifest": manifest})
@@ -471,19 +472,8 @@ def test_disk_full_is_refused_before_anything_changes(tmp_path, tiny_fs, module_
 
 def _enospc_after(monkeypatch, count):
     """Make the `count`-th copy into Client.src fail with ENOSPC, as a full disk would."""
-    from ansible_collections.sms.hotfix.plugins.modules import sms_hotfix_stage
-    from ansible_collections.sms.hotfix.plugins.module_utils import sms_files
-    real = sms_hotfix_stage.atomic_copy
-    calls = {"n": 0}
-
-    def copy(src, dest, **kwargs):
-        if "Client.src" in dest:
-            calls["n"] += 1
-            if calls["n"] == count:
-                raise SmsFileError(sms_files._describe_os_error(OSError(errno.ENOSPC, "No space left"), dest),
-                                   path=dest)
-        return real(src, dest, **kwargs)
-    monkeypatch.setattr(sms_hotfix_stage, "atomic_copy", copy)
+    import sms_testlib
+    return sms_testlib.enospc_on(monkeypatch, "Client.src", count)
 
 
 def test_disk_full_during_the_copy_puts_everything_back(world, run, monkeypatch):
@@ -516,7 +506,7 @@ def test_real_enospc_mid_run_puts_everything_back(tmp_path, tiny_fs, module_runn
     sms = make_site(tiny_fs)
     # x86 copies (4096 bytes over 1-page files) fit in one free page; the first alpha copy (2 pages) does not.
     fill(tiny_fs, leave_pages=1)
-    monkeypatch.setattr(sms_hotfix_stage, "check_space", lambda needs: None)
+    monkeypatch.setattr(sms_hotfix_stage, "check_free_space", lambda needs: None)
     site = os.path.join(tiny_fs, "site")
     before = snapshot(site)
     result = module_runner(MODULE, {"sms_root": sms, "manifest": manifest,
@@ -684,3 +674,109 @@ def test_missing_existing_backup_fails_before_any_change(world, run):
     before = snapshot(world["site"])
     assert_refused(run(), backup, "missing", "retire the journal")
     assert snapshot(world["site"]) == before
+
+
+# --- links in Client.src, and a run killed between the last replace and the bump --------------
+
+def test_a_hotfix_file_in_client_src_that_is_a_link_is_refused(world, run, tmp_path):
+    """Backed up, the link's target would reach Client.src on rollback, and every logon server after."""
+    outside = tmp_path / "outside.exe"
+    outside.write_bytes(b"a file outside the site server")
+    target = os.path.join(client_src(world["sms"]), "SMSRUN32.EXE")
+    os.unlink(target)
+    os.symlink(str(outside), target)
+    before = snapshot(str(tmp_path))
+    result = run()
+    assert_refused(result, target, "symbolic link")
+    assert snapshot(str(tmp_path)) == before and outside.read_bytes() == b"a file outside the site server"
+    assert not os.path.exists(os.path.join(world["sms"], "Hotfix"))
+
+
+def test_a_platform_folder_that_is_a_link_is_refused(world, run, tmp_path):
+    folder = client_src(world["sms"])
+    elsewhere = tmp_path / "elsewhere"
+    os.rename(folder, str(elsewhere))
+    os.symlink(str(elsewhere), folder)
+    before = snapshot(str(tmp_path))
+    assert_refused(run(), folder, "symbolic link")
+    assert snapshot(str(tmp_path)) == before
+
+
+def test_a_state_folder_that_is_a_link_is_refused(world, run, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    os.symlink(str(elsewhere), os.path.join(world["sms"], "Hotfix"))
+    before = snapshot(str(tmp_path))
+    assert_refused(run(), "Hotfix", "symbolic link")
+    assert snapshot(str(tmp_path)) == before and os.listdir(str(elsewhere)) == []
+
+
+class Killed(BaseException):
+    """What a SIGKILL is to a run: nothing after it happens, nothing is put back."""
+
+
+def test_a_run_killed_before_the_bump_is_finished_by_the_next(world, run, monkeypatch):
+    from ansible_collections.sms.hotfix.plugins.modules import sms_hotfix_stage
+
+    def killed(site):
+        raise Killed()
+    real = sms_hotfix_stage.bump_system_map
+    monkeypatch.setattr(sms_hotfix_stage, "bump_system_map", killed)
+    system_map = os.path.join(world["sms"], "System.map")
+    mtime = os.stat(system_map).st_mtime
+    with pytest.raises(Killed):
+        run()
+    # every file replaced, the bump owed and recorded, System.map untouched
+    journal = json.loads(read(os.path.join(world["sms"], "Hotfix", "Q216552", "journal.json")))
+    assert "bump" in journal["pending"]
+    assert os.stat(system_map).st_mtime == mtime
+    monkeypatch.setattr(sms_hotfix_stage, "bump_system_map", real)
+    check = run(check_mode=True)
+    assert check["changed"] is True and check["system_map"]["bumped"] is True
+    again = run()
+    assert again["changed"] is True and again["system_map"]["bumped"] is True
+    assert not [f for f in again["files"] if f["changed"]], "the files were in place already"
+    assert os.stat(system_map).st_mtime > mtime
+    journal = json.loads(read(os.path.join(world["sms"], "Hotfix", "Q216552", "journal.json")))
+    assert "pending" not in journal
+    assert run()["changed"] is False
+
+
+def test_bump_never_records_the_owed_bump_and_auto_makes_it(world, run):
+    system_map = os.path.join(world["sms"], "System.map")
+    mtime = os.stat(system_map).st_mtime
+    first = run(bump="never")
+    assert first["system_map"]["bumped"] is False and first["bump_owed"] is True
+    assert "bump is owed" in first["msg"]
+    assert os.stat(system_map).st_mtime == mtime
+    assert run(bump="never")["bump_owed"] is True
+    done = run()
+    assert done["system_map"]["bumped"] is True and done["bump_owed"] is False and done["changed"] is True
+    assert run()["changed"] is False
+
+
+def test_a_rollback_killed_before_its_bump_is_finished_by_the_next(world, run, monkeypatch):
+    from ansible_collections.sms.hotfix.plugins.modules import sms_hotfix_stage
+    run()
+    real = sms_hotfix_stage.bump_system_map
+
+    def killed(site):
+        raise Killed()
+    monkeypatch.setattr(sms_hotfix_stage, "bump_system_map", killed)
+    with pytest.raises(Killed):
+        run(state="rolled_back")
+    monkeypatch.setattr(sms_hotfix_stage, "bump_system_map", real)
+    again = run(state="rolled_back")
+    assert again["system_map"]["bumped"] is True and again["retired"]
+    for name, data in original_files("x86").items():
+        on_disk = "SMSRUN32.EXE" if name == "Smsrun32.exe" else name
+        assert read(os.path.join(client_src(world["sms"]), on_disk)) == data
+    assert run(state="rolled_back")["changed"] is False
+
+
+def test_stale_temporary_files_in_client_src_are_removed(world, run):
+    stale = os.path.join(client_src(world["sms"]), ".sms-tmp-%d-0badc0de-SMSRUN32.EXE" % (2 ** 22 + 1))
+    write(stale, b"half a file")
+    assert run(check_mode=True)["stale_temporary_files"] == [stale] and os.path.exists(stale)
+    result = run()
+    assert result["stale_temporary_files"] == [stale] and not os.path.exists(stale)

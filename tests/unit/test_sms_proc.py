@@ -38,9 +38,11 @@ def comm(pid):
 def spawn(tmp_path):
     children = []
 
-    def _spawn(mode="idle", drive=None, argv0=None):
+    def _spawn(mode="idle", drive=None, argv0=None, image=True):
         drive = drive or str(tmp_path)
-        args = [argv0 or sys.executable, "-c", CHILD, mode, "--image=%s/MS/SMS/BIN/Smsrun32.exe" % drive]
+        args = [argv0 or sys.executable, "-c", CHILD, mode]
+        if image:
+            args.append("--image=%s/MS/SMS/BIN/Smsrun32.exe" % drive)
         proc = subprocess.Popen(args, executable=sys.executable, stdin=subprocess.DEVNULL)
         children.append(proc)
         wanted = "SMSRUN32" if mode != "noname" else None
@@ -60,8 +62,10 @@ def spawn(tmp_path):
         proc.wait(timeout=10)
 
 
-def pids(scope, name="SMSRUN32"):
-    return [p["pid"] for p in sms_proc.list_processes(name, scope=scope)]
+def pids(drive, name="SMSRUN32"):
+    """SMSRUN32s under `drive` (drive scope), or in the whole process table (host scope) for None."""
+    scope = "host" if drive is None else "drive"
+    return [p["pid"] for p in sms_proc.list_processes(name, scope=scope, drive_root=drive)]
 
 
 def test_list_by_comm_within_scope(spawn, tmp_path):
@@ -72,14 +76,33 @@ def test_list_by_comm_within_scope(spawn, tmp_path):
     assert sorted(pids(str(tmp_path))) == sorted([mine, other])
     assert set(pids(None)) >= {mine, other}
     assert pids(str(tmp_path / "client03")) == []
-    entry = sms_proc.list_processes("smsrun32.EXE", scope=str(tmp_path / "client01"))[0]
+    entry = sms_proc.list_processes("smsrun32.EXE", scope="drive", drive_root=str(tmp_path / "client01"))[0]
     assert entry["pid"] == mine and entry["cpu_ticks"] >= 0 and entry["state"] != "Z"
 
 
 def test_name_from_argv0_with_exe_suffix(spawn, tmp_path):
-    pid = spawn("noname", argv0="C:\\MS\\SMS\\BIN\\SMSRUN32.EXE".replace("\\", "/"))
+    pid = spawn("noname", argv0="/opt/sms/bin/SMSRUN32.EXE")
     assert comm(pid) != "SMSRUN32"
     assert pids(str(tmp_path)) == [pid]
+
+
+def test_windows_image_path_is_an_smsrun32_of_the_host(spawn, tmp_path):
+    # A host that is one client (drive at /mnt/c) shows Windows paths: its
+    # hung pair must be seen in the host scope, whatever the drive root is.
+    first = spawn("noname", argv0="C:\\MS\\SMS\\BIN\\SMSRUN32.EXE", image=False)
+    second = spawn("noname", argv0="C:\\MS\\SMS\\BIN\\Smsrun32.exe", image=False)
+    assert comm(first) != "SMSRUN32"
+    assert {first, second} <= set(pids(None))
+    # ...but it names no path under a drive root: not one of a managed drive's
+    assert pids(str(tmp_path)) == []
+
+
+def test_unreadable_process_table_is_unknown_not_empty(monkeypatch):
+    def no_proc(path):
+        raise FileNotFoundError(2, "No such file or directory", path)
+    monkeypatch.setattr(sms_proc.os, "listdir", no_proc)
+    with pytest.raises(sms_proc.ProcessTableUnavailable):
+        sms_proc.list_processes("SMSRUN32", scope="host")
 
 
 def test_other_names_are_ignored(spawn, tmp_path):

@@ -494,12 +494,12 @@ def test_push_without_enough_free_space_is_refused(tmp_path, tiny_fs, module_run
         st = os.statvfs(tiny_fs)
         lib.write(os.path.join(tiny_fs, "filler.bin"), b"\0" * ((st.f_bavail - 2) * st.f_frsize))
     else:
-        real = os.statvfs
+        real = os.fstatvfs
 
         class Small:
             def __init__(self, st):
                 self.f_frsize, self.f_bavail = st.f_frsize, 2
-        monkeypatch.setattr(os, "statvfs", lambda p: Small(real(p)))
+        monkeypatch.setattr(os, "fstatvfs", lambda fd: Small(real(fd)))
     before = lib.snapshot(tiny_fs)
     result = module_runner(MODULE, args(manifest, sms, state="pushed"))
     assert result["failed"] is True and "not enough free space" in result["msg"], result["msg"]
@@ -511,22 +511,7 @@ def test_push_without_enough_free_space_is_refused(tmp_path, tiny_fs, module_run
 
 def _enospc_on(monkeypatch, count):
     """Make the `count`-th copy into Logon.srv fail with ENOSPC, as a full disk would."""
-    import errno
-
-    from ansible_collections.sms.hotfix.plugins.modules import sms_replication
-    from ansible_collections.sms.hotfix.plugins.module_utils import sms_files
-    real = sms_replication.atomic_copy
-    calls = {"n": 0}
-
-    def copy(src, dest, **kwargs):
-        if "Logon.srv" in dest:
-            calls["n"] += 1
-            if calls["n"] == count:
-                raise sms_files.SmsFileError(
-                    sms_files._describe_os_error(OSError(errno.ENOSPC, "No space left"), dest), path=dest)
-        return real(src, dest, **kwargs)
-    monkeypatch.setattr(sms_replication, "atomic_copy", copy)
-    return calls
+    return lib.enospc_on(monkeypatch, "Logon.srv", count)
 
 
 def test_push_failing_on_the_second_file_leaves_the_server_byte_identical(site, module_runner, monkeypatch):
@@ -663,13 +648,14 @@ def test_action_prints_one_line_per_slice_then_converges():
         return {"converged": True, "polls": 5, "files": [], "copy_list": {}}
 
     result = action.wait_in_slices(run_slice, "logon02", 600, 30, lines.append, clock=clock)
-    assert calls == [30, 30, 30]
+    # the first line within a few seconds, then one per interval
+    assert calls == [5, 30, 30]
     assert lines == [
-        "sms_replication: logon02 waiting 30s/600s: X86.bin/Smsrun32.exe old, copy list 41 (needs > 41)",
-        "sms_replication: logon02 waiting 60s/600s: X86.bin/Smsrun32.exe old, copy list 41 (needs > 41)",
-        "sms_replication: logon02 converged after 64.4s",
+        "sms_replication: logon02 waiting 5s/600s: X86.bin/Smsrun32.exe old, copy list 41 (needs > 41)",
+        "sms_replication: logon02 waiting 35s/600s: X86.bin/Smsrun32.exe old, copy list 41 (needs > 41)",
+        "sms_replication: logon02 converged after 39.4s",
     ]
-    assert result["elapsed"] == 64.4 and result["slices"] == 3 and "failed" not in result
+    assert result["elapsed"] == 39.4 and result["slices"] == 3 and "failed" not in result
 
 
 def test_action_times_out_with_the_operator_message():
@@ -683,8 +669,8 @@ def test_action_times_out_with_the_operator_message():
         return stale_result()
 
     result = action.wait_in_slices(run_slice, "logon02", 70, 30, lines.append, clock=clock)
-    assert calls == [30, 30, 10]
-    assert len(lines) == 2
+    assert calls == [5, 30, 30, 5]
+    assert len(lines) == 3
     assert result["failed"] is True and result["elapsed"] == 70
     assert result["msg"] == (
         "logon server logon02: not converged after 70s: X86.bin/Smsrun32.exe has sha256 ab.., expects cd..; "

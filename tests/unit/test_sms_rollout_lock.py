@@ -219,7 +219,8 @@ def test_argument_spec(site, module_runner):
 def _race(path, index, barrier, queue):
     from ansible_collections.sms.hotfix.plugins.modules import sms_rollout_lock
     barrier.wait()
-    won = sms_rollout_lock.create_exclusive(path, sms_rollout_lock.lock_payload("taker %d" % index, "race",
+    lock = sms_rollout_lock.Lock(path, {})
+    won = lock.volume.create_exclusive(lock.parts, sms_rollout_lock.lock_payload("taker %d" % index, "race",
                                                                                   time.time()))
     queue.put((index, won))
 
@@ -257,7 +258,7 @@ def _race_takeover(path, index, barrier, queue):
     module = _Module(path, "taker %d" % index)
     barrier.wait()
     try:
-        result = sms_rollout_lock.acquire(module)
+        result = sms_rollout_lock.acquire(module, sms_rollout_lock.Lock(path, module.params))
         queue.put((index, bool(result.get("acquired")), result.get("previous_holder", {}).get("holder")))
     except sms_rollout_lock.LockError as exc:
         queue.put((index, False, exc.msg))
@@ -290,15 +291,16 @@ def test_takeover_retries_once_when_the_stale_lock_vanishes(site, lock, monkeypa
     """Another run released the stale lock between our read and our rename: ENOENT, judge again, take it."""
     from ansible_collections.sms.hotfix.plugins.modules import sms_rollout_lock
     plant(site["lock"], "awx job 7", age=7 * 3600)
-    real = os.rename
+    from ansible_collections.sms.hotfix.plugins.module_utils import sms_fs
+    real = sms_fs.LocalVolume.rename
     calls = []
 
-    def rename(src, dst):
+    def rename(volume, src, dst):
         calls.append(src)
         if len(calls) == 1:
-            os.unlink(src)  # the other run removes it just before us
-        return real(src, dst)
-    monkeypatch.setattr(sms_rollout_lock.os, "rename", rename)
+            volume.unlink(src)  # the other run removes it just before us
+        return real(volume, src, dst)
+    monkeypatch.setattr(sms_fs.LocalVolume, "rename", rename)
     result = lock()
     assert not result.get("failed"), result
     assert result["acquired"] is True and result["changed"] is False and "previous_holder" not in result
@@ -312,10 +314,10 @@ def test_takeover_leaves_a_lock_taken_meanwhile_alone(site, lock, monkeypatch):
     plant(site["lock"], "awx job 7", age=7 * 3600)
     real = sms_rollout_lock.take_over
 
-    def late(path, judged, data):
-        plant(path, "awx job 8", age=0)  # the other run's fresh lock, written before our takeover
+    def late(lock_file, judged, data):
+        plant(lock_file.path, "awx job 8", age=0)  # the other run's fresh lock, written before our takeover
         monkeypatch.setattr(sms_rollout_lock, "take_over", real)
-        return real(path, judged, data)
+        return real(lock_file, judged, data)
     monkeypatch.setattr(sms_rollout_lock, "take_over", late)
     result = lock()
     assert result.get("failed") is True and "held by awx job 8" in result["msg"], result

@@ -1,0 +1,213 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, the sms-hotfix-rollout authors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Check every input of every tier before the first change (see the module of the same name).
+
+Runs once, on the controller: for each tier it takes each host of the tier's
+inventory group, resolves the role's variables as they will be for that host
+(inventory, extra vars, the role's defaults) and validates them against the
+role's meta/argument_specs.yml, plus what a spec cannot say (groups that
+exist and are not empty, waves, platforms, the site's logon server names).
+The tiers' roles then run without their per-host validation task
+(`rolespec_validate: false`): one task per client, not two.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import yaml
+from ansible.errors import AnsibleError
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.sms.hotfix.plugins.filter.sms_rollout import sms_waves
+
+ROLES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "roles")
+PLATFORMS = ("x86", "alpha", "mips")
+_NETBIOS = re.compile(r"^[A-Za-z0-9!@#$%^&()\-_'{}.~]{1,15}$")
+SHOW = 8  # hosts named per problem
+
+
+def role_spec(role, entry):
+    path = os.path.join(ROLES, role, "meta", "argument_specs.yml")
+    with open(path) as handle:
+        specs = yaml.safe_load(handle)["argument_specs"]
+    return specs[entry].get("options", {})
+
+
+def wave_problems(waves, max_fail):
+    problems = []
+    if isinstance(waves, (str, int)) and not isinstance(waves, bool):
+        waves = [waves]
+    if not isinstance(waves, list) or not waves:
+        return ["sms_rollout_waves must be a list of client counts or percentages, like [1, '10%', '50%', "
+                "'100%'], not %r" % (waves,)]
+    for wave in waves:
+        text = str(wave).strip()
+        ok = False
+        if isinstance(wave, bool):
+            ok = False
+        elif isinstance(wave, int) or re.match(r"^[0-9]+$", text):
+            ok = int(text) > 0
+        elif re.match(r"^[0-9]+(\.[0-9]+)?%$", text):
+            ok = 0 < float(text[:-1]) <= 100
+        if not ok:
+            problems.append("sms_rollout_waves: %r is not a wave: each wave is a positive number of clients or a "
+                            "percentage in (0, 100], like [1, '10%%', '50%%', '100%%'] (0 would run every client "
+                            "at once, with no canary)" % (wave,))
+    try:
+        value = int(str(max_fail).strip())
+        if not 0 <= value <= 100:
+            raise ValueError(value)
+    except (TypeError, ValueError):
+        problems.append("sms_rollout_max_fail_percentage must be a whole percentage from 0 to 100, not %r"
+                        % (max_fail,))
+    return problems
+
+
+def named(hosts):
+    hosts = sorted(hosts)
+    text = ", ".join(hosts[:SHOW])
+    return text + (" and %d more" % (len(hosts) - SHOW) if len(hosts) > SHOW else "")
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(("tiers", "waves", "max_fail_percentage", "platforms", "manifest_platforms",
+                             "logon_server_names", "logon_names_explicit"))
+
+    def run(self, tmp=None, task_vars=None):
+        task_vars = task_vars or {}
+        result = super().run(tmp, task_vars)
+        del tmp
+        args = self._task.args
+        hostvars = task_vars.get("hostvars", {})
+        groups = task_vars.get("groups", {})
+        problems = []
+        summary = {}
+
+        if "waves" in args:
+            problems += wave_problems(args.get("waves"), args.get("max_fail_percentage"))
+        platforms = list(args.get("platforms") or [])
+        manifest_platforms = list(args.get("manifest_platforms") or [])
+        for platform in platforms:
+            if platform not in PLATFORMS:
+                problems.append("sms_rollout_platforms: %r is not a platform (x86, alpha, mips)" % (platform,))
+            elif manifest_platforms and platform not in manifest_platforms:
+                problems.append("sms_rollout_platforms: the hotfix's manifest has no files for %s (it has %s)"
+                                % (platform, ", ".join(manifest_platforms)))
+
+        for tier in args.get("tiers") or []:
+            problems += self.check_tier(tier, hostvars, groups, summary)
+
+        names = args.get("logon_server_names")
+        if names is not None:
+            problems += self.check_logon_names(names, args.get("logon_names_explicit"), groups, hostvars, args)
+
+        result["summary"] = summary
+        if problems:
+            result["failed"] = True
+            result["problems"] = problems
+            result["msg"] = ("the rollout's inputs do not hold (%d problem%s), so it does not start and nothing was "
+                             "changed: %s" % (len(problems), "" if len(problems) == 1 else "s", "; ".join(problems)))
+        else:
+            result["changed"] = False
+            result["msg"] = "every input of every tier is valid: %s" % ", ".join(
+                "%s %d host(s)" % (k, v) for k, v in summary.items())
+        return result
+
+    def check_tier(self, tier, hostvars, groups, summary):
+        label = tier.get("label") or tier["role"]
+        group = tier["group"]
+        group_var = tier.get("group_var", "")
+        hosts = list(groups.get(group) or [])
+        summary[label] = len(hosts)
+        if not hosts:
+            if tier.get("require_hosts", True):
+                if group not in groups:
+                    return ["the inventory has no group %r for the %s (%s); name the right group with %s=<group> "
+                            "or add the group to the inventory" % (group, label, group_var, group_var)]
+                return ["the inventory group %r of the %s (%s) has no hosts; add the hosts, or name the right group "
+                        "with %s=<group>" % (group, label, group_var, group_var)]
+            return []
+        problems = []
+        if tier.get("single") and len(hosts) > 1:
+            problems.append("the inventory group %r of the %s holds %d hosts (%s); an SMS site has one site server"
+                            % (group, label, len(hosts), named(hosts)))
+        spec = role_spec(tier["role"], tier.get("entry", "main"))
+        params = tier.get("params") or {}
+        validator = ArgumentSpecValidator(spec)
+        by_error = {}
+        platforms = tier.get("platforms")
+        for host in hosts:
+            values, errors = self.resolve(spec, params, hostvars[host])
+            checked = validator.validate(values)
+            errors += [str(error) for error in checked.errors.messages]
+            platform = values.get(tier.get("platform_var")) if tier.get("platform_var") else None
+            if platforms and platform in PLATFORMS and platform not in platforms:
+                summary.setdefault("outside sms_rollout_platforms", 0)
+                summary["outside sms_rollout_platforms"] += 1
+            for error in errors:
+                by_error.setdefault(error, []).append(host)
+        for error, where in sorted(by_error.items()):
+            problems.append("%s: %s (%s)" % (label, error, named(where)))
+        return problems
+
+    def resolve(self, spec, params, hostvars):
+        """The role's variables for one host: a play parameter, else the host's variable, else the default."""
+        values, errors = {}, []
+        templar = None
+        for name, option in spec.items():
+            try:
+                if name in params:
+                    values[name] = params[name]
+                elif name in hostvars:
+                    values[name] = hostvars[name]
+                elif "default" in option:
+                    default = option["default"]
+                    if isinstance(default, str) and "{{" in default:
+                        if templar is None:
+                            templar = self._templar.copy_with_new_env(available_variables=hostvars)
+                        default = templar.template(default)
+                    values[name] = default
+            except AnsibleError as exc:
+                errors.append("%s cannot be resolved: %s" % (name, str(exc).split("\n")[0]))
+        return values, errors
+
+    def check_logon_names(self, names, explicit, groups, hostvars, args):
+        problems = []
+        if not isinstance(names, list):
+            return ["sms_logon_server_names must be a list of the site's logon server names, not %r" % (names,)]
+        bad = [n for n in names if not isinstance(n, str) or not _NETBIOS.match(n) or ".." in n]
+        if bad:
+            problems.append("sms_logon_server_names: %s %s not a plain server name (NetBIOS: up to 15 characters, "
+                            "no path)" % (", ".join(repr(b) for b in bad), "is" if len(bad) == 1 else "are"))
+        logon_group = None
+        for tier in args.get("tiers") or []:
+            if tier.get("role") == "sms_replication":
+                logon_group = tier["group"]
+        members = list(groups.get(logon_group) or []) if logon_group else []
+        if explicit and members:
+            inventory = {}
+            for host in members:
+                value = hostvars[host].get("sms_server_name") if "sms_server_name" in hostvars[host] else None
+                inventory[str(value or host.split(".")[0]).lower()] = host
+            given = {str(n).lower() for n in names if isinstance(n, str)}
+            missing = sorted(set(inventory) - given)
+            extra = sorted(given - set(inventory))
+            if missing or extra:
+                problems.append(
+                    "sms_logon_server_names (%s) does not match the logon servers of group %r (%s)%s%s; clients are "
+                    "only upgraded from the site's own logon servers, so fix the list (or the servers' "
+                    "sms_server_name)" % (", ".join(names), logon_group, ", ".join(sorted(inventory)),
+                                          "; not listed: %s" % ", ".join(missing) if missing else "",
+                                          "; listed but not in the group: %s" % ", ".join(extra) if extra else ""))
+        clients = sum(len(groups.get(t["group"]) or []) for t in args.get("tiers") or [] if t.get("role") == "sms_client")
+        if not names and (members or clients):
+            problems.append("no logon server names are known, so no client can be checked against its logon server: "
+                            "set sms_logon_server_names (the site's logon servers by SMS name, on the clients' group or "
+                            "all; needed where a job sees only part of the inventory, as under AWX job slicing), or run "
+                            "with the logon servers' group in the inventory")
+        return problems

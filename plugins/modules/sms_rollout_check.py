@@ -1,0 +1,95 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, the sms-hotfix-rollout authors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: sms_rollout_check
+short_description: Check every input of every tier of the rollout before the first change
+description:
+  - Runs once on the controller (an action plugin; this file documents it), in the plan step.
+  - For each tier it takes every host of the tier's inventory group, resolves the role's variables as they
+    will be for that host (play parameters, then the host's variables and extra vars, then the role's
+    defaults) and validates them against the role's C(meta/argument_specs.yml). The tiers' roles then run
+    without a per-host validation task.
+  - Also refuses what a spec cannot say; a tier group that does not exist or is empty, more than one site
+    server, waves that are not positive counts or percentages in (0, 100], a threshold outside 0-100,
+    platforms the manifest lacks, and a list of the site's logon server names that does not match the
+    logon group.
+  - Every problem is listed in one failure, naming the variable, the value and the hosts.
+version_added: "1.0.0"
+author: the sms-hotfix-rollout authors
+options:
+  tiers:
+    description:
+      - One entry per tier with C(role), C(entry) (the role's entry point, default V(main)), C(group) (the
+        inventory group), C(group_var) (the variable naming that group, for messages), C(label),
+        C(params) (variables the playbook passes to the role), C(single) (the group must hold one host),
+        C(require_hosts) (default true) and C(platform_var) with C(platforms) (to count clients outside
+        the rollout's platforms).
+    type: list
+    elements: dict
+    required: true
+  waves:
+    description: The client waves (C(serial)); checked when given.
+    type: raw
+  max_fail_percentage:
+    description: The per-wave threshold; checked with O(waves).
+    type: raw
+  platforms:
+    description: The rollout's platforms (C(sms_rollout_platforms)).
+    type: list
+    elements: str
+  manifest_platforms:
+    description: The platforms the hotfix's manifest has files for.
+    type: list
+    elements: str
+  logon_server_names:
+    description: The site's logon servers by SMS name, as the clients will be given them.
+    type: list
+    elements: str
+  logon_names_explicit:
+    description: Whether O(logon_server_names) was set by the operator (then it must match the logon group).
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    support: full
+    details: It changes nothing in any mode.
+  diff_mode:
+    support: none
+  platform:
+    platforms: all
+seealso:
+  - module: sms.hotfix.sms_hotfix_manifest
+"""
+
+EXAMPLES = r"""
+- name: Check every tier's inputs
+  sms.hotfix.sms_rollout_check:
+    waves: [1, "10%", "50%", "100%"]
+    max_fail_percentage: 20
+    tiers:
+      - role: sms_client
+        group: clients
+        group_var: sms_client_group
+        label: clients
+        params:
+          sms_client_manifest: /opt/hotfixes/Q216552/manifest.json
+"""
+
+RETURN = r"""
+summary:
+  description: Hosts checked per tier.
+  returned: always
+  type: dict
+  sample: {"site server": 1, "logon servers": 3, "clients": 12}
+problems:
+  description: Every problem found (the task fails when there is one).
+  returned: failure
+  type: list
+  elements: str
+"""
