@@ -10,7 +10,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export SMS_LAB_ROOT := $(LAB_ROOT)
 PAYLOAD := hotfixes/Q216552/payload
 
-.PHONY: help venv payload lab lab-down lab-status demo rollout rollback compliance test lint syntax unit molecule bench clean
+.PHONY: help venv payload lab lab-down lab-status demo rollout rollback compliance test test-deps lint syntax unit molecule bench clean
 
 help:
 	@echo "make demo      set up (virtualenv, payload, lab) and run rollout.yml against the lab"
@@ -62,7 +62,13 @@ unit: payload
 molecule: payload
 	$(BIN)/molecule test --all
 
-test: payload
+# Debian packages of the tests' real peers (package:command), installed when root.
+TEST_PACKAGES := samba:smbd iproute2:ip
+
+test-deps:
+	bin/sms-test-deps $(TEST_PACKAGES)
+
+test: payload test-deps
 	$(BIN)/ansible-lint --profile production
 	$(BIN)/ansible-playbook --syntax-check rollout.yml playbooks/*.yml
 	$(BIN)/python -m pytest tests

@@ -402,9 +402,10 @@ def test_failed_clients_and_a_stopped_wave_are_reported_as_they_are(make_lab, ru
     report = assert_report_written_by_runner(roll)
 
     plan = plan_lines(roll)
-    assert "logon servers (4): smssite, logon01, logon02, logon03" in plan
+    assert ("logon servers (4): smssite, logon01, logon02, logon03 (SMS names: smssite, logon01, logon02, "
+            "logon03)") in plan
     assert "clients: 12 (alpha 3, x86 9)" in plan
-    assert "waves: 4, 4, 4 (serial 4, 4, 4; a wave stops the rollout above 20% failed)" in plan
+    assert "waves: 4, 4, 4 (serial 4, 4, 4; a wave stops the rollout above 20% failed or unreachable)" in plan
     # the run stopped before the unlock step: the summary says the lock is still held
     assert report["lock"]["released"] is False
     assert "rollout lock  still held by %s" % report["lock"]["holder"] in roll.stdout

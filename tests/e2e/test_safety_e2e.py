@@ -307,7 +307,7 @@ def _inventory_with_unreachable(lab, hosts, path):
                 members[host] = {"ansible_connection": "ssh", "ansible_host": "127.0.0.1", "ansible_port": 1,
                                  "ansible_user": "nobody", "ansible_python_interpreter": "/usr/bin/python3"}
     with open(path, "w") as handle:
-        yaml.safe_dump(inventory, handle)
+        yaml.safe_dump(inventory, handle, sort_keys=False)
     return path
 
 
