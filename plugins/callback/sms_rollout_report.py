@@ -316,9 +316,8 @@ class CallbackModule(CallbackBase):
         if tier and state is not None and tier not in state["tiers"]:
             state["tiers"].add(tier)
             self.model.add_targets(tier, state["hosts"])
-            if tier == "client" and self.wave is None:
-                state.setdefault("waves", self.model.add_client_play(state["name"], state["hosts"],
-                                                                     state["serial"]))
+            if tier == "client" and "waves" not in state:
+                state["waves"] = self.model.add_client_play(state["name"], state["hosts"], state["serial"])
                 self._start_wave(state)
 
     @guarded

@@ -186,7 +186,8 @@ def _logon_chart(report):
     for entry in sorted(timed, key=lambda e: -float(e["elapsed"]))[:MAX_HOST_ROWS]:
         elapsed = float(entry["elapsed"])
         rows.append({"host": entry["host"], "label": _fit(entry["host"]), "status": entry["status"],
-                     "tone": _tone(entry["status"]), "y": len(rows) * ROW_H, "x": LABEL_W, "w": round(max(BAR_W * elapsed / longest, 2.0), 2),
+                     "tone": _tone(entry["status"]), "y": len(rows) * ROW_H, "x": LABEL_W,
+                     "w": round(max(BAR_W * elapsed / longest, 2.0), 2),
                      "text": "%s %s" % (_seconds(elapsed), entry["status"].replace("_", " "))})
     return {"rows": rows, "height": len(rows) * ROW_H + 4, "width": CHART_W,
             "hidden": max(0, len(timed) - MAX_HOST_ROWS),
