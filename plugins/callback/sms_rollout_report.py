@@ -91,8 +91,7 @@ def walk_tasks(play):
         for item in items or []:
             if hasattr(item, "block"):
                 for part in ("block", "rescue", "always"):
-                    for task in blocks_of(getattr(item, part, None)):
-                        yield task
+                    yield from blocks_of(getattr(item, part, None))
             else:
                 yield item
 
@@ -104,8 +103,7 @@ def walk_tasks(play):
             pass
     sources += [getattr(play, "tasks", None), getattr(play, "post_tasks", None)]
     for source in sources:
-        for task in blocks_of(source):
-            yield task
+        yield from blocks_of(source)
 
 
 def guarded(method):

@@ -189,8 +189,8 @@ def summary_lines(report, where, step=None, written=True):
             details.append("System.map bumped")
         if site["msg"] and status in ("failed", "unreachable"):
             details.append(site["msg"])
-        lines.append("%-14s%-10s %s%s" % ("site server", site["host"], words,
-                                           " (%s)" % ", ".join(details) if details else ""))
+        detail = " (%s)" % ", ".join(details) if details else ""
+        lines.append("%-14s%-10s %s%s" % ("site server", site["host"], words, detail))
     if report["logon_servers"]:
         logon = report["logon_servers"]
         totals = report["totals"]["logon_servers"]

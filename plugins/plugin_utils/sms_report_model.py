@@ -220,6 +220,7 @@ class RunModel(object):
         self.timeline = []
         self._open = None            # the timeline span of the play (batch) running now
         self._host_started = {}      # (tier, host) -> when its tier task started
+        self._wave_hosts = {}        # wave -> hosts with a result in it
 
     # ---- what the run targets ----------------------------------------------
 
@@ -360,7 +361,7 @@ class RunModel(object):
                 status = "deferred"
             else:
                 status = "done"
-            self.results["client"][host] = client_entry(host, status, detail, msg, data, wave=wave, at=at)
+            self._put_client(client_entry(host, status, detail, msg, data, wave=wave, at=at))
             self.note_phase(None, failed)
 
     def _record_logon(self, host, data, failed, msg, task_state, at):
@@ -404,15 +405,15 @@ class RunModel(object):
             return
         if host not in self.results["client"]:
             reason = data.get("false_condition") or data.get("skip_reason")
-            self.results["client"][host] = client_entry(
+            self._put_client(client_entry(
                 host, "skipped", "condition", "skipped by condition: %s" % reason if reason else "skipped",
-                wave=wave, at=at)
+                wave=wave, at=at))
 
     def record_unreachable(self, host, msg, tier, wave=None, at=None):
         self.unreachable[host] = msg
         self.note_phase(None, True)
         if tier == "client":
-            self.results["client"][host] = client_entry(host, "unreachable", "unreachable", msg, wave=wave, at=at)
+            self._put_client(client_entry(host, "unreachable", "unreachable", msg, wave=wave, at=at))
         elif tier == "logon":
             self.results["logon"][host] = logon_entry(host, "unreachable", msg, at=at)
         elif tier == "site":
@@ -421,7 +422,7 @@ class RunModel(object):
     def tier_failure(self, host, msg, tiers=(), wave=None, at=None):
         """A failure of another task in a tier's play, before that tier's task ran."""
         if "client" in tiers and host not in self.results["client"]:
-            self.results["client"][host] = client_entry(host, "failed", "failed", msg, wave=wave, at=at)
+            self._put_client(client_entry(host, "failed", "failed", msg, wave=wave, at=at))
         elif "logon" in tiers and host not in self.results["logon"]:
             self.results["logon"][host] = logon_entry(host, "failed", msg, at=at)
         elif "site" in tiers and host not in self.results["site"]:
@@ -429,12 +430,18 @@ class RunModel(object):
         elif not tiers:
             self.run_failures[host] = msg
 
+    def _put_client(self, entry):
+        previous = self.results["client"].get(entry["host"])
+        if previous is not None and previous["wave"] != entry["wave"]:
+            self._wave_hosts.get(previous["wave"], set()).discard(entry["host"])
+        self.results["client"][entry["host"]] = entry
+        self._wave_hosts.setdefault(entry["wave"], set()).add(entry["host"])
+
     def wave_counts(self, wave):
-        """Status -> number of clients with a result in a wave so far."""
+        """Status -> number of clients with a result in a wave so far (called per result: cheap)."""
         counts = dict((status, 0) for status in CLIENT_STATUSES)
-        for entry in self.results["client"].values():
-            if entry["wave"] == wave:
-                counts[entry["status"]] += 1
+        for host in self._wave_hosts.get(wave, ()):
+            counts[self.results["client"][host]["status"]] += 1
         return counts
 
     # ---- the report --------------------------------------------------------
@@ -458,8 +465,8 @@ class RunModel(object):
         """report.json's content. `stats`: host -> Ansible's recap counters."""
         ended = ended or utc_now()
         self.close_span(iso_ms(ended))
-        site_entries = self._entries("site", lambda host, status, msg: site_entry(host, status, msg))
-        logon = self._entries("logon", lambda host, status, msg: logon_entry(host, status, msg))
+        site_entries = self._entries("site", site_entry)
+        logon = self._entries("logon", logon_entry)
         clients = self._entries("client", lambda host, status, msg: client_entry(host, status, status, msg))
         planned = self.client_plan[0]["waves"] if self.client_plan else []
         if duration is None:
@@ -674,8 +681,8 @@ def read(path):
         raise ReportError("%s: not an SMS rollout report (no %s); give a report.json written by the "
                           "sms_rollout_report callback" % (path, ", ".join(missing)))
     if report.get("schema") != SCHEMA_VERSION:
-        raise ReportError("%s: report schema %r, this tool reads schema %d" % (path, report.get("schema"),
-                                                                              SCHEMA_VERSION))
+        raise ReportError("%s: report schema %r, this tool reads schema %d"
+                          % (path, report.get("schema"), SCHEMA_VERSION))
     report.setdefault("report_dir", os.path.dirname(os.path.abspath(path)))
     return report
 
