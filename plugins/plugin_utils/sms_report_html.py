@@ -13,6 +13,7 @@ SVG, a few lines of inline script for the client filter, nothing fetched.
 
 from __future__ import annotations
 
+import functools
 import os
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -292,7 +293,9 @@ def view(report):
     }
 
 
+@functools.lru_cache(maxsize=1)
 def _environment():
+    # compiled once per process: the callback renders once, a merge or a test many times
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     return env
