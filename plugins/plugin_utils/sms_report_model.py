@@ -496,8 +496,9 @@ class RunModel(object):
         report["totals"] = totals_of(report)
         failed_hosts = [h for h, c in report["ansible_stats"].items() if c.get("failures") or c.get("unreachable")]
         report["ok"] = not failed_hosts and entries_ok(report)
+        # in time order: a server's wait is recorded when it ends, after the play that holds it started
         report["timeline"] = [dict((k, v) for k, v in span.items() if not k.startswith("_"))
-                              for span in self.timeline]
+                              for span in sorted(self.timeline, key=lambda span: span["start"] or "")]
         if self.unlock:
             report["unlock"] = dict(self.unlock)
         if self.awx:
