@@ -2,7 +2,8 @@
 # Copyright: (c) 2026, the sms-hotfix-rollout authors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Turn the site server's stage/rollback result into the logon tier's
-`expect` (platform -> [{name, sha256}]): what the servers must end up serving."""
+`expect` (platform -> [{name, sha256}]): what the servers must end up serving.
+Documented in sms_expect_from_stage.yml beside this file (ansible-doc -t filter)."""
 
 from ansible.errors import AnsibleFilterError
 

@@ -1,6 +1,9 @@
 # -*- coding: utf-8 -*-
-# Filters for planning the rollout on the controller: wave sizes and the
-# maintenance window. Pure functions, no I/O.
+# Copyright: (c) 2026, the sms-hotfix-rollout authors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Filters for planning the rollout on the controller: wave sizes, the
+# maintenance window, the lock's holder. Pure functions, no I/O. Each filter's
+# documentation is the .yml file of its name beside this one (ansible-doc -t filter).
 
 from __future__ import annotations
 
@@ -9,32 +12,6 @@ import re
 import socket
 
 from ansible.errors import AnsibleFilterError
-
-DOCUMENTATION_SMS_WAVES = """
-  name: sms_waves
-  short_description: the batch sizes Ansible makes from a play's serial
-  description:
-    - Returns the list of batch sizes Ansible runs for C(host_count) hosts with
-      the play keyword C(serial) (an int, a C(N%) string, or a list of them; the
-      last value repeats). Same arithmetic as ansible-core's
-      C(PlaybookExecutor._get_serialized_batches).
-  positional: host_count, serial
-"""
-
-DOCUMENTATION_SMS_IN_WINDOW = """
-  name: sms_in_window
-  short_description: whether a time falls inside a maintenance window
-  description:
-    - C(window) is C([DAYS ]HH:MM-HH:MM), several separated by C(;), or a list
-      of such strings. DAYS is a comma list of days and day ranges
-      (C(Sat,Sun), C(Mon-Fri), C(Fri-Mon)). A window may cross midnight; its
-      days name the day it starts on (C(Fri 22:00-05:00) covers Saturday
-      00:00-05:00). Start is inclusive, end exclusive; equal start and end
-      means the whole day. An empty window means always.
-    - C(now) is a datetime or an ISO-8601 string; the window is read on the
-      wall clock of that value (pass the site's local time).
-  positional: now, window
-"""
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _DAY_ALIASES = {

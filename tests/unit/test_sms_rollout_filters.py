@@ -151,3 +151,45 @@ def test_operator_holder_names_the_user_and_the_controller():
     assert sms_operator_holder("alice") == "alice@%s" % socket.gethostname()
     assert sms_operator_holder("") == "operator@%s" % socket.gethostname()
     assert "sms_operator_holder" in FilterModule().filters()
+
+
+# ---- one documentation file per filter (what ansible-doc -t filter reads) ----
+
+FILTERS = ("sms_waves", "sms_in_window", "sms_operator_holder", "sms_expect_from_stage")
+# the examples that need no inventory, and what they give
+EXAMPLE_VALUES = {"sms_waves": {"waves": [1, 1, 6, 4], "even": [4, 4, 4]},
+                  "sms_in_window": {"late": True, "weekend": False}}
+
+
+def test_each_filter_has_its_own_documentation():
+    import json
+    import subprocess
+    names = ["sms.hotfix.%s" % name for name in FILTERS]
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-doc"), "-t", "filter", "--json"]
+                          + names, capture_output=True, text=True, timeout=120, cwd=REPO, env=env)
+    assert proc.returncode == 0, proc.stderr
+    docs = json.loads(proc.stdout)
+    assert sorted(docs) == sorted(names)
+    shorts = set()
+    for name in FILTERS:
+        doc = docs["sms.hotfix.%s" % name]
+        assert doc["doc"]["name"] == name
+        assert doc["doc"]["filename"].endswith("plugins/filter/%s.yml" % name)
+        assert doc["doc"]["description"] and doc["doc"]["options"]["_input"]["description"]
+        assert "sms.hotfix.%s" % name in doc["examples"]
+        assert doc["return"]["_value"]["description"]
+        shorts.add(doc["doc"]["short_description"])
+    assert len(shorts) == len(FILTERS), "every filter says what it does in its own words"
+
+
+def test_documented_examples_give_what_they_say():
+    import yaml
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.template import Templar, trust_as_template
+    templar = Templar(loader=DataLoader())
+    for name, expected in EXAMPLE_VALUES.items():
+        with open(os.path.join(REPO, "plugins", "filter", "%s.yml" % name)) as handle:
+            examples = yaml.safe_load(yaml.safe_load(handle)["EXAMPLES"])
+        for key, value in expected.items():
+            assert templar.template(trust_as_template(examples[key])) == value, (name, key, examples[key])

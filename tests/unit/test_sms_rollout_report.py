@@ -10,6 +10,7 @@ checked against the world the stubs report from.
 
 import json
 import os
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -17,14 +18,15 @@ import xml.etree.ElementTree as ET
 import jsonschema
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CALLBACKS = os.path.join(REPO, "plugins", "callback")
+from sms_html import parse
+from sms_testlib import REPO
+
+# the callback as Ansible loads it: from the sms.hotfix collection (tests/conftest.py installs the loader)
+from ansible_collections.sms.hotfix.plugins.callback import sms_rollout_report
+
 SCHEMA = os.path.join(REPO, "docs", "report.schema.json")
 COLLECTIONS = os.path.join(REPO, "collections")
 BIN = os.path.dirname(sys.executable)
-sys.path.insert(0, CALLBACKS)
-
-import sms_rollout_report  # noqa: E402
 
 STUB = '''#!/usr/bin/python
 import json
@@ -213,7 +215,8 @@ def run_playbook(project, playbook, *args, **env_extra):
 
 
 def report_folders(base):
-    return sorted(os.path.join(base, name) for name in os.listdir(base)) if os.path.isdir(base) else []
+    """Every report folder under base (AWX runs nest theirs in a workflow's folder)."""
+    return sorted(folder for folder, _dirs, names in os.walk(str(base)) if "report.json" in names)
 
 
 def load_checked(folder):
@@ -298,6 +301,21 @@ def test_rollout_report_matches_the_world(project):
     for host in CLIENTS:
         assert ">%s<" % host in page
 
+    # the picture: the outcome first, a bar per wave (wave 4 never ran), the timeline of the tiers
+    dom = parse(page)
+    assert dom.by_id("outcome").attrs["data-level"] == "red"
+    bars = dom.by_id("wave-chart").find_all("g", cls="wave")
+    assert [(g.attrs["data-wave"], g.attrs["data-done"], g.attrs["data-failed"], g.attrs["data-not-reached"])
+            for g in bars] == [("1", "1", "0", "0"), ("2", "1", "0", "0"), ("3", "1", "1", "0"), ("4", "0", "0", "2")]
+    spans = [(s["kind"], s["label"] if s["kind"] != "wave" else s["wave"]) for s in report["timeline"]]
+    assert [span for span in spans if span[0] != "host"] == [
+        ("play", "plan"), ("play", "stage"), ("play", "logon wait"), ("wave", 1), ("wave", 2), ("wave", 3)]
+    # each logon server's wait, in whichever order the forks started them
+    assert sorted(span[1] for span in spans if span[0] == "host") == ["logon01", "logon02", "smssite"]
+    assert [s["start"] for s in report["timeline"]] == sorted(s["start"] for s in report["timeline"])
+    assert [r.attrs["data-status"] for r in dom.by_id("clients").find("tbody").find_all("tr")][:2] == [
+        "failed", "unreachable"]
+
     # the operator's summary, after the recap
     assert "SMS rollout: clients — 9 hosts in 4 waves: 1, 2, 4, 2" in out
     assert "SMS rollout Q216552 — report: reports/" in out
@@ -305,6 +323,18 @@ def test_rollout_report_matches_the_world(project):
     assert "logon servers 2/3 converged  smssite 1.2s  logon01 1.3s  logon02 FAILED" in out
     assert ("clients       wave 1: 1 done | wave 2: 1 done, 1 unreachable | wave 3: 1 done, 1 failed, 1 skipped, "
             "1 deferred | not reached: 2 | skipped: 1 | deferred: 1 | unreachable: 1") in out
+    # the clients that need a look, by name, and the command that goes on
+    for line in ("              failed (1): c05", "              unreachable (1): c03",
+                 "              not reached (2): c08, c09"):
+        assert line in out.splitlines(), line
+    last = proc.stdout.rstrip().splitlines()[-1]
+    assert last.startswith("go on         ansible-playbook ") and "rollout.yml" in last, last
+    # one line per wave as its results arrive, in the logon waiter's voice
+    for line in (r"wave 1/4 finished after \d+\.\ds: 1 done, 0 failed of 1",
+                 r"wave 2/4 finished after \d+\.\ds: 1 done, 0 failed, 1 unreachable of 2",
+                 r"wave 3/4 finished after \d+\.\ds: 1 done, 1 failed, 1 skipped, 1 deferred of 4"):
+        assert re.search(r"^sms_client_upgrade: %s$" % line, out, re.M), line
+    assert "wave 4/4" not in out
 
 
 def test_compliance_report(project):
@@ -355,6 +385,36 @@ def test_unwritable_report_dir_warns_and_does_not_change_the_run(project):
     assert "report: not written" in out
     assert "site server   smssite    staged" in out
     assert not os.path.exists("/dev/null/x")
+
+
+AWX = {"awx_job_id": 123, "awx_workflow_job_id": 45, "awx_workflow_job_name": "SMS rollout",
+       "awx_job_template_name": "SMS site", "awx_user_name": "alice", "tower_job_id": 999}
+
+
+def test_an_awx_job_names_its_folder_and_the_header(project):
+    proc = run_playbook(project, "simple.yml", "-e", json.dumps(AWX))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    folders = report_folders(project / "reports")
+    assert len(folders) == 1, out
+    parent, name = os.path.split(folders[0])
+    # every job of one workflow in the workflow's folder; each job (each slice) in its own
+    assert os.path.basename(parent) == "awx-workflow-45" and re.match(r"^\d{8}T\d{6}Z-simple-job-123$", name)
+    report, _, page = load_checked(folders[0])
+    assert report["awx"] == {"job_id": 123, "workflow_job_id": 45, "workflow_job_name": "SMS rollout",
+                             "job_template_name": "SMS site", "user_name": "alice"}
+    header = parse(page).find("p", cls="awx").text
+    assert "AWX workflow job 45" in header and "launched by alice" in header and "job template SMS site" in header
+    assert proc.stdout.rstrip().splitlines()[-1] == (
+        "undo          launch the rollback job template (playbooks/rollback.yml)")
+
+    # the tower_* twins alone (older AWX and Tower)
+    proc = run_playbook(project, "simple.yml", "-e", json.dumps({"tower_job_id": 7, "tower_job_template_name": "legacy"}))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    folder = [f for f in report_folders(project / "reports") if "job-7" in f][0]
+    assert os.path.dirname(folder) == str(project / "reports")
+    report, _, _ = load_checked(folder)
+    assert report["awx"] == {"job_id": 7, "job_template_name": "legacy"}
 
 
 def test_disabled_report_writes_nothing(project):
@@ -454,13 +514,13 @@ def test_callback_methods_never_raise():
         getattr(callback, method)(Boom())
     callback.v2_runner_on_failed(Boom(), ignore_errors=False)
     callback.v2_playbook_on_task_start(Boom(), False)
-    assert len(callback._display.warnings) == 8
+    callback.v2_runner_on_start(Boom(), Boom())
+    assert len(callback._display.warnings) == 9
     assert all("the run goes on" in w for w in callback._display.warnings)
 
 
 def test_serial_batches_match_the_filter():
-    sys.path.insert(0, os.path.join(REPO, "plugins", "filter"))
-    from sms_rollout import sms_waves
+    from ansible_collections.sms.hotfix.plugins.filter.sms_rollout import sms_waves
     for count in (0, 1, 5, 12, 100):
         for serial in ([], [1], [1, "10%", "50%", "100%"], [2, "30%"], ["0"], [3]):
             assert sms_rollout_report.serial_batches(count, serial) == sms_waves(count, serial), (count, serial)
