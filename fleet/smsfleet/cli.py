@@ -22,7 +22,7 @@ def _fleet(args, need=True):
 
 def cmd_up(args):
     fleet = _fleet(args, need=False)
-    fleet.up(cycle=args.cycle, hide=args.hide)
+    fleet.up(cycle=args.cycle, hide=args.hide, clients=args.clients, alpha=args.alpha, smsrun=not args.no_smsrun)
     st = fleet.state
     print("fleet up at %s: bridge %s, %s" % (fleet.root, st["bridge"], st["subnet"]))
     for name, h in sorted(st["hosts"].items(), key=lambda item: item[1]["index"]):
@@ -115,6 +115,9 @@ def parser():
     up.add_argument("--cycle", type=float, default=4.0, help="the Maintenance Manager twin's work cycle (s)")
     up.add_argument("--hide", action="append", default=[], metavar="DIR",
                     help="another controller folder the hosts must not see (repeatable)")
+    up.add_argument("--clients", type=int, default=6, help="clients (default 6; the last --alpha are Alpha)")
+    up.add_argument("--alpha", type=int, default=2, help="Alpha clients (default 2)")
+    up.add_argument("--no-smsrun", action="store_true", help="start no SMSRUN32 stand-in (benchmarks)")
     up.set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop everything the fleet started and remove its folder").set_defaults(
         func=cmd_down)

@@ -242,7 +242,7 @@ class Fleet:
         return {"ANSIBLE_SSH_CONTROL_PATH_DIR": self.control_path_dir}
 
     # -- up ------------------------------------------------------------------------------
-    def up(self, cycle=DEFAULT_CYCLE, hide=()):
+    def up(self, cycle=DEFAULT_CYCLE, hide=(), clients=SPEC["clients"], alpha=SPEC["alpha"], smsrun=True):
         require_root()
         if self.state:
             raise FleetError("a fleet is already laid out at %s: run 'sms-fleet down --root %s' first"
@@ -251,7 +251,7 @@ class Fleet:
             raise FleetError("%s exists and is not empty: pick another --root" % self.root)
         os.makedirs(self.root, exist_ok=True)
         with machine_lock():
-            self._plan(cycle, hide)
+            self._plan(cycle, hide, clients, alpha, smsrun)
             self.save()
             try:
                 self._lay_out()
@@ -268,8 +268,10 @@ class Fleet:
             raise
         return self.state
 
-    def _plan(self, cycle, hide):
-        spec = Spec(logon_servers=SPEC["logon_servers"], clients=SPEC["clients"], alpha=SPEC["alpha"], hung=0,
+    def _plan(self, cycle, hide, clients, alpha, smsrun):
+        if clients + SPEC["logon_servers"] + 1 > 240:
+            raise FleetError("at most %d clients fit in a fleet's /24" % (239 - SPEC["logon_servers"]))
+        spec = Spec(logon_servers=SPEC["logon_servers"], clients=clients, alpha=alpha, hung=0,
                     smsrun=False, mm=False, cycle=cycle, idle_timeout=86400.0)
         used = addresses_in_use()
         present = links()
@@ -299,7 +301,7 @@ class Fleet:
                       "subnet": "%s.%d.0/24" % (NET_PREFIX, fid), "repo": REPO, "root": self.root,
                       "site_server": spec.site_server, "logon_servers": spec.logon_server_names,
                       "spec": spec.to_dict(), "cycle": cycle, "hide": hidden, "hosts": hosts,
-                      "skip": []}
+                      "skip": [], "smsrun": smsrun}
 
     def _lay_out(self):
         # The hosts' folders: the lab twin's tree, without its processes (the
@@ -497,8 +499,9 @@ class Fleet:
 
     def start_processes(self):
         self.start_mm()
-        for name in self.clients:
-            self.start_smsrun(name)
+        if self.state.get("smsrun", True):
+            for name in self.clients:
+                self.start_smsrun(name)
 
     def module_pids(self, name):
         """Processes an Ansible task runs on the host: below an sshd, not sshd."""
