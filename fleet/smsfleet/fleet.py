@@ -109,6 +109,13 @@ def alive(pid):
     return bool(raw) and raw.decode("latin-1").rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
+def children(pid):
+    raw = read_proc(pid, "task/%d/children" % pid)
+    if raw is not None:
+        return [int(p) for p in raw.split()]
+    return [p for p in pids() if ppid(p) == pid]
+
+
 def pid_ns(pid):
     try:
         return os.readlink("/proc/%d/ns/pid" % pid)
@@ -380,22 +387,22 @@ class Fleet:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                     start_new_session=True, close_fds=True, cwd="/")
         h["unshare_pid"] = proc.pid
-        init = None
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            if init is None:
-                kids = [p for p in pids() if ppid(p) == proc.pid]
-                init = kids[0] if kids else None
             with open(log_path, "rb") as handle:
                 text = handle.read().decode("utf-8", "replace")
-            if ("ready %s" % name) in text.splitlines()[-1:] or text.rstrip().endswith("ready %s" % name):
+            if text.rstrip().endswith("ready %s" % name):
                 break
             if proc.poll() is not None:
                 raise FleetError("host %s did not start: %s" % (name, text.strip()[-2000:]))
             time.sleep(0.05)
         else:
-            raise FleetError("host %s did not become ready in 15 s (log %s)" % (name, log_path))
-        h["init_pid"] = init
+            raise FleetError("host %s did not become ready in 30 s (log %s)" % (name, log_path))
+        # unshare --fork: PID 1 of the host is unshare's only child
+        init = children(proc.pid)
+        if len(init) != 1:
+            raise FleetError("host %s: expected one child of unshare (pid %d), found %s" % (name, proc.pid, init))
+        h["init_pid"] = init[0]
         h["pidns"] = pid_ns(init)
         self.save()
         self.start_sshd(name)
