@@ -403,7 +403,7 @@ class Fleet:
         if len(init) != 1:
             raise FleetError("host %s: expected one child of unshare (pid %d), found %s" % (name, proc.pid, init))
         h["init_pid"] = init[0]
-        h["pidns"] = pid_ns(init)
+        h["pidns"] = pid_ns(init[0])
         self.save()
         self.start_sshd(name)
 

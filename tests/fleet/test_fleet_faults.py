@@ -57,7 +57,7 @@ def test_a_client_unreachable_in_a_wave_counts_toward_the_gate_and_stops_the_lat
     for client in ("client03", "client04", "client05", "client06"):
         assert snapshot(fresh, client) == before[client], "%s was touched" % client
     text = summary(run)
-    assert re.search(r"unreachable[^\n]*client03", text), text
+    assert "unreachable" in text and "client03" in text, text
     for client in ("client04", "client05", "client06"):
         assert client in text, (client, text)
 
