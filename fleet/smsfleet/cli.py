@@ -65,8 +65,9 @@ def cmd_reset(args):
 def cmd_exec(args):
     """Run a command inside a host (its mounts, processes and network)."""
     argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
-    proc = _fleet(args).nsenter(args.host, argv or ["/bin/sh", "-c", "mount | grep -e /mnt -e /root"],
-                                check=False, timeout=600)
+    if not argv:
+        raise FleetError("exec %s: give the command to run, e.g. exec %s -- ps -ef" % (args.host, args.host))
+    proc = _fleet(args).nsenter(args.host, argv, check=False, timeout=600)
     sys.stdout.write(proc.stdout)
     sys.stderr.write(proc.stderr)
     return proc.returncode

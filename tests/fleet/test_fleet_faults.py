@@ -2,8 +2,10 @@
 asserts what the run says, what is on each host's own disk, and that a
 re-run converges."""
 
+import json
 import os
 import re
+import time
 
 import pytest
 
@@ -148,11 +150,16 @@ def test_the_controller_killed_at_five_points_each_rerun_goes_on_and_the_last_co
     on their own (those blocked on the dead controller are killed by PID).
     After every kill no temporary file is on any host; the last run
     converges."""
+    record = []
     for name, banner, host, extravars in KILL_POINTS:
         killed = run_and_kill(fresh, tmp_path, name.replace(" ", "-"), banner, host, extravars=extravars)
         assert killed.killed_at is not None, "%s: the run never reached the point (rc %s):\n%s" % (
             name, killed.rc, killed.stdout[-3000:])
-        fresh.settle_modules(timeout=15)
+        started = time.monotonic()
+        blocked = fresh.settle_modules(timeout=15)
+        record.append({"point": name, "settled_s": round(time.monotonic() - started, 1), "killed_by_pid": blocked})
+        with open(str(tmp_path / "kills.json"), "w") as handle:
+            json.dump(record, handle, indent=2)
         assert temp_files(fresh) == [], name
     final = run_and_kill(fresh, tmp_path, "final", "never printed", "smssite", extravars=ALL_AT_ONCE)
     assert final.killed_at is None and final.rc == 0, final.stdout[-3000:]
