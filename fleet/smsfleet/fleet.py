@@ -46,6 +46,8 @@ DEFAULT_CYCLE = 4.0
 # of Q216552, client03 a Windows-style command line, the others one healthy
 # SMSRUN32 each.
 HUNG = ("client01",)
+STANDIN_LIFETIME = 3600.0
+HUNG_CPU = 0.2
 WINDOWS_STYLE = ("client03",)
 
 sys.path.insert(0, LAB_DIR)
@@ -384,12 +386,15 @@ class Fleet:
                 "--propagation", "private", HOST_PYTHON, os.path.join(self.tools, "sms-fleet-host"),
                 "init", "--config", os.path.join(cdir, "host.json")]
         with open(log_path, "ab") as log:
+            # a restarted host appends to its log: only what this start wrote counts
+            offset = log.tell()
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                     start_new_session=True, close_fds=True, cwd="/")
         h["unshare_pid"] = proc.pid
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             with open(log_path, "rb") as handle:
+                handle.seek(offset)
                 text = handle.read().decode("utf-8", "replace")
             if text.rstrip().endswith("ready %s" % name):
                 break
@@ -496,8 +501,12 @@ class Fleet:
             argv.append("--hung")
         if stubborn:
             argv.append("--stubborn")
-        if lifetime is not None:
-            argv += ["--lifetime", repr(float(lifetime))]
+        # Long enough to outlive a slow test run (they end with the host, at
+        # reset and at down); a hung pair burns a fifth of a core each, not
+        # more: two instances are what makes it hung.
+        argv += ["--lifetime", repr(float(lifetime or STANDIN_LIFETIME))]
+        if hung:
+            argv += ["--cpu", repr(HUNG_CPU)]
         self.nsenter(name, argv)
         return self.smsrun_pids(name)
 

@@ -196,6 +196,8 @@ def cmd_smsrun(args):
     lifetime = args.lifetime if args.lifetime is not None else (180.0 if args.hung else 900.0)
     argv = [argv0, LAB_TOOL, "_smsrun32", "--root", CLIENT_LAB, "--host", cfg["name"],
             "--image=" + image, "--mode", "hung" if args.hung else "idle", "--lifetime", repr(lifetime)]
+    if args.hung:
+        argv += ["--cpu", repr(args.cpu)]
     if args.stubborn:
         argv.append("--stubborn")
     started = []
@@ -261,6 +263,7 @@ def main(argv=None):
     p.add_argument("--hung", action="store_true")
     p.add_argument("--stubborn", action="store_true")
     p.add_argument("--lifetime", type=float)
+    p.add_argument("--cpu", type=float, default=0.6, help="share of a core each hung instance burns")
     p.set_defaults(func=cmd_smsrun)
     p = sub.add_parser("small-drive")
     p.add_argument("--free", type=int, required=True)
