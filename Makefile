@@ -5,17 +5,19 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 LAB_ROOT ?= $(CURDIR)/.lab
 LAB_ARGS ?=
+FLEET_ROOT ?= $(CURDIR)/.fleet
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export SMS_LAB_ROOT := $(LAB_ROOT)
 PAYLOAD := hotfixes/Q216552/payload
 
-.PHONY: help venv payload browser-deps lab lab-down lab-status demo rollout rollback compliance test test-deps lint syntax unit molecule bench clean
+.PHONY: help venv payload browser-deps lab lab-down lab-status demo rollout rollback compliance test test-deps lint syntax unit molecule bench clean fleet fleet-down fleet-deps bench-ssh
 
 help:
 	@echo "make demo      set up (virtualenv, payload, lab) and run rollout.yml against the lab"
 	@echo "make test      run the whole test suite (lint, syntax, unit, lab, end-to-end, molecule)"
 	@echo "make lab / lab-down / lab-status, make rollback, make compliance, make bench"
+	@echo "make fleet / fleet-down (root): the SSH fleet, hosts in namespaces (docs/FLEET.md)"
 
 $(BIN)/ansible-playbook: requirements.txt requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -78,7 +80,7 @@ TEST_PACKAGES := samba:smbd iproute2:ip
 test-deps:
 	bin/sms-test-deps $(TEST_PACKAGES)
 
-test: payload test-deps browser-deps
+test: payload test-deps browser-deps fleet-deps
 	$(BIN)/ansible-lint --profile production
 	$(BIN)/ansible-playbook --syntax-check rollout.yml playbooks/*.yml
 	$(BIN)/python -m pytest tests
@@ -86,6 +88,20 @@ test: payload test-deps browser-deps
 
 bench: payload
 	$(BIN)/python benchmarks/client_wave.py
+
+# The SSH fleet (docs/FLEET.md): root only; fleet-deps installs Debian's
+# openssh-server and iproute2 when missing (and says why not when not root).
+fleet-deps:
+	@bash fleet/install-deps
+
+fleet: payload fleet-deps
+	$(BIN)/python fleet/sms-fleet --root $(FLEET_ROOT) up
+
+fleet-down:
+	$(PYTHON) fleet/sms-fleet --root $(FLEET_ROOT) down
+
+bench-ssh: payload fleet-deps
+	$(BIN)/python benchmarks/ssh_wave.py
 
 clean: lab-down
 	rm -rf $(VENV) reports .ansible $(PAYLOAD)
