@@ -68,8 +68,11 @@ test: payload
 	$(BIN)/python -m pytest tests
 	$(BIN)/molecule test --all
 
+# make bench CLIENTS="100 300 1000" BENCH_ARGS="--repeat 2"; see benchmarks/README.md
+CLIENTS ?= 200
+BENCH_ARGS ?=
 bench: payload
-	$(BIN)/python benchmarks/client_wave.py
+	$(BIN)/python benchmarks/bench.py --clients $(CLIENTS) $(BENCH_ARGS)
 
 clean: lab-down
 	rm -rf $(VENV) reports .ansible $(PAYLOAD)
