@@ -30,6 +30,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -302,8 +303,20 @@ def parse(argv):
     return args
 
 
+class Stopped(Exception):
+    """SIGTERM or SIGINT: stop, but tear the labs down on the way out."""
+
+
+def stop(signum, _frame):
+    raise Stopped("stopped by signal %d" % signum)
+
+
 def main(argv=None):
     args = parse(argv)
+    # A background job ignores SIGINT and SIGTERM would skip every `finally`:
+    # both become an exception, so the runs are killed and the labs torn down.
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     scenarios = default_scenarios()
     if args.scenario:
         known = {s.name: s for s in scenarios}
@@ -373,7 +386,7 @@ def main(argv=None):
         say("written: %s" % out)
         ok = True
         return 0
-    except (BenchError, subprocess.CalledProcessError) as exc:
+    except (BenchError, Stopped, subprocess.CalledProcessError) as exc:
         say("BENCHMARK FAILED: %s" % exc)
         return 1
     finally:
