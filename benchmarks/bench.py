@@ -279,8 +279,8 @@ def write_json(result, path):
 
 def parse(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clients", type=int, nargs="+", default=[200], metavar="N",
-                        help="lab sizes to measure, one lab each (default 200)")
+    parser.add_argument("--clients", type=int, nargs="*", default=[200], metavar="N",
+                        help="lab sizes to measure, one lab each (default 200; none: the replication latency only)")
     parser.add_argument("--repeat", type=int, default=3, help="rounds per size (default 3)")
     parser.add_argument("--forks", type=int, default=25, help="forks of every run (default 25)")
     parser.add_argument("--waves", type=json.loads, default=DEFAULT_WAVES,
@@ -298,7 +298,7 @@ def parse(argv):
                         help="where to write the result (default benchmarks/results/<UTC time>-bench.json)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, counts, labs torn down)")
     args = parser.parse_args(argv)
-    if min(args.clients) < 2 or args.repeat < 1 or args.forks < 1:
+    if min(args.clients, default=2) < 2 or args.repeat < 1 or args.forks < 1:
         parser.error("--clients must be at least 2, --repeat and --forks at least 1")
     return args
 
@@ -337,7 +337,7 @@ def main(argv=None):
               "sizes": []}
     ok = False
     try:
-        if naive and not args.skip_naive_check:
+        if naive and args.clients and not args.skip_naive_check:
             say("checking the naive playbook on a 12-client lab with SMSRUN32 running (one hung)")
             result["naive_check"] = check_naive_on_lab(work, args.forks, args.waves)
             say("  correct: files, dates, SMS.INI, one SMSRUN32 per client (%.1f tasks, %.1f module runs per client)"
