@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import resource
+import signal
 import subprocess
 import threading
 import time
@@ -176,7 +177,13 @@ def run(commands, sample_interval=1.0, on_start=None):
     finally:
         for proc in procs:
             if proc.returncode is None:
-                proc.kill()
+                # Ansible's workers leave the process group (setsid), so the
+                # whole tree is found and ended by pid, leaves first.
+                for pid in reversed(tree(proc.pid)):
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
                 proc.wait()
         for log in handles:
             log.close()
