@@ -14,7 +14,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -301,7 +300,3 @@ def copy_dir_times(src, dst):
     for folder, dirs, _files in os.walk(src):
         rel = os.path.relpath(folder, src)
         shutil.copystat(folder, os.path.join(dst, rel))
-
-
-def make_work(prefix="sms-bench-"):
-    return Path(tempfile.mkdtemp(prefix=prefix))
