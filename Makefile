@@ -86,8 +86,11 @@ test: payload test-deps browser-deps fleet-deps
 	$(BIN)/python -m pytest tests
 	$(BIN)/molecule test --all
 
+# make bench CLIENTS="100 300 1000" BENCH_ARGS="--repeat 2"; see benchmarks/README.md
+CLIENTS ?= 200
+BENCH_ARGS ?=
 bench: payload
-	$(BIN)/python benchmarks/client_wave.py
+	$(BIN)/python benchmarks/bench.py --clients $(CLIENTS) $(BENCH_ARGS)
 
 # The SSH fleet (docs/FLEET.md): root only; fleet-deps installs Debian's
 # openssh-server and iproute2 when missing (and says why not when not root).

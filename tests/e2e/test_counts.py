@@ -1,0 +1,103 @@
+"""What an upgrade wave costs, counted (issue 12): exactly one task and one
+module run per client. A task per host costs about as much as a module run,
+so these counts are what keeps the client tier near one ping per client.
+
+Tasks per host come from ansible-runner's events (every task started on the
+host, skipped ones included); module runs from the interpreter the modules
+run with, a link per host to a small script that notes the host and the
+module file, then execs the real Python. No timing here: speed lives in
+benchmarks/bench.py.
+"""
+
+import os
+import sys
+from collections import Counter, defaultdict
+
+import pytest
+
+from sms_e2e import load_manifest_json
+
+pytestmark = pytest.mark.slow
+
+HOTFIX = load_manifest_json()
+WANT = {platform: {f["name"].lower(): f["sha256"] for f in spec["files"]}
+        for platform, spec in HOTFIX["platforms"].items()}
+
+COUNTING_INTERPRETER = """#!/bin/sh
+printf '%s %s\\n' "${0##*/}" "${1##*/}" >> "$COUNT_MODULE_LOG"
+exec "$COUNT_PYTHON" "$@"
+"""
+RESULT_EVENTS = ("runner_on_ok", "runner_on_failed", "runner_on_skipped", "runner_on_unreachable")
+
+
+def counting_interpreters(folder, hosts):
+    folder.mkdir()
+    script = folder / ".count"
+    script.write_text(COUNTING_INTERPRETER)
+    script.chmod(0o755)
+    for host in hosts:
+        (folder / host).symlink_to(script.name)
+    return str(folder) + "/{{ inventory_hostname }}"
+
+
+def module_runs(log):
+    runs = defaultdict(Counter)
+    if os.path.exists(log):
+        with open(log) as handle:
+            for line in handle:
+                host, _, module_file = line.strip().partition(" ")
+                runs[host][module_file.replace("AnsiballZ_", "").rsplit(".py", 1)[0]] += 1
+    return runs
+
+
+def platform_of(lab, client):
+    alpha_part = open(lab.inventory).read().split("clients_alpha:", 1)[1]
+    return "alpha" if "%s:" % client in alpha_part else "x86"
+
+
+def server_of(lab, client):
+    for line in lab.sms_ini(client).decode("latin-1").split("\r\n"):
+        if line.lower().startswith("current_logon_server="):
+            return line.split("\\")[2].lower()
+    raise AssertionError("no logon server in %s's SMS.INI" % client)
+
+
+def test_an_upgrade_wave_costs_one_task_and_one_module_run_per_client(make_lab, run_playbook, tmp_path):
+    lab = make_lab(clients=12, hung=1)
+    clients = lab.clients()
+    for playbook in ("playbooks/site.yml", "playbooks/logon.yml"):
+        assert run_playbook(lab, playbook).rc == 0, playbook
+    log = str(tmp_path / "modules.log")
+    interpreter = counting_interpreters(tmp_path / "interpreters", clients)
+
+    run = run_playbook(lab, "playbooks/clients.yml", extravars={"ansible_python_interpreter": interpreter},
+                       envvars={"COUNT_MODULE_LOG": log, "COUNT_PYTHON": sys.executable})
+
+    assert run.rc == 0, run.stdout[-3000:]
+    started = defaultdict(list)
+    finished = defaultdict(list)
+    for event in run.events:
+        data = event.get("event_data", {})
+        if data.get("host") not in clients:
+            continue
+        if event["event"] == "runner_on_start":
+            started[data["host"]].append("%s (%s)" % (data.get("task"), data.get("task_action")))
+        elif event["event"] in RESULT_EVENTS:
+            changed = (data.get("res") or {}).get("changed")
+            finished[data["host"]].append((data.get("task_action"), event["event"], changed))
+    # Every client: one task, the module, changed; nothing else started on it
+    # (no argument-spec validation per host, no per-wave check landing on a host).
+    extra = {c: started[c] for c in clients if len(started[c]) != 1}
+    assert extra == {}, "clients with other than exactly one task started on them: %s" % extra
+    for client in clients:
+        assert [(a.split(".")[-1], e, ch) for a, e, ch in finished[client]] == [
+            ("sms_client_upgrade", "runner_on_ok", True)], client
+    runs = module_runs(log)
+    assert {c: dict(runs.get(c, {})) for c in clients} == {c: {"sms_client_upgrade": 1} for c in clients}
+
+    # The run did the upgrade, so the counts are of a real one.
+    for client in clients:
+        files = lab.files(client, "MS", "SMS", "BIN")
+        assert {n: files.get(n) for n in WANT[platform_of(lab, client)]} == WANT[platform_of(lab, client)], client
+        assert lab.ini_value(client, "SetupPhase") == "installed", client
+        assert lab.ini_value(client, "CopyListVersion") == str(lab.copy_list_version(server_of(lab, client))), client
