@@ -29,6 +29,7 @@ CLIENT_SRC = ("SMS", "Site.srv", "Maincfg.box", "Client.src")
 BIN = ("MS", "SMS", "BIN")
 # Actions that run in the controller's worker and ship no module to a host.
 CONTROLLER_ACTIONS = {"validate_argument_spec", "set_fact", "debug", "assert", "fail", "meta", "include_role",
+                      "sms_wave_gate", "sms_rollout_check",
                       "include_tasks", "import_tasks"}
 
 

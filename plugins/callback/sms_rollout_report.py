@@ -142,6 +142,7 @@ class CallbackModule(CallbackBase):
         self.model = model.RunModel()
         self.started_clock = time.monotonic()
         self.plays = {}            # play uuid -> {"tiers", "batches", "hosts", "serial", "name", "waves"}
+        self.announced = set()     # tiers whose hosts were named once on the console
         self.current_play = None
         self.invocation = {}
         self.wave = None           # the client wave whose results are arriving
@@ -291,10 +292,12 @@ class CallbackModule(CallbackBase):
                 self._display.display("SMS rollout: clients — %s in %s: %s"
                                       % (model.plural(len(hosts), "host"), model.plural(len(waves), "wave"),
                                          ", ".join(str(size) for size in waves) or "none"))
-            elif "logon" in state["tiers"]:
+            elif "logon" in state["tiers"] and "logon" not in self.announced:
+                self.announced.add("logon")  # once: the preflight, baseline and wait plays share the tier
                 self._display.display("SMS rollout: logon servers — %s: %s"
                                       % (model.plural(len(hosts), "host"), ", ".join(hosts)))
-            elif "site" in state["tiers"]:
+            elif "site" in state["tiers"] and "site" not in self.announced:
+                self.announced.add("site")
                 self._display.display("SMS rollout: site server — %s" % ", ".join(hosts))
         state["batches"] += 1
         client = "client" in state["tiers"]

@@ -28,8 +28,9 @@ options:
     type: bool
   smb_addresses:
     description:
-      - Addresses to connect to for server names, lower-cased (C({logon01: 10.1.2.3})), where a name in a
-        share path does not resolve from the controller. Names not listed are connected to as given.
+      - Addresses to connect to for server names (keys in lower case, for example C(logon01) mapped to
+        C(10.1.2.3)), where a name in a share path does not resolve from the controller. Names not listed are
+        connected to as given.
     type: dict
     default: {}
   smb_timeout:

@@ -328,6 +328,13 @@ class RunModel(object):
             self.note_phase("compliance", failed)
             return
 
+        if action == "sms_wave_gate":
+            # The gate runs once per wave on the wave's first client; when it stops
+            # the rollout, that client (and every later one) is not reached, not failed.
+            if failed:
+                self.run_failures["wave gate"] = msg or "the wave gate stopped the rollout"
+                self.note_phase(None, True)
+            return
         tier = TIER_ACTIONS.get(action)
         if tier is None:
             if failed:

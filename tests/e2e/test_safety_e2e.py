@@ -347,6 +347,16 @@ def test_unreachable_clients_count_toward_the_wave_threshold(failed, unreachable
     # the clients of wave 3 that could be upgraded were
     for client in third[len(bad):]:
         assert results[client]["status"] == "upgraded", (client, results[client])
+    # the report and the console name every one of them: failed, unreachable, not reached
+    status = {entry["host"]: entry["status"] for entry in run.report()["clients"]}
+    assert sorted(h for h, s in status.items() if s == "failed") == sorted(bad[:failed])
+    assert sorted(h for h, s in status.items() if s == "unreachable") == sorted(bad[failed:])
+    assert sorted(h for h, s in status.items() if s == "not_reached") == sorted(fourth)
+    console = run.stdout
+    if failed:
+        assert "failed (%d): %s" % (failed, ", ".join(bad[:failed])) in console
+    assert "unreachable (%d): %s" % (unreachable, ", ".join(bad[failed:])) in console
+    assert "not reached (11): %s" % ", ".join(fourth) in console
 
 
 # --- the site tier is crash-safe -------------------------------------------------------------
