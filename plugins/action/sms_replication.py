@@ -32,6 +32,7 @@ DEFAULT_PROGRESS_INTERVAL = 30
 ADVICE = ("check that the Maintenance Manager runs on the site server (SMS Service Manager), "
           "trigger a pass, or use push mode (sms_replication_mode=push)")
 
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import PLATFORM_DIRS
 from ansible_collections.sms.hotfix.plugins.plugin_utils import sms_controller
 
 
@@ -71,7 +72,7 @@ def lagging_summary(result):
     for item in result.get("files") or []:
         if item.get("ok"):
             continue
-        label = "%s/%s" % (sms_controller.PLATFORM_DIRS.get(item.get("platform"), item.get("platform")), item.get("name"))
+        label = "%s/%s" % (PLATFORM_DIRS.get(item.get("platform"), item.get("platform")), item.get("name"))
         parts.append("%s %s" % (label, "missing" if item.get("found_sha256") is None else "old"))
     copy_list = result.get("copy_list") or {}
     if copy_list.get("required") and not copy_list.get("ok"):

@@ -22,8 +22,6 @@ from ansible.errors import AnsibleError
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.sms.hotfix.plugins.filter.sms_rollout import sms_waves
-
 ROLES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "roles")
 PLATFORMS = ("x86", "alpha", "mips")
 _NETBIOS = re.compile(r"^[A-Za-z0-9!@#$%^&()\-_'{}.~]{1,15}$")
@@ -42,8 +40,8 @@ def wave_problems(waves, max_fail):
     if isinstance(waves, (str, int)) and not isinstance(waves, bool):
         waves = [waves]
     if not isinstance(waves, list) or not waves:
-        return ["sms_rollout_waves must be a list of client counts or percentages, like [1, '10%', '50%', "
-                "'100%'], not %r" % (waves,)]
+        return ["sms_rollout_waves must be a list of client counts or percentages, like [1, '10%%', '50%%', "
+                "'100%%'], not %r" % (waves,)]
     for wave in waves:
         text = str(wave).strip()
         ok = False
@@ -173,7 +171,7 @@ class ActionModule(ActionBase):
                         default = templar.template(default)
                     values[name] = default
             except AnsibleError as exc:
-                errors.append("%s cannot be resolved: %s" % (name, str(exc).split("\n")[0]))
+                errors.append("%s cannot be resolved: %s" % (name, str(exc).split("\n", maxsplit=1)[0]))
         return values, errors
 
     def check_logon_names(self, names, explicit, groups, hostvars, args):

@@ -16,7 +16,7 @@ def sms_server_name(host, hostvars=None):
                 return str(values["sms_server_name"])
         except KeyError:
             pass
-    return host.split(".")[0]
+    return host.split(".", maxsplit=1)[0]
 
 
 class FilterModule:

@@ -15,7 +15,7 @@ import datetime
 import json
 import time
 
-from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import SmsFileError, describe_os_error  # noqa: F401
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import SmsFileError
 
 # Room for a journal rewrite (its temporary copy next to the old one).
 JOURNAL_ROOM = 64 * 1024

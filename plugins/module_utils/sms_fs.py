@@ -61,8 +61,7 @@ def opened(chunks):
     def replay():
         if first is not None:
             yield first
-        for block in iterator:
-            yield block
+        yield from iterator
     return replay()
 
 
@@ -742,7 +741,7 @@ def split_file(path, depth=1):
         return "\\\\" + "\\".join(pieces[:-depth]), tuple(pieces[-depth:])
     path = os.path.abspath(path)
     parts = []
-    for _ in range(depth):
+    while len(parts) < depth:
         path, name = os.path.split(path)
         parts.insert(0, name)
     return path, tuple(parts)

@@ -25,7 +25,6 @@ message or a result.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 
 

@@ -18,8 +18,9 @@ description:
     C(SMS.INI) is reported in C(compliance.error) rather than failing, so one
     compliance run covers the whole fleet.
 version_added: "1.0.0"
-author: the sms-hotfix-rollout authors
+author: SMS hotfix rollout maintainers (@sms-hotfix-rollout)
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - sms.hotfix.smb
 options:
   drive_root:
@@ -80,13 +81,14 @@ notes:
   - Nothing outside O(drive_root) is read and no symbolic link is followed; a link where the module reads is
     reported in C(compliance.error).
 seealso:
-  - module: sms_client_upgrade
+  - module: sms.hotfix.sms_client_upgrade
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
   platform:
+    support: full
     platforms: posix
 """
 

@@ -36,8 +36,9 @@ description:
   - Nothing is written in place; a failure after the first replacement puts
     back what this run replaced.
 version_added: "1.0.0"
-author: the sms-hotfix-rollout authors
+author: SMS hotfix rollout maintainers (@sms-hotfix-rollout)
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - sms.hotfix.smb
 options:
   drive_root:
@@ -173,7 +174,7 @@ notes:
     the module reads, backs up or writes fails the client with a message naming it, and nothing changes.
   - O(cpu_window) is spent only when exactly one C(SMSRUN32) runs.
 seealso:
-  - module: sms_client_facts
+  - module: sms.hotfix.sms_client_facts
 attributes:
   check_mode:
     support: full
@@ -184,6 +185,7 @@ attributes:
       - Before/after lines per changed file (path and SHA-256) and per changed C(SMS.INI) key.
       - A rollback that restores C(SMS.INI) whole (it cannot be parsed) also shows its path and SHA-256.
   platform:
+    support: full
     platforms: posix
 """
 

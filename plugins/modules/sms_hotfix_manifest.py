@@ -16,7 +16,9 @@ description:
   - Read-only; used as the rollout's preflight on the controller, before any
     host is touched.
 version_added: "1.0.0"
-author: the sms-hotfix-rollout authors
+author: SMS hotfix rollout maintainers (@sms-hotfix-rollout)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 options:
   manifest:
     description: Path of the hotfix's C(manifest.json).
@@ -36,6 +38,7 @@ attributes:
   diff_mode:
     support: none
   platform:
+    support: full
     platforms: posix
 """
 

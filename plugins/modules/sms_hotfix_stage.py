@@ -49,8 +49,9 @@ description:
   - Take the rollout lock (M(sms.hotfix.sms_rollout_lock)) before running this module, so two rollouts cannot
     stage at once.
 version_added: "1.0.0"
-author: the sms-hotfix-rollout authors
+author: SMS hotfix rollout maintainers (@sms-hotfix-rollout)
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - sms.hotfix.smb
 options:
   sms_root:
@@ -116,6 +117,7 @@ attributes:
     support: full
     details: One entry per changed file (C(<Platform>.bin/<name> sha256:<hash>) before and after) and one for the date of C(System.map).
   platform:
+    support: full
     platforms: posix
 notes:
   - Free space needed is checked before any change; a temporary copy of each new file in its folder,
@@ -654,6 +656,9 @@ def main():
             platforms=dict(type="list", elements="str"),
             bump=dict(type="str", choices=["auto", "always", "never"], default="auto"),
             state_dir=dict(type="str"),
+            # Consumed by the action plugin of the same name (it never reaches the module); declared so the
+            # argument spec and the documentation agree.
+            transfer=dict(type="str", choices=["auto", "always", "never"], default="auto"),
             **SMB_ARGS
         ),
         supports_check_mode=True,

@@ -38,8 +38,9 @@ description:
     C(progress_interval) seconds (a task argument, default 30) and prints one
     progress line per server between slices.
 version_added: "1.0.0"
-author: the sms-hotfix-rollout authors
+author: SMS hotfix rollout maintainers (@sms-hotfix-rollout)
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - sms.hotfix.smb
 options:
   sms_root:
@@ -135,6 +136,13 @@ options:
   server_name:
     description: Name of the server in messages, usually C(inventory_hostname). Default is I(sms_root).
     type: str
+  progress_interval:
+    description:
+      - Consumed by the action plugin of the same name (a task option, not passed to the module).
+      - With I(state=converged) and a I(timeout), seconds between two progress lines per server; the first
+        line comes after a few seconds.
+    type: float
+    default: 30
 attributes:
   check_mode:
     support: full
@@ -146,6 +154,7 @@ attributes:
     support: partial
     details: Only I(state=pushed) and I(state=restored) return a diff.
   platform:
+    support: full
     platforms: posix
 notes:
   - Nothing outside I(sms_root) (and I(state_dir)) is read or written and no symbolic link is followed; a
@@ -669,7 +678,7 @@ def run_baseline(ctx, server):
             "recorded": iso_utc(time.time()), "server": ctx.label,
             "files_already_current": all(item["ok"] for item in files),
             "files": {"%s/%s" % (i["platform"], i["name"].lower()): i["found_sha256"] for i in files},
-            "expected": {p: files_ for p, files_ in sorted(ctx.expected.items())},
+            "expected": dict(sorted(ctx.expected.items())),
         }
         # Checked in check mode too, so the preflight refuses a server it could not record on.
         check_new_folders(ctx.volume, [ctx.state_parts])
@@ -965,6 +974,10 @@ def main():
             fail_on_timeout=dict(type="bool", default=True),
             state_dir=dict(type="str"),
             server_name=dict(type="str"),
+            # Consumed by the action plugin of the same name (it never reaches the module); declared so the
+            # argument spec and the documentation agree.
+            transfer=dict(type="str", choices=["auto", "always", "never"], default="auto"),
+            progress_interval=dict(type="float", default=30),
             **SMB_ARGS
         ),
         required_if=[

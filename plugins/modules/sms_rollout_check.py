@@ -21,7 +21,9 @@ description:
     logon group.
   - Every problem is listed in one failure, naming the variable, the value and the hosts.
 version_added: "1.0.0"
-author: the sms-hotfix-rollout authors
+author: SMS hotfix rollout maintainers (@sms-hotfix-rollout)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 options:
   tiers:
     description:
@@ -62,6 +64,7 @@ attributes:
   diff_mode:
     support: none
   platform:
+    support: full
     platforms: all
 seealso:
   - module: sms.hotfix.sms_hotfix_manifest

@@ -31,8 +31,9 @@ description:
     managed state, so they report C(changed=false) (with RV(acquired) or RV(released) true) and a whole
     rollout stays idempotent. Only a takeover of a stale lock or a forced release reports a change.
 version_added: "1.0.0"
-author: the sms-hotfix-rollout authors
+author: SMS hotfix rollout maintainers (@sms-hotfix-rollout)
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - sms.hotfix.smb
 options:
   path:
@@ -73,9 +74,10 @@ attributes:
   diff_mode:
     support: none
   platform:
+    support: full
     platforms: posix
 seealso:
-  - module: sms_hotfix_stage
+  - module: sms.hotfix.sms_hotfix_stage
 """
 
 EXAMPLES = r"""

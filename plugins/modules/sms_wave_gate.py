@@ -21,7 +21,9 @@ description:
     gate keeps no state between waves and works the same in every AWX slice.
   - Runs on the controller only (an action plugin); this file documents it.
 version_added: "1.0.0"
-author: the sms-hotfix-rollout authors
+author: SMS hotfix rollout maintainers (@sms-hotfix-rollout)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 options:
   waves:
     description: The play's C(serial) value (a count, a percentage, or a list of them).
@@ -49,6 +51,7 @@ attributes:
   diff_mode:
     support: none
   platform:
+    support: full
     platforms: all
 notes:
   - Set C(run_once) and C(any_errors_fatal) on the task; see C(playbooks/clients.yml).

@@ -25,8 +25,8 @@ import os
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
-from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import (  # noqa: F401
-    PLATFORM_DIRS, ManifestError, read_manifest, validate_manifest)
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import (
+    ManifestError, read_manifest, validate_manifest)
 
 TRANSFER_CHOICES = ("auto", "always", "never")
 ADVICE = "check it with sms_hotfix_manifest (bin/sms-hotfix-manifest verify)"
@@ -180,6 +180,8 @@ def unreachable_over_smb(result):
     wave gate), not as a failed upgrade.
     """
     if result.get("failed") and result.get("smb") == "unreachable":
+        # Ansible judges "failed" before "unreachable": only one of them may be set.
+        result.pop("failed")
         result["unreachable"] = True
     return result
 

@@ -233,7 +233,9 @@ def summary_lines(report, where, step=None, written=True):
             # the SMS client service file changed: it runs the old one until the restart
             lines.append(LABEL % ("", "reboot required (client service changed): %s" % _hosts(reboot, where, written)))
         if pending:
-            lines.append(LABEL % ("", "pending a restart (deferred, SetupPhase=verifying_files): %s"
+            # SetupPhase=verifying_files (SMSRUN32 running, policy defer) or verify_files (process state
+            # unknown, e.g. a client reached over SMB): Client Setup finishes the upgrade
+            lines.append(LABEL % ("", "deferred to Client Setup (pending a restart): %s"
                                   % _hosts(pending, where, written)))
     if "compliance" in report:
         comp = report["totals"]["compliance"]

@@ -72,7 +72,8 @@ class SmbSite:
                     for platform in ("x86", "alpha")}},
             }}}
         with open(self.inventory, "w") as handle:
-            yaml.safe_dump(inventory, handle, default_flow_style=False)
+            # keep the lab's host order: the waves are cut in inventory order
+            yaml.safe_dump(inventory, handle, default_flow_style=False, sort_keys=False)
         self.lab.inventory = self.inventory
         return self.inventory
 
