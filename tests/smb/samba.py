@@ -145,6 +145,13 @@ class Samba:
     def resume(self):
         run("ip", "link", "set", self.veth[0], "up")
 
+    def drop(self, name):
+        """Take one host's address away (that server is gone; the others answer)."""
+        run("ip", "netns", "exec", self.ns, "ip", "addr", "del", "%s/24" % self.addresses[name], "dev", self.veth[1])
+
+    def restore(self, name):
+        run("ip", "netns", "exec", self.ns, "ip", "addr", "add", "%s/24" % self.addresses[name], "dev", self.veth[1])
+
     # -- teardown ----------------------------------------------------------------------------
     def stop(self):
         if self.proc is not None and self.proc.poll() is None:

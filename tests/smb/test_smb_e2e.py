@@ -200,31 +200,36 @@ def test_a_file_held_open_on_the_server_fails_cleanly_and_nothing_is_half_writte
 def test_a_server_gone_mid_wave_counts_as_unreachable_for_the_wave_gate(site, tmp_path):
     lab = site.lab
     run(site, tmp_path, "playbooks/rollback.yml", name="clean2")
-    clients = lab.clients()  # waves 1, 1, 2 of 4: client01 | client02 | client03, client04
-    later = {c: listing(lab.host(c)) for c in clients[2:]}
-    paused = threading.Event()
+    clients = lab.clients()  # waves 1, 2, 1 of 4: client01 | client02, client03 | client04
+    gone, later = clients[1], clients[3]
+    untouched = listing(lab.host(later))
+    dropped = threading.Event()
 
     def on_event(event):
         data = event.get("event_data") or {}
         if (event.get("event") == "runner_on_ok" and data.get("host") == clients[0]
-                and data.get("task_action", "").endswith("sms_client_upgrade") and not paused.is_set()):
-            site.samba.pause()  # wave 1 is done: every share goes away before wave 2 starts
-            paused.set()
+                and data.get("task_action", "").endswith("sms_client_upgrade") and not dropped.is_set()):
+            site.samba.drop(gone)  # wave 1 is done: one client's server goes away before wave 2
+            dropped.set()
         return True
 
     try:
-        result = run(site, tmp_path, on_event=on_event, name="midwave")
+        result = run(site, tmp_path, on_event=on_event, name="midwave",
+                     extravars={"sms_rollout_waves": [1, 2, 1], "sms_rollout_max_fail_percentage": 20})
     finally:
-        site.samba.resume()
-    assert paused.is_set()
+        if dropped.is_set():
+            site.samba.restore(gone)
+    assert dropped.is_set()
     assert result.rc != 0
-    dark = set((result.stats.get("dark") or {}))
-    assert clients[1] in dark, (result.stats, failures(result))
+    assert gone in set(result.stats.get("dark") or {}), (result.stats, failures(result))
+    assert gone not in set(result.stats.get("failures") or {})
+    # wave 2 had one unreachable client of two (50% > 20%): the gate stops wave 3
     gate = [msg for _h, msg in failures(result) if "does not start" in msg]
-    assert gate and clients[1] in gate[0] and "wave 3 of 3" in gate[0], failures(result)
-    for client in clients[2:]:
-        assert client not in result.results("sms_client_upgrade")
-        assert listing(lab.host(client)) == later[client]
+    assert gate and gone in gate[0] and "wave 3 of 3" in gate[0], failures(result)
+    assert later not in result.results("sms_client_upgrade")
+    assert listing(lab.host(later)) == untouched
+    status = {entry["host"]: entry["status"] for entry in result.report()["clients"]}
+    assert status[gone] == "unreachable" and status[later] == "not_reached", status
     # back again: a re-run finishes what is left
     again = run(site, tmp_path, name="after")
     assert again.rc == 0, again.stdout[-3000:]
