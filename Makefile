@@ -78,7 +78,7 @@ molecule: payload
 TEST_PACKAGES := samba:smbd iproute2:ip
 
 test-deps:
-	bin/sms-test-deps $(TEST_PACKAGES)
+	bash tests/install-test-deps.sh $(TEST_PACKAGES)
 
 test: payload test-deps browser-deps fleet-deps
 	$(BIN)/ansible-lint --profile production

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark of the Q216552 client tier against the lab twin (issue 12).
 
 In one run, at each size given, over the same freshly prepared lab (site
@@ -133,8 +132,8 @@ class Bench:
             self.state = scenario.leaves or self.state
             say("  round %d  %-15s wall %7.1fs  CPU %7.1fs  tasks/client %.2f  module runs/client %.2f  "
                 "other %.2f cores" % (number, scenario.name, record["wall_s"], record["cpu_s"],
-                                       record["tasks_per_client"], record["module_runs_per_client"],
-                                       record["other_cores"] or 0.0))
+                                      record["tasks_per_client"], record["module_runs_per_client"],
+                                      record["other_cores"] or 0.0))
 
 
 def paired_ratio(runs, base_runs, key):
@@ -192,11 +191,11 @@ def table(size):
             ("ctrl RSS MB", ">", lambda n, s: fmt(s["controller_peak_rss_mb"], ".0f")),
             ("tree PSS MB", ">", lambda n, s: fmt(s["tree_peak_pss_mb"], ".0f")),
             ("other cores", ">", lambda n, s: fmt(s["other_cores_max"], ".2f"))]
-    rows = [[get(name, summary) for _, _, get in cols] for name, summary in size["summary"].items()]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, (h, _, _) in enumerate(cols)]
-    out = [" | ".join(format(h, a + str(w)) for (h, a, _), w in zip(cols, widths)),
+    rows = [[get(name, summary) for _head, _align, get in cols] for name, summary in size["summary"].items()]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, (h, _align, _get) in enumerate(cols)]
+    out = [" | ".join(format(h, a + str(w)) for (h, a, _get), w in zip(cols, widths)),
            "-+-".join("-" * w for w in widths)]
-    out += [" | ".join(format(v, a + str(w)) for v, (_, a, _), w in zip(r, cols, widths)) for r in rows]
+    out += [" | ".join(format(v, a + str(w)) for v, (_head, a, _get), w in zip(r, cols, widths)) for r in rows]
     return "\n".join(out)
 
 
@@ -278,7 +277,7 @@ def write_json(result, path):
 
 
 def parse(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--clients", type=int, nargs="*", default=[200], metavar="N",
                         help="lab sizes to measure, one lab each (default 200; none: the replication latency only)")
     parser.add_argument("--repeat", type=int, default=3, help="rounds per size (default 3)")

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark: one client wave of the Q216552 rollout over SSH, on the fleet.
 
 The SSH variant of client_wave.py (docs/FLEET.md): every client is a host of
@@ -120,7 +119,7 @@ def measured(name, argv, env, work, fleet, clients):
         start = time.monotonic()
         proc = subprocess.Popen(argv, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(proc.pid, 0)
+        _pid, status, usage = os.wait4(proc.pid, 0)
         wall = time.monotonic() - start
     rc = os.waitstatus_to_exitcode(status)
     after = {c: sshd_counts(fleet, c) for c in clients}
@@ -189,13 +188,13 @@ def table(r):
             ("upgrade/ping", f"{up['wall_s'] / ping['wall_s']:.2f}"),
             ("CPU upgrade/ping", f"{up['cpu_s'] / ping['cpu_s']:.2f}")]
     widths = [max(len(h), len(v)) for h, v in cols]
-    return "\n".join((" | ".join(h.rjust(w) for (h, _), w in zip(cols, widths)),
+    return "\n".join((" | ".join(h.rjust(w) for (h, _value), w in zip(cols, widths)),
                       "-+-".join("-" * w for w in widths),
-                      " | ".join(v.rjust(w) for (_, v), w in zip(cols, widths))))
+                      " | ".join(v.rjust(w) for (_head, v), w in zip(cols, widths))))
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--clients", type=int, default=24, help="fleet clients (default 24)")
     parser.add_argument("--forks", type=int, default=25)
     parser.add_argument("--keep", action="store_true", help="leave the fleet and logs up; print where")

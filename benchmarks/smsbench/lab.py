@@ -152,7 +152,7 @@ class Lab:
         runs = {}
         if self.module_log.exists():
             for line in self.module_log.read_text(encoding="utf-8").splitlines():
-                host, _, module_file = line.partition(" ")
+                host, _sep, module_file = line.partition(" ")
                 module = module_file.replace("AnsiballZ_", "").rsplit(".py", 1)[0]
                 per_host = runs.setdefault(host, {})
                 per_host[module] = per_host.get(module, 0) + 1
@@ -214,8 +214,8 @@ class Lab:
                     continue
                 digest = sha256(paths[0])
                 if digest != spec["sha256"]:
-                    wrong.append("%s: %s has SHA-256 %s…, manifest %s…" % (name, paths[0], digest[:12],
-                                                                         spec["sha256"][:12]))
+                    wrong.append("%s: %s has SHA-256 %s…, manifest %s…"
+                                 % (name, paths[0], digest[:12], spec["sha256"][:12]))
                 want = datetime.datetime.fromisoformat(spec["date"].replace("Z", "+00:00")).timestamp()
                 if int(os.stat(paths[0]).st_mtime) != int(want):
                     wrong.append("%s: %s dated %s, manifest %s" % (name, paths[0], os.stat(paths[0]).st_mtime,

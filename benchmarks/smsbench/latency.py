@@ -241,7 +241,7 @@ def measure_replication(work, passes=20, forks=25, long_rounds=2, long_delay=10.
         # Long rounds first and last so drift in the machine's load touches both ends.
         # A pass 1-2 s after the waiters' processes started: after their first
         # poll, at a uniformly spread phase of their 1 s polling.
-        delays = [long_delay] + [rng.uniform(1.0, 2.0) for _ in range(passes)] + [long_delay] * (long_rounds - 1)
+        delays = [long_delay] + [rng.uniform(1.0, 2.0) for _pass in range(passes)] + [long_delay] * (long_rounds - 1)
         rounds = []
         for index, delay in enumerate(delays, 1):
             rounds.append(run_round(lab, work, index, delay, forks, servers, originals,

@@ -166,7 +166,7 @@ def run(commands, sample_interval=1.0, on_start=None):
         for proc in procs:
             # wait4 gives the command's own tree: ru_utime + ru_stime of every
             # descendant that was waited for, ru_maxrss of the largest one.
-            _, status, usage = os.wait4(proc.pid, 0)
+            _pid, status, usage = os.wait4(proc.pid, 0)
             proc.returncode = os.waitstatus_to_exitcode(status)
             rcs.append(proc.returncode)
             cpu += usage.ru_utime + usage.ru_stime

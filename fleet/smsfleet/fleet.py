@@ -63,11 +63,12 @@ class FleetError(Exception):
 # -- small process helpers -------------------------------------------------------
 
 def run(argv, check=True, timeout=60, **kwargs):
+    # The caller's check raises a FleetError naming the command and its output.
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
-                          **kwargs)
+                          check=False, **kwargs)
     if check and proc.returncode != 0:
-        raise FleetError("%s failed (rc %d): %s" % (" ".join(argv), proc.returncode,
-                                                   (proc.stderr or proc.stdout).strip()))
+        raise FleetError("%s failed (rc %d): %s"
+                         % (" ".join(argv), proc.returncode, (proc.stderr or proc.stdout).strip()))
     return proc
 
 
@@ -104,7 +105,7 @@ def alive(pid):
     if pid <= 0:
         return False
     with contextlib.suppress(ChildProcessError, OSError):
-        done, _ = os.waitpid(pid, os.WNOHANG)
+        done, _status = os.waitpid(pid, os.WNOHANG)
         if done == pid:
             return False
     raw = read_proc(pid, "stat")

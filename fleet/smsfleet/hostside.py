@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """The part of the SSH fleet that runs inside one host (docs/FLEET.md).
 
 `sms-fleet up` copies this file into the fleet's tools folder; every host sees
@@ -51,7 +50,7 @@ class HostError(Exception):
 
 def mount(*args):
     # util-linux mount, argv only; a failure here leaves a broken host, so stop.
-    proc = subprocess.run(["mount", *args], capture_output=True, text=True)
+    proc = subprocess.run(["mount", *args], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise HostError("mount %s failed: %s" % (" ".join(args), (proc.stderr or proc.stdout).strip()))
 
@@ -201,7 +200,7 @@ def cmd_smsrun(args):
     if args.stubborn:
         argv.append("--stubborn")
     started = []
-    for _ in range(2 if args.hung else 1):
+    for _instance in range(2 if args.hung else 1):
         # Detached, output closed: the module that runs this returns at once.
         proc = subprocess.Popen(argv, executable="/usr/bin/python3", stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -254,7 +253,7 @@ def cmd_small_drive(args):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="sms-fleet-host", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="sms-fleet-host", description=__doc__.split("\n\n", maxsplit=1)[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("init")
     p.add_argument("--config", required=True)

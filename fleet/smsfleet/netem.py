@@ -8,7 +8,8 @@ class NetemUnavailable(Exception):
 
 
 def _tc(*args):
-    return subprocess.run(["tc", *args], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=30)
+    return subprocess.run(["tc", *args], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=30,
+                          check=False)
 
 
 def delay(link, delay_ms):

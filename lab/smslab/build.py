@@ -91,7 +91,7 @@ def build(root, spec, tool=None):
         # wait until every instance has its name, so callers see them at once
         for pids in summary["smsrun32"].values():
             for pid in pids:
-                for _ in range(200):
+                for _attempt in range(200):
                     if procs.comm(pid) == "SMSRUN32" or not procs.alive(pid):
                         break
                     time.sleep(0.02)

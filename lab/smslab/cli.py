@@ -42,11 +42,11 @@ def cmd_build(args):
     print("  clients: %d (%d x86, %d alpha)" % (spec.clients, n86, nal))
     print("  inventory: %s" % os.path.join(root, common.INVENTORY))
     if summary["mm_pid"]:
-        print("  maintenance manager twin: pid %d, cycle %gs" % (summary["mm_pid"], spec.cycle))
+        print("  maintenance manager twin: pid %s, cycle %gs" % (summary["mm_pid"], spec.cycle))
     else:
         print("  maintenance manager twin: not started (--no-mm)")
     if spec.smsrun:
-        hung = [c for c in spec.hung_clients]
+        hung = list(spec.hung_clients)
         print("  SMSRUN32: %d healthy; hung (2 instances each): %s"
               % (spec.clients - len(hung), ", ".join(hung) or "none"))
     else:
@@ -204,8 +204,7 @@ def parser():
     s.add_argument("--hung", action="store_true", help="start two CPU-burning instances")
     s.add_argument("--stubborn", action="store_true", help="ignore SIGTERM")
     s.add_argument("--lifetime", type=float, default=None,
-                   help="seconds (default %g healthy, %g hung)" % (smsrun.HEALTHY_LIFETIME,
-                                                                    smsrun.HUNG_LIFETIME))
+                   help="seconds (default %g healthy, %g hung)" % (smsrun.HEALTHY_LIFETIME, smsrun.HUNG_LIFETIME))
     s.add_argument("--cpu", type=float, default=smsrun.HUNG_CPU, help="hung duty cycle (0..1)")
 
     add("status", cmd_status, "print the lab's state as JSON")

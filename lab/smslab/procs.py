@@ -64,7 +64,7 @@ def alive(pid):
     if pid <= 0:
         return False
     try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
+        done, _status = os.waitpid(pid, os.WNOHANG)
         if done == pid:
             return False
     except ChildProcessError:

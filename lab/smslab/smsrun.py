@@ -52,7 +52,7 @@ def spawn(root, client, hung=False, stubborn=False, lifetime=None, cpu=HUNG_CPU,
         argv.append("--stubborn")
     started = []
     log_path = os.path.join(rdir, "smsrun.log")
-    for _ in range(2 if hung else 1):
+    for _instance in range(2 if hung else 1):
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                     start_new_session=True, close_fds=True, cwd="/")

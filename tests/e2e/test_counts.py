@@ -45,7 +45,7 @@ def module_runs(log):
     if os.path.exists(log):
         with open(log) as handle:
             for line in handle:
-                host, _, module_file = line.strip().partition(" ")
+                host, _sep, module_file = line.strip().partition(" ")
                 runs[host][module_file.replace("AnsiballZ_", "").rsplit(".py", 1)[0]] += 1
     return runs
 

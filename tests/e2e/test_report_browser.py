@@ -143,10 +143,10 @@ def test_the_report_of_a_failed_wave_in_a_browser(make_lab, run_playbook, tmp_pa
     # a bar per wave with report.json's counts; wave 4, never started, all "not reached"
     bars = dom.by_id("wave-chart").find_all("g", cls="wave")
     assert [g.attrs["data-wave"] for g in bars] == ["1", "2", "3", "4"]
-    for row, bar in zip(report["waves"], bars):
+    for row, wave_bar in zip(report["waves"], bars):
         for name in STATUSES:
-            assert int(bar.attrs["data-" + name.replace("_", "-")]) == row[name], (row, name)
-        segments = bar.find_all("rect", cls="seg")
+            assert int(wave_bar.attrs["data-" + name.replace("_", "-")]) == row[name], (row, name)
+        segments = wave_bar.find_all("rect", cls="seg")
         assert sorted(s.attrs["data-status"] for s in segments) == sorted(n for n in STATUSES if row[n])
     assert bars[3].attrs["data-not-reached"] == str(report["totals"]["clients"]["not_reached"]) == "4"
     assert [s.attrs["data-status"] for s in bars[2].find_all("rect", cls="seg")] == ["done", "failed", "deferred"]

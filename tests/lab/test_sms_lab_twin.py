@@ -339,7 +339,7 @@ def test_hung_client_shows_two_busy_smsrun32(lab):
     # six samples, and ask only that they clearly burn CPU while healthy ones
     # sleep (the product's threshold is tested in its own unit tests).
     best = {}
-    for _ in range(6):
+    for _sample in range(6):
         rate = {p: s / 1.0 for p, s in cpu_seconds(hung + healthy[:3], 1.0).items()}
         best = {p: max(best.get(p, 0.0), r) for p, r in rate.items()}
         if all(best[p] > 0.25 for p in hung):

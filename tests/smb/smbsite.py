@@ -34,7 +34,7 @@ class SmbSite:
         lab_cmd("build", "--root", lab_root, *self.options)
         self.lab = Lab(lab_root)
         spec = self.lab.spec
-        servers = sorted(set([spec["site_server"]] + [s for s in spec["logon_servers"]]))
+        servers = sorted(set([spec["site_server"]] + list(spec["logon_servers"])))
         hosts = {}
         for name in servers:
             hosts[name] = {"SMS_SHRC": self.lab.host(name, "SMS"), "SMS_SHR": self.lab.host(name, "SMS", "Logon.srv")}

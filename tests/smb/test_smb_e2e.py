@@ -117,6 +117,7 @@ def test_rollout_rerun_compliance_and_rollback_over_smb(site, tmp_path):
     rollback = run(site, tmp_path, "playbooks/rollback.yml", name="rollback")
     assert rollback.rc == 0, rollback.stdout[-4000:]
     after = listing(hosts)
+
     # every file outside the product's own state folders is back, byte for byte and dated as before
     def user_files(state):
         return {k: v for k, v in state.items() if v[0] is not None and "/Hotfix/" not in "/" + k + "/"

@@ -12,7 +12,7 @@ TOOL = os.path.join(REPO, "bin", "sms-hotfix-manifest")
 
 
 def tool(*args):
-    return subprocess.run([sys.executable, TOOL, *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, TOOL, *args], capture_output=True, text=True, timeout=60, check=False)
 
 
 def test_record_writes_sizes_dates_and_checksums_and_verify_accepts_them(tmp_path):
@@ -56,3 +56,15 @@ def test_record_refuses_a_folder_without_platform_folders(tmp_path):
 
 def test_the_shipped_manifest_matches_the_generated_payload():
     assert tool("verify", "--manifest", os.path.join(REPO, "hotfixes", "Q216552", "manifest.json")).returncode == 0
+
+
+def test_without_ansible_core_the_tool_names_the_interpreter_to_use(tmp_path):
+    # -S: no site-packages, so no ansible-core, as with a system python3 outside the virtualenv
+    manifest = tmp_path / "manifest.json"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, "-S", TOOL, "record", "--manifest", str(manifest), "--payload",
+                           str(tmp_path)], capture_output=True, text=True, timeout=60, env=env, check=False)
+    assert proc.returncode == 1, proc.stderr
+    assert "cannot import ansible-core" in proc.stderr
+    assert "'.venv/bin/python bin/sms-hotfix-manifest ...'" in proc.stderr
+    assert os.listdir(str(tmp_path)) == []

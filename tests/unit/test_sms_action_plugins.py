@@ -50,7 +50,7 @@ def host_view(tmp_path):
                                       hide=controller, python=sys.executable))
     wrapper.chmod(0o755)
     probe = subprocess.run([str(wrapper), "-c", "import os, sys; sys.stdout.write(str(os.listdir(sys.argv[1])))",
-                            str(controller)], capture_output=True, text=True)
+                            str(controller)], capture_output=True, text=True, check=False)
     if probe.returncode != 0:
         if os.geteuid() == 0:
             raise AssertionError("mount namespaces fail as root: %s" % probe.stderr)
@@ -93,7 +93,7 @@ def run_playbook(world, plays, interpreter):
                ANSIBLE_REMOTE_TMP=world["remote_tmp"], ANSIBLE_LOCAL_TMP=str(tmp / "local-tmp"),
                ANSIBLE_NOCOLOR="1")
     proc = subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(tmp / "inventory.yml"), str(tmp / "play.yml")],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=180, check=False)
     results = {}
     for entry in plays:
         path = tmp / ("results-%s.json" % entry["hosts"])
@@ -139,7 +139,7 @@ def test_stage_push_and_clients_work_when_the_hosts_cannot_read_the_controller_f
              task("upgrade host", "sms_client_upgrade", dict(upgrade, manifest=host_only_manifest),
                   check_mode=True)),
     ], interpreter)
-    r = {key: value for key, value in results.items()}
+    r = dict(results)
     ansible_tmp = os.path.join(world["remote_tmp"], "ansible-tmp-")
 
     # the site server cannot read the controller's path ...

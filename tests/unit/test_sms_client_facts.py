@@ -28,8 +28,7 @@ def client(tmp_path):
     drive = lab.make_client(os.path.join(str(tmp_path), "hosts"), "client01")
     return {"root": str(tmp_path), "manifest": manifest, "drive": drive,
             "bin": os.path.join(drive, "MS", "SMS", "BIN"),
-            "args": dict(drive_root=drive, platform="x86", manifest=manifest, cpu_window=0.2,
-                     process_scope="drive")}
+            "args": dict(drive_root=drive, platform="x86", manifest=manifest, cpu_window=0.2, process_scope="drive")}
 
 
 @pytest.fixture
@@ -38,7 +37,7 @@ def smsrun():
 
     def spawn(drive, count=1):
         image = "--image=" + os.path.join(drive, "MS", "SMS", "BIN", "Smsrun32.exe")
-        for _ in range(count):
+        for _instance in range(count):
             children.append(subprocess.Popen([sys.executable, "-c", CHILD, image], stdin=subprocess.DEVNULL))
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:

@@ -77,7 +77,7 @@ def smsrun():
     def spawn(drive, mode="idle", count=1):
         drives.add(drive)
         pids = []
-        for _ in range(count):
+        for _instance in range(count):
             proc = subprocess.Popen([sys.executable, "-c", CHILD, mode, image(drive)],
                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             children.append(proc)

@@ -353,8 +353,8 @@ def test_retire_entries_sets_aside_only_those(host):
     assert last != retired and not (host.state_root() / "journal.json").exists()
     assert read(os.path.join(last, "backup", "BIN", "Smssrv32.exe")) == b"original smssrv32"
     assert read(os.path.join(last, "backup", "INI", "SMS.INI")) == b"[SMS]\r\nVersion=1.2\r\n"
-    assert sorted(json.loads(read(os.path.join(last, "journal.json")))["entries"]) == ["BIN/smssrv32.exe",
-                                                                                        "INI/sms.ini"]
+    journal = json.loads(read(os.path.join(last, "journal.json")))
+    assert sorted(journal["entries"]) == ["BIN/smssrv32.exe", "INI/sms.ini"]
 
 
 def test_retire_entries_keeps_pending_work(host):
@@ -435,9 +435,8 @@ def test_rollback_puts_every_byte_mode_and_date_back(host):
     restored, problems = txn.rollback()
     assert problems == []
     drive = host.root
-    assert sorted(restored) == sorted(str(p) for p in (drive.joinpath(*BIN) / "SMSRUN32.EXE",
-                                                         drive.joinpath(*BIN) / "NEW.DLL",
-                                                         drive / "SMS.INI"))
+    expected = (drive.joinpath(*BIN) / "SMSRUN32.EXE", drive.joinpath(*BIN) / "NEW.DLL", drive / "SMS.INI")
+    assert sorted(restored) == sorted(str(p) for p in expected)
     assert snapshot(host.root) == before, "the drive is not as it was (bytes, modes, dates, folders)"
     assert host.journal.entries() == {}
 
@@ -560,8 +559,8 @@ def test_check_writable_passes_on_writable_folders_and_files(host):
 def test_check_writable_names_a_folder_or_file_it_cannot_write(host, monkeypatch):
     before = snapshot(host.root, dir_dates=True)
     real = os.access
-    monkeypatch.setattr(os, "access", lambda path, mode, **kw: path not in ("BIN", "SMS.INI") and real(path, mode,
-                                                                                                         **kw))
+    monkeypatch.setattr(os, "access",
+                        lambda path, mode, **kw: path not in ("BIN", "SMS.INI") and real(path, mode, **kw))
     with pytest.raises(SmsFileError) as info:
         check_writable(host.drive, [("MS",), BIN], [])
     assert "cannot write in %s" % host.drive.path(BIN) in info.value.msg and "read-only" in info.value.msg

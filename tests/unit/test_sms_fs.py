@@ -314,8 +314,6 @@ def test_existing_refuses_a_folder_that_is_a_link(world, position):
     assert world.state() == before
 
 
-
-
 # -- parts that leave the volume -------------------------------------------------------------------
 ESCAPES = {"dotdot": ("..", "outside", "f"), "deep_dotdot": ("a", "..", "..", "outside", "f"),
            "separator": ("a/../../outside", "f"), "absolute": (None, "f")}

@@ -7,7 +7,6 @@ CI does), and chmod / an injected ENOSPC otherwise.
 """
 
 import contextlib
-import errno
 import json
 import os
 import subprocess
@@ -23,12 +22,12 @@ from sms_testlib import (
     make_site,
     original_files,
     sha,
+    sha256_file,
     snapshot,
     write,
 )
 
-from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import SmsFileError, parse_iso_utc
-from sms_testlib import sha256_file
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import parse_iso_utc
 
 ROOT = os.geteuid() == 0
 MODULE = "sms_hotfix_stage"

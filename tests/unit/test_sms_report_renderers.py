@@ -440,8 +440,8 @@ def test_merge_folds_nodes_slices_and_a_relaunch_into_one_report():
     assert sorted(entries) == clients
     assert sorted(h for h, c in entries.items() if c["status"] == "failed") == ["client04"]
     # the slices' waves counted together: wave 1 is each slice's canary
-    assert [(w["wave"], w["planned"], w["done"], w["failed"]) for w in merged["waves"]] == [(1, 2, 2, 0),
-                                                                                          (2, 6, 5, 1)]
+    waves = [(w["wave"], w["planned"], w["done"], w["failed"]) for w in merged["waves"]]
+    assert waves == [(1, 2, 2, 0), (2, 6, 5, 1)]
     assert merged["ok"] is False and merged["totals"]["clients"]["hosts"] == 8
     assert merged["lock"]["released"] is True, "the unlock node released the site node's lock"
     assert merged["awx"] == {"workflow_job_id": 45}
@@ -457,8 +457,8 @@ def test_merge_folds_nodes_slices_and_a_relaunch_into_one_report():
     assert again["ok"] is True, again["failures"]
     assert again["totals"]["clients"]["done"] == 8
     # slice 1's clients keep their first results; the relaunch's waves follow in time
-    assert [(w["wave"], w["planned"], w["done"]) for w in again["waves"]] == [(1, 2, 1), (2, 6, 3), (3, 1, 1),
-                                                                            (4, 3, 3)]
+    waves = [(w["wave"], w["planned"], w["done"]) for w in again["waves"]]
+    assert waves == [(1, 2, 1), (2, 6, 3), (3, 1, 1), (4, 3, 3)]
     # every renderer takes a merged report
     text = html_renderer.render_html(again)
     assert "Merged from 5 reports" in text and ET.fromstring(render_junit(again).split("\n", 1)[1]) is not None
@@ -509,7 +509,7 @@ def test_write_report_is_all_or_nothing(tmp_path, monkeypatch):
 
 
 def sms_report(*args):
-    return subprocess.run([sys.executable, TOOL, *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, TOOL, *args], capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_merge_tool_writes_one_report_for_a_workflow(tmp_path):
@@ -535,6 +535,16 @@ def test_merge_tool_writes_one_report_for_a_workflow(tmp_path):
     assert again.returncode == 0, again.stderr
     with open(str(out / "report.json")) as handle:
         assert len(json.load(handle)["merged_from"]) == 3
+
+
+def test_merge_tool_without_ansible_core_names_the_interpreter_to_use(tmp_path):
+    # -S: no site-packages, so no ansible-core, as with a system python3 outside the virtualenv
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, "-S", TOOL, "merge", "--out", str(tmp_path / "out"), str(tmp_path)],
+                          capture_output=True, text=True, timeout=60, env=env, check=False)
+    assert proc.returncode == 1, proc.stderr
+    assert "cannot import ansible-core" in proc.stderr and "'.venv/bin/python bin/sms-report ...'" in proc.stderr
+    assert os.listdir(str(tmp_path)) == []
 
 
 def test_merge_tool_refuses_bad_input_and_writes_nothing(tmp_path):

@@ -144,7 +144,6 @@ def test_filters_are_registered():
     assert filters["sms_in_window"] is sms_in_window
 
 
-
 def test_operator_holder_names_the_user_and_the_controller():
     import socket
     from sms_rollout import sms_operator_holder
@@ -167,7 +166,7 @@ def test_each_filter_has_its_own_documentation():
     names = ["sms.hotfix.%s" % name for name in FILTERS]
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
     proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-doc"), "-t", "filter", "--json"]
-                          + names, capture_output=True, text=True, timeout=120, cwd=REPO, env=env)
+                          + names, capture_output=True, text=True, timeout=120, cwd=REPO, env=env, check=False)
     assert proc.returncode == 0, proc.stderr
     docs = json.loads(proc.stdout)
     assert sorted(docs) == sorted(names)

@@ -220,8 +220,8 @@ def _race(path, index, barrier, queue):
     from ansible_collections.sms.hotfix.plugins.modules import sms_rollout_lock
     barrier.wait()
     lock = sms_rollout_lock.Lock(path, {})
-    won = lock.volume.create_exclusive(lock.parts, sms_rollout_lock.lock_payload("taker %d" % index, "race",
-                                                                                  time.time()))
+    payload = sms_rollout_lock.lock_payload("taker %d" % index, "race", time.time())
+    won = lock.volume.create_exclusive(lock.parts, payload)
     queue.put((index, won))
 
 
@@ -232,7 +232,7 @@ def test_only_one_of_many_racing_takers_wins(site):
     procs = [ctx.Process(target=_race, args=(site["lock"], i, barrier, queue)) for i in range(8)]
     for proc in procs:
         proc.start()
-    results = dict(queue.get(timeout=30) for _ in procs)
+    results = dict(queue.get(timeout=30) for _proc in procs)
     for proc in procs:
         proc.join(timeout=30)
     winners = [i for i, won in results.items() if won]
@@ -272,7 +272,7 @@ def test_only_one_of_many_processes_takes_over_a_stale_lock(site, round_):
     procs = [ctx.Process(target=_race_takeover, args=(site["lock"], i, barrier, queue)) for i in range(8)]
     for proc in procs:
         proc.start()
-    results = {index: (won, info) for index, won, info in (queue.get(timeout=30) for _ in procs)}
+    results = {index: (won, info) for index, won, info in (queue.get(timeout=30) for _proc in procs)}
     for proc in procs:
         proc.join(timeout=30)
     winners = [i for i, (won, _info) in results.items() if won]

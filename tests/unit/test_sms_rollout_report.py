@@ -211,7 +211,7 @@ def run_playbook(project, playbook, *args, **env_extra):
                 "ANSIBLE_FORCE_COLOR": "0"})
     env.update(env_extra)
     return subprocess.run([os.path.join(BIN, "ansible-playbook"), str(project / playbook)] + list(args),
-                          cwd=str(project), env=env, capture_output=True, text=True, timeout=600)
+                          cwd=str(project), env=env, capture_output=True, text=True, timeout=600, check=False)
 
 
 def report_folders(base):
@@ -271,7 +271,7 @@ def test_rollout_report_matches_the_world(project):
     assert "SMS.INI not found" in clients["c05"]["msg"]
     totals = report["totals"]["clients"]
     for status in ("done", "failed", "skipped", "deferred", "unreachable", "not_reached"):
-        assert totals[status] == sum(1 for s, _ in EXPECTED_CLIENTS.values() if s == status), status
+        assert totals[status] == sum(1 for s, _wave in EXPECTED_CLIENTS.values() if s == status), status
     assert totals["hosts"] == len(CLIENTS)
     assert [(w["wave"], w["planned"], w["done"], w["failed"], w["skipped"], w["deferred"], w["unreachable"])
             for w in report["waves"]] == [(1, 1, 1, 0, 0, 0, 0), (2, 2, 1, 0, 0, 0, 1), (3, 4, 1, 1, 1, 1, 0)]
@@ -341,7 +341,7 @@ def test_compliance_report(project):
     proc = run_playbook(project, "compliance.yml")
     out = proc.stdout + proc.stderr
     assert proc.returncode == 4, out  # c03 unreachable
-    report, junit, _ = load_checked(report_folders(project / "reports")[0])
+    report, junit, _page = load_checked(report_folders(project / "reports")[0])
     comp = {entry["host"]: entry for entry in report["compliance"]}
     expected = WORLD["sms_client_facts"]
     assert sorted(comp) == sorted(expected)
@@ -358,7 +358,7 @@ def test_compliance_report(project):
 def test_check_mode_and_limit(project):
     proc = run_playbook(project, "rollout.yml", "--check", "--limit", "localhost,sms_site,sms_logon,c01,c02")
     out = proc.stdout + proc.stderr
-    report, junit, _ = load_checked(report_folders(project / "reports")[0])
+    report, junit, _page = load_checked(report_folders(project / "reports")[0])
     assert report["check_mode"] is True
     assert "CHECK MODE" in out and "would stage" in out
     # --limit is honoured: only the limited clients are targets
@@ -369,7 +369,7 @@ def test_check_mode_and_limit(project):
 def test_templated_hosts_are_resolved(project):
     # the play's hosts keyword is a template; the callback sees it templated
     proc = run_playbook(project, "rollout.yml", "-e", "site_group=sms_logon", "--limit", "localhost,sms_logon")
-    report, _, _ = load_checked(report_folders(project / "reports")[0])
+    report, _junit, _page = load_checked(report_folders(project / "reports")[0])
     assert sorted(s["host"] for s in report["site_servers"]) == ["logon01", "logon02", "smssite"], \
         proc.stdout + proc.stderr
 
@@ -400,7 +400,7 @@ def test_an_awx_job_names_its_folder_and_the_header(project):
     parent, name = os.path.split(folders[0])
     # every job of one workflow in the workflow's folder; each job (each slice) in its own
     assert os.path.basename(parent) == "awx-workflow-45" and re.match(r"^\d{8}T\d{6}Z-simple-job-123$", name)
-    report, _, page = load_checked(folders[0])
+    report, _junit, page = load_checked(folders[0])
     assert report["awx"] == {"job_id": 123, "workflow_job_id": 45, "workflow_job_name": "SMS rollout",
                              "job_template_name": "SMS site", "user_name": "alice"}
     header = parse(page).find("p", cls="awx").text
@@ -413,7 +413,7 @@ def test_an_awx_job_names_its_folder_and_the_header(project):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     folder = [f for f in report_folders(project / "reports") if "job-7" in f][0]
     assert os.path.dirname(folder) == str(project / "reports")
-    report, _, _ = load_checked(folder)
+    report, _junit, _page = load_checked(folder)
     assert report["awx"] == {"job_id": 7, "job_template_name": "legacy"}
 
 
@@ -434,7 +434,7 @@ def test_report_dir_from_ini_is_relative_to_the_cfg(project):
     env.pop("SMS_REPORT_DIR", None)
     env.pop("SMS_REPORT_DISABLE", None)
     proc = subprocess.run([os.path.join(BIN, "ansible-playbook"), str(project / "simple.yml")], cwd=str(elsewhere),
-                          env=env, capture_output=True, text=True, timeout=300)
+                          env=env, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert len(report_folders(project / "ini-reports")) == 1
     assert os.listdir(str(elsewhere)) == []
@@ -448,7 +448,7 @@ def test_site_failure_leaves_later_tiers_not_reached(project):
     proc = run_playbook(project, "rollout.yml")
     out = proc.stdout + proc.stderr
     assert proc.returncode == 2, out
-    report, junit, _ = load_checked(report_folders(project / "reports")[0])
+    report, junit, _page = load_checked(report_folders(project / "reports")[0])
     assert report["site"]["status"] == "failed" and "read-only" in report["site"]["msg"]
     assert [e["status"] for e in report["logon_servers"]] == ["not_reached"] * 3
     assert [e["status"] for e in report["clients"]] == ["not_reached"] * len(CLIENTS)
@@ -477,7 +477,7 @@ def test_report_under_ansible_runner(project, monkeypatch):
     assert result.rc == 2, stdout
     folders = report_folders(project / "runner-reports")
     assert len(folders) == 1, stdout
-    report, junit, _ = load_checked(folders[0])
+    report, junit, _page = load_checked(folders[0])
     assert {c["host"]: (c["status"], c["wave"]) for c in report["clients"]} == EXPECTED_CLIENTS
     assert len(junit.findall("testsuite/testcase")) == 1 + 3 + len(CLIENTS)
     assert "logon servers 2/3 converged" in stdout
@@ -527,14 +527,14 @@ def test_serial_batches_match_the_filter():
 
 
 def test_baseline_alone_is_not_convergence(project):
-    (project / "baseline.yml").write_text(ROLLOUT.split("- name: Clients")[0].replace(
+    (project / "baseline.yml").write_text(ROLLOUT.split("- name: Clients", maxsplit=1)[0].replace(
         """    - name: logon | Wait for convergence
       sms_replication: {world: "{{ world }}", host: "{{ inventory_hostname }}", state: converged}
 """, ""))
     proc = run_playbook(project, "baseline.yml")
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
-    report, _, _ = load_checked(report_folders(project / "reports")[0])
+    report, _junit, _page = load_checked(report_folders(project / "reports")[0])
     assert [(e["host"], e["status"]) for e in report["logon_servers"]] == [
         ("smssite", "baseline"), ("logon01", "baseline"), ("logon02", "baseline")]
     assert report["clients"] == [] and report["totals"]["logon_servers"]["baseline"] == 3

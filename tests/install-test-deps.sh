@@ -2,10 +2,10 @@
 # Debian packages the test suite's real peers need (Samba for the SMB tests,
 # iproute2 for their network namespaces, ...), installed when missing.
 # As root only: without root the tests that need them say so and skip.
-# Usage: bin/sms-test-deps PACKAGE[:COMMAND] ...   (COMMAND: what shows it is there)
+# Usage: tests/install-test-deps.sh PACKAGE[:COMMAND] ...   (COMMAND: what shows it is there)
 set -euo pipefail
 if [ "$(id -u)" != 0 ]; then
-    echo "sms-test-deps: not root: the tests that need $* will say so and not run"
+    echo "test-deps: not root: the tests that need $* will say so and not run"
     exit 0
 fi
 missing=()
@@ -20,7 +20,7 @@ done
 if [ "${#missing[@]}" -eq 0 ]; then
     exit 0
 fi
-echo "sms-test-deps: installing ${missing[*]} from Debian's packages"
+echo "test-deps: installing ${missing[*]} from Debian's packages"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq </dev/null >/dev/null || true
 apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null >/dev/null
