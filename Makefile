@@ -9,8 +9,12 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export SMS_LAB_ROOT := $(LAB_ROOT)
 PAYLOAD := hotfixes/Q216552/payload
+# awx.awx (for awx/configure.yml) lives apart from collections/, which is this
+# collection's own link; lint sees both.
+AWX_COLLECTIONS := $(VENV)/awx-collections
+LINT_ENV := ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/collections:$(CURDIR)/$(AWX_COLLECTIONS)
 
-.PHONY: help venv payload lab lab-down lab-status demo rollout rollback compliance test lint syntax unit molecule bench clean
+.PHONY: help venv awx-deps payload lab lab-down lab-status demo rollout rollback compliance test lint syntax unit molecule bench clean
 
 help:
 	@echo "make demo      set up (virtualenv, payload, lab) and run rollout.yml against the lab"
@@ -24,6 +28,15 @@ $(BIN)/ansible-playbook: requirements.txt requirements.lock
 	touch $@
 
 venv: $(BIN)/ansible-playbook
+
+# The AWX side's tools (ansible-builder, dateutil) and awx.awx, taken from
+# PyPI's ansible wheel (Galaxy is out of reach): awx/README.md.
+$(VENV)/.awx-deps: $(BIN)/ansible-playbook requirements-awx.txt requirements-awx.lock awx/awx-collection.txt awx/install_awx_collection.py
+	$(BIN)/python -m pip install --quiet -r requirements-awx.txt -c requirements-awx.lock
+	$(BIN)/python awx/install_awx_collection.py --dest $(AWX_COLLECTIONS) --cache $(VENV)/cache
+	touch $@
+
+awx-deps: $(VENV)/.awx-deps
 
 payload: venv
 	$(BIN)/python lab/sms-lab payload --out $(PAYLOAD)
@@ -52,8 +65,8 @@ rollback: venv
 compliance: venv
 	$(BIN)/ansible-playbook playbooks/compliance.yml
 
-lint: venv
-	$(BIN)/ansible-lint --profile production
+lint: venv awx-deps
+	$(LINT_ENV) $(BIN)/ansible-lint --profile production
 	$(BIN)/ansible-playbook --syntax-check rollout.yml playbooks/*.yml
 
 unit: payload
@@ -62,8 +75,8 @@ unit: payload
 molecule: payload
 	$(BIN)/molecule test --all
 
-test: payload
-	$(BIN)/ansible-lint --profile production
+test: payload awx-deps
+	$(LINT_ENV) $(BIN)/ansible-lint --profile production
 	$(BIN)/ansible-playbook --syntax-check rollout.yml playbooks/*.yml
 	$(BIN)/python -m pytest tests
 	$(BIN)/molecule test --all
