@@ -10,8 +10,12 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export SMS_LAB_ROOT := $(LAB_ROOT)
 PAYLOAD := hotfixes/Q216552/payload
+# awx.awx (for awx/configure.yml) lives apart from collections/, which is this
+# collection's own link; lint sees both.
+AWX_COLLECTIONS := $(VENV)/awx-collections
+LINT_ENV := ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/collections:$(CURDIR)/$(AWX_COLLECTIONS)
 
-.PHONY: help venv payload browser-deps lab lab-down lab-status demo rollout rollback compliance test test-deps lint syntax unit molecule bench clean fleet fleet-down fleet-deps bench-ssh
+.PHONY: help venv payload browser-deps lab lab-down lab-status demo rollout rollback compliance test test-deps lint syntax unit molecule bench clean fleet fleet-down fleet-deps bench-ssh awx-deps
 
 help:
 	@echo "make demo      set up (virtualenv, payload, lab) and run rollout.yml against the lab"
@@ -26,6 +30,15 @@ $(BIN)/ansible-playbook: requirements.txt requirements.lock
 	touch $@
 
 venv: $(BIN)/ansible-playbook
+
+# The AWX side's tools (ansible-builder, dateutil) and awx.awx, taken from
+# PyPI's ansible wheel (Galaxy is out of reach): awx/README.md.
+$(VENV)/.awx-deps: $(BIN)/ansible-playbook requirements-awx.txt requirements-awx.lock awx/awx-collection.txt awx/install_awx_collection.py
+	$(BIN)/python -m pip install --quiet -r requirements-awx.txt -c requirements-awx.lock
+	$(BIN)/python awx/install_awx_collection.py --dest $(AWX_COLLECTIONS) --cache $(VENV)/cache
+	touch $@
+
+awx-deps: $(VENV)/.awx-deps
 
 payload: venv
 	$(BIN)/python lab/sms-lab payload --out $(PAYLOAD)
@@ -64,8 +77,8 @@ rollback: venv
 compliance: venv
 	$(BIN)/ansible-playbook playbooks/compliance.yml
 
-lint: venv
-	$(BIN)/ansible-lint --profile production
+lint: venv awx-deps
+	$(LINT_ENV) $(BIN)/ansible-lint --profile production
 	$(BIN)/ansible-playbook --syntax-check rollout.yml playbooks/*.yml
 
 unit: payload
@@ -80,8 +93,8 @@ TEST_PACKAGES := samba:smbd iproute2:ip
 test-deps:
 	bash tests/install-test-deps.sh $(TEST_PACKAGES)
 
-test: payload test-deps browser-deps fleet-deps
-	$(BIN)/ansible-lint --profile production
+test: payload test-deps browser-deps fleet-deps awx-deps
+	$(LINT_ENV) $(BIN)/ansible-lint --profile production
 	$(BIN)/ansible-playbook --syntax-check rollout.yml playbooks/*.yml
 	$(BIN)/python -m pytest tests
 	$(BIN)/molecule test --all

@@ -175,18 +175,46 @@ class ActionModule(ActionBase):
         return values, errors
 
     def check_logon_names(self, names, explicit, groups, hostvars, args):
+        """The site's logon server names each client will be checked against.
+
+        The play's list (set on all, or read from the logon group) unless a
+        client has its own (sms_logon_server_names on the clients' group: an
+        AWX slice's job sees only its own hosts, never the logon group's).
+        Every distinct list is checked once, naming the clients that use it.
+        """
+        tiers = args.get("tiers") or []
+        logon_group = None
+        for tier in tiers:
+            if tier.get("role") == "sms_replication":
+                logon_group = tier["group"]
+        members = list(groups.get(logon_group) or []) if logon_group else []
+        clients = [h for t in tiers if t.get("role") == "sms_client" for h in groups.get(t["group"]) or []]
+        lists = {}
+        for host in clients:
+            own = "sms_logon_server_names" in hostvars[host]
+            value = hostvars[host]["sms_logon_server_names"] if own else names
+            key = (repr(value), bool(own or explicit))
+            lists.setdefault(key, (value, bool(own or explicit), []))[2].append(host)
+        if not clients:
+            lists[(repr(names), bool(explicit))] = (names, bool(explicit), [])
         problems = []
+        for value, is_explicit, users in lists.values():
+            where = " (clients %s)" % named(users) if len(lists) > 1 else ""
+            problems += [p + where for p in self._check_names(value, is_explicit, members, logon_group, hostvars,
+                                                              bool(users) or bool(members))]
+        return problems
+
+    @staticmethod
+    def _check_names(names, explicit, members, logon_group, hostvars, needed):
+        if names is None:
+            names = []
         if not isinstance(names, list):
             return ["sms_logon_server_names must be a list of the site's logon server names, not %r" % (names,)]
+        problems = []
         bad = [n for n in names if not isinstance(n, str) or not _NETBIOS.match(n) or ".." in n]
         if bad:
             problems.append("sms_logon_server_names: %s %s not a plain server name (NetBIOS: up to 15 characters, "
                             "no path)" % (", ".join(repr(b) for b in bad), "is" if len(bad) == 1 else "are"))
-        logon_group = None
-        for tier in args.get("tiers") or []:
-            if tier.get("role") == "sms_replication":
-                logon_group = tier["group"]
-        members = list(groups.get(logon_group) or []) if logon_group else []
         if explicit and members:
             inventory = {}
             for host in members:
@@ -199,11 +227,10 @@ class ActionModule(ActionBase):
                 problems.append(
                     "sms_logon_server_names (%s) does not match the logon servers of group %r (%s)%s%s; clients are "
                     "only upgraded from the site's own logon servers, so fix the list (or the servers' "
-                    "sms_server_name)" % (", ".join(names), logon_group, ", ".join(sorted(inventory)),
+                    "sms_server_name)" % (", ".join(str(n) for n in names), logon_group, ", ".join(sorted(inventory)),
                                           "; not listed: %s" % ", ".join(missing) if missing else "",
                                           "; listed but not in the group: %s" % ", ".join(extra) if extra else ""))
-        clients = sum(len(groups.get(t["group"]) or []) for t in args.get("tiers") or [] if t.get("role") == "sms_client")
-        if not names and (members or clients):
+        if not names and needed:
             problems.append("no logon server names are known, so no client can be checked against its logon server: "
                             "set sms_logon_server_names (the site's logon servers by SMS name, on the clients' group or "
                             "all; needed where a job sees only part of the inventory, as under AWX job slicing), or run "

@@ -140,6 +140,12 @@ def awx_context(variables):
                 value = str(value)
             out[key] = int(value) if isinstance(value, int) else str(value)
             break
+    # A slice of a sliced workflow node runs in an inner workflow of its own
+    # (awx_workflow_job_id): the plan node hands every later node and slice
+    # the run's id, which then names the run (its report folder).
+    run = (variables or {}).get("sms_awx_workflow_job_id")
+    if run not in (None, "") and not isinstance(run, bool):
+        out["workflow_job_id"] = int(run) if isinstance(run, int) else str(run)
     return out
 
 
@@ -729,10 +735,21 @@ def _runs(sources):
     return runs
 
 
+def _untouched(entry):
+    """A run that did not touch a host says nothing of it: not reached, or its
+    tasks skipped by a condition (an AWX failure path that rolls nothing back)."""
+    return entry.get("status") == "not_reached" or (entry.get("status") == "skipped"
+                                                    and entry.get("detail") == "condition")
+
+
 def _newest(old, new, bookkeeping=()):
-    """The entry that wins for one host: the latest result; a host never reached
-    has no time and loses to any result."""
+    """The entry that wins for one host: the latest result; a run that did not
+    touch the host never replaces one that did."""
     if old is None:
+        return new
+    if _untouched(new) and not _untouched(old):
+        return old
+    if _untouched(old) and not _untouched(new):
         return new
     if new.get("status") in bookkeeping and old.get("status") not in bookkeeping:
         return old
@@ -744,11 +761,13 @@ def _newest(old, new, bookkeeping=()):
     return new if new_at >= old_at else old
 
 
-def merge(*reports):
+def merge(*reports, clients=()):
     """One report for several runs: the nodes and slices of one AWX workflow,
-    or a run and its re-runs. Per host the latest result wins; waves are
-    counted again from the merged clients (each node's waves in time order,
-    the slices of one run counted together)."""
+    or a run and its re-runs. Per host the latest result wins (a run that did
+    not touch a host leaves what an earlier one found); waves are counted
+    again from the merged clients (each node's waves in time order, the
+    slices of one run counted together). `clients`: the inventory's clients
+    the runs were meant to reach; one no run touched is not reached."""
     sources = sorted([r for r in reports if r], key=lambda r: (_started(r), _source_label(r)))
     if not sources:
         raise ReportError("nothing to merge: no report given")
@@ -785,14 +804,22 @@ def merge(*reports):
                 chosen[host] = _newest(chosen.get(host), entry, bookkeeping)
         return [chosen[host] for host in order]
 
-    clients = fold("clients")
-    used = sorted(set(wave_key[id(c)] for c in clients if id(c) in wave_key))
+    folded = fold("clients")
+    used = sorted(set(wave_key[id(c)] for c in folded if id(c) in wave_key and not _untouched(c)))
     number = dict((key, index + 1) for index, key in enumerate(used))
     merged_clients = []
-    for entry in clients:
+    for entry in folded:
         copy = dict(entry)
-        copy["wave"] = number.get(wave_key.get(id(entry)))
+        if _untouched(entry):
+            copy.update(status="not_reached", detail="not_reached", wave=None)
+        else:
+            copy["wave"] = number.get(wave_key.get(id(entry)))
         merged_clients.append(copy)
+    seen = set(entry["host"] for entry in merged_clients)
+    for host in clients or ():
+        if host not in seen:
+            seen.add(host)
+            merged_clients.append(client_entry(host, "not_reached", "not_reached", None))
     by_number = dict((value, key) for key, value in number.items())
     site_servers = fold("site_servers")
     first, last = sources[0], max(sources, key=_ended)

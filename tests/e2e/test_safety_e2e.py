@@ -383,3 +383,48 @@ def test_a_site_staged_but_never_bumped_is_finished_by_the_next_run(make_lab, ru
         assert data["status"] == "upgraded", (client, data)
     again = run_playbook(lab)
     assert again.rc == 0 and again.changed() == 0, again.stdout[-3000:]
+
+
+# --- a slice's job sees only its own hosts ----------------------------------------------------
+
+def _slice_inventory(lab, path, names):
+    """The lab's inventory as one AWX slice sees it: one client, no servers, and the
+    site's logon server names as a variable of the clients' group."""
+    import yaml
+    with open(lab.inventory) as handle:
+        inventory = yaml.safe_load(handle)
+    children = inventory["all"]["children"]
+    for group in list(children):
+        if group != "clients":
+            del children[group]
+    kept = None
+    for group in children["clients"]["children"].values():
+        for host in list(group.get("hosts") or {}):
+            if kept is None:
+                kept = host
+            else:
+                del group["hosts"][host]
+    children["clients"]["vars"] = {"sms_logon_server_names": names}
+    with open(path, "w") as handle:
+        yaml.safe_dump(inventory, handle, sort_keys=False)
+    return kept
+
+
+def test_a_slice_checks_its_clients_against_the_logon_names_of_their_group(small_lab, run_playbook, tmp_path):
+    lab = Lab(small_lab.root)
+    lab.inventory = str(tmp_path / "slice.yml")
+    client = _slice_inventory(small_lab, lab.inventory, ["SMSSITE", "LOGON01", "LOGON02"])
+    run = run_playbook(lab, "playbooks/clients.yml", check=True)
+    assert run.rc == 0, failures(run) or run.stdout[-3000:]
+    check = run.results("sms_rollout_check")
+    assert check["localhost"]["msg"].startswith("every input of every tier is valid"), check
+
+    # the group's list is checked as the play's would be: a name with a path is refused
+    _slice_inventory(small_lab, lab.inventory, ["..", "LOGON01"])
+    before = full_listing(os.path.join(small_lab.root, "hosts"))
+    run = run_playbook(lab, "playbooks/clients.yml")
+    assert run.rc != 0
+    text = " ".join(msg for _h, _t, msg in failures(run))
+    assert "plain server name" in text and "'..'" in text, failures(run)
+    assert not run.results("sms_client_upgrade")
+    assert full_listing(os.path.join(small_lab.root, "hosts")) == before, client

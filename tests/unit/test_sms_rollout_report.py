@@ -417,6 +417,19 @@ def test_an_awx_job_names_its_folder_and_the_header(project):
     assert report["awx"] == {"job_id": 7, "job_template_name": "legacy"}
 
 
+def test_a_slice_files_its_report_under_the_run_the_plan_handed_it(project):
+    # A slice of a sliced node runs in an inner workflow (awx_workflow_job_id 46);
+    # the plan node's set_stats named the run (sms_awx_workflow_job_id 45).
+    slice_vars = dict(AWX, awx_workflow_job_id=46, awx_job_id=124, sms_awx_workflow_job_id=45)
+    proc = run_playbook(project, "simple.yml", "-e", json.dumps(slice_vars))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    folders = report_folders(project / "reports")
+    assert len(folders) == 1 and os.path.basename(os.path.dirname(folders[0])) == "awx-workflow-45", folders
+    assert folders[0].endswith("-simple-job-124")
+    report, _junit, _page = load_checked(folders[0])
+    assert report["awx"]["workflow_job_id"] == 45
+
+
 def test_disabled_report_writes_nothing(project):
     proc = run_playbook(project, "simple.yml", SMS_REPORT_DISABLE="true")
     out = proc.stdout + proc.stderr
