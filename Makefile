@@ -15,7 +15,7 @@ PAYLOAD := hotfixes/Q216552/payload
 AWX_COLLECTIONS := $(VENV)/awx-collections
 LINT_ENV := ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/collections:$(CURDIR)/$(AWX_COLLECTIONS)
 
-.PHONY: help venv payload browser-deps lab lab-down lab-status demo rollout rollback compliance test test-deps lint syntax unit molecule bench clean fleet fleet-down fleet-deps bench-ssh awx-deps
+.PHONY: help venv payload browser-deps lab lab-down lab-status demo rollout rollback compliance test test-deps lint syntax unit molecule bench clean fleet fleet-down fleet-deps bench-ssh awx-deps sanity
 
 help:
 	@echo "make demo      set up (virtualenv, payload, lab) and run rollout.yml against the lab"
@@ -96,8 +96,13 @@ test-deps:
 test: payload test-deps browser-deps fleet-deps awx-deps
 	$(LINT_ENV) $(BIN)/ansible-lint --profile production
 	$(BIN)/ansible-playbook --syntax-check rollout.yml playbooks/*.yml
+	$(BIN)/python tests/sanity/run-sanity
 	$(BIN)/python -m pytest tests
 	$(BIN)/molecule test --all
+
+# ansible-test sanity on the checkout as the sms.hotfix collection (tests/sanity/run-sanity)
+sanity: venv
+	$(BIN)/python tests/sanity/run-sanity
 
 # make bench CLIENTS="100 300 1000" BENCH_ARGS="--repeat 2"; see benchmarks/README.md
 CLIENTS ?= 200

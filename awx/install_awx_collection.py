@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, the sms-hotfix-rollout authors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -94,7 +93,7 @@ def extract(wheel, dest):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--dest", required=True, help="a collections path (gets ansible_collections/awx/awx)")
     parser.add_argument("--cache", default=os.path.join(HERE, "..", ".venv", "cache"),
                         help="where the wheel is kept between runs")

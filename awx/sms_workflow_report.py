@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, the sms-hotfix-rollout authors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -117,8 +116,8 @@ def verdict(report, clients=(), name="workflow"):
     groups = {}
     for host in sorted(by_host):
         groups.setdefault(by_host[host]["status"], []).append(host)
-    lines = ["%s %s — report: %s" % (name, (report.get("hotfix") or {}).get("kb") or "",
-                                                 report.get("report_dir") or "")]
+    kb = (report.get("hotfix") or {}).get("kb") or ""
+    lines = ["%s %s — report: %s" % (name, kb, report.get("report_dir") or "")]
     for entry in report.get("site_servers") or []:
         lines.append("site server   %s %s" % (entry["host"], entry["status"].replace("_", " ")))
     logon = report.get("logon_servers") or []
@@ -144,7 +143,7 @@ def verdict(report, clients=(), name="workflow"):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--workflow-dir", required=True, help="the run's folder: <SMS_REPORT_DIR>/awx-workflow-<id>")
     parser.add_argument("--out", help="where the merged report goes (default: <workflow-dir>/workflow)")
     parser.add_argument("--name", default="workflow", help="the run's name in the summary (the AWX workflow's)")

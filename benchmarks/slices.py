@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, the sms-hotfix-rollout authors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -175,7 +174,7 @@ def prepare_site(work, root, clients, env):
         result = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
                                  "-i", os.path.join(root, "inventory.yml"), "playbooks/plan.yml",
                                  "playbooks/site.yml", "playbooks/logon.yml"],
-                                cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT, timeout=3600)
+                                cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT, timeout=3600, check=False)
     if result.returncode != 0:
         raise SystemExit("preparing the lab failed, see %s" % log)
 
@@ -208,7 +207,7 @@ def verify(root, platforms, want):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--alpha", type=int, default=None, help="Alpha clients (default N/10)")
     parser.add_argument("--slices", default="1,2,4", help="job_slice_count values, comma-separated")

@@ -440,8 +440,8 @@ class Run:
             return None
         rc, out, err = self.module.run_command(argv)
         if rc != 0:
-            return "starting %s with %s failed (rc %d): %s" % (self.p["process_name"], argv, rc,
-                                                              (err or out).strip())
+            return "starting %s with %s failed (rc %d): %s" % (
+                self.p["process_name"], argv, rc, (err or out).strip())
         self.result["smsrun32"]["restarted"] = True
         return None
 

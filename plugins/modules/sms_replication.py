@@ -843,8 +843,8 @@ def push_failed(ctx, exc, txn):
                 "cause, then undo it with state=restored or push again" % "; ".join(problems))
     elif restored:
         msg += ("; the push stopped part-way, and the %d file(s) it had already changed were put back as they "
-                "were (%s), so logon server %s is as before the push" % (len(restored), ", ".join(restored),
-                                                                          ctx.label))
+                "were (%s), so logon server %s is as before the push" % (
+                    len(restored), ", ".join(restored), ctx.label))
     else:
         msg += "; nothing was changed"
     facts["restored"] = restored

@@ -347,8 +347,8 @@ def acquire(module, lock):
                     replace_lock(lock, payload)
                 shown["refreshed"] = iso_utc(now)
             return dict(changed=False, acquired=True, reentrant=True, lock=shown,
-                        msg="rollout lock %s already held by %s since %s; going on" % (path, holder,
-                                                                                        current["started"]))
+                        msg="rollout lock %s already held by %s since %s; going on" % (
+                            path, holder, current["started"]))
         if not stale:
             raise LockError(held_message(current, age, params), lock=public(current), age=int(age))
         previous = dict(public(current), age=int(age))

@@ -128,7 +128,7 @@ def survey_errors(spec, answers, validate_required=True):
             if question.get("max") not in ("", None) and len(value) > int(question["max"]):
                 errors.append("'%s' value %s is too large (must be no more than %s)." % (var, value, question["max"]))
         elif qtype == "integer":
-            if type(value) is not int:
+            if isinstance(value, bool) or not isinstance(value, int):
                 errors.append("Value %s for '%s' expected to be an integer." % (value, var))
                 continue
             if question.get("min") not in ("", None) and value < int(question["min"]):
@@ -285,9 +285,8 @@ class Job:
         self.inventory_hosts = []
 
     def __repr__(self):
-        return "<job %d %s%s %s>" % (self.id, self.name,
-                                      " slice %d/%d" % (self.slice_number, self.slice_count) if self.slice_count > 1
-                                      else "", self.status)
+        part = " slice %d/%d" % (self.slice_number, self.slice_count) if self.slice_count > 1 else ""
+        return "<job %d %s%s %s>" % (self.id, self.name, part, self.status)
 
     @property
     def artifact_dir(self):

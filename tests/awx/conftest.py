@@ -32,4 +32,3 @@ def fresh(site):
 @pytest.fixture(scope="session")
 def assets():
     return load_assets()
-

@@ -155,8 +155,8 @@ def test_every_client_done_is_exit_0(tmp_path, monkeypatch, capsys):
     ("", "no report.json below"),
     ("{not json", "cannot read"),
 ])
-def test_nothing_to_merge_or_a_broken_report_is_exit_2_and_writes_nothing(tmp_path, monkeypatch, capsys,
-                                                                           content, message):
+def test_nothing_to_merge_or_a_broken_report_is_exit_2_and_writes_nothing(
+        tmp_path, monkeypatch, capsys, content, message):
     run = tmp_path / "run"
     if content is not None:
         run.mkdir()
