@@ -73,7 +73,7 @@ def named(hosts):
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("tiers", "waves", "max_fail_percentage", "platforms", "manifest_platforms",
+    _VALID_ARGS = frozenset(("tiers", "waves", "max_fail_percentage", "on_failure", "platforms", "manifest_platforms",
                              "logon_server_names", "logon_names_explicit"))
 
     def run(self, tmp=None, task_vars=None):
@@ -88,6 +88,9 @@ class ActionModule(ActionBase):
 
         if "waves" in args:
             problems += wave_problems(args.get("waves"), args.get("max_fail_percentage"))
+        if args.get("on_failure", "stop") not in ("stop", "rollback"):
+            problems.append("sms_rollout_on_failure must be stop (a wave over the threshold stops the rollout) or "
+                            "rollback (it stops and rolls back what the rollout did), not %r" % (args["on_failure"],))
         platforms = list(args.get("platforms") or [])
         manifest_platforms = list(args.get("manifest_platforms") or [])
         for platform in platforms:

@@ -55,7 +55,7 @@ def named(hosts):
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("waves", "max_fail_percentage", "window", "force", "now"))
+    _VALID_ARGS = frozenset(("waves", "max_fail_percentage", "window", "force", "now", "judge", "result_var"))
 
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
@@ -67,6 +67,12 @@ class ActionModule(ActionBase):
         all_hosts = task_vars.get("ansible_play_hosts_all") or []
         batch = task_vars.get("ansible_play_batch") or []
         active = task_vars.get("ansible_play_hosts") or []
+        judge = args.get("judge", "previous")
+        if judge not in ("previous", "current"):
+            result.update(failed=True, msg="judge must be previous or current, not %r" % (judge,))
+            return result
+        if judge == "current":
+            return self.judge_current(result, task_vars, all_hosts, batch, active, serial, max_fail)
         wave, bad, size, stop, later = gate(all_hosts, batch, active, serial, max_fail)
         count = len(batches(list(all_hosts), serial))
         result.update(changed=False, wave=wave, waves=count, wave_gate={
@@ -97,4 +103,35 @@ class ActionModule(ActionBase):
         result["msg"] = "wave %d of %d: %s" % (
             wave, count, "the first wave" if wave == 1 else "wave %d had %d of %d client(s) failed or unreachable, "
             "within sms_rollout_max_fail_percentage=%s%%" % (wave - 1, len(bad), size, max_fail))
+        return result
+
+    def judge_current(self, result, task_vars, all_hosts, batch, active, serial, max_fail):
+        """After a wave whose failures were ignored (sms_rollout_on_failure=rollback): its failed and
+        unreachable clients, by their registered results, against the threshold. Never fails: the play
+        ends on wave_gate.stopped and the rollout rolls back."""
+        hostvars = task_vars.get("hostvars") or {}
+        name = self._task.args.get("result_var") or "sms_client_result"
+        active = set(active)
+        bad = []
+        for host in batch:
+            outcome = hostvars[host].get(name) if host in hostvars and name in hostvars[host] else None
+            if host not in active or (isinstance(outcome, dict) and (outcome.get("failed") or
+                                                                     outcome.get("unreachable"))):
+                bad.append(host)
+        waves = batches(list(all_hosts), serial)
+        current = next((i for i, hosts in enumerate(waves) if batch and batch[0] in hosts), 0)
+        later = [host for wave in waves[current + 1:] for host in wave]
+        stop = bool(batch) and 100.0 * len(bad) / len(batch) > float(max_fail)
+        result.update(changed=False, wave=current + 1, waves=len(waves), wave_gate={
+            "wave": current + 1, "waves": len(waves), "wave_size": len(batch), "failed_or_unreachable": bad,
+            "threshold": max_fail, "stopped": stop, "not_reached": later if stop else []})
+        if stop:
+            result["msg"] = (
+                "wave %d of %d had %d of %d client(s) failed or unreachable (%s), above "
+                "sms_rollout_max_fail_percentage=%s%%: no further wave starts (%d client(s) not reached) and, as "
+                "sms_rollout_on_failure=rollback asks, the rollout rolls back what it did"
+                % (current + 1, len(waves), len(bad), len(batch), named(bad), max_fail, len(later)))
+        else:
+            result["msg"] = "wave %d of %d: %d of %d client(s) failed or unreachable, within %s%%" % (
+                current + 1, len(waves), len(bad), len(batch), max_fail)
         return result

@@ -41,6 +41,10 @@ options:
   max_fail_percentage:
     description: The per-wave threshold; checked with O(waves).
     type: raw
+  on_failure:
+    description: What a wave over the threshold does (C(sms_rollout_on_failure)), V(stop) or V(rollback).
+    type: str
+    default: stop
   platforms:
     description: The rollout's platforms (C(sms_rollout_platforms)).
     type: list

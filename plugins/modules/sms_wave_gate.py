@@ -44,6 +44,21 @@ options:
   now:
     description: The time to judge the window by (default the controller's local time); for tests.
     type: str
+  judge:
+    description:
+      - V(previous) (before a wave) judges the previous wave by the clients no longer in the play, and fails
+        above the threshold so the rollout stops.
+      - V(current) (after a wave, with C(sms_rollout_on_failure=rollback)) judges the wave that just ran by
+        the registered result of every client of the wave (C(result_var)), the failed and unreachable ones
+        having been ignored so that Ansible does not end the whole run. Above the threshold it does not fail
+        but returns C(wave_gate.stopped=true), so the play can end and the rollout roll back.
+    type: str
+    choices: [previous, current]
+    default: previous
+  result_var:
+    description: With O(judge=current), the variable each client's upgrade result was registered in.
+    type: str
+    default: sms_client_result
 attributes:
   check_mode:
     support: full
@@ -90,17 +105,24 @@ wave_gate:
   type: dict
   contains:
     previous_wave_failed_or_unreachable:
-      description: Clients of the previous wave that failed or were unreachable.
+      description: Clients of the previous wave that failed or were unreachable (O(judge=previous)).
       type: list
       elements: str
     previous_wave_size:
-      description: How many clients the previous wave had.
+      description: How many clients the previous wave had (O(judge=previous)).
+      type: int
+    failed_or_unreachable:
+      description: Clients of the wave that just ran that failed or were unreachable (O(judge=current)).
+      type: list
+      elements: str
+    wave_size:
+      description: How many clients the wave that just ran had (O(judge=current)).
       type: int
     stopped:
       description: Whether the gate stopped the rollout.
       type: bool
     not_reached:
-      description: Clients of this and later waves, when the gate stopped.
+      description: Clients of the waves that do not start, when the gate stopped.
       type: list
       elements: str
     outside_window:

@@ -360,3 +360,48 @@ def test_rolling_back_a_site_that_was_never_staged_changes_nothing_and_does_not_
         r["_event"] == "runner_on_skipped" or r.get("state") != "converged"
         for r in rollback.results("sms_replication").values())
     assert lab.snapshot() == before
+
+
+# --- sms_rollout_on_failure=rollback: a bad wave undoes the rollout -------------------
+
+@pytest.mark.parametrize("bad,wave,size", [(0, 1, 1), (2, 2, 2)], ids=["the-canary-fails", "wave-2-crosses"])
+def test_a_wave_over_the_threshold_rolls_every_tier_back_when_asked(bad, wave, size, make_lab, run_playbook):
+    lab = make_lab(clients=6, alpha=1, cycle=2, hung=0, no_smsrun=True)
+    clients = lab.clients()
+    before = tier_snapshot(lab)
+    # waves client01 | client02-03 | client04-06; a client whose SMS.INI lacks [SMS] fails. A canary
+    # that fails is a wave whose every client failed: Ansible itself would end the whole run there,
+    # before any rollback could run.
+    with open(lab.host(clients[bad], "SMS.INI"), "rb") as handle:
+        broken = handle.read().replace(b"[SMS]", b"[NotSMS]")
+    with open(lab.host(clients[bad], "SMS.INI"), "wb") as handle:
+        handle.write(broken)
+    before[clients[bad]]["ini"] = broken
+    reached = clients[:1] if wave == 1 else clients[:3]
+
+    run = run_playbook(lab, extravars={"sms_rollout_waves": [1, 2, 3], "sms_rollout_max_fail_percentage": 20,
+                                       "sms_rollout_on_failure": "rollback"})
+    assert run.rc != 0
+    upgrades = run.results("sms_client_upgrade")
+    # no later wave started; the waves that ran were upgraded (or failed), then restored
+    assert set(upgrades) == set(reached), upgrades
+    after = tier_snapshot(lab)
+    assert after["site"] == before["site"], "Client.src is not byte-for-byte (and date) the original"
+    for key in before:
+        if "/" in key:
+            assert {k: v[0] for k, v in after[key].items()} == {k: v[0] for k, v in before[key].items()}, key
+    for client in clients:
+        assert after[client] == before[client], client
+    # the run says why, and that it rolled back
+    failed = [str((e["event_data"].get("res") or {}).get("msg", "")) for e in run.events
+              if e.get("event") == "runner_on_failed" and not e["event_data"].get("ignore_errors")]
+    said = " ".join(failed)
+    assert "wave %d of 3 had 1 of %d client(s) failed or unreachable (%s)" % (wave, size, clients[bad]) in said, failed
+    assert "Every tier was rolled back" in said
+    # the lock is released, and a run after the cause is fixed converges
+    assert not os.path.exists(lab.host("smssite", "SMS", "Hotfix", "rollout.lock"))
+    with open(lab.host(clients[bad], "SMS.INI"), "wb") as handle:
+        handle.write(broken.replace(b"[NotSMS]", b"[SMS]"))
+    again = run_playbook(lab, extravars={"sms_rollout_on_failure": "rollback"})
+    assert again.rc == 0, again.stdout[-3000:]
+    assert all(has_hotfix(lab.files(c, "MS", "SMS", "BIN"), lab_platform(lab, c)) for c in clients)
