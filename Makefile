@@ -15,7 +15,7 @@ PAYLOAD := hotfixes/Q216552/payload
 AWX_COLLECTIONS := $(VENV)/awx-collections
 LINT_ENV := ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/collections:$(CURDIR)/$(AWX_COLLECTIONS)
 
-.PHONY: help venv payload browser-deps lab lab-down lab-status demo rollout rollback compliance test test-deps lint syntax unit molecule bench clean fleet fleet-down fleet-deps bench-ssh awx-deps sanity
+.PHONY: help venv payload browser-deps lab lab-down lab-status demo rollout rollback compliance test test-deps lint syntax unit molecule bench clean fleet fleet-down fleet-deps bench-ssh bench-smb awx-deps sanity
 
 help:
 	@echo "make demo      set up (virtualenv, payload, lab) and run rollout.yml against the lab"
@@ -123,6 +123,12 @@ fleet-down:
 
 bench-ssh: payload fleet-deps
 	$(BIN)/python benchmarks/ssh_wave.py
+
+# Issue 14: the client tier over SMB (Samba in a network namespace) beside the
+# local connection and the ping floor; root only. test-deps installs Samba.
+# make bench-smb BENCH_ARGS="--clients 12 --rounds 2"; see benchmarks/README.md
+bench-smb: payload test-deps
+	$(BIN)/python benchmarks/smb_wave.py $(BENCH_ARGS)
 
 clean: lab-down
 	rm -rf $(VENV) reports .ansible $(PAYLOAD)
