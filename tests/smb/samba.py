@@ -195,5 +195,5 @@ def available():
         return False, "the SMB tests start Samba in a network namespace, which needs root (CI runs as root)"
     for tool in ("smbd", "smbpasswd", "ip", "useradd"):
         if shutil.which(tool) is None:
-            return False, "%s is not installed (make smb-deps installs Debian's samba and iproute2)" % tool
+            return False, "%s is not installed (make test-deps, as root, installs Debian's samba and iproute2)" % tool
     return True, ""
