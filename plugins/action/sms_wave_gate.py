@@ -48,6 +48,26 @@ def gate(all_hosts, batch, active, serial, max_fail):
     return current + 1, bad, len(previous), stop, later
 
 
+def judged_after(all_hosts, batch, active, outcomes, serial, max_fail):
+    """(wave number, its hosts, its failed or unreachable ones, stop?, later hosts, wave count) for the wave
+    that just ran. The whole wave is judged, as Ansible cut it: a client no longer in the play (removed by
+    a failure nothing ignored) counts as bad, as does one whose registered result failed or was unreachable."""
+    waves = batches(list(all_hosts), serial)
+    current = next((i for i, hosts in enumerate(waves) if batch and batch[0] in hosts), None)
+    if current is None:
+        current = next((i for i, hosts in enumerate(waves) if set(hosts) - set(active)), 0)
+    wave_hosts = waves[current] if waves else []
+    active = set(active)
+    bad = []
+    for host in wave_hosts:
+        outcome = outcomes.get(host)
+        if host not in active or (isinstance(outcome, dict) and (outcome.get("failed") or outcome.get("unreachable"))):
+            bad.append(host)
+    later = [host for wave in waves[current + 1:] for host in wave]
+    stop = bool(wave_hosts) and 100.0 * len(bad) / len(wave_hosts) > float(max_fail)
+    return current + 1, wave_hosts, bad, stop, later, len(waves)
+
+
 def named(hosts):
     text = ", ".join(hosts[:SHOW])
     return text + (" and %d more" % (len(hosts) - SHOW) if len(hosts) > SHOW else "")
@@ -111,27 +131,22 @@ class ActionModule(ActionBase):
         ends on wave_gate.stopped and the rollout rolls back."""
         hostvars = task_vars.get("hostvars") or {}
         name = self._task.args.get("result_var") or "sms_client_result"
-        active = set(active)
-        bad = []
-        for host in batch:
-            outcome = hostvars[host].get(name) if host in hostvars and name in hostvars[host] else None
-            if host not in active or (isinstance(outcome, dict) and (outcome.get("failed") or
-                                                                     outcome.get("unreachable"))):
-                bad.append(host)
-        waves = batches(list(all_hosts), serial)
-        current = next((i for i, hosts in enumerate(waves) if batch and batch[0] in hosts), 0)
-        later = [host for wave in waves[current + 1:] for host in wave]
-        stop = bool(batch) and 100.0 * len(bad) / len(batch) > float(max_fail)
-        result.update(changed=False, wave=current + 1, waves=len(waves), wave_gate={
-            "wave": current + 1, "waves": len(waves), "wave_size": len(batch), "failed_or_unreachable": bad,
+        outcomes = {}
+        for host in all_hosts:
+            if host in hostvars and name in hostvars[host]:
+                outcomes[host] = hostvars[host][name]
+        wave, wave_hosts, bad, stop, later, count = judged_after(all_hosts, batch, active, outcomes, serial,
+                                                                 max_fail)
+        result.update(changed=False, wave=wave, waves=count, wave_gate={
+            "wave": wave, "waves": count, "wave_size": len(wave_hosts), "failed_or_unreachable": bad,
             "threshold": max_fail, "stopped": stop, "not_reached": later if stop else []})
         if stop:
             result["msg"] = (
                 "wave %d of %d had %d of %d client(s) failed or unreachable (%s), above "
                 "sms_rollout_max_fail_percentage=%s%%: no further wave starts (%d client(s) not reached) and, as "
                 "sms_rollout_on_failure=rollback asks, the rollout rolls back what it did"
-                % (current + 1, len(waves), len(bad), len(batch), named(bad), max_fail, len(later)))
+                % (wave, count, len(bad), len(wave_hosts), named(bad), max_fail, len(later)))
         else:
             result["msg"] = "wave %d of %d: %d of %d client(s) failed or unreachable, within %s%%" % (
-                current + 1, len(waves), len(bad), len(batch), max_fail)
+                wave, count, len(bad), len(wave_hosts), max_fail)
         return result

@@ -418,6 +418,13 @@ class RunModel(object):
             return
         if host not in self.results["client"]:
             reason = data.get("false_condition") or data.get("skip_reason")
+            if reason and "sms_client_platform" in str(reason):
+                # the rollout leaves this client's platform out: a real outcome,
+                # not a run that never got to the client
+                self._put_client(client_entry(
+                    host, "skipped", "platform", "skipped: its platform is not one of sms_rollout_platforms",
+                    wave=wave, at=at))
+                return
             self._put_client(client_entry(
                 host, "skipped", "condition", "skipped by condition: %s" % reason if reason else "skipped",
                 wave=wave, at=at))

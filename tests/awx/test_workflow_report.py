@@ -105,6 +105,12 @@ def test_a_host_only_skipped_by_a_condition_is_not_reached():
     assert not ok and "              not reached: c9" in lines
 
 
+def test_a_client_whose_platform_the_rollout_leaves_out_stays_skipped():
+    merged = MODEL.merge(report("clients.yml", T % 3, T % 4, [client("c5", 1, "skipped", "platform")]),
+                         report("on_failure.yml", T % 8, T % 8, [client("c5", 1, "skipped", "condition")]))
+    assert [(e["host"], e["status"], e["detail"]) for e in merged["clients"]] == [("c5", "skipped", "platform")]
+
+
 def test_a_lock_no_unlock_released_stays_held():
     merged = MODEL.merge(*a_run()[:4])
     assert merged["lock"]["released"] is False

@@ -564,3 +564,22 @@ def test_merge_tool_refuses_bad_input_and_writes_nothing(tmp_path):
     result = sms_report("merge", "--out", str(out), str(other))
     assert result.returncode == 2 and "not an SMS rollout report" in result.stderr
     assert not out.exists()
+
+
+def test_a_client_of_a_platform_the_rollout_leaves_out_is_skipped_for_that_reason():
+    m = model.RunModel(playbook="clients.yml", started=T0)
+    m.add_targets("client", ["client01", "client02"])
+    m.record_skipped("sms_client_upgrade", "client01", {
+        "skipped": True, "false_condition": "sms_client_platforms | length == 0 or sms_client_platform in "
+                                            "sms_client_platforms"}, wave=1, at=at(1))
+    m.record_skipped("sms_client_upgrade", "client02", {"skipped": True, "false_condition": "something_else"},
+                     wave=1, at=at(1))
+    report = m.to_report(ended=T0)
+    validate(report)
+    entries = dict((e["host"], (e["status"], e["detail"])) for e in report["clients"])
+    assert entries == {"client01": ("skipped", "platform"), "client02": ("skipped", "condition")}
+    # merged with a later run that did not touch them: the platform skip stays, the other is not reached
+    merged = model.merge(report, dict(report, started=report["ended"], clients=[
+        dict(e, status="not_reached", detail="not_reached") for e in report["clients"]]))
+    assert dict((e["host"], e["status"]) for e in merged["clients"]) == {"client01": "skipped",
+                                                                          "client02": "not_reached"}

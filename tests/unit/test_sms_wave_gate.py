@@ -40,3 +40,29 @@ def test_hosts_gone_in_earlier_waves_do_not_count_again():
     active = [h for h in HOSTS if h not in ("client01", "client02")]  # waves 1 and 2 already judged
     wave, found, size, stop, _later = gate(HOSTS, HOSTS[19:], active, WAVES, 20)
     assert (wave, found, size, stop) == (4, [], 15, False)
+
+
+# --- after the wave (sms_rollout_on_failure=rollback): judged by the registered results ---
+
+def test_after_the_wave_failed_and_unreachable_results_count():
+    from ansible_collections.sms.hotfix.plugins.action.sms_wave_gate import judged_after
+    third = HOSTS[4:19]
+    outcomes = dict((h, {"changed": True}) for h in HOSTS)
+    outcomes[third[0]] = {"failed": True, "msg": "x"}
+    outcomes[third[1]] = {"unreachable": True}
+    outcomes[third[2]] = {"failed": True}
+    wave, hosts, bad, stop, later, count = judged_after(HOSTS, third, HOSTS, outcomes, WAVES, 20)
+    assert (wave, hosts, bad, stop, later, count) == (3, third, third[:3], False, HOSTS[19:], 4)  # 3 of 15 = 20 %
+    outcomes[third[3]] = {"failed": True}
+    assert judged_after(HOSTS, third, HOSTS, outcomes, WAVES, 20)[2:4] == (third[:4], True)  # 27 %
+
+
+def test_after_the_wave_a_client_gone_from_the_play_counts_against_the_whole_wave():
+    from ansible_collections.sms.hotfix.plugins.action.sms_wave_gate import judged_after
+    # a canary removed from the play by a failure nothing ignored: the batch Ansible hands over is empty
+    wave, hosts, bad, stop, later, _count = judged_after(HOSTS, [], HOSTS[1:], {}, WAVES, 20)
+    assert (wave, hosts, bad, stop) == (1, HOSTS[:1], HOSTS[:1], True) and later == HOSTS[1:]
+    # one of three gone, the batch holds the other two
+    second = HOSTS[1:4]
+    active = [h for h in HOSTS if h != second[1]]
+    assert judged_after(HOSTS, [second[0], second[2]], active, {}, WAVES, 20)[1:4] == (second, [second[1]], True)
