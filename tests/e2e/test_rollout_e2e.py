@@ -364,19 +364,40 @@ def test_rolling_back_a_site_that_was_never_staged_changes_nothing_and_does_not_
 
 # --- sms_rollout_on_failure=rollback: a bad wave undoes the rollout -------------------
 
-@pytest.mark.parametrize("bad,wave,size", [(0, 1, 1), (2, 2, 2)], ids=["the-canary-fails", "wave-2-crosses"])
-def test_a_wave_over_the_threshold_rolls_every_tier_back_when_asked(bad, wave, size, make_lab, run_playbook):
+def _unreachable(lab, client, path):
+    """The lab's inventory with `client` reached over SSH on a closed port."""
+    import yaml
+    with open(lab.inventory) as handle:
+        inventory = yaml.safe_load(handle)
+    for group in inventory["all"]["children"]["clients"]["children"].values():
+        if client in (group.get("hosts") or {}):
+            group["hosts"][client] = {"ansible_connection": "ssh", "ansible_host": "127.0.0.1", "ansible_port": 1,
+                                      "ansible_user": "nobody", "ansible_python_interpreter": "/usr/bin/python3"}
+    with open(path, "w") as handle:
+        yaml.safe_dump(inventory, handle, sort_keys=False)
+    lab.inventory = path
+
+
+@pytest.mark.parametrize("bad,wave,size,fault", [(0, 1, 1, "fails"), (2, 2, 2, "fails"), (2, 2, 2, "unreachable")],
+                         ids=["the-canary-fails", "wave-2-crosses", "wave-2-crosses-unreachable"])
+def test_a_wave_over_the_threshold_rolls_every_tier_back_when_asked(bad, wave, size, fault, make_lab, run_playbook,
+                                                                    tmp_path):
     lab = make_lab(clients=6, alpha=1, cycle=2, hung=0, no_smsrun=True)
     clients = lab.clients()
     before = tier_snapshot(lab)
+    inventory = lab.inventory
     # waves client01 | client02-03 | client04-06; a client whose SMS.INI lacks [SMS] fails. A canary
     # that fails is a wave whose every client failed: Ansible itself would end the whole run there,
     # before any rollback could run.
     with open(lab.host(clients[bad], "SMS.INI"), "rb") as handle:
-        broken = handle.read().replace(b"[SMS]", b"[NotSMS]")
-    with open(lab.host(clients[bad], "SMS.INI"), "wb") as handle:
-        handle.write(broken)
-    before[clients[bad]]["ini"] = broken
+        good = handle.read()
+    broken = good.replace(b"[SMS]", b"[NotSMS]")
+    if fault == "fails":
+        with open(lab.host(clients[bad], "SMS.INI"), "wb") as handle:
+            handle.write(broken)
+        before[clients[bad]]["ini"] = broken
+    else:
+        _unreachable(lab, clients[bad], str(tmp_path / "inventory.yml"))
     reached = clients[:1] if wave == 1 else clients[:3]
 
     run = run_playbook(lab, extravars={"sms_rollout_waves": [1, 2, 3], "sms_rollout_max_fail_percentage": 20,
@@ -397,11 +418,38 @@ def test_a_wave_over_the_threshold_rolls_every_tier_back_when_asked(bad, wave, s
               if e.get("event") == "runner_on_failed" and not e["event_data"].get("ignore_errors")]
     said = " ".join(failed)
     assert "wave %d of 3 had 1 of %d client(s) failed or unreachable (%s)" % (wave, size, clients[bad]) in said, failed
-    assert "Every tier was rolled back" in said
+    assert "The site server and the logon servers were rolled back" in said, failed
+    if fault == "unreachable":
+        assert "Not reached, so not rolled back (unreachable): %s." % clients[bad] in said, failed
+    else:
+        assert "the clients that had been reached hold their files as before the rollout" in said, failed
     # the lock is released, and a run after the cause is fixed converges
     assert not os.path.exists(lab.host("smssite", "SMS", "Hotfix", "rollout.lock"))
     with open(lab.host(clients[bad], "SMS.INI"), "wb") as handle:
-        handle.write(broken.replace(b"[NotSMS]", b"[SMS]"))
+        handle.write(good)
+    lab.inventory = inventory
     again = run_playbook(lab, extravars={"sms_rollout_on_failure": "rollback"})
     assert again.rc == 0, again.stdout[-3000:]
     assert all(has_hotfix(lab.files(c, "MS", "SMS", "BIN"), lab_platform(lab, c)) for c in clients)
+
+
+def test_with_rollback_asked_a_client_failed_within_the_threshold_fails_the_run_by_name(make_lab, run_playbook):
+    lab = make_lab(clients=6, alpha=1, cycle=2, hung=0, no_smsrun=True)
+    clients = lab.clients()
+    with open(lab.host(clients[3], "SMS.INI"), "rb") as handle:
+        broken = handle.read().replace(b"[SMS]", b"[NotSMS]")
+    with open(lab.host(clients[3], "SMS.INI"), "wb") as handle:
+        handle.write(broken)
+    # waves client01 | client02-06: 1 of 5 failed = 20 %, not above the threshold
+    run = run_playbook(lab, extravars={"sms_rollout_waves": [1, 5], "sms_rollout_max_fail_percentage": 20,
+                                       "sms_rollout_on_failure": "rollback"})
+    assert run.rc != 0
+    others = [c for c in clients if c != clients[3]]
+    assert all(has_hotfix(lab.files(c, "MS", "SMS", "BIN"), lab_platform(lab, c)) for c in others)
+    assert lab.sms_ini(clients[3]) == broken
+    failed = [str((e["event_data"].get("res") or {}).get("msg", "")) for e in run.events
+              if e.get("event") == "runner_on_failed" and not e["event_data"].get("ignore_errors")]
+    assert any("1 client(s) failed or were unreachable in waves that stayed within" in m and clients[3] in m
+               for m in failed), failed
+    assert not any("rolled back" in m for m in failed), failed
+    assert not os.path.exists(lab.host("smssite", "SMS", "Hotfix", "rollout.lock"))
