@@ -104,7 +104,9 @@ def test_the_site_server_unreachable_at_the_start_changes_nothing_anywhere(fresh
     assert "smssite" in (run.stats.get("dark") or {}), run.stats
     assert fleet_snapshot(fresh) == before, "a host changed although the site server was unreachable"
     assert not os.path.exists(lock_path(fresh))
-    assert not run.results("sms_client_upgrade") and not run.results("sms_hotfix_stage")
+    # the plan's read-only preflight could not reach the site server; nothing was staged, no client touched
+    assert not run.results("sms_client_upgrade")
+    assert all(r.get("unreachable") for r in run.results("sms_hotfix_stage").values()), run.results("sms_hotfix_stage")
 
     fresh.start_sshd("smssite")
     rerun = play(extravars=ALL_AT_ONCE)
