@@ -19,7 +19,7 @@ LINT_ENV := ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/collections:$(CURDIR)/$(AWX_COLLE
 
 help:
 	@echo "make demo      set up (virtualenv, payload, lab) and run rollout.yml against the lab"
-	@echo "make test      run the whole test suite (lint, syntax, unit, lab, end-to-end, molecule)"
+	@echo "make test      run the whole test suite (lint, syntax, sanity, unit, lab, end-to-end, fleet, SMB, AWX, molecule)"
 	@echo "make lab / lab-down / lab-status, make rollback, make compliance, make bench"
 	@echo "make fleet / fleet-down (root): the SSH fleet, hosts in namespaces (docs/FLEET.md)"
 
