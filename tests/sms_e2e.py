@@ -89,6 +89,22 @@ class Lab:
         return json.loads(self.cmd("status").stdout)
 
 
+def results_of(events, action):
+    """host -> the last result of tasks running `action` (short name) among ansible-runner events."""
+    found = {}
+    for event in events:
+        data = event.get("event_data", {})
+        if event.get("event") not in ("runner_on_ok", "runner_on_failed", "runner_on_skipped",
+                                      "runner_on_unreachable"):
+            continue
+        if data.get("task_action", "").split(".")[-1] != action:
+            continue
+        res = dict(data.get("res") or {})
+        res["_event"] = event["event"]
+        found[data["host"]] = res
+    return found
+
+
 class Run:
     """One playbook run: return code, per-host stats and task results."""
 
@@ -105,18 +121,7 @@ class Run:
 
     def results(self, action):
         """host -> last result of tasks running `action` (short name)."""
-        found = {}
-        for event in self.events:
-            data = event.get("event_data", {})
-            if event.get("event") not in ("runner_on_ok", "runner_on_failed", "runner_on_skipped",
-                                          "runner_on_unreachable"):
-                continue
-            if data.get("task_action", "").split(".")[-1] != action:
-                continue
-            res = dict(data.get("res") or {})
-            res["_event"] = event["event"]
-            found[data["host"]] = res
-        return found
+        return results_of(self.events, action)
 
     def changed(self):
         return sum((self.stats.get("changed") or {}).values())

@@ -60,6 +60,10 @@ import time
 import yaml
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(REPO, "tests"))
+
+from sms_e2e import results_of  # noqa: E402  (one reading of ansible-runner's events for every suite)
+
 ASSETS = os.path.join(REPO, "awx", "assets.yml")
 VENV_BIN = os.path.dirname(sys.executable)
 RUNNER = os.path.join(VENV_BIN, "ansible-runner")
@@ -326,18 +330,7 @@ class Job:
 
     def results(self, action):
         """host -> the last result of tasks running `action` (short name)."""
-        found = {}
-        for event in self.events:
-            data = event.get("event_data", {})
-            if event.get("event") not in ("runner_on_ok", "runner_on_failed", "runner_on_skipped",
-                                          "runner_on_unreachable"):
-                continue
-            if data.get("task_action", "").split(".")[-1] != action:
-                continue
-            res = dict(data.get("res") or {})
-            res["_event"] = event["event"]
-            found[data["host"]] = res
-        return found
+        return results_of(self.events, action)
 
     def effective_artifacts(self):
         return dict(self.artifacts)
