@@ -236,6 +236,7 @@ CASES = [
     ("waves-zero", _vars(sms_rollout_waves=[0]), ["sms_rollout_waves", "0"]),
     ("waves-over-100", _vars(sms_rollout_waves=[1, "150%"]), ["sms_rollout_waves", "150%"]),
     ("threshold-not-a-number", _vars(sms_rollout_max_fail_percentage="abc"), ["sms_rollout_max_fail_percentage"]),
+    ("on-failure-unknown", _vars(sms_rollout_on_failure="undo"), ["sms_rollout_on_failure", "'undo'"]),
     ("client-stop-timeout", _vars(sms_client_stop_timeout="abc"), ["sms_client_stop_timeout", "client01"]),
     ("client-running-policy", _vars(sms_client_running_policy="sometimes"), ["sms_client_running_policy"]),
     ("client-process-scope", _vars(sms_client_process_scope="galaxy"), ["sms_client_process_scope"]),
