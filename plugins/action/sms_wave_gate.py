@@ -68,6 +68,13 @@ def judged_after(all_hosts, batch, active, outcomes, serial, max_fail):
     return current + 1, wave_hosts, bad, stop, later, len(waves)
 
 
+def reached(all_hosts, outcomes):
+    """The clients the run reached in every wave so far (a registered result, not unreachable), in play
+    order: what a rollback after a bad wave restores. Read once per wave here, on the controller, rather
+    than by a template walking every client's variables."""
+    return [host for host in all_hosts if isinstance(outcomes.get(host), dict) and "unreachable" not in outcomes[host]]
+
+
 def named(hosts):
     text = ", ".join(hosts[:SHOW])
     return text + (" and %d more" % (len(hosts) - SHOW) if len(hosts) > SHOW else "")
@@ -139,7 +146,8 @@ class ActionModule(ActionBase):
                                                                  max_fail)
         result.update(changed=False, wave=wave, waves=count, wave_gate={
             "wave": wave, "waves": count, "wave_size": len(wave_hosts), "failed_or_unreachable": bad,
-            "threshold": max_fail, "stopped": stop, "not_reached": later if stop else []})
+            "threshold": max_fail, "stopped": stop, "not_reached": later if stop else [],
+            "reached": reached(all_hosts, outcomes)})
         if stop:
             result["msg"] = (
                 "wave %d of %d had %d of %d client(s) failed or unreachable (%s), above "

@@ -118,6 +118,12 @@ wave_gate:
     wave_size:
       description: How many clients the wave that just ran had (O(judge=current)).
       type: int
+    reached:
+      description:
+        - Clients of every wave so far that have a registered result (O(result_var)) and were not unreachable
+          (O(judge=current)), which a rollback after this wave restores.
+      type: list
+      elements: str
     stopped:
       description: Whether the gate stopped the rollout.
       type: bool

@@ -66,3 +66,14 @@ def test_after_the_wave_a_client_gone_from_the_play_counts_against_the_whole_wav
     second = HOSTS[1:4]
     active = [h for h in HOSTS if h != second[1]]
     assert judged_after(HOSTS, [second[0], second[2]], active, {}, WAVES, 20)[1:4] == (second, [second[1]], True)
+
+
+def test_after_the_wave_the_reached_clients_are_every_result_but_the_unreachable():
+    from ansible_collections.sms.hotfix.plugins.action.sms_wave_gate import reached
+    # waves 1-3 ran: 19 results; wave 4 never started (no result)
+    outcomes = dict((h, {"changed": True}) for h in HOSTS[:19])
+    outcomes["client06"] = {"unreachable": True, "msg": "ssh: connect"}
+    outcomes["client07"] = {"failed": True}  # failed, reached: its journal undoes what it did
+    outcomes["client08"] = {"skipped": True, "skip_reason": "platform"}
+    assert reached(HOSTS, outcomes) == [h for h in HOSTS[:19] if h != "client06"]
+    assert reached(HOSTS, {}) == []
