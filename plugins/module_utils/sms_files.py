@@ -26,17 +26,6 @@ def iso_utc(epoch):
     return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def parse_iso_utc(text):
-    """Epoch seconds of an ISO-8601 date; a date without zone is UTC."""
-    value = text.strip()
-    if value.endswith("Z"):
-        value = value[:-1] + "+00:00"
-    stamp = datetime.datetime.fromisoformat(value)
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=datetime.timezone.utc)
-    return stamp.timestamp()
-
-
 def read_json(volume, parts, default=None):
     data = volume.read_or_none(parts)
     if data is None:

@@ -9,12 +9,24 @@ is raised as ManifestError naming the manifest, the entry and what to do.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
 
-from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import parse_iso_utc
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import LocalVolume, SmsFileError
+
+
+def parse_iso_utc(text):
+    """Epoch seconds of an ISO-8601 date; a date without zone is UTC."""
+    value = text.strip()
+    if value.endswith("Z"):
+        value = value[:-1] + "+00:00"
+    stamp = datetime.datetime.fromisoformat(value)
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=datetime.timezone.utc)
+    return stamp.timestamp()
+
 
 # Client platform folders of SMS 1.2 (Mips.bin is historic but still valid).
 PLATFORM_DIRS = {"x86": "X86.bin", "alpha": "Alpha.bin", "mips": "Mips.bin"}
@@ -244,3 +256,13 @@ def summary(manifest):
             for platform, spec in manifest["platforms"].items()
         },
     }
+
+
+def manifest_summary(manifest):
+    """One line naming a validated manifest, for a result that echoes its arguments (invocation).
+
+    Every client's result travels to the controller and through every callback: repeating each
+    platform's digests there made half of it.
+    """
+    files = sum(len(spec["files"]) for spec in manifest["platforms"].values())
+    return "%s (%d file(s) of %s, validated)" % (manifest["kb"], files, ", ".join(sorted(manifest["platforms"])))

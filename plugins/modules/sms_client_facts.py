@@ -170,7 +170,8 @@ from ansible_collections.sms.hotfix.plugins.module_utils.sms_client import (
     ClientError, client_bin, drive_volume, logon_server, read_sms_ini, smsrun_state, wrap,
 )
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import SMB_ARGS, SmsFileError, normal_path
-from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import ManifestError, load_manifest, validate_manifest
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import (
+    ManifestError, load_manifest, manifest_summary, validate_manifest)
 
 
 def main():
@@ -203,6 +204,9 @@ def main():
             manifest = load_manifest(p["manifest"], platforms=[p["platform"]], check_payload=False)
     except ManifestError as exc:
         module.fail_json(msg="%s: %s" % (client, exc.msg), path=exc.path, **exc.facts)
+    if p["manifest_data"] is not None:
+        # The result echoes its arguments (invocation): a line, not every digest again.
+        p["manifest_data"] = manifest_summary(manifest)
 
     errors = []
     compliance = {"kb": manifest["kb"], "setup_phase": None, "copy_list_version": None, "logon_server": None}

@@ -343,12 +343,11 @@ from ansible_collections.sms.hotfix.plugins.module_utils.sms_client import (
     logon_server, read_server, read_sms_ini, replace_files, share_volume, smsrun_state, stale_files, stop_or_fail,
     undone, wrap, write_ini,
 )
-from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import (
-    JOURNAL_ROOM, BackupJournal, SmsFileError, Transaction, check_free_space, check_new_folders, check_writable,
-)
-from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import SMB_ARGS, normal_path, open_volume, smb_settings
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import (
+    SMB_ARGS, SmsFileError, normal_path, open_volume, smb_settings)
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_ini import IniDocument
-from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import ManifestError, load_manifest, validate_manifest
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import (
+    ManifestError, load_manifest, manifest_summary, validate_manifest)
 
 ARGUMENT_SPEC = dict(
     drive_root=dict(type="str", required=True),
@@ -571,12 +570,6 @@ class Run:
         if self.module._diff:
             res["diff"] = self.diff(to_replace, ini, procs if must_stop else None)
 
-        journal = BackupJournal(state_vol, state_parts)
-        try:
-            self.preflight(drive, bin_parts, ini_parts, to_replace, ini_changed, journal, len(ini_bytes))
-        except (ClientError, SmsFileError) as exc:
-            self.fail(exc)
-
         summary = self.summary(to_replace, ini, procs, defer, srv, unc)
         if temps:
             summary += "; %d temporary file(s) of an interrupted run %s" % (
@@ -584,7 +577,19 @@ class Run:
         if projected:
             summary += (" (preview against %s: logon server %s does not serve it yet, so a real run now would "
                         "skip this client)" % (manifest["kb"], unc))
-        if self.module.check_mode or not res["changed"]:
+        if not res["changed"]:
+            self.module.exit_json(msg=summary, **res)
+
+        # Only a run with something to do needs the journal: imported here, so
+        # a client already up to date (a re-run) never compiles it.
+        from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import BackupJournal, Transaction
+
+        journal = BackupJournal(state_vol, state_parts)
+        try:
+            self.preflight(drive, bin_parts, ini_parts, to_replace, ini_changed, journal, len(ini_bytes))
+        except (ClientError, SmsFileError) as exc:
+            self.fail(exc)
+        if self.module.check_mode:
             self.module.exit_json(msg=summary, **res)
 
         try:
@@ -625,6 +630,9 @@ class Run:
 
     def preflight(self, drive, bin_parts, ini_parts, to_replace, ini_changed, journal, ini_size):
         """Before anything changes: every folder to write is writable and has room."""
+        from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import (
+            JOURNAL_ROOM, check_free_space, check_new_folders, check_writable)
+
         folders, files = [], []
         if to_replace:
             folders.append(bin_parts)
@@ -713,6 +721,9 @@ def main():
             manifest = load_manifest(params["manifest"], platforms=[params["platform"]], check_payload=False)
     except ManifestError as exc:
         run.fail(ClientError(exc.msg, path=exc.path, **exc.facts))
+    if from_data:
+        # The result echoes its arguments (invocation): a line, not every digest again.
+        params["manifest_data"] = manifest_summary(manifest)
     for option in ("graceful_signals", "hung_signals"):
         names = [_signal_name(name) for name in params[option]]
         unknown = [name for name in names if not hasattr(signal, "SIG" + name)]

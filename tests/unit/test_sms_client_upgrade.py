@@ -5,6 +5,7 @@ a real process of ours whose comm is SMSRUN32 and whose command line names
 the client's Smsrun32.exe, so the module finds it in the real process table.
 """
 
+import json
 import os
 import shutil
 import signal
@@ -114,7 +115,7 @@ def serve(logon_sms, manifest_path, platform="x86"):
 
 
 def lab_date(name):
-    from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import parse_iso_utc
+    from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import parse_iso_utc
     return parse_iso_utc(lab.HOTFIX_DATE[name])
 
 
@@ -207,6 +208,51 @@ def test_rhythm_check_change_no_change_check(site, module_runner):
     assert again["reboot_required"] is False
     assert module_runner(MODULE, site.args(), check_mode=True)["changed"] is False
     assert site.snap() == after
+
+
+# A module run compiles every utility it imports (Ansible ships them as source
+# in the module's zip): a run imports what its path needs, nothing more.
+IMPORTS = r"""
+import importlib, json, sys
+sys.path[:0] = sys.argv[1:]
+import sms_testlib
+from ansible.module_utils import basic
+basic._ANSIBLE_ARGS = sys.stdin.buffer.read()
+basic._ANSIBLE_PROFILE = "legacy"
+try:
+    importlib.import_module("ansible_collections.sms.hotfix.plugins.modules.sms_client_upgrade").main()
+except SystemExit:
+    pass
+prefix = "ansible_collections.sms.hotfix.plugins.module_utils."
+print(json.dumps({"imported": sorted(m[len(prefix):] for m in sys.modules if m.startswith(prefix))}))
+"""
+
+
+def run_counting_imports(site, **extra):
+    """(result, module_utils imported) of one module run in a fresh interpreter."""
+    tests = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    payload = dict(site.args(**extra), _ansible_check_mode=False, _ansible_diff=False, _ansible_tmpdir=None)
+    payload = {key: value for key, value in payload.items() if value is not None}
+    done = subprocess.run([sys.executable, "-c", IMPORTS, tests], capture_output=True, check=True,
+                          input=json.dumps({"ANSIBLE_MODULE_ARGS": payload}).encode())
+    lines = [json.loads(line) for line in done.stdout.decode().splitlines() if line.startswith("{")]
+    return lines[0], lines[-1]["imported"]
+
+
+def test_a_run_imports_only_what_its_path_needs(site):
+    first, imported = run_counting_imports(site)
+    assert first["status"] == "upgraded", first
+    assert "sms_files" in imported and "sms_proc" in imported  # the journal; SMSRUN32
+    assert "sms_client_rollback" not in imported and "sms_smb" not in imported
+    with open(site.manifest, encoding="utf-8") as handle:
+        data = json.load(handle)
+    again, imported = run_counting_imports(site, manifest=None, manifest_data=data)
+    assert again["status"] == "unchanged" and again["changed"] is False, again
+    # An up-to-date client (every re-run) has nothing to journal.
+    assert "sms_files" not in imported and "sms_client_rollback" not in imported
+    assert "sms_proc" in imported  # a hung SMSRUN32 is cured even when the files are current
+    # The result echoes a line for the manifest it was handed, not every platform's digests.
+    assert again["invocation"]["module_args"]["manifest_data"] == "Q216552 (2 file(s) of x86, validated)"
 
 
 def test_sms_ini_changes_only_the_two_keys(site, module_runner):

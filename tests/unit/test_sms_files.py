@@ -28,11 +28,11 @@ from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import (
     check_writable,
     dump_json,
     iso_utc,
-    parse_iso_utc,
     read_json,
     write_json,
 )
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import LocalVolume, PathRefused, SmsFileError
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import parse_iso_utc
 
 OLD = 898516800  # 1998-06-22T12:00:00Z
 STATE = ("MS", "SMS", "Hotfix", "Q216552")

@@ -27,7 +27,7 @@ from sms_testlib import (
     write,
 )
 
-from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import parse_iso_utc
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import parse_iso_utc
 
 ROOT = os.geteuid() == 0
 MODULE = "sms_hotfix_stage"
