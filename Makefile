@@ -97,7 +97,8 @@ test: payload test-deps browser-deps fleet-deps awx-deps
 	$(LINT_ENV) $(BIN)/ansible-lint --profile production
 	$(BIN)/ansible-playbook --syntax-check rollout.yml playbooks/*.yml
 	$(BIN)/python tests/sanity/run-sanity
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest -n 2 --dist loadgroup tests --ignore=tests/smb
+	$(BIN)/python -m pytest tests/smb
 	$(BIN)/molecule test --all
 
 # ansible-test sanity on the checkout as the sms.hotfix collection (tests/sanity/run-sanity)

@@ -76,3 +76,19 @@ def _modules_run_as_on_a_host(monkeypatch):
     result; modules under test must behave as they do on a managed host."""
     from ansible.module_utils import _internal
     monkeypatch.setattr(_internal, "is_controller", False, raising=False)
+
+
+# make test runs pytest on two workers (-n 2 --dist loadgroup), then the
+# Samba suite alone (its logons failed while another suite loaded the
+# machine). Every test file runs whole in one worker, so its module fixtures
+# (a lab, the AWX site) are built once; the fleet suite, which builds one
+# fleet per session in fixed network namespaces, runs whole in one worker.
+SERIAL_SUITES = ("fleet", "smb")
+
+
+def pytest_collection_modifyitems(config, items):
+    del config
+    for item in items:
+        rel = os.path.relpath(str(item.path), REPO).split(os.sep)
+        group = rel[1] if len(rel) > 2 and rel[0] == "tests" and rel[1] in SERIAL_SUITES else "/".join(rel)
+        item.add_marker(pytest.mark.xdist_group(group))
