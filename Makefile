@@ -93,11 +93,12 @@ TEST_PACKAGES := samba:smbd iproute2:ip
 test-deps:
 	bash tests/install-test-deps.sh $(TEST_PACKAGES)
 
+# Lint and sanity run side by side (each mostly one process; sanity waits on
+# pip on a fresh clone); then pytest in three workers (many tests wait on a
+# lab's cycle or an SSH fleet), the Samba suite alone, molecule.
 test: payload test-deps browser-deps fleet-deps awx-deps
-	$(LINT_ENV) $(BIN)/ansible-lint --profile production
-	$(BIN)/ansible-playbook --syntax-check rollout.yml playbooks/*.yml
-	$(BIN)/python tests/sanity/run-sanity
-	$(BIN)/python -m pytest -n 2 --dist loadgroup tests --ignore=tests/smb
+	$(MAKE) --no-print-directory -j2 --output-sync=target lint sanity
+	$(BIN)/python -m pytest -n 3 --dist loadgroup tests --ignore=tests/smb
 	$(BIN)/python -m pytest tests/smb
 	$(BIN)/molecule test --all
 
