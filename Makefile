@@ -93,14 +93,13 @@ TEST_PACKAGES := samba:smbd iproute2:ip
 test-deps:
 	bash tests/install-test-deps.sh $(TEST_PACKAGES)
 
-# Lint and sanity run side by side (each mostly one process; sanity waits on
-# pip on a fresh clone); then pytest in three workers (many tests wait on a
-# lab's cycle or an SSH fleet), the Samba suite alone, molecule.
+# Lint, sanity and molecule run side by side (each mostly one process;
+# sanity waits on pip on a fresh clone; molecule's lab is its own); then
+# pytest in two workers, then the Samba suite alone.
 test: payload test-deps browser-deps fleet-deps awx-deps
-	$(MAKE) --no-print-directory -j2 --output-sync=target lint sanity
-	$(BIN)/python -m pytest -n 3 --dist loadgroup tests --ignore=tests/smb
+	$(MAKE) --no-print-directory -j3 --output-sync=target lint sanity molecule
+	$(BIN)/python -m pytest -n 2 --dist loadgroup tests --ignore=tests/smb
 	$(BIN)/python -m pytest tests/smb
-	$(BIN)/molecule test --all
 
 # ansible-test sanity on the checkout as the sms.hotfix collection (tests/sanity/run-sanity)
 sanity: venv

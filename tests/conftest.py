@@ -78,7 +78,7 @@ def _modules_run_as_on_a_host(monkeypatch):
     monkeypatch.setattr(_internal, "is_controller", False, raising=False)
 
 
-# make test runs pytest on three workers (-n 3 --dist loadgroup), then the
+# make test runs pytest on two workers (-n 2 --dist loadgroup), then the
 # Samba suite alone (its logons failed while another suite loaded the
 # machine). Every test file runs whole in one worker, so its module fixtures
 # (a lab, the AWX site) are built once; the fleet suite, which builds one
