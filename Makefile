@@ -95,11 +95,11 @@ test-deps:
 
 # Lint, sanity and molecule run side by side (each mostly one process;
 # sanity waits on pip on a fresh clone; molecule's lab is its own); then
-# pytest in two workers, then the Samba suite alone.
+# pytest in two workers, each test file (and the fleet and Samba suites)
+# whole in one worker (tests/conftest.py).
 test: payload test-deps browser-deps fleet-deps awx-deps
 	$(MAKE) --no-print-directory -j3 --output-sync=target lint sanity molecule
-	$(BIN)/python -m pytest -n 2 --dist loadgroup tests --ignore=tests/smb
-	$(BIN)/python -m pytest tests/smb
+	$(BIN)/python -m pytest -n 2 tests
 
 # ansible-test sanity on the checkout as the sms.hotfix collection (tests/sanity/run-sanity)
 sanity: venv

@@ -78,17 +78,31 @@ def _modules_run_as_on_a_host(monkeypatch):
     monkeypatch.setattr(_internal, "is_controller", False, raising=False)
 
 
-# make test runs pytest on two workers (-n 2 --dist loadgroup), then the
-# Samba suite alone (its logons failed while another suite loaded the
-# machine). Every test file runs whole in one worker, so its module fixtures
-# (a lab, the AWX site) are built once; the fleet suite, which builds one
-# fleet per session in fixed network namespaces, runs whole in one worker.
+# make test runs pytest on two workers (pytest-xdist, -n 2). A scope is sent
+# whole to one worker: each test file, so its module fixtures (a lab, the AWX
+# site) are built once; and each suite whose session fixture is one shared
+# world (the fleet: fixed network namespaces; Samba: its namespace and test
+# account), so two workers never build it at once. (pytest-xdist's own
+# `loadgroup` marks tests by renaming their node ids, which pytest 9.2 no
+# longer reads: its groups were silently ignored.)
 SERIAL_SUITES = ("fleet", "smb")
 
 
-def pytest_collection_modifyitems(config, items):
-    del config
-    for item in items:
-        rel = os.path.relpath(str(item.path), REPO).split(os.sep)
-        group = rel[1] if len(rel) > 2 and rel[0] == "tests" and rel[1] in SERIAL_SUITES else "/".join(rel)
-        item.add_marker(pytest.mark.xdist_group(group))
+def scope_of(nodeid):
+    """The scope a test runs in: its suite (SERIAL_SUITES) or its file."""
+    path = nodeid.split("::", 1)[0]
+    parts = path.split("/")
+    if len(parts) > 2 and parts[0] == "tests" and parts[1] in SERIAL_SUITES:
+        return "/".join(parts[:2])
+    return path
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SuiteScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            return scope_of(nodeid)
+
+    return SuiteScheduling(config, log)
