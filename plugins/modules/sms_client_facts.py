@@ -166,6 +166,10 @@ manifest_path:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_zipimport import compile_once
+
+compile_once()  # first: the utilities below are compiled once on the host, not twice
+
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_client import (
     ClientError, client_bin, drive_volume, logon_server, read_sms_ini, smsrun_state, wrap,
 )

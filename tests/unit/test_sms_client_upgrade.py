@@ -255,6 +255,61 @@ def test_a_run_imports_only_what_its_path_needs(site):
     assert again["invocation"]["module_args"]["manifest_data"] == "Q216552 (2 file(s) of x86, validated)"
 
 
+# The module as Ansible ships it: AnsiballZ, the module and its utilities as
+# source in a zip, imported with Python's zipimport, which compiles each file
+# twice (for its spec, then to run it); sms_zipimport makes that once for
+# what the module imports after it.
+COUNT_COMPILES = r"""
+import builtins, json, runpy, sys
+compiled, real = {}, builtins.compile
+def counting(source, filename, *args, **kwargs):
+    name = str(filename).split(".zip/", 1)[-1]
+    compiled[name] = compiled.get(name, 0) + 1
+    return real(source, filename, *args, **kwargs)
+builtins.compile = counting
+sys.argv = sys.argv[1:2]  # as when run: more arguments would be AnsiballZ's debug commands
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+finally:
+    sys.stderr.write("\nCOMPILED " + json.dumps(compiled) + "\n")
+"""
+
+
+def test_as_shipped_each_utility_is_compiled_once_on_the_host(site, tmp_path):
+    remote_tmp = tmp_path / "remote-tmp"
+    (tmp_path / "play.json").write_text(json.dumps([{
+        "hosts": "localhost", "gather_facts": False,
+        "tasks": [{"sms.hotfix.sms_client_upgrade": site.args(), "register": "upgrade"},
+                  {"ansible.builtin.assert": {"that": ["upgrade.status == 'upgraded'"]}}]}]))
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(lab.REPO, "ansible.cfg"), SMS_REPORT_DISABLE="1",
+               ANSIBLE_KEEP_REMOTE_FILES="1", ANSIBLE_PIPELINING="0", ANSIBLE_REMOTE_TMP=str(remote_tmp),
+               ANSIBLE_LOCAL_TMP=str(tmp_path / "local-tmp"), ANSIBLE_NOCOLOR="1")
+    playbook = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+    done = subprocess.run([playbook, "-i", "localhost,", "-c", "local", "-e",
+                           json.dumps({"ansible_python_interpreter": sys.executable}), str(tmp_path / "play.json")],
+                          cwd=lab.REPO, env=env, capture_output=True, text=True, timeout=180, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    shipped = [os.path.join(top, name) for top, _dirs, names in os.walk(remote_tmp) for name in names
+               if name == "AnsiballZ_sms_client_upgrade.py"]
+    assert len(shipped) == 1, shipped
+    # The same payload again, compiles counted: the client is up to date now.
+    again = subprocess.run([sys.executable, "-c", COUNT_COMPILES, shipped[0]], capture_output=True, text=True,
+                           timeout=60, check=False)
+    result = json.loads([line for line in again.stdout.splitlines() if line.startswith("{")][-1])
+    assert result["status"] == "unchanged", result
+    compiled = json.loads(again.stderr.rsplit("COMPILED ", 1)[1])
+    utils = "ansible_collections/sms/hotfix/plugins/module_utils/"
+    ours = {name: count for name, count in compiled.items() if name.startswith(utils)}
+    assert {utils + name for name in ("sms_client_run.py", "sms_client.py", "sms_fs.py", "sms_ini.py",
+                                      "sms_manifest.py", "sms_proc.py")} <= set(ours), compiled
+    # imported the way Python does, before it takes over
+    assert ours.pop(utils + "sms_zipimport.py") == 2 and ours.pop(utils + "__init__.py") == 2
+    assert set(ours.values()) == {1}, ours
+    # What ran before it is compiled twice: ansible-core's own utilities, and the module file.
+    assert compiled["ansible/module_utils/basic.py"] == 2
+    assert compiled["ansible_collections/sms/hotfix/plugins/modules/sms_client_upgrade.py"] == 2
+
+
 def test_sms_ini_changes_only_the_two_keys(site, module_runner):
     original = (b"; SMS.INI \xe9crit par Client Setup\r\n"
                 b"[SMS]\r\n"
@@ -671,14 +726,14 @@ def test_bad_signal_name(site, module_runner):
 
 
 def test_failure_writing_sms_ini_puts_the_files_back(site, module_runner, monkeypatch):
-    from ansible_collections.sms.hotfix.plugins.modules import sms_client_upgrade
+    from ansible_collections.sms.hotfix.plugins.module_utils import sms_client_run
     from ansible_collections.sms.hotfix.plugins.module_utils.sms_client import ClientError
 
     def broken(drive, parts, data, mtime=None):
         path = drive.path(parts)
         raise ClientError("no space left on the device holding %s: free space and run again" % path, path=path)
 
-    monkeypatch.setattr(sms_client_upgrade, "write_ini", broken)
+    monkeypatch.setattr(sms_client_run, "write_ini", broken)
     bin_before = lab.snapshot(site.bin)
     ini_before = read(site.ini)
     result = module_runner(MODULE, site.args())

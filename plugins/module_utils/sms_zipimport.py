@@ -1,0 +1,60 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, the sms-hotfix-rollout authors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Compile each module utility once in a module process, not twice.
+
+A module runs on the host from the AnsiballZ zip, through Python's
+`zipimport`, which ships no bytecode: every file imported is compiled from
+source. CPython's zipimporter compiles it twice: once when the import
+system asks for the file name while building the module's spec
+(`get_filename`), and again when it runs the module (`get_code`). Compiling
+is most of a module process's cost (issue 12, benchmarks/README.md).
+
+`compile_once()` puts a zipimporter in front that keeps the code object
+compiled for `get_filename` and hands it to the following `get_code`: the
+same code, the same file names, half the compiling. It touches only
+importers of zip files, and changes nothing when the module does not run
+from a zip (tests, ansible-test). A module calls it before importing the
+rest of the collection's utilities.
+"""
+
+from __future__ import annotations
+
+import sys
+import zipimport
+
+
+class OnceZipImporter(zipimport.zipimporter):
+    """A zipimporter that compiles a module once for its spec and its run."""
+
+    def __init__(self, path):
+        super().__init__(path)
+        self._compiled = {}
+
+    def get_filename(self, fullname):
+        code = super().get_code(fullname)
+        if not code.co_filename.startswith(self.archive):
+            return super().get_filename(fullname)  # bytecode compiled elsewhere: ask as zipimport does
+        self._compiled[fullname] = code
+        return code.co_filename
+
+    def get_code(self, fullname):
+        code = self._compiled.pop(fullname, None)
+        return code if code is not None else super().get_code(fullname)
+
+
+def compile_once():
+    """Install OnceZipImporter for the zips on sys.path, now and for packages found later.
+
+    Returns the number of importers replaced (0 when nothing runs from a zip).
+    """
+    hooks = sys.path_hooks
+    for index, hook in enumerate(hooks):
+        if hook is zipimport.zipimporter:
+            hooks[index] = OnceZipImporter
+    replaced = 0
+    for path, importer in list(sys.path_importer_cache.items()):
+        if type(importer) is zipimport.zipimporter:  # pylint: disable=unidiomatic-typecheck
+            sys.path_importer_cache[path] = OnceZipImporter(path)
+            replaced += 1
+    return replaced
