@@ -9,6 +9,18 @@ import os
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLLECTIONS = os.path.join(REPO, "collections")
 
+# Python source counting every compile() by file name (the part after ".zip/"
+# for a file in a zip) into `compiled`: run first in a fresh interpreter.
+COMPILE_COUNTER = r"""
+import builtins
+compiled, _real_compile = {}, builtins.compile
+def _counting(source, filename, *args, **kwargs):
+    name = str(filename).split(".zip/", 1)[-1]
+    compiled[name] = compiled.get(name, 0) + 1
+    return _real_compile(source, filename, *args, **kwargs)
+builtins.compile = _counting
+"""
+
 
 def install_collection_loader():
     """Make `ansible_collections.sms.hotfix` (this checkout) importable, once per process."""

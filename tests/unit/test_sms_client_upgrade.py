@@ -259,14 +259,8 @@ def test_a_run_imports_only_what_its_path_needs(site):
 # source in a zip, imported with Python's zipimport, which compiles each file
 # twice (for its spec, then to run it); sms_zipimport makes that once for
 # what the module imports after it.
-COUNT_COMPILES = r"""
-import builtins, json, runpy, sys
-compiled, real = {}, builtins.compile
-def counting(source, filename, *args, **kwargs):
-    name = str(filename).split(".zip/", 1)[-1]
-    compiled[name] = compiled.get(name, 0) + 1
-    return real(source, filename, *args, **kwargs)
-builtins.compile = counting
+COUNT_COMPILES = lab.COMPILE_COUNTER + r"""
+import json, runpy, sys
 sys.argv = sys.argv[1:2]  # as when run: more arguments would be AnsiballZ's debug commands
 try:
     runpy.run_path(sys.argv[0], run_name="__main__")

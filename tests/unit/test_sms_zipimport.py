@@ -11,11 +11,13 @@ import subprocess
 import sys
 import zipfile
 
+from sms_testlib import COMPILE_COUNTER
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 UTIL = os.path.join(REPO, "plugins", "module_utils", "sms_zipimport.py")
 
 PROBE = r"""
-import builtins, importlib.util, json, sys, traceback
+import importlib.util, json, sys
 zip_path, once = sys.argv[1], sys.argv[2] == "once"
 spec = importlib.util.spec_from_file_location("sms_zipimport", sys.argv[3])
 util = importlib.util.module_from_spec(spec)
@@ -23,12 +25,7 @@ spec.loader.exec_module(util)
 sys.path.insert(0, zip_path)
 import pkg.early  # found before compile_once: the importers of the zip and of pkg/ are replaced
 replaced = util.compile_once() if once else 0
-compiled, real = {}, builtins.compile
-def counting(source, filename, *args, **kwargs):
-    name = str(filename).split(".zip/", 1)[-1]
-    compiled[name] = compiled.get(name, 0) + 1
-    return real(source, filename, *args, **kwargs)
-builtins.compile = counting
+""" + COMPILE_COUNTER + r"""
 from pkg import mod
 from pkg.sub import leaf
 try:
