@@ -271,9 +271,11 @@ finally:
 
 def test_as_shipped_each_utility_is_compiled_once_on_the_host(site, tmp_path):
     remote_tmp = tmp_path / "remote-tmp"
+    facts = {key: site.args()[key] for key in ("drive_root", "platform", "manifest", "cpu_window", "process_scope")}
     (tmp_path / "play.json").write_text(json.dumps([{
         "hosts": "localhost", "gather_facts": False,
         "tasks": [{"sms.hotfix.sms_client_upgrade": site.args(), "register": "upgrade"},
+                  {"sms.hotfix.sms_client_facts": facts},
                   {"ansible.builtin.assert": {"that": ["upgrade.status == 'upgraded'"]}}]}]))
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(lab.REPO, "ansible.cfg"), SMS_REPORT_DISABLE="1",
                ANSIBLE_KEEP_REMOTE_FILES="1", ANSIBLE_PIPELINING="0", ANSIBLE_REMOTE_TMP=str(remote_tmp),
@@ -283,25 +285,29 @@ def test_as_shipped_each_utility_is_compiled_once_on_the_host(site, tmp_path):
                            json.dumps({"ansible_python_interpreter": sys.executable}), str(tmp_path / "play.json")],
                           cwd=lab.REPO, env=env, capture_output=True, text=True, timeout=180, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    shipped = [os.path.join(top, name) for top, _dirs, names in os.walk(remote_tmp) for name in names
-               if name == "AnsiballZ_sms_client_upgrade.py"]
-    assert len(shipped) == 1, shipped
-    # The same payload again, compiles counted: the client is up to date now.
-    again = subprocess.run([sys.executable, "-c", COUNT_COMPILES, shipped[0]], capture_output=True, text=True,
-                           timeout=60, check=False)
-    result = json.loads([line for line in again.stdout.splitlines() if line.startswith("{")][-1])
-    assert result["status"] == "unchanged", result
-    compiled = json.loads(again.stderr.rsplit("COMPILED ", 1)[1])
     utils = "ansible_collections/sms/hotfix/plugins/module_utils/"
-    ours = {name: count for name, count in compiled.items() if name.startswith(utils)}
-    assert {utils + name for name in ("sms_client_run.py", "sms_client.py", "sms_fs.py", "sms_ini.py",
-                                      "sms_manifest.py", "sms_proc.py")} <= set(ours), compiled
-    # imported the way Python does, before it takes over
-    assert ours.pop(utils + "sms_zipimport.py") == 2 and ours.pop(utils + "__init__.py") == 2
-    assert set(ours.values()) == {1}, ours
-    # What ran before it is compiled twice: ansible-core's own utilities, and the module file.
-    assert compiled["ansible/module_utils/basic.py"] == 2
-    assert compiled["ansible_collections/sms/hotfix/plugins/modules/sms_client_upgrade.py"] == 2
+    done_as = {"sms_client_upgrade": lambda result: result["status"] == "unchanged",
+               "sms_client_facts": lambda result: result["compliance"]["compliant"] is True}
+    for module, expected in done_as.items():
+        shipped = [os.path.join(top, name) for top, _dirs, names in os.walk(remote_tmp) for name in names
+                   if name == "AnsiballZ_%s.py" % module]
+        assert len(shipped) == 1, (module, shipped)
+        # The same payload again, compiles counted (the client is up to date now).
+        again = subprocess.run([sys.executable, "-c", COUNT_COMPILES, shipped[0]], capture_output=True, text=True,
+                               timeout=60, check=False)
+        result = json.loads([line for line in again.stdout.splitlines() if line.startswith("{")][-1])
+        assert expected(result), result
+        compiled = json.loads(again.stderr.rsplit("COMPILED ", 1)[1])
+        ours = {name: count for name, count in compiled.items() if name.startswith(utils)}
+        needed = ["sms_client.py", "sms_fs.py", "sms_ini.py", "sms_manifest.py", "sms_proc.py"]
+        needed += ["sms_client_run.py"] if module == "sms_client_upgrade" else []
+        assert {utils + name for name in needed} <= set(ours), (module, compiled)
+        # imported the way Python does, before it takes over
+        assert ours.pop(utils + "sms_zipimport.py") == 2 and ours.pop(utils + "__init__.py") == 2
+        assert set(ours.values()) == {1}, (module, ours)
+        # What ran before it is compiled twice: ansible-core's own utilities, and the module file.
+        assert compiled["ansible/module_utils/basic.py"] == 2
+        assert compiled["ansible_collections/sms/hotfix/plugins/modules/%s.py" % module] == 2
 
 
 def test_sms_ini_changes_only_the_two_keys(site, module_runner):
