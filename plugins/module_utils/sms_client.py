@@ -22,6 +22,9 @@ from ansible_collections.sms.hotfix.plugins.module_utils.sms_ini import IniDocum
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import PLATFORM_DIRS
 
 INI_NAME = "SMS.INI"
+# The two SMS.INI keys the rollout sets (and a rollback restores): (section, key).
+KEY_VERSION = ("SMS", "CopyListVersion")
+KEY_PHASE = ("Local", "SetupPhase")
 PHASE_INSTALLED = "installed"
 PHASE_DEFERRED = "verifying_files"
 PHASE_VERIFY = "verify_files"

@@ -13,16 +13,13 @@ from __future__ import annotations
 import hashlib
 
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_client import (
-    ClientError, client_bin, drive_volume, undone, wrap, write_ini,
+    KEY_PHASE, KEY_VERSION, ClientError, client_bin, drive_volume, undone, wrap, write_ini,
 )
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import (
     BackupJournal, SmsFileError, Transaction, check_writable,
 )
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import PathRefused
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_ini import IniDocument, IniError
-
-KEY_VERSION = ("SMS", "CopyListVersion")
-KEY_PHASE = ("Local", "SetupPhase")
 
 
 def rollback(run, manifest):

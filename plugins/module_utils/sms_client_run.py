@@ -15,18 +15,15 @@ import os
 import signal
 
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_client import (
-    PHASE_DEFERRED, PHASE_INSTALLED, PHASE_VERIFY, ClientError, client_bin, compare_files, drive_volume,
-    logon_server, read_server, read_sms_ini, replace_files, share_volume, smsrun_state, stale_files, stop_or_fail,
-    undone, wrap, write_ini,
+    KEY_PHASE, KEY_VERSION, PHASE_DEFERRED, PHASE_INSTALLED, PHASE_VERIFY, ClientError, client_bin, compare_files,
+    drive_volume, logon_server, read_server, read_sms_ini, replace_files, share_volume, smsrun_state, stale_files,
+    stop_or_fail, undone, wrap, write_ini,
 )
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import (
     SmsFileError, normal_path, open_volume, smb_settings)
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_ini import IniDocument
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import (
     ManifestError, load_manifest, manifest_summary, validate_manifest)
-
-KEY_VERSION = ("SMS", "CopyListVersion")
-KEY_PHASE = ("Local", "SetupPhase")
 
 
 class Run:
