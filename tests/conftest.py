@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.join(REPO, "lab"))
 sys.path.insert(0, os.path.join(REPO, "tests"))
 
 from ansible.module_utils import basic  # noqa: E402
-from sms_testlib import install_collection_loader  # noqa: E402
+from sms_testlib import install_collection_loader, xdist_scope  # noqa: E402
 
 install_collection_loader()
 MODULES = "ansible_collections.sms.hotfix.plugins.modules."
@@ -85,24 +85,12 @@ def _modules_run_as_on_a_host(monkeypatch):
 # account), so two workers never build it at once. (pytest-xdist's own
 # `loadgroup` marks tests by renaming their node ids, which pytest 9.2 no
 # longer reads: its groups were silently ignored.)
-SERIAL_SUITES = ("fleet", "smb")
-
-
-def scope_of(nodeid):
-    """The scope a test runs in: its suite (SERIAL_SUITES) or its file."""
-    path = nodeid.split("::", 1)[0]
-    parts = path.split("/")
-    if len(parts) > 2 and parts[0] == "tests" and parts[1] in SERIAL_SUITES:
-        return "/".join(parts[:2])
-    return path
-
-
 @pytest.hookimpl(tryfirst=True, optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
     from xdist.scheduler import LoadScopeScheduling
 
     class SuiteScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid):
-            return scope_of(nodeid)
+            return xdist_scope(nodeid)
 
     return SuiteScheduling(config, log)

@@ -22,6 +22,20 @@ builtins.compile = _counting
 """
 
 
+# Suites whose session fixture is one shared world (the fleet: fixed network
+# namespaces; Samba: its namespace and test account): each runs whole in one
+# pytest-xdist worker (tests/conftest.py).
+SERIAL_SUITES = ("fleet", "smb")
+
+
+def xdist_scope(nodeid):
+    """The scope a test runs in under `make test`: its suite (SERIAL_SUITES) or its file."""
+    path = nodeid.split("::", 1)[0]
+    parts = path.split("/")
+    if len(parts) > 2 and parts[0] == "tests" and parts[1] in SERIAL_SUITES:
+        return "/".join(parts[:2])
+    return path
+
 def install_collection_loader():
     """Make `ansible_collections.sms.hotfix` (this checkout) importable, once per process."""
     import sys
