@@ -36,6 +36,7 @@ def xdist_scope(nodeid):
         return "/".join(parts[:2])
     return path
 
+
 def install_collection_loader():
     """Make `ansible_collections.sms.hotfix` (this checkout) importable, once per process."""
     import sys
