@@ -22,9 +22,11 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
+from ansible.template import is_trusted_as_template
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import (
     ManifestError, read_manifest, validate_manifest)
 
@@ -186,17 +188,89 @@ def unreachable_over_smb(result):
     return result
 
 
+def platform_left_out(args):
+    """The skipped result of a client whose platform the rollout leaves out, else None.
+
+    Takes `platforms` out of `args` (the module does not see it). Empty or
+    absent: every platform.
+    """
+    platforms = as_list(args.pop("platforms", None))
+    platform = args.get("platform")
+    if not platforms or platform in platforms:
+        return None
+    return {"skipped": True, "changed": False, "platform_left_out": True,
+            "skip_reason": "platform %s is not one of the rollout's platforms (%s)" % (platform, ", ".join(platforms))}
+
+
+# A task argument that names one variable and nothing else ("{{ sms_client_state }}").
+BARE_VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}\Z")
+# The variables followed without Jinja: the rollout's own and plain magic
+# variables (never one ansible-core may mark deprecated).
+FOLLOWED_MAGIC = frozenset(("inventory_hostname", "inventory_hostname_short", "ansible_playbook_python",
+                            "playbook_dir", "inventory_dir"))
+FOLLOW_LIMIT = 8
+
+
+def follow_bare_variables(value, variables, depth=0):
+    """`value` with each "{{ name }}" replaced by the variable's own (untemplated) value.
+
+    What Jinja would do for such a template, without compiling one: the value
+    found is templated as usual afterwards (a template in it is rendered, an
+    untrusted string is not). Anything else, an undefined or foreign
+    variable, or an untrusted string is left as it is, for Jinja.
+    """
+    if depth >= FOLLOW_LIMIT:
+        return value
+    if isinstance(value, list):
+        followed = [follow_bare_variables(item, variables, depth + 1) for item in value]
+        return value if all(a is b for a, b in zip(followed, value)) else followed
+    if not isinstance(value, str) or "{{" not in value or not is_trusted_as_template(value):
+        return value
+    match = BARE_VARIABLE.match(value)
+    if match is None:
+        return value
+    name = match.group(1)
+    if not (name.startswith(("sms_", "__sms_")) or name in FOLLOWED_MAGIC) or name not in variables:
+        return value
+    found = variables[name]
+    if found is not None and not isinstance(found, (str, int, float, list, dict)):
+        return value
+    return follow_bare_variables(found, variables, depth + 1)
+
+
 class ManifestDataAction(ActionBase):
     """Front of a module that takes `manifest` or `manifest_data` (names and digests only)."""
 
     TRANSFERS_FILES = False
 
+    @classmethod
+    def finalize_task_arg(cls, name, value, templar, context):
+        """Each argument templated as ansible-core does, a bare variable looked up without a Jinja compile.
+
+        ansible-core compiles every template afresh in every worker, one
+        worker per client: the role's eighteen "{{ sms_client_<option> }}"
+        arguments cost a client more than the module's own work. Called by
+        ansible-core 2.19 (an experimental hook: a release without it simply
+        templates every argument itself).
+        """
+        return super().finalize_task_arg(name, follow_bare_variables(value, templar.available_variables),
+                                         templar, context)
+
+    # The task's `platforms`: a client of another platform is skipped here,
+    # before anything runs on it (cheaper than a `when` on every client).
+    SKIPS_LEFT_OUT_PLATFORMS = False
+
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
+        args = dict(self._task.args)
+        if self.SKIPS_LEFT_OUT_PLATFORMS:
+            skip = platform_left_out(args)
+            if skip:
+                return skip
         result = super().run(tmp, task_vars)
         del tmp
         try:
-            args = manifest_as_data(dict(self._task.args), task_vars.get("inventory_hostname"))
+            args = manifest_as_data(args, task_vars.get("inventory_hostname"))
             result.update(self._execute_module(module_name=self._task.action, module_args=args,
                                                task_vars=task_vars))
             return unreachable_over_smb(result)

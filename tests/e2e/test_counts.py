@@ -116,3 +116,41 @@ def test_an_upgrade_wave_costs_one_task_and_one_module_run_per_client(make_lab, 
         assert {n: files.get(n) for n in WANT[platform_of(lab, client)]} == WANT[platform_of(lab, client)], client
         assert lab.ini_value(client, "SetupPhase") == "installed", client
         assert lab.ini_value(client, "CopyListVersion") == str(lab.copy_list_version(server_of(lab, client))), client
+
+
+def test_a_platform_the_rollout_leaves_out_costs_no_module_run_and_its_clients_stay_untouched(
+        make_lab, run_playbook, tmp_path):
+    # sms_rollout_platforms=[x86]: the site stages x86 only, and the Alpha
+    # clients are skipped by the client task's action plugin on the
+    # controller (no `when` per client, no module run).
+    lab = make_lab(clients=6, alpha=2)
+    clients = lab.clients()
+    alpha = [c for c in clients if platform_of(lab, c) == "alpha"]
+    x86 = [c for c in clients if c not in alpha]
+    assert len(alpha) == 2 and len(x86) == 4
+    before = {c: lab.snapshot(c) for c in alpha}
+    for playbook in ("playbooks/site.yml", "playbooks/logon.yml"):
+        assert run_playbook(lab, playbook, extravars={"sms_rollout_platforms": ["x86"]}).rc == 0, playbook
+    log = str(tmp_path / "modules.log")
+    interpreter = counting_interpreters(tmp_path / "interpreters", clients)
+
+    run = run_playbook(lab, "playbooks/clients.yml", extravars={"sms_rollout_platforms": ["x86"],
+                                                                "ansible_python_interpreter": interpreter},
+                       envvars={"COUNT_MODULE_LOG": log, "COUNT_PYTHON": sys.executable})
+
+    assert run.rc == 0, run.stdout[-3000:]
+    results = run.results("sms_client_upgrade")
+    for client in alpha:
+        # (ansible-runner's skipped events carry no result: the report below
+        # shows the callback read the plugin's platform_left_out)
+        assert results[client]["_event"] == "runner_on_skipped", (client, results[client])
+        assert lab.snapshot(client) == before[client], client
+    for client in x86:
+        assert results[client]["_event"] == "runner_on_ok" and results[client]["changed"] is True, client
+        files = lab.files(client, "MS", "SMS", "BIN")
+        assert {n: files.get(n) for n in WANT["x86"]} == WANT["x86"], client
+    runs = module_runs(log)
+    assert {c: dict(runs.get(c, {})) for c in clients} == dict(
+        [(c, {"sms_client_upgrade": 1}) for c in x86] + [(c, {}) for c in alpha])
+    entries = dict((e["host"], (e["status"], e["detail"])) for e in run.report()["clients"])
+    assert entries == dict([(c, ("done", "upgraded")) for c in x86] + [(c, ("skipped", "platform")) for c in alpha])
