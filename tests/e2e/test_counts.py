@@ -9,13 +9,16 @@ module file, then execs the real Python. No timing here: speed lives in
 benchmarks/bench.py.
 """
 
+import json
 import os
+import re
+import subprocess
 import sys
 from collections import Counter, defaultdict
 
 import pytest
 
-from sms_e2e import load_manifest_json
+from sms_e2e import REPO, load_manifest_json
 
 pytestmark = pytest.mark.slow
 
@@ -154,3 +157,72 @@ def test_a_platform_the_rollout_leaves_out_costs_no_module_run_and_its_clients_s
         [(c, {"sms_client_upgrade": 1}) for c in x86] + [(c, {}) for c in alpha])
     entries = dict((e["host"], (e["status"], e["detail"])) for e in run.report()["clients"])
     assert entries == dict([(c, ("done", "upgraded")) for c in x86] + [(c, ("skipped", "platform")) for c in alpha])
+
+
+# ansible-playbook with every Jinja compile noted, and which task each worker
+# ran (a worker is forked per task and host, and exits after it).
+NOTING_PLAYBOOK = r"""
+import json, os, sys
+from ansible._internal._templating import _engine
+from ansible.executor.process import worker
+
+def note(kind, text):
+    with open(os.environ["SMS_COMPILE_LOG"], "a") as handle:
+        handle.write(json.dumps([os.getpid(), kind, str(text)]) + "\n")
+
+def noting(name):
+    real = getattr(_engine.TemplateEngine, name)
+    def compile_noted(self, text, options):
+        note("compile", text)
+        return real(self, text, options)
+    setattr(_engine.TemplateEngine, name, compile_noted)
+
+noting("_compile_template")
+noting("_compile_expression")
+run = worker.WorkerProcess._run
+def run_noted(self):
+    note("task", "%s %s" % (self._task.action, self._host.name))
+    return run(self)
+worker.WorkerProcess._run = run_noted
+
+from ansible.cli.playbook import main
+sys.argv[0] = "ansible-playbook"
+sys.exit(main())
+"""
+
+
+def test_a_client_task_compiles_no_template_for_an_argument_that_names_a_variable(make_lab, run_playbook, tmp_path):
+    # ansible-core 2.19 compiles each template again in every worker, one per
+    # client: the role's "{{ sms_client_<option> }}" arguments were 37 compiles
+    # a client. The client action plugin follows them without Jinja
+    # (tests/unit/test_sms_task_args.py); here, that ansible-core really
+    # hands it the arguments, in a real run.
+    lab = make_lab(clients=3)
+    for playbook in ("playbooks/site.yml", "playbooks/logon.yml"):
+        assert run_playbook(lab, playbook).rc == 0, playbook
+    log = tmp_path / "compiles.jsonl"
+    script = tmp_path / "noting-playbook.py"
+    script.write_text(NOTING_PLAYBOOK)
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), SMS_COMPILE_LOG=str(log),
+               SMS_REPORT_DIR=str(tmp_path / "reports"), ANSIBLE_NOCOLOR="1")
+    done = subprocess.run([sys.executable, str(script), "-i", lab.inventory, "playbooks/clients.yml"], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    tasks, compiled = {}, defaultdict(list)
+    for pid, kind, text in (json.loads(line) for line in log.read_text().splitlines()):
+        if kind == "task":
+            tasks[pid] = text
+        else:
+            compiled[pid].append(text)
+    client_workers = {pid: text.split()[1] for pid, text in tasks.items()
+                      if text.split()[0] == "sms.hotfix.sms_client_upgrade"}
+    assert sorted(client_workers.values()) == lab.clients()
+    bare_arguments = re.compile(r"\{\{\s*(sms_client_\w+|inventory_hostname)\s*\}\}\Z")
+    for pid, client in client_workers.items():
+        texts = compiled[pid]
+        # the task still compiles what is not a bare variable (the lab
+        # inventory's paths, the interpreter): the noting works
+        assert "{{ ansible_playbook_python }}" in texts, (client, texts)
+        assert [t for t in texts if bare_arguments.match(t)] == [], (client, texts)
+        assert not any("sms_client_platforms" in t for t in texts), (client, texts)  # no `when` per client
+        assert len(texts) <= 14, (client, len(texts), texts)
