@@ -7,8 +7,6 @@ When the task's `manifest` is a file on the controller, it is read and
 validated there and the module gets its content as `manifest_data` (a client
 only needs names and SHA-256), so clients need no copy of the hotfix folder.
 A path the controller does not have is passed through for the host to read.
-A client whose platform is not one of the task's `platforms` is skipped here,
-before anything runs on it.
 """
 
 from __future__ import annotations
@@ -18,4 +16,4 @@ from ansible_collections.sms.hotfix.plugins.plugin_utils import sms_controller
 
 
 class ActionModule(sms_controller.ManifestDataAction):
-    SKIPS_LEFT_OUT_PLATFORMS = True
+    pass

@@ -52,14 +52,6 @@ options:
     type: str
     required: true
     choices: [x86, alpha, mips]
-  platforms:
-    description:
-      - Consumed by the action plugin of the same name (a task option, not passed to the module).
-      - The rollout's platforms. A client whose O(platform) is not one of them is skipped before anything
-        runs on it (the task's result is skipped, with RV(platform_left_out)). Empty, every platform.
-    type: list
-    elements: str
-    default: []
   manifest:
     description:
       - Path of the hotfix's C(manifest.json). Only the expected names and
@@ -235,16 +227,8 @@ status:
   type: str
   sample: upgraded
 skipped:
-  description:
-    - True when the client was skipped because its logon server does not serve the hotfix, or because
-      the rollout leaves its platform out (O(platforms)).
+  description: True when the client was skipped because its logon server does not serve the hotfix.
   returned: when skipped
-  type: bool
-platform_left_out:
-  description:
-    - True when the client was skipped because its platform is not one of O(platforms); nothing ran on
-      the client (the action plugin decided on the controller), so no other key is returned.
-  returned: when the platform is left out
   type: bool
 logon_server:
   description: The client's logon server as C(SMS.INI) names it.
@@ -361,7 +345,6 @@ from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import SMB_ARGS
 ARGUMENT_SPEC = dict(
     drive_root=dict(type="str", required=True),
     platform=dict(type="str", required=True, choices=["x86", "alpha", "mips"]),
-    platforms=dict(type="list", elements="str", default=[]),  # consumed by the action plugin
     manifest=dict(type="path"),
     manifest_data=dict(type="dict"),
     share_path_pattern=dict(type="str", required=True),

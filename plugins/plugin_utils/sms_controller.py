@@ -26,9 +26,16 @@ import re
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
+from ansible.module_utils.datatag import native_type_name
 from ansible.template import is_trusted_as_template
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import (
     ManifestError, read_manifest, validate_manifest)
+
+try:
+    # Data tags are ansible-core's own; without this one, nothing is followed.
+    from ansible.module_utils._internal._datatag._tags import Deprecated
+except ImportError:  # pragma: no cover - another ansible-core
+    Deprecated = None
 
 TRANSFER_CHOICES = ("auto", "always", "never")
 ADVICE = "check it with sms_hotfix_manifest (bin/sms-hotfix-manifest verify)"
@@ -188,26 +195,14 @@ def unreachable_over_smb(result):
     return result
 
 
-def platform_left_out(args):
-    """The skipped result of a client whose platform the rollout leaves out, else None.
-
-    Takes `platforms` out of `args` (the module does not see it). Empty or
-    absent: every platform.
-    """
-    platforms = as_list(args.pop("platforms", None))
-    platform = args.get("platform")
-    if not platforms or platform in platforms:
-        return None
-    return {"skipped": True, "changed": False, "platform_left_out": True,
-            "skip_reason": "platform %s is not one of the rollout's platforms (%s)" % (platform, ", ".join(platforms))}
-
-
 # A task argument that names one variable and nothing else ("{{ sms_client_state }}").
 BARE_VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}\Z")
-# The variables followed without Jinja: the rollout's own and plain magic
-# variables (never one ansible-core may mark deprecated).
+# The variables followed without Jinja: the rollout's own and plain magic variables.
 FOLLOWED_MAGIC = frozenset(("inventory_hostname", "inventory_hostname_short", "ansible_playbook_python",
                             "playbook_dir", "inventory_dir"))
+# The values followed: what variables hold (a tagged str is still "str"; a
+# subclass, an enum or a set is left to ansible-core, which converts it).
+FOLLOWED_TYPES = frozenset(("str", "int", "float", "bool", "list", "dict", "NoneType"))
 FOLLOW_LIMIT = 8
 
 
@@ -216,12 +211,13 @@ def follow_bare_variables(value, variables, depth=0):
 
     What Jinja would do for such a template, without compiling one: the value
     found is templated as usual afterwards (a template in it is rendered, an
-    untrusted string is not). Anything else, an undefined or foreign
-    variable, or an untrusted string is left as it is, for Jinja.
+    untrusted string is not). Anything else is left as it is, for Jinja: an
+    undefined or foreign variable, an untrusted string, a value ansible-core
+    would convert, and a deprecated one (Jinja warns where it is used).
     """
-    if depth >= FOLLOW_LIMIT:
+    if depth >= FOLLOW_LIMIT or Deprecated is None or holds_deprecated(value):
         return value
-    if isinstance(value, list):
+    if native_type_name(value) == "list":
         followed = [follow_bare_variables(item, variables, depth + 1) for item in value]
         return value if all(a is b for a, b in zip(followed, value)) else followed
     if not isinstance(value, str) or "{{" not in value or not is_trusted_as_template(value):
@@ -233,9 +229,22 @@ def follow_bare_variables(value, variables, depth=0):
     if not (name.startswith(("sms_", "__sms_")) or name in FOLLOWED_MAGIC) or name not in variables:
         return value
     found = variables[name]
-    if found is not None and not isinstance(found, (str, int, float, list, dict)):
+    if native_type_name(found) not in FOLLOWED_TYPES or holds_deprecated(found):
         return value
     return follow_bare_variables(found, variables, depth + 1)
+
+
+def holds_deprecated(value, depth=0):
+    """Whether `value`, or an item or value in it, is tagged deprecated (Jinja names the template in its warning)."""
+    if Deprecated.is_tagged_on(value):
+        return True
+    if depth < FOLLOW_LIMIT:
+        kind = native_type_name(value)
+        if kind == "list":
+            return any(holds_deprecated(item, depth + 1) for item in value)
+        if kind == "dict":
+            return any(holds_deprecated(item, depth + 1) for item in value.values())
+    return False
 
 
 class ManifestDataAction(ActionBase):
@@ -256,21 +265,12 @@ class ManifestDataAction(ActionBase):
         return super().finalize_task_arg(name, follow_bare_variables(value, templar.available_variables),
                                          templar, context)
 
-    # The task's `platforms`: a client of another platform is skipped here,
-    # before anything runs on it (cheaper than a `when` on every client).
-    SKIPS_LEFT_OUT_PLATFORMS = False
-
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
-        args = dict(self._task.args)
-        if self.SKIPS_LEFT_OUT_PLATFORMS:
-            skip = platform_left_out(args)
-            if skip:
-                return skip
         result = super().run(tmp, task_vars)
         del tmp
         try:
-            args = manifest_as_data(args, task_vars.get("inventory_hostname"))
+            args = manifest_as_data(dict(self._task.args), task_vars.get("inventory_hostname"))
             result.update(self._execute_module(module_name=self._task.action, module_args=args,
                                                task_vars=task_vars))
             return unreachable_over_smb(result)

@@ -418,10 +418,9 @@ class RunModel(object):
             return
         if host not in self.results["client"]:
             reason = data.get("false_condition") or data.get("skip_reason")
-            if data.get("platform_left_out"):
-                # the rollout leaves this client's platform out (the action
-                # plugin skipped it): a real outcome, not a run that never got
-                # to the client
+            if reason and "sms_client_platform" in str(reason):
+                # the rollout leaves this client's platform out: a real outcome,
+                # not a run that never got to the client
                 self._put_client(client_entry(
                     host, "skipped", "platform", "skipped: its platform is not one of sms_rollout_platforms",
                     wave=wave, at=at))

@@ -16,13 +16,20 @@ import sms_testlib
 sms_testlib.install_collection_loader()
 
 from ansible.errors import AnsibleError  # noqa: E402
+from ansible.module_utils.datatag import deprecate_value  # noqa: E402
 from ansible.plugins.action import ActionBase  # noqa: E402
 from ansible.template import trust_as_template  # noqa: E402
+from ansible.utils.display import Display  # noqa: E402
 from ansible._internal._templating._engine import TemplateEngine  # noqa: E402
 from ansible_collections.sms.hotfix.plugins.plugin_utils import sms_controller  # noqa: E402
 from ansible_collections.sms.hotfix.plugins.action.sms_client_upgrade import ActionModule  # noqa: E402
 
 T = trust_as_template
+
+
+class MyList(list):
+    """A list ansible-core does not template as one (it converts it, with a warning)."""
+
 
 VARIABLES = {
     "inventory_hostname": "client07",
@@ -48,6 +55,13 @@ VARIABLES = {
     "sms_client_omitted": T("{{ omit }}"),
     "sms_client_loop_a": T("{{ sms_client_loop_b }}"),
     "sms_client_loop_b": T("{{ sms_client_loop_a }}"),
+    # deprecated values (a vars plugin may tag one): Jinja warns where they are used
+    "sms_client_old": deprecate_value("old", "sms_client_old is deprecated", version="2.0.0", collection_name="sms.hotfix"),
+    "sms_client_to_old": T("{{ sms_client_old }}"),
+    "sms_client_list_with_old": [T("{{ inventory_hostname }}"),
+                                 deprecate_value("x", "an old item", version="2.0.0", collection_name="sms.hotfix")],
+    "sms_client_dict_with_old": {"a": {"b": deprecate_value("y", "a deep old value", version="2.0.0", collection_name="sms.hotfix")}},
+    "sms_client_mylist": MyList([T("{{ inventory_hostname }}")]),
 }
 
 SAME_AS_ANSIBLE = [
@@ -69,6 +83,12 @@ SAME_AS_ANSIBLE = [
     "{{ sms_client_state | upper }}",
     "literal",
     ["{{ sms_client_state }}", "x", "{{ inventory_hostname }}"],
+    "{{ sms_client_old }}",
+    "{{ sms_client_to_old }}",
+    "{{ sms_client_list_with_old }}",
+    "{{ sms_client_dict_with_old }}",
+    "{{ sms_client_mylist }}",
+    ["{{ sms_client_state }}", "{{ sms_client_old }}"],
 ]
 
 
@@ -100,11 +120,34 @@ def ansibles(value):
     return ActionBase.finalize_task_arg("arg", trusted(value), engine(), None)
 
 
+@pytest.fixture
+def said(monkeypatch):
+    """Every warning and deprecation ansible-core's Display is given."""
+    notes = []
+    monkeypatch.setattr(Display, "warning", lambda self, msg, *a, **k: notes.append(("warning", str(msg))))
+    monkeypatch.setattr(Display, "deprecated", lambda self, msg, *a, **k: notes.append(("deprecated", str(msg))))
+    monkeypatch.setattr(Display, "_deprecated_with_plugin_info",
+                        lambda self, *a, **k: notes.append(("deprecated", str(k.get("msg")))))
+    return notes
+
+
 @pytest.mark.parametrize("value", SAME_AS_ANSIBLE, ids=[str(v) for v in SAME_AS_ANSIBLE])
-def test_an_argument_resolves_to_what_ansible_core_resolves_it_to(value):
+def test_an_argument_resolves_to_what_ansible_core_resolves_it_to(value, said):
     expected = ansibles(value)
+    theirs = list(said)
+    del said[:]
     got = ours(value)
     assert got == expected and type(got) is type(expected), (got, expected)
+    assert said == theirs  # the same warnings and deprecations
+
+
+def test_a_deprecated_value_still_warns_and_a_foreign_list_type_is_converted(said):
+    assert ours("{{ sms_client_to_old }}") == "old"
+    assert said and all("sms_client_old is deprecated" in text for _kind, text in said), said
+    del said[:]
+    # ansible-core converts a list subclass and leaves its templates alone
+    assert ours("{{ sms_client_mylist }}") == ["{{ inventory_hostname }}"]
+    assert any("MyList" in text for _kind, text in said), said
 
 
 def test_the_values_are_the_variables_own():
@@ -170,16 +213,3 @@ def test_the_followed_names_are_the_rollouts_and_plain_magic_variables():
     assert follow("{{ sms_x }}", variables) == "{{ sms_x }}"
     for text in ("{{ sms_x.y }}", "{{ sms_x }} ", "{{ sms_x }}{{ sms_x }}", "{{ sms_x | int }}", "{% if 1 %}1{% endif %}"):
         assert follow(T(text), variables) == text
-
-
-def test_a_platform_the_rollout_leaves_out_is_skipped_before_anything_runs():
-    left_out = sms_controller.platform_left_out
-    for platforms in (None, [], "", ["x86", "alpha"], "x86, alpha"):
-        args = {"platform": "alpha", "platforms": platforms}
-        assert left_out(args) is None and "platforms" not in args, platforms
-    args = {"platform": "alpha", "platforms": ["x86"]}
-    assert left_out(args) == {"skipped": True, "changed": False, "platform_left_out": True,
-                              "skip_reason": "platform alpha is not one of the rollout's platforms (x86)"}
-    assert "platforms" not in args
-    assert left_out({"platform": "mips", "platforms": "x86,alpha"})["skip_reason"].endswith("(x86, alpha)")
-    assert left_out({"platform": "x86"}) is None
