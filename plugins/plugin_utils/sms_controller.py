@@ -26,16 +26,11 @@ import re
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
+from ansible.module_utils._internal._datatag._tags import Deprecated  # ansible-core 2.19's tag (no public test)
 from ansible.module_utils.datatag import native_type_name
 from ansible.template import is_trusted_as_template
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import (
     ManifestError, read_manifest, validate_manifest)
-
-try:
-    # Data tags are ansible-core's own; without this one, nothing is followed.
-    from ansible.module_utils._internal._datatag._tags import Deprecated
-except ImportError:  # pragma: no cover - another ansible-core
-    Deprecated = None
 
 TRANSFER_CHOICES = ("auto", "always", "never")
 ADVICE = "check it with sms_hotfix_manifest (bin/sms-hotfix-manifest verify)"
@@ -215,7 +210,7 @@ def follow_bare_variables(value, variables, depth=0):
     undefined or foreign variable, an untrusted string, a value ansible-core
     would convert, and a deprecated one (Jinja warns where it is used).
     """
-    if depth >= FOLLOW_LIMIT or Deprecated is None or holds_deprecated(value):
+    if depth >= FOLLOW_LIMIT:
         return value
     if native_type_name(value) == "list":
         followed = [follow_bare_variables(item, variables, depth + 1) for item in value]

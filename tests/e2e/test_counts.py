@@ -191,15 +191,15 @@ sys.exit(main())
 """
 
 
-def test_a_client_task_compiles_no_template_for_an_argument_that_names_a_variable(make_lab, run_playbook, tmp_path):
+def test_a_client_task_compiles_no_template_for_an_argument_that_names_a_variable(make_lab, tmp_path):
     # ansible-core 2.19 compiles each template again in every worker, one per
     # client: the role's "{{ sms_client_<option> }}" arguments were 37 compiles
     # a client. The client action plugin follows them without Jinja
     # (tests/unit/test_sms_task_args.py); here, that ansible-core really
     # hands it the arguments, in a real run.
+    # (a fresh lab: the arguments are templated before the module runs,
+    # whatever it then finds; here it skips, the logon servers being stale)
     lab = make_lab(clients=3)
-    for playbook in ("playbooks/site.yml", "playbooks/logon.yml"):
-        assert run_playbook(lab, playbook).rc == 0, playbook
     log = tmp_path / "compiles.jsonl"
     script = tmp_path / "noting-playbook.py"
     script.write_text(NOTING_PLAYBOOK)

@@ -89,6 +89,7 @@ SAME_AS_ANSIBLE = [
     "{{ sms_client_dict_with_old }}",
     "{{ sms_client_mylist }}",
     ["{{ sms_client_state }}", "{{ sms_client_old }}"],
+    ["{{ sms_client_state }}", deprecate_value("z", "an old literal", version="2.0.0", collection_name="sms.hotfix")],
 ]
 
 
