@@ -23,7 +23,6 @@ import math
 import time
 
 from ansible.errors import AnsibleActionFail
-from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
 display = Display()
@@ -34,6 +33,7 @@ ADVICE = ("check that the Maintenance Manager runs on the site server (SMS Servi
 
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import PLATFORM_DIRS
 from ansible_collections.sms.hotfix.plugins.plugin_utils import sms_controller
+from ansible_collections.sms.hotfix.plugins.plugin_utils.sms_bytecode import BytecodeAction
 
 
 def expectations_from_manifest(path):
@@ -124,7 +124,7 @@ def wait_in_slices(run_slice, server, timeout, interval, show, clock=time.monoto
              % (server, int(round(elapsed)), int(timeout), lagging_summary(result)))
 
 
-class ActionModule(ActionBase):
+class ActionModule(BytecodeAction):
     TRANSFERS_FILES = False
 
     def run(self, tmp=None, task_vars=None):

@@ -16,10 +16,18 @@ same code, the same file names, half the compiling. It touches only
 importers of zip files, and changes nothing when the module does not run
 from a zip (tests, ansible-test). A module calls it before importing the
 rest of the collection's utilities.
+
+The action plugins also ship bytecode in the zip (plugins/plugin_utils/
+sms_bytecode.py), compiled on the controller under the file's path inside
+the zip. For what is imported after `compile_once()`, the importer gives
+such code the full path Python would have given the source (`__file__`,
+tracebacks), and keeps it for `get_code` as it does compiled code.
 """
 
 from __future__ import annotations
 
+import _imp
+import os
 import sys
 import zipimport
 
@@ -34,9 +42,18 @@ class OnceZipImporter(zipimport.zipimporter):
     def get_filename(self, fullname):
         code = super().get_code(fullname)
         if not code.co_filename.startswith(self.archive):
-            return super().get_filename(fullname)  # bytecode compiled elsewhere: ask as zipimport does
+            path = self._shipped_path(fullname, code)
+            if path is None:
+                return super().get_filename(fullname)  # bytecode compiled elsewhere: ask as zipimport does
+            _imp._fix_co_filename(code, path)  # pylint: disable=protected-access  # as importlib does for .pyc
         self._compiled[fullname] = code
         return code.co_filename
+
+    def _shipped_path(self, fullname, code):
+        """The full path of the source when `code` is bytecode the controller compiled from it, else None."""
+        inner = self.prefix + fullname.rpartition(".")[2] + ("/__init__.py" if self.is_package(fullname) else ".py")
+        inner = inner.replace(os.sep, "/")
+        return os.path.join(self.archive, inner) if code.co_filename == inner else None
 
     def get_code(self, fullname):
         code = self._compiled.pop(fullname, None)

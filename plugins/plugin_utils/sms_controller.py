@@ -25,12 +25,12 @@ import os
 import re
 
 from ansible.errors import AnsibleActionFail
-from ansible.plugins.action import ActionBase
 from ansible.module_utils._internal._datatag._tags import Deprecated  # ansible-core 2.19's tag (no public test)
 from ansible.module_utils.datatag import native_type_name
 from ansible.template import is_trusted_as_template
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import (
     ManifestError, read_manifest, validate_manifest)
+from ansible_collections.sms.hotfix.plugins.plugin_utils.sms_bytecode import BytecodeAction
 
 TRANSFER_CHOICES = ("auto", "always", "never")
 ADVICE = "check it with sms_hotfix_manifest (bin/sms-hotfix-manifest verify)"
@@ -242,7 +242,7 @@ def holds_deprecated(value, depth=0):
     return False
 
 
-class ManifestDataAction(ActionBase):
+class ManifestDataAction(BytecodeAction):
     """Front of a module that takes `manifest` or `manifest_data` (names and digests only)."""
 
     TRANSFERS_FILES = False
@@ -273,7 +273,7 @@ class ManifestDataAction(ActionBase):
             self._remove_tmp_path(self._connection._shell.tmpdir)
 
 
-class PayloadAction(ActionBase):
+class PayloadAction(BytecodeAction):
     """Front of a module that copies the payload on the host: sends it there first."""
 
     TRANSFERS_FILES = False

@@ -5,6 +5,8 @@ a real process of ours whose comm is SMSRUN32 and whose command line names
 the client's Smsrun32.exe, so the module finds it in the real process table.
 """
 
+import base64
+import io
 import json
 import os
 import shutil
@@ -12,11 +14,13 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 
 import pytest
 
 import sms_testlib as lab
 from ansible_collections.sms.hotfix.plugins.module_utils import sms_proc
+from ansible_collections.sms.hotfix.plugins.plugin_utils import sms_bytecode
 
 MODULE = "sms_client_upgrade"
 
@@ -255,10 +259,12 @@ def test_a_run_imports_only_what_its_path_needs(site):
     assert again["invocation"]["module_args"]["manifest_data"] == "Q216552 (2 file(s) of x86, validated)"
 
 
-# The module as Ansible ships it: AnsiballZ, the module and its utilities as
-# source in a zip, imported with Python's zipimport, which compiles each file
-# twice (for its spec, then to run it); sms_zipimport makes that once for
-# what the module imports after it.
+# The module as Ansible ships it: AnsiballZ, the module and its utilities in a
+# zip, imported with Python's zipimport. The action plugins add bytecode
+# compiled on the controller (plugin_utils/sms_bytecode.py), so the host
+# compiles nothing; without it (another Python, or sms_module_bytecode off)
+# zipimport compiles each file twice (for its spec, then to run it), and
+# sms_zipimport makes that once for what the module imports after it.
 COUNT_COMPILES = lab.COMPILE_COUNTER + r"""
 import json, runpy, sys
 sys.argv = sys.argv[1:2]  # as when run: more arguments would be AnsiballZ's debug commands
@@ -269,13 +275,40 @@ finally:
 """
 
 
-def test_as_shipped_each_utility_is_compiled_once_on_the_host(site, tmp_path):
+def payload_zip(path):
+    """(wrapper bytes, (start, end) of its base64 zip, the zip's entries by name)."""
+    data = open(path, "rb").read()
+    start, end = sms_bytecode.zip_span(data)
+    with zipfile.ZipFile(io.BytesIO(base64.b64decode(data[start:end]))) as zipped:
+        return data, (start, end), {info.filename: zipped.read(info) for info in zipped.infolist()}
+
+
+def as_another_python(path, out):
+    """The payload at `path` written to `out` with a foreign magic number in every .pyc."""
+    data, (start, end), entries = payload_zip(path)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zipped:
+        for name, content in entries.items():
+            zipped.writestr(name, b"\xff\xff\r\n" + content[4:] if name.endswith(".pyc") else content)
+    out.write_bytes(data[:start] + base64.b64encode(buffer.getvalue()) + data[end:])
+    return str(out)
+
+
+def run_counting_compiles(path):
+    done = subprocess.run([sys.executable, "-c", COUNT_COMPILES, path], capture_output=True, text=True,
+                          timeout=60, check=False)
+    result = json.loads([line for line in done.stdout.splitlines() if line.startswith("{")][-1])
+    return result, json.loads(done.stderr.rsplit("COMPILED ", 1)[1])
+
+
+def test_as_shipped_the_host_compiles_nothing_and_another_python_each_utility_once(site, tmp_path):
     remote_tmp = tmp_path / "remote-tmp"
     facts = {key: site.args()[key] for key in ("drive_root", "platform", "manifest", "cpu_window", "process_scope")}
     (tmp_path / "play.json").write_text(json.dumps([{
         "hosts": "localhost", "gather_facts": False,
         "tasks": [{"sms.hotfix.sms_client_upgrade": site.args(), "register": "upgrade"},
                   {"sms.hotfix.sms_client_facts": facts},
+                  {"sms.hotfix.sms_client_facts": facts, "vars": {"sms_module_bytecode": False}},
                   {"ansible.builtin.assert": {"that": ["upgrade.status == 'upgraded'"]}}]}]))
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(lab.REPO, "ansible.cfg"), SMS_REPORT_DISABLE="1",
                ANSIBLE_KEEP_REMOTE_FILES="1", ANSIBLE_PIPELINING="0", ANSIBLE_REMOTE_TMP=str(remote_tmp),
@@ -288,16 +321,24 @@ def test_as_shipped_each_utility_is_compiled_once_on_the_host(site, tmp_path):
     utils = "ansible_collections/sms/hotfix/plugins/module_utils/"
     done_as = {"sms_client_upgrade": lambda result: result["status"] == "unchanged",
                "sms_client_facts": lambda result: result["compliance"]["compliant"] is True}
+    source_only = []
     for module, expected in done_as.items():
-        shipped = [os.path.join(top, name) for top, _dirs, names in os.walk(remote_tmp) for name in names
-                   if name == "AnsiballZ_%s.py" % module]
-        assert len(shipped) == 1, (module, shipped)
-        # The same payload again, compiles counted (the client is up to date now).
-        again = subprocess.run([sys.executable, "-c", COUNT_COMPILES, shipped[0]], capture_output=True, text=True,
-                               timeout=60, check=False)
-        result = json.loads([line for line in again.stdout.splitlines() if line.startswith("{")][-1])
+        shipped = sorted(os.path.join(top, name) for top, _dirs, names in os.walk(remote_tmp) for name in names
+                         if name == "AnsiballZ_%s.py" % module)
+        assert len(shipped) == (2 if module == "sms_client_facts" else 1), (module, shipped)
+        with_pyc = [path for path in shipped if any(name.endswith(".pyc") for name in payload_zip(path)[2])]
+        source_only += [path for path in shipped if path not in with_pyc]
+        assert len(with_pyc) == 1, (module, shipped)
+        entries = payload_zip(with_pyc[0])[2]
+        sources = {name for name in entries if name.endswith(".py")}
+        assert {name[:-1] for name in entries if name.endswith(".pyc")} == sources, module
+        # The same payload again, compiles counted (the client is up to date now): none from the zip.
+        result, compiled = run_counting_compiles(with_pyc[0])
         assert expected(result), result
-        compiled = json.loads(again.stderr.rsplit("COMPILED ", 1)[1])
+        assert not [name for name in compiled if name.startswith(("ansible/", "ansible_collections/"))], compiled
+        # A Python of another version ignores the bytecode and compiles the sources.
+        result, compiled = run_counting_compiles(as_another_python(with_pyc[0], tmp_path / ("other-" + module)))
+        assert expected(result), result
         ours = {name: count for name, count in compiled.items() if name.startswith(utils)}
         needed = ["sms_client.py", "sms_fs.py", "sms_ini.py", "sms_manifest.py", "sms_proc.py"]
         needed += ["sms_client_run.py"] if module == "sms_client_upgrade" else []
@@ -308,6 +349,11 @@ def test_as_shipped_each_utility_is_compiled_once_on_the_host(site, tmp_path):
         # What ran before it is compiled twice: ansible-core's own utilities, and the module file.
         assert compiled["ansible/module_utils/basic.py"] == 2
         assert compiled["ansible_collections/sms/hotfix/plugins/modules/%s.py" % module] == 2
+    # sms_module_bytecode: false ships the sources alone, and they run.
+    assert len(source_only) == 1
+    result, compiled = run_counting_compiles(source_only[0])
+    assert done_as["sms_client_facts"](result), result
+    assert compiled["ansible/module_utils/basic.py"] == 2
 
 
 def test_sms_ini_changes_only_the_two_keys(site, module_runner):

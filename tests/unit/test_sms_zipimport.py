@@ -5,6 +5,7 @@ system of the process it runs in), importing from a zip built here, with
 Python's compile counted.
 """
 
+import io
 import json
 import os
 import subprocess
@@ -12,6 +13,7 @@ import sys
 import zipfile
 
 from sms_testlib import COMPILE_COUNTER
+from ansible_collections.sms.hotfix.plugins.plugin_utils import sms_bytecode
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 UTIL = os.path.join(REPO, "plugins", "module_utils", "sms_zipimport.py")
@@ -36,6 +38,7 @@ except SyntaxError as exc:
 print(json.dumps({"compiled": compiled, "replaced": replaced, "value": mod.VALUE + leaf.VALUE,
                   "files": [m.__file__.split(".zip/", 1)[-1] for m in (mod, leaf)],
                   "traceback_file": mod.where().split(".zip/", 1)[-1], "broken": broken,
+                  "full_paths": [p.startswith(zip_path + "/") for p in (mod.where(), mod.__file__, leaf.__file__)],
                   "loader": type(mod.__loader__).__name__}))
 """
 
@@ -49,12 +52,14 @@ FILES = {
 }
 
 
-def probe(tmp_path, mode):
-    archive = tmp_path / "lib.zip"
+def probe(tmp_path, mode, bytecode=False):
+    archive = tmp_path / ("lib-bytecode.zip" if bytecode else "lib.zip")
     if not archive.exists():
-        with zipfile.ZipFile(archive, "w") as zipped:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as zipped:
             for name, text in FILES.items():
                 zipped.writestr(name, text)
+        archive.write_bytes(sms_bytecode.add_bytecode(buffer.getvalue()) if bytecode else buffer.getvalue())
     done = subprocess.run([sys.executable, "-c", PROBE, str(archive), mode, UTIL], capture_output=True, text=True,
                           check=False, timeout=60)
     assert done.returncode == 0, done.stderr
@@ -77,6 +82,18 @@ def test_modules_from_a_zip_are_compiled_once_and_are_the_same_modules(tmp_path)
         assert once[key] == plain[key], key
     assert once["value"] == 42 and once["files"] == ["pkg/mod.py", "pkg/sub/leaf.py"]
     assert once["broken"] == "pkg/broken.py line 1"
+
+
+def test_bytecode_from_the_controller_is_not_compiled_and_gets_the_file_names_of_the_source(tmp_path):
+    plain = probe(tmp_path, "plain")
+    shipped = probe(tmp_path, "once", bytecode=True)
+    # Only the file that does not compile (shipped without bytecode) is compiled, to report its error.
+    assert shipped["compiled"] == {"pkg/broken.py": 1}, shipped
+    # __file__, the file a traceback names and a syntax error's place are those of the sources.
+    for key in ("value", "files", "traceback_file", "broken", "full_paths"):
+        assert shipped[key] == plain[key], key
+    assert shipped["full_paths"] == [True, True, True]
+    assert shipped["loader"] == "OnceZipImporter"
 
 
 def test_nothing_changes_when_nothing_runs_from_a_zip():

@@ -1,0 +1,162 @@
+"""sms_bytecode: the modules' zip gets bytecode, compiled once on the controller.
+
+The bytecode is only ever a faster way to the same code: each .pyc is
+checked against its source on the host, a Python of another version ignores
+it, and everything else in the module's payload stays as ansible-core built
+it. A real module run with it is in test_sms_client_upgrade.py (as shipped).
+"""
+
+import base64
+import importlib.util
+import io
+import json
+import marshal
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+import sms_testlib
+
+sms_testlib.install_collection_loader()
+
+from ansible.errors import AnsibleActionFail  # noqa: E402
+from ansible_collections.sms.hotfix.plugins.plugin_utils import sms_bytecode  # noqa: E402
+
+STAMP = (2026, 12, 4, 12, 0, 0)
+SOURCES = {
+    "pkg/__init__.py": b"",
+    "pkg/mod.py": b"VALUE = 40\r\n\r\ndef answer():\r\n    return VALUE + 2\r\n",
+    "pkg/broken.py": b"VALUE = (\n",
+    "pkg/data.json": b"{}",
+}
+
+
+def make_zip(files=SOURCES, compression=zipfile.ZIP_DEFLATED):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zipped:
+        for name, data in files.items():
+            info = zipfile.ZipInfo(name, STAMP)
+            info.compress_type = compression
+            zipped.writestr(info, data)
+    return buffer.getvalue()
+
+
+def entries(zip_bytes):
+    with zipfile.ZipFile(io.BytesIO(zip_bytes)) as zipped:
+        return {info.filename: (zipped.read(info), info.date_time, info.compress_type) for info in zipped.infolist()}
+
+
+def wrapper(zip_bytes, extensions="{}"):
+    """The tail of an AnsiballZ wrapper as ansible-core 2.19 writes it."""
+    return ("#!/usr/bin/python\n\nimport datetime\n\n_ANSIBALLZ_WRAPPER = True\n\n"
+            "if __name__ == \"__main__\":\n    _ansiballz_main(\nansible_module='m',\n"
+            "params='{\"ANSIBLE_MODULE_ARGS\": {\"note\": \"zip_data=\"}}',\nextensions=%s,\nzip_data='%s',\n)\n"
+            % (extensions, base64.b64encode(zip_bytes).decode())).encode()
+
+
+def test_a_pyc_is_a_checked_one_of_its_source_compiled_as_zipimport_compiles():
+    source = SOURCES["pkg/mod.py"]
+    pyc = sms_bytecode.pyc_bytes(source, "pkg/mod.py")
+    assert pyc[:4] == importlib.util.MAGIC_NUMBER
+    assert int.from_bytes(pyc[4:8], "little") == 0b11  # hash-based, checked against the source (PEP 552)
+    assert pyc[8:16] == importlib.util.source_hash(source)
+    code = marshal.loads(pyc[16:])
+    assert code.co_filename == "pkg/mod.py"  # the path inside the zip
+    expected = compile(source.replace(b"\r\n", b"\n"), "pkg/mod.py", "exec", dont_inherit=True)
+    assert marshal.dumps(code) == marshal.dumps(expected)
+    namespace = {}
+    exec(code, namespace)  # pylint: disable=exec-used
+    assert namespace["answer"]() == 42
+    assert sms_bytecode.pyc_bytes(SOURCES["pkg/broken.py"], "pkg/broken.py") is None
+
+
+def test_the_zip_keeps_every_entry_and_gains_a_pyc_beside_each_source_that_compiles():
+    original = make_zip()
+    before, after = entries(original), entries(sms_bytecode.add_bytecode(original))
+    assert {name: after[name] for name in before} == before  # content, time and compression as they were
+    added = {name: value for name, value in after.items() if name not in before}
+    assert sorted(added) == ["pkg/__init__.pyc", "pkg/mod.pyc"]  # not for broken.py, nor data.json
+    pyc, stamp, compression = added["pkg/mod.pyc"]
+    assert pyc == sms_bytecode.pyc_bytes(SOURCES["pkg/mod.py"], "pkg/mod.py")
+    assert (stamp, compression) == (STAMP, zipfile.ZIP_DEFLATED)
+    stored = entries(sms_bytecode.add_bytecode(make_zip(compression=zipfile.ZIP_STORED)))
+    assert stored["pkg/mod.pyc"][2] == zipfile.ZIP_STORED
+    # A .pyc the zip already has is left as it is.
+    own = dict(SOURCES, **{"pkg/mod.pyc": b"not ours"})
+    assert entries(sms_bytecode.add_bytecode(make_zip(own)))["pkg/mod.pyc"][0] == b"not ours"
+
+
+HOST = r"""
+import json, sys
+sys.path.insert(0, sys.argv[1])
+""" + sms_testlib.COMPILE_COUNTER + r"""
+import pkg.mod
+print(json.dumps({"answer": pkg.mod.answer(), "compiled": compiled}))
+"""
+
+
+def run_host(tmp_path, zip_bytes):
+    archive = tmp_path / "payload.zip"
+    archive.write_bytes(zip_bytes)
+    done = subprocess.run([sys.executable, "-c", HOST, str(archive)], capture_output=True, text=True,
+                          timeout=60, check=True)
+    return json.loads(done.stdout)
+
+
+def test_on_the_host_the_bytecode_runs_only_for_its_own_source(tmp_path):
+    shipped = sms_bytecode.add_bytecode(make_zip())
+    assert run_host(tmp_path, shipped) == {"answer": 42, "compiled": {}}
+    # The source changed after the bytecode was made: the source runs.
+    files = {name: data for name, (data, _stamp, _compression) in entries(shipped).items()}
+    files["pkg/mod.py"] = b"VALUE = 41\ndef answer():\n    return VALUE + 2\n"
+    changed = run_host(tmp_path, make_zip(files))
+    assert changed["answer"] == 43 and changed["compiled"].get("pkg/mod.py", 0) >= 1, changed
+    # Another Python (another magic number): the sources run.
+    files = {name: (b"\xff\xff\r\n" + data[4:] if name.endswith(".pyc") else data)
+             for name, (data, _stamp, _compression) in entries(shipped).items()}
+    other = run_host(tmp_path, make_zip(files))
+    assert other["answer"] == 42 and other["compiled"].get("pkg/mod.py", 0) >= 1, other
+
+
+def test_only_the_zip_of_the_wrapper_changes_and_it_is_built_once(tmp_path, monkeypatch):
+    original = make_zip()
+    data = wrapper(original)
+    cache = tmp_path / "cache"
+    shipped = sms_bytecode.with_bytecode(data, str(cache))
+    start, end = sms_bytecode.zip_span(shipped)
+    assert shipped[:start] == data[:start] and shipped[end:] == data[sms_bytecode.zip_span(data)[1]:]
+    assert base64.b64decode(shipped[start:end]) == sms_bytecode.add_bytecode(original)
+    assert len(list(cache.iterdir())) == 1  # the built zip, no part file left
+
+    def no_second_build(_zip_bytes):
+        raise AssertionError("built twice")
+
+    monkeypatch.setattr(sms_bytecode, "add_bytecode", no_second_build)
+    assert sms_bytecode.with_bytecode(data, str(cache)) == shipped  # another worker: from the cache
+    with pytest.raises(AssertionError, match="built twice"):
+        sms_bytecode.with_bytecode(wrapper(make_zip(dict(SOURCES, extra=b""))), str(cache))
+
+
+@pytest.mark.parametrize("data", [
+    b"#!/bin/sh\necho '{}'\n",  # not AnsiballZ: another module style
+    wrapper(make_zip(), extensions="{'coverage': {'config': 'c'}}"),  # a coverage or debugger run
+    wrapper(make_zip()).replace(b"\n_ANSIBALLZ_WRAPPER = True\n", b"\n"),  # a wrapper this code does not know
+])
+def test_anything_else_is_sent_as_ansible_core_built_it(tmp_path, data):
+    assert sms_bytecode.with_bytecode(data, str(tmp_path)) is data
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("value, wanted", [(None, True), (True, True), ("yes", True), ("true", True),
+                                           (False, False), ("no", False), (0, False)])
+def test_sms_module_bytecode_is_a_boolean_and_on_unless_set(value, wanted):
+    assert sms_bytecode.bytecode_wanted(value) is wanted
+
+
+def test_a_wrong_sms_module_bytecode_is_named_with_what_to_do():
+    with pytest.raises(AnsibleActionFail) as failed:
+        sms_bytecode.bytecode_wanted("sometimes")
+    assert "sms_module_bytecode is 'sometimes'" in str(failed.value)
+    assert "must be true or false" in str(failed.value)
