@@ -18,9 +18,10 @@ import os
 import re
 
 import yaml
-from ansible.errors import AnsibleError
+from ansible.errors import AnsibleActionFail, AnsibleError
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
+from ansible_collections.sms.hotfix.plugins.plugin_utils.sms_bytecode import SWITCH, bytecode_wanted
 
 ROLES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "roles")
 PLATFORMS = ("x86", "alpha", "mips")
@@ -146,6 +147,7 @@ class ActionModule(ActionBase):
             values, errors = self.resolve(spec, params, hostvars[host])
             checked = validator.validate(values)
             errors += [str(error) for error in checked.errors.messages]
+            errors += self.switch_problems(hostvars[host])
             platform = values.get(tier.get("platform_var")) if tier.get("platform_var") else None
             if platforms and platform in PLATFORMS and platform not in platforms:
                 summary.setdefault("outside sms_rollout_platforms", 0)
@@ -155,6 +157,17 @@ class ActionModule(ActionBase):
         for error, where in sorted(by_error.items()):
             problems.append("%s: %s (%s)" % (label, error, named(where)))
         return problems
+
+    @staticmethod
+    def switch_problems(hostvars):
+        """The host's sms_module_bytecode, checked as the action plugins will read it."""
+        if SWITCH not in hostvars:
+            return []
+        try:
+            bytecode_wanted(hostvars[SWITCH])
+        except (AnsibleActionFail, AnsibleError) as exc:
+            return [str(exc).split("\n", maxsplit=1)[0]]
+        return []
 
     def resolve(self, spec, params, hostvars):
         """The role's variables for one host: a play parameter, else the host's variable, else the default."""

@@ -18,10 +18,11 @@ from a zip (tests, ansible-test). A module calls it before importing the
 rest of the collection's utilities.
 
 The action plugins also ship bytecode in the zip (plugins/plugin_utils/
-sms_bytecode.py), compiled on the controller under the file's path inside
-the zip. For what is imported after `compile_once()`, the importer gives
-such code the full path Python would have given the source (`__file__`,
-tracebacks), and keeps it for `get_code` as it does compiled code.
+sms_bytecode.py), compiled on the controller under `SHIPPED_PREFIX` and the
+file's path inside the zip. For what is imported after `compile_once()`,
+the importer gives such code the full path Python would have given the
+source (`__file__`, tracebacks), and keeps it for `get_code` as it does
+compiled code.
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ import _imp
 import os
 import sys
 import zipimport
+
+
+# The file name bytecode compiled on the controller carries: this, then the
+# file's path inside the module's zip (the host's path is not known there).
+SHIPPED_PREFIX = "/AnsiballZ/"
 
 
 class OnceZipImporter(zipimport.zipimporter):
@@ -53,7 +59,7 @@ class OnceZipImporter(zipimport.zipimporter):
         """The full path of the source when `code` is bytecode the controller compiled from it, else None."""
         inner = self.prefix + fullname.rpartition(".")[2] + ("/__init__.py" if self.is_package(fullname) else ".py")
         inner = inner.replace(os.sep, "/")
-        return os.path.join(self.archive, inner) if code.co_filename == inner else None
+        return os.path.join(self.archive, inner) if code.co_filename == SHIPPED_PREFIX + inner else None
 
     def get_code(self, fullname):
         code = self._compiled.pop(fullname, None)

@@ -22,18 +22,22 @@ host's Python decides what to use:
 - with a debugger or coverage extension in the wrapper (ansible-test), and
   with `sms_module_bytecode: false`, nothing is added.
 
-The code objects carry the file's path inside the zip (for example
-`ansible/module_utils/basic.py`) as their file name, not the host's
-temporary path, which the controller cannot know. `sms_zipimport` gives the
-collection's own utilities their full path back on the host.
+The controller cannot know the host's temporary path, so the code objects
+name their file `/AnsiballZ/<path inside the zip>` (`SHIPPED_PREFIX`): an
+absolute path that exists nowhere, whose source a traceback still shows
+(through the module's loader), and which ansible-core still recognises as
+this collection's when it attributes a deprecation. What the module imports
+after `sms_zipimport.compile_once()` gets its full path back on the host.
 
 The price is a larger payload: a client module's zip grows from about
-175 kB to about 520 kB (benchmarks/README.md).
+175 kB to about 520 kB.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
+import fcntl
 import hashlib
 import io
 import marshal
@@ -47,9 +51,14 @@ from ansible import constants as C
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_zipimport import SHIPPED_PREFIX
+
+display = Display()
 
 SWITCH = "sms_module_bytecode"
 WRAPPER_MARK = b"\n_ANSIBALLZ_WRAPPER = True\n"
+CALL = b"\n    _ansiballz_main(\n"  # the wrapper's last lines: the call and its arguments, one per line
 ZIP_START = b"\nzip_data='"
 ZIP_END = b"',\n"
 NO_EXTENSIONS = b"\nextensions={},\n"
@@ -63,8 +72,8 @@ def pyc_bytes(source, name):
     reports the error exactly as without bytecode.
     """
     text = source.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    try:
-        code = compile(text, name, "exec", dont_inherit=True)
+    try:  # optimize=0: asserts and __debug__ as the host's plain Python has them, whatever the controller's -O
+        code = compile(text, SHIPPED_PREFIX + name, "exec", dont_inherit=True, optimize=0)
     except (SyntaxError, ValueError):
         return None
     return MAGIC_NUMBER + CHECKED_HASH + source_hash(source) + marshal.dumps(code)
@@ -90,10 +99,17 @@ def add_bytecode(zip_bytes):
 
 
 def zip_span(b_module_data):
-    """(start, end) of the base64 zip in an AnsiballZ wrapper without extensions, or None."""
-    if WRAPPER_MARK not in b_module_data or NO_EXTENSIONS not in b_module_data:
+    """(start, end) of the base64 zip in an AnsiballZ wrapper without extensions, or None.
+
+    Only the wrapper's final call is read: its arguments one per line, the
+    zip last (ansible-core 2.19's `module_common`); anything else is None.
+    """
+    if WRAPPER_MARK not in b_module_data:
         return None
-    start = b_module_data.rfind(ZIP_START)
+    call = b_module_data.rfind(CALL)
+    if call < 0 or NO_EXTENSIONS not in b_module_data[call:]:
+        return None
+    start = b_module_data.find(ZIP_START, call)
     if start < 0:
         return None
     start += len(ZIP_START)
@@ -101,35 +117,60 @@ def zip_span(b_module_data):
     return (start, end) if end > start else None
 
 
-def cached_zip(zip_b64, cache_dir):
-    """The base64 zip with bytecode added, built once per zip and controller Python in `cache_dir`."""
-    key = "sms-bytecode-%s-%s" % (hashlib.sha256(zip_b64).hexdigest()[:40], MAGIC_NUMBER.hex())
-    path = os.path.join(cache_dir, key)
+def _read(path):
     try:
         with open(path, "rb") as handle:
             return handle.read()
     except FileNotFoundError:
-        pass
-    data = base64.b64encode(add_bytecode(base64.b64decode(zip_b64, validate=True)))
+        return None
+
+
+def cached_zip(zip_b64, cache_dir):
+    """The base64 zip with bytecode added, built once per zip and controller Python in `cache_dir`.
+
+    Workers that miss the cache together wait for the first (a lock file),
+    as ansible-core does for its own AnsiballZ cache.
+    """
+    key = "sms-bytecode-%s-%s" % (hashlib.sha256(zip_b64).hexdigest()[:40], MAGIC_NUMBER.hex())
+    path = os.path.join(cache_dir, key)
+    data = _read(path)
+    if data is not None:
+        return data
     os.makedirs(cache_dir, exist_ok=True)
-    fd, part = tempfile.mkstemp(dir=cache_dir, prefix=key + ".")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(part, path)  # a worker racing this one writes the same bytes
-    except BaseException:
-        os.unlink(part)
-        raise
+    with open(path + ".lock", "ab") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = _read(path)
+        if data is not None:
+            return data
+        data = base64.b64encode(add_bytecode(base64.b64decode(zip_b64, validate=True)))
+        fd, part = tempfile.mkstemp(dir=cache_dir, prefix=key + ".")
+        try:
+            with open(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(part, path)
+        except BaseException:
+            os.unlink(part)
+            raise
     return data
 
 
 def with_bytecode(b_module_data, cache_dir):
-    """The AnsiballZ wrapper `b_module_data` with bytecode in its zip; anything else unchanged."""
+    """The AnsiballZ wrapper `b_module_data` with bytecode in its zip; anything else unchanged.
+
+    Bytecode is only ever an addition: when it cannot be made (a zip this
+    code does not read, a cache it cannot write), the module goes as
+    ansible-core built it.
+    """
     span = zip_span(b_module_data)
     if span is None:
         return b_module_data
     start, end = span
-    return b_module_data[:start] + cached_zip(b_module_data[start:end], cache_dir) + b_module_data[end:]
+    try:
+        data = cached_zip(b_module_data[start:end], cache_dir)
+    except (OSError, ValueError, binascii.Error, zipfile.BadZipFile) as exc:
+        display.vvv("sms_module_bytecode: the module goes without bytecode: %s" % (exc,))
+        return b_module_data
+    return b_module_data[:start] + data + b_module_data[end:]
 
 
 def bytecode_wanted(value):
@@ -145,12 +186,30 @@ def bytecode_wanted(value):
 
 
 class BytecodeAction(ActionBase):
-    """An action plugin whose Python modules travel with their bytecode (see the module's text)."""
+    """An action plugin whose Python modules travel with their bytecode (see the module's text).
+
+    `sms_module_bytecode` is read, for the host the module runs on (the
+    delegated one, if any), when the action starts: a wrong value fails the
+    task before anything is sent to the host.
+    """
+
+    _bytecode = None
+
+    def bytecode_wanted(self, task_vars):
+        """This task's `sms_module_bytecode`, templated, for the host the module runs on."""
+        host_vars = task_vars
+        if self._task.delegate_to:
+            host_vars = (task_vars.get("ansible_delegated_vars") or {}).get(self._task.delegate_to, task_vars)
+        return bytecode_wanted(self._templar.template(host_vars.get(SWITCH)))
+
+    def run(self, tmp=None, task_vars=None):
+        self._bytecode = self.bytecode_wanted(task_vars or {})
+        return super().run(tmp, task_vars)
 
     def _configure_module(self, module_name, module_args, task_vars):
         built, module_path = super()._configure_module(module_name, module_args, task_vars)
-        if built.module_style != "new" or not bytecode_wanted(
-                self._templar.template(task_vars.get(SWITCH))):
+        wanted = self._bytecode if self._bytecode is not None else self.bytecode_wanted(task_vars)
+        if built.module_style != "new" or not wanted:
             return built, module_path
         cache_dir = os.path.join(C.DEFAULT_LOCAL_TMP, "ansiballz_cache")
         return replace(built, b_module_data=with_bytecode(built.b_module_data, cache_dir)), module_path

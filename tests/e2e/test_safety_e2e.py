@@ -242,6 +242,7 @@ CASES = [
     ("client-process-scope", _vars(sms_client_process_scope="galaxy"), ["sms_client_process_scope"]),
     ("replication-mode", _vars(sms_replication_mode="teleport"), ["sms_replication_mode", "logon01"]),
     ("stage-bump", _vars(sms_stage_bump="sometimes"), ["sms_stage_bump", "smssite"]),
+    ("module-bytecode", _vars(sms_module_bytecode="sometimes"), ["sms_module_bytecode is 'sometimes'", "logon01"]),
     ("platform-unknown", _vars(sms_rollout_platforms=["sparc"]), ["sms_rollout_platforms", "sparc"]),
     ("platform-not-in-manifest", _vars(sms_rollout_platforms=["mips"]), ["sms_rollout_platforms", "mips"]),
     # groups

@@ -27,7 +27,8 @@ from ansible_collections.sms.hotfix.plugins.plugin_utils import sms_bytecode  # 
 STAMP = (2026, 12, 4, 12, 0, 0)
 SOURCES = {
     "pkg/__init__.py": b"",
-    "pkg/mod.py": b"VALUE = 40\r\n\r\ndef answer():\r\n    return VALUE + 2\r\n",
+    "pkg/mod.py": b"VALUE = 40\r\n\r\ndef answer():\r\n    return VALUE + 2\r\n\r\n\r\n"
+                  b"def fail():\r\n    raise ValueError('from pkg.mod')  # the line a traceback shows\r\n",
     "pkg/broken.py": b"VALUE = (\n",
     "pkg/data.json": b"{}",
 }
@@ -63,13 +64,29 @@ def test_a_pyc_is_a_checked_one_of_its_source_compiled_as_zipimport_compiles():
     assert int.from_bytes(pyc[4:8], "little") == 0b11  # hash-based, checked against the source (PEP 552)
     assert pyc[8:16] == importlib.util.source_hash(source)
     code = marshal.loads(pyc[16:])
-    assert code.co_filename == "pkg/mod.py"  # the path inside the zip
-    expected = compile(source.replace(b"\r\n", b"\n"), "pkg/mod.py", "exec", dont_inherit=True)
+    assert code.co_filename == "/AnsiballZ/pkg/mod.py"  # the path inside the zip, under a path that is nowhere
+    expected = compile(source.replace(b"\r\n", b"\n"), "/AnsiballZ/pkg/mod.py", "exec", dont_inherit=True)
     assert marshal.dumps(code) == marshal.dumps(expected)
     namespace = {}
     exec(code, namespace)  # pylint: disable=exec-used
     assert namespace["answer"]() == 42
     assert sms_bytecode.pyc_bytes(SOURCES["pkg/broken.py"], "pkg/broken.py") is None
+
+
+def test_a_pyc_keeps_asserts_whatever_the_controllers_optimize_level():
+    make = ("import sys; sys.path[:0] = sys.argv[1:]; import sms_testlib; sms_testlib.install_collection_loader()\n"
+            "from ansible_collections.sms.hotfix.plugins.plugin_utils import sms_bytecode\n"
+            "sys.stdout.buffer.write(sms_bytecode.pyc_bytes(b'assert False, \"kept\"\\n', 'pkg/a.py'))")
+    pyc = subprocess.run([sys.executable, "-O", "-c", make] + sys.path, capture_output=True, timeout=60,
+                         check=True).stdout
+    with pytest.raises(AssertionError, match="kept"):
+        exec(marshal.loads(pyc[16:]), {})  # pylint: disable=exec-used
+
+
+def test_ansible_core_attributes_the_shipped_modules_deprecations_to_this_collection():
+    from ansible.module_utils._internal import _deprecator  # pylint: disable=import-outside-toplevel
+    name = sms_bytecode.SHIPPED_PREFIX + "ansible_collections/sms/hotfix/plugins/modules/sms_client_upgrade.py"
+    assert _deprecator._path_as_plugininfo(name).resolved_name == "sms.hotfix.sms_client_upgrade"
 
 
 def test_the_zip_keeps_every_entry_and_gains_a_pyc_beside_each_source_that_compiles():
@@ -89,11 +106,16 @@ def test_the_zip_keeps_every_entry_and_gains_a_pyc_beside_each_source_that_compi
 
 
 HOST = r"""
-import json, sys
+import json, sys, traceback
 sys.path.insert(0, sys.argv[1])
 """ + sms_testlib.COMPILE_COUNTER + r"""
 import pkg.mod
-print(json.dumps({"answer": pkg.mod.answer(), "compiled": compiled}))
+try:
+    pkg.mod.fail()
+except ValueError:
+    where = traceback.extract_tb(sys.exc_info()[2])[-1]
+print(json.dumps({"answer": pkg.mod.answer(), "compiled": compiled,
+                  "traceback": [where.filename.split(".zip/", 1)[-1], where.line]}))
 """
 
 
@@ -107,10 +129,13 @@ def run_host(tmp_path, zip_bytes):
 
 def test_on_the_host_the_bytecode_runs_only_for_its_own_source(tmp_path):
     shipped = sms_bytecode.add_bytecode(make_zip())
-    assert run_host(tmp_path, shipped) == {"answer": 42, "compiled": {}}
+    line = "raise ValueError('from pkg.mod')  # the line a traceback shows"
+    assert run_host(tmp_path, shipped) == {"answer": 42, "compiled": {},
+                                           "traceback": ["/AnsiballZ/pkg/mod.py", line]}
+    assert run_host(tmp_path, make_zip())["traceback"] == ["pkg/mod.py", line]  # source: the zip's own path
     # The source changed after the bytecode was made: the source runs.
     files = {name: data for name, (data, _stamp, _compression) in entries(shipped).items()}
-    files["pkg/mod.py"] = b"VALUE = 41\ndef answer():\n    return VALUE + 2\n"
+    files["pkg/mod.py"] = SOURCES["pkg/mod.py"].replace(b"VALUE = 40", b"VALUE = 41")
     changed = run_host(tmp_path, make_zip(files))
     assert changed["answer"] == 43 and changed["compiled"].get("pkg/mod.py", 0) >= 1, changed
     # Another Python (another magic number): the sources run.
@@ -128,7 +153,7 @@ def test_only_the_zip_of_the_wrapper_changes_and_it_is_built_once(tmp_path, monk
     start, end = sms_bytecode.zip_span(shipped)
     assert shipped[:start] == data[:start] and shipped[end:] == data[sms_bytecode.zip_span(data)[1]:]
     assert base64.b64decode(shipped[start:end]) == sms_bytecode.add_bytecode(original)
-    assert len(list(cache.iterdir())) == 1  # the built zip, no part file left
+    assert sorted(path.name[-5:] for path in cache.iterdir()) == [".lock", sms_bytecode.MAGIC_NUMBER.hex()[-5:]]
 
     def no_second_build(_zip_bytes):
         raise AssertionError("built twice")
@@ -141,7 +166,7 @@ def test_only_the_zip_of_the_wrapper_changes_and_it_is_built_once(tmp_path, monk
 
 @pytest.mark.parametrize("data", [
     b"#!/bin/sh\necho '{}'\n",  # not AnsiballZ: another module style
-    wrapper(make_zip(), extensions="{'coverage': {'config': 'c'}}"),  # a coverage or debugger run
+    wrapper(make_zip(), extensions="{'_coverage': {'config': 'c', 'output': None}}"),  # ansible-test coverage
     wrapper(make_zip()).replace(b"\n_ANSIBALLZ_WRAPPER = True\n", b"\n"),  # a wrapper this code does not know
 ])
 def test_anything_else_is_sent_as_ansible_core_built_it(tmp_path, data):
@@ -160,3 +185,29 @@ def test_a_wrong_sms_module_bytecode_is_named_with_what_to_do():
         sms_bytecode.bytecode_wanted("sometimes")
     assert "sms_module_bytecode is 'sometimes'" in str(failed.value)
     assert "must be true or false" in str(failed.value)
+
+
+def test_when_bytecode_cannot_be_made_the_module_goes_as_ansible_core_built_it(tmp_path):
+    data = wrapper(make_zip())
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    assert sms_bytecode.with_bytecode(data, str(blocked)) is data  # the cache cannot be written
+    damaged = data.replace(b"zip_data='UEsD", b"zip_data='!!!!")
+    assert sms_bytecode.with_bytecode(damaged, str(tmp_path / "cache")) is damaged  # not base64 of a zip
+
+
+class FakeTask:
+    def __init__(self, delegate_to=None):
+        self.delegate_to = delegate_to
+
+
+@pytest.mark.parametrize("delegate_to, wanted", [(None, False), ("logon01", True)])
+def test_the_switch_is_templated_and_read_for_the_host_the_module_runs_on(delegate_to, wanted):
+    from ansible.parsing.dataloader import DataLoader  # pylint: disable=import-outside-toplevel
+    from ansible.template import Templar, trust_as_template  # pylint: disable=import-outside-toplevel
+    action = sms_bytecode.BytecodeAction.__new__(sms_bytecode.BytecodeAction)
+    action._task = FakeTask(delegate_to)
+    task_vars = {"flag": "no", "sms_module_bytecode": trust_as_template("{{ flag }}"),
+                 "ansible_delegated_vars": {"logon01": {"sms_module_bytecode": True}}}
+    action._templar = Templar(loader=DataLoader(), variables=task_vars)
+    assert action.bytecode_wanted(task_vars) is wanted

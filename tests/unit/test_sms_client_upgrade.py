@@ -309,7 +309,11 @@ def test_as_shipped_the_host_compiles_nothing_and_another_python_each_utility_on
         "tasks": [{"sms.hotfix.sms_client_upgrade": site.args(), "register": "upgrade"},
                   {"sms.hotfix.sms_client_facts": facts},
                   {"sms.hotfix.sms_client_facts": facts, "vars": {"sms_module_bytecode": False}},
-                  {"ansible.builtin.assert": {"that": ["upgrade.status == 'upgraded'"]}}]}]))
+                  {"sms.hotfix.sms_client_facts": facts, "vars": {"sms_module_bytecode": "sometimes"},
+                   "register": "wrong", "ignore_errors": True},
+                  {"ansible.builtin.assert": {"that": [
+                      "upgrade.status == 'upgraded'",
+                      "wrong is failed and wrong.msg.startswith(\"sms_module_bytecode is 'sometimes'\")"]}}]}]))
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(lab.REPO, "ansible.cfg"), SMS_REPORT_DISABLE="1",
                ANSIBLE_KEEP_REMOTE_FILES="1", ANSIBLE_PIPELINING="0", ANSIBLE_REMOTE_TMP=str(remote_tmp),
                ANSIBLE_LOCAL_TMP=str(tmp_path / "local-tmp"), ANSIBLE_NOCOLOR="1")
@@ -325,6 +329,7 @@ def test_as_shipped_the_host_compiles_nothing_and_another_python_each_utility_on
     for module, expected in done_as.items():
         shipped = sorted(os.path.join(top, name) for top, _dirs, names in os.walk(remote_tmp) for name in names
                          if name == "AnsiballZ_%s.py" % module)
+        # (the task with a wrong sms_module_bytecode failed before it sent anything)
         assert len(shipped) == (2 if module == "sms_client_facts" else 1), (module, shipped)
         with_pyc = [path for path in shipped if any(name.endswith(".pyc") for name in payload_zip(path)[2])]
         source_only += [path for path in shipped if path not in with_pyc]
