@@ -8,6 +8,8 @@ before every run that needs it), interleaving the scenarios round by round
   clients.yml     the project's client tier as shipped
   no-op re-run    the same again over upgraded clients (nothing may change)
   ping floor      one ansible.builtin.ping per client, same waves and forks
+  ping floor, bytecode
+                  the same, ping's zip given bytecode as the client modules' is
   naive playbook  builtin modules as an operator would write them (benchmarks/playbooks/)
 
 then the replication-notice latency on a lab with 5 logon servers. Every run
@@ -144,7 +146,7 @@ def paired_ratio(runs, base_runs, key):
     return statistics.median(ratios) if ratios else None
 
 
-def summarize(runs, all_runs, floor, naive):
+def summarize(runs, all_runs, floor, naive, floor_bytecode=None):
     walls = [r["wall_s"] for r in runs]
     cpus = [r["cpu_s"] for r in runs]
     clients = runs[0]["clients"]
@@ -165,7 +167,7 @@ def summarize(runs, all_runs, floor, naive):
         "tree_peak_pss_mb": max(r["tree_peak_pss_mb"] for r in runs),
         "other_cores_max": max((r["other_cores"] or 0.0) for r in runs),
     }
-    for label, base in (("floor", floor), ("naive", naive)):
+    for label, base in (("floor", floor), ("naive", naive), ("floor_bytecode", floor_bytecode)):
         if base and all_runs.get(base):
             summary["cpu_ratio_to_" + label] = paired_ratio(runs, all_runs[base], "cpu_s")
             summary["wall_ratio_to_" + label] = paired_ratio(runs, all_runs[base], "wall_s")
@@ -185,6 +187,7 @@ def table(size):
             ("s/client", ">", lambda n, s: fmt(s["s_per_client"], ".3f")),
             ("CPU ×floor", ">", lambda n, s: fmt(s.get("cpu_ratio_to_floor"), ".2f")),
             ("wall ×floor", ">", lambda n, s: fmt(s.get("wall_ratio_to_floor"), ".2f")),
+            ("CPU ×floor bc", ">", lambda n, s: fmt(s.get("cpu_ratio_to_floor_bytecode"), ".2f")),
             ("CPU ×naive", ">", lambda n, s: fmt(s.get("cpu_ratio_to_naive"), ".2f")),
             ("tasks/client", ">", lambda n, s: fmt(s["tasks_per_client"], ".2f")),
             ("modules/client", ">", lambda n, s: fmt(s["module_runs_per_client"], ".2f")),
@@ -202,15 +205,16 @@ def table(size):
 def markdown_table(result):
     """The README's table: one row per size and scenario."""
     head = ("| clients | scenario | runs | wall min s | wall median s | CPU s | s/client | CPU ×floor | wall ×floor "
-            "| CPU ×naive | tasks/client | module runs/client | controller peak RSS MB | tree peak PSS MB |")
+            "| CPU ×floor, bytecode | CPU ×naive | tasks/client | module runs/client | controller peak RSS MB | tree peak PSS MB |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for size in result["sizes"]:
         for name, s in size["summary"].items():
-            lines.append("| %d | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            lines.append("| %d | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
                 size["clients"], name if s["clients"] == size["clients"] else "%s (%d clients)" % (name, s["clients"]),
                 s["runs"], fmt(s["wall_min_s"], ".1f"), fmt(s["wall_median_s"], ".1f"), fmt(s["cpu_median_s"], ".1f"),
                 fmt(s["s_per_client"], ".3f"), fmt(s.get("cpu_ratio_to_floor"), ".2f"),
-                fmt(s.get("wall_ratio_to_floor"), ".2f"), fmt(s.get("cpu_ratio_to_naive"), ".2f"),
+                fmt(s.get("wall_ratio_to_floor"), ".2f"), fmt(s.get("cpu_ratio_to_floor_bytecode"), ".2f"),
+                fmt(s.get("cpu_ratio_to_naive"), ".2f"),
                 fmt(s["tasks_per_client"], ".2f"), fmt(s["module_runs_per_client"], ".2f"),
                 fmt(s["controller_peak_rss_mb"], ".0f"), fmt(s["tree_peak_pss_mb"], ".0f")))
     return "\n".join(lines)
@@ -326,6 +330,7 @@ def main(argv=None):
         scenarios = [known[n] for n in args.scenario]
     names = [s.name for s in scenarios]
     floor = "ping floor" if "ping floor" in names else None
+    floor_bytecode = "ping floor, bytecode" if "ping floor, bytecode" in names else None
     naive = "naive playbook" if "naive playbook" in names else None
     started = datetime.datetime.now(datetime.timezone.utc)
     out = args.json or REPO / "benchmarks" / "results" / ("%s-bench.json" % started.strftime("%Y%m%dT%H%M%SZ"))
@@ -356,7 +361,7 @@ def main(argv=None):
                 bench = Bench(lab, ctx, scenarios, args.sample_interval)
                 for number in range(1, args.repeat + 1):
                     bench.round(number)
-                summary = {name: summarize(runs, bench.runs, floor, naive) for name, runs in bench.runs.items()}
+                summary = {name: summarize(runs, bench.runs, floor, naive, floor_bytecode) for name, runs in bench.runs.items()}
                 size = {"clients": clients, "alpha": alpha, "summary": summary, "runs": bench.runs}
                 result["sizes"].append(size)
                 say()

@@ -175,6 +175,13 @@ class PingFloor(Scenario):
         return [] if counts.get("ok") == 1 else ["%s: %d ping results" % (host, counts.get("ok", 0))]
 
 
+class PingFloorBytecode(PingFloor):
+    """The floor with ping's zip given bytecode as the client modules' is (not in the default round)."""
+
+    name = "ping floor, bytecode"
+    playbook = BENCH / "playbooks" / "ping_floor_bytecode.yml"  # its action plugin is beside it
+
+
 class NaivePlaybook(Scenario):
     """benchmarks/playbooks/naive_clients.yml: builtin modules, one task per step.
 
@@ -201,4 +208,4 @@ class NaivePlaybook(Scenario):
 
 def default_scenarios():
     """The round, in order: A B C D A B C D ... interleaved by bench.py."""
-    return [ProjectClients(), NoopRerun(), PingFloor(), NaivePlaybook()]
+    return [ProjectClients(), NoopRerun(), PingFloor(), PingFloorBytecode(), NaivePlaybook()]
