@@ -10,6 +10,7 @@ before every run that needs it), interleaving the scenarios round by round
   ping floor      one ansible.builtin.ping per client, same waves and forks
   ping floor, bytecode
                   the same, ping's zip given bytecode as the client modules' is
+  rollout.yml     (only when named) every tier over the prepared site
   naive playbook  builtin modules as an operator would write them (benchmarks/playbooks/)
 
 then the replication-notice latency on a lab with 5 logon servers. Every run
@@ -44,7 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from smsbench import measure  # noqa: E402
 from smsbench.lab import REPO, BenchError, Lab, prepare, smsrun_pids, tool  # noqa: E402
 from smsbench.latency import measure_replication  # noqa: E402
-from smsbench.scenarios import Context, NaivePlaybook, ProjectClients, default_scenarios  # noqa: E402
+from smsbench.scenarios import (  # noqa: E402
+    Context, NaivePlaybook, ProjectClients, default_scenarios, optional_scenarios)
 
 DEFAULT_WAVES = [1, "10%", "50%", "100%"]
 # Other processes keeping more than this much of a core busy make a run's
@@ -322,7 +324,7 @@ def main(argv=None):
     signal.signal(signal.SIGINT, stop)
     scenarios = default_scenarios()
     if args.scenario:
-        known = {s.name: s for s in scenarios}
+        known = {s.name: s for s in scenarios + optional_scenarios()}
         unknown = [n for n in args.scenario if n not in known]
         if unknown:
             say("unknown scenario(s) %s; known: %s" % (", ".join(unknown), ", ".join(known)))

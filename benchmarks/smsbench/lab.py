@@ -134,7 +134,8 @@ class Lab:
         script = self.interpreters / ".count-module-runs"
         script.write_text(COUNTING_INTERPRETER, encoding="ascii")
         script.chmod(0o755)
-        hosts = [p.name for p in (self.root / "hosts").iterdir() if p.is_dir()]
+        # the lab's hosts, and the controller's own tasks (rollout.yml's plan)
+        hosts = [p.name for p in (self.root / "hosts").iterdir() if p.is_dir()] + ["localhost"]
         for name in hosts:
             link = self.interpreters / name
             if not link.is_symlink():

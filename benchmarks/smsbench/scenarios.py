@@ -155,6 +155,19 @@ class ProjectClients(Scenario):
         ctx.lab.check_upgraded(clients)
 
 
+class WholeRollout(ProjectClients):
+    """rollout.yml, every tier, over the prepared site (not in the default round).
+
+    The site server is staged and the logon servers converged by the
+    preparation, so the site tier and the replication wait each find their
+    work done (the wait is one check per logon server): what is left is the
+    plan, the lock, those checks and the client waves, against the floor.
+    """
+
+    name = "rollout.yml"
+    playbook = REPO / "rollout.yml"
+
+
 class NoopRerun(ProjectClients):
     """The same client tier again over upgraded clients: nothing may change."""
 
@@ -209,3 +222,8 @@ class NaivePlaybook(Scenario):
 def default_scenarios():
     """The round, in order: A B C D A B C D ... interleaved by bench.py."""
     return [ProjectClients(), NoopRerun(), PingFloor(), PingFloorBytecode(), NaivePlaybook()]
+
+
+def optional_scenarios():
+    """Scenarios run only when named (--scenario)."""
+    return [WholeRollout()]
