@@ -189,7 +189,7 @@ class PingFloor(Scenario):
 
 
 class PingFloorBytecode(PingFloor):
-    """The floor with ping's zip given bytecode as the client modules' is (not in the default round)."""
+    """The floor with ping's zip given bytecode as the client modules' is."""
 
     name = "ping floor, bytecode"
     playbook = BENCH / "playbooks" / "ping_floor_bytecode.yml"  # its action plugin is beside it

@@ -144,10 +144,11 @@ class ActionModule(ActionBase):
         by_error = {}
         platforms = tier.get("platforms")
         for host in hosts:
-            values, errors = self.resolve(spec, params, hostvars[host])
+            host_vars = hostvars[host]  # each lookup resolves every variable of the host again: once
+            values, errors = self.resolve(spec, params, host_vars)
             checked = validator.validate(values)
             errors += [str(error) for error in checked.errors.messages]
-            errors += self.switch_problems(hostvars[host])
+            errors += self.switch_problems(host_vars)
             platform = values.get(tier.get("platform_var")) if tier.get("platform_var") else None
             if platforms and platform in PLATFORMS and platform not in platforms:
                 summary.setdefault("outside sms_rollout_platforms", 0)
@@ -207,8 +208,9 @@ class ActionModule(ActionBase):
         clients = [h for t in tiers if t.get("role") == "sms_client" for h in groups.get(t["group"]) or []]
         lists = {}
         for host in clients:
-            own = "sms_logon_server_names" in hostvars[host]
-            value = hostvars[host]["sms_logon_server_names"] if own else names
+            host_vars = hostvars[host]
+            own = "sms_logon_server_names" in host_vars
+            value = host_vars["sms_logon_server_names"] if own else names
             key = (repr(value), bool(own or explicit))
             lists.setdefault(key, (value, bool(own or explicit), []))[2].append(host)
         if not clients:
@@ -234,7 +236,8 @@ class ActionModule(ActionBase):
         if explicit and members:
             inventory = {}
             for host in members:
-                value = hostvars[host].get("sms_server_name") if "sms_server_name" in hostvars[host] else None
+                host_vars = hostvars[host]
+                value = host_vars.get("sms_server_name") if "sms_server_name" in host_vars else None
                 inventory[str(value or host.split(".")[0]).lower()] = host
             given = {str(n).lower() for n in names if isinstance(n, str)}
             missing = sorted(set(inventory) - given)

@@ -28,14 +28,33 @@ compiled code.
 from __future__ import annotations
 
 import _imp
+import marshal
 import os
 import sys
 import zipimport
+from importlib.util import MAGIC_NUMBER, source_hash
 
 
 # The file name bytecode compiled on the controller carries: this, then the
 # file's path inside the module's zip (the host's path is not known there).
 SHIPPED_PREFIX = "/AnsiballZ/"
+CHECKED_HASH = (0b11).to_bytes(4, "little")  # PEP 552: hash-based, check the source
+
+
+def shipped_pyc(source, name):
+    """The .pyc the controller ships beside `name` in the zip, or None when the source does not compile.
+
+    A checked hash-based .pyc (PEP 552) of `source`, compiled as zipimport
+    compiles a source (line ends made LF), under SHIPPED_PREFIX + `name`.
+    None when the source does not compile: the host then compiles it and
+    reports the error exactly as without bytecode.
+    """
+    text = source.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    try:  # optimize=0: asserts and __debug__ as the host's plain Python has them, whatever the controller's -O
+        code = compile(text, SHIPPED_PREFIX + name, "exec", dont_inherit=True, optimize=0)
+    except (SyntaxError, ValueError):
+        return None
+    return MAGIC_NUMBER + CHECKED_HASH + source_hash(source) + marshal.dumps(code)
 
 
 class OnceZipImporter(zipimport.zipimporter):

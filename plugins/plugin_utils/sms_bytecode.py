@@ -6,8 +6,8 @@
 A module runs on the host from its AnsiballZ zip through Python's
 `zipimport`, which finds no bytecode there and compiles every file it
 imports, ansible-core's `basic.py` and its helpers (about 400 kB) and this
-collection's utilities (about 170 kB), on every run: two thirds of a module
-process's CPU, on every client, on every run.
+collection's utilities (about 170 kB): about a third of a module process's
+CPU, on every client, on every run.
 
 `zipimport` loads `name.pyc` stored beside `name.py` in the zip. The action
 plugins (`BytecodeAction`) add one to the zip for every `.py` file, compiled
@@ -23,11 +23,13 @@ host's Python decides what to use:
   with `sms_module_bytecode: false`, nothing is added.
 
 The controller cannot know the host's temporary path, so the code objects
-name their file `/AnsiballZ/<path inside the zip>` (`SHIPPED_PREFIX`): an
+name their file `/AnsiballZ/<path inside the zip>` (`sms_zipimport.SHIPPED_PREFIX`): an
 absolute path that exists nowhere, whose source a traceback still shows
 (through the module's loader), and which ansible-core still recognises as
-this collection's when it attributes a deprecation. What the module imports
-after `sms_zipimport.compile_once()` gets its full path back on the host.
+this collection's when it attributes a deprecation (not as its own: a
+deprecation ansible-core's utilities raise without naming themselves is
+reported without a source). What the module imports after
+`sms_zipimport.compile_once()` gets its full path back on the host.
 
 The price is a larger payload: a client module's zip grows from about
 175 kB to about 520 kB.
@@ -40,19 +42,18 @@ import binascii
 import fcntl
 import hashlib
 import io
-import marshal
 import os
 import tempfile
 import zipfile
 from dataclasses import replace
-from importlib.util import MAGIC_NUMBER, source_hash
+from importlib.util import MAGIC_NUMBER
 
 from ansible import constants as C
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
-from ansible_collections.sms.hotfix.plugins.module_utils.sms_zipimport import SHIPPED_PREFIX
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_zipimport import shipped_pyc as pyc_bytes
 
 display = Display()
 
@@ -62,21 +63,6 @@ CALL = b"\n    _ansiballz_main(\n"  # the wrapper's last lines: the call and its
 ZIP_START = b"\nzip_data='"
 ZIP_END = b"',\n"
 NO_EXTENSIONS = b"\nextensions={},\n"
-CHECKED_HASH = (0b11).to_bytes(4, "little")  # PEP 552: hash-based, check the source
-
-
-def pyc_bytes(source, name):
-    """A checked hash-based .pyc (PEP 552) of `source`, compiled as zipimport would, or None.
-
-    None when the source does not compile: the host then compiles it and
-    reports the error exactly as without bytecode.
-    """
-    text = source.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    try:  # optimize=0: asserts and __debug__ as the host's plain Python has them, whatever the controller's -O
-        code = compile(text, SHIPPED_PREFIX + name, "exec", dont_inherit=True, optimize=0)
-    except (SyntaxError, ValueError):
-        return None
-    return MAGIC_NUMBER + CHECKED_HASH + source_hash(source) + marshal.dumps(code)
 
 
 def add_bytecode(zip_bytes):
@@ -125,14 +111,20 @@ def _read(path):
         return None
 
 
+def cache_path(zip_b64, cache_dir):
+    """Where the zip with bytecode is kept: one file per zip and controller Python."""
+    key = "sms-bytecode-%s-%s" % (hashlib.sha256(zip_b64).hexdigest()[:40], MAGIC_NUMBER.hex())
+    return os.path.join(cache_dir, key)
+
+
 def cached_zip(zip_b64, cache_dir):
     """The base64 zip with bytecode added, built once per zip and controller Python in `cache_dir`.
 
     Workers that miss the cache together wait for the first (a lock file),
     as ansible-core does for its own AnsiballZ cache.
     """
-    key = "sms-bytecode-%s-%s" % (hashlib.sha256(zip_b64).hexdigest()[:40], MAGIC_NUMBER.hex())
-    path = os.path.join(cache_dir, key)
+    path = cache_path(zip_b64, cache_dir)
+    key = os.path.basename(path)
     data = _read(path)
     if data is not None:
         return data
@@ -197,10 +189,12 @@ class BytecodeAction(ActionBase):
 
     def bytecode_wanted(self, task_vars):
         """This task's `sms_module_bytecode`, templated, for the host the module runs on."""
+        templar = self._templar
         host_vars = task_vars
         if self._task.delegate_to:
             host_vars = (task_vars.get("ansible_delegated_vars") or {}).get(self._task.delegate_to, task_vars)
-        return bytecode_wanted(self._templar.template(host_vars.get(SWITCH)))
+            templar = templar.copy_with_new_env(available_variables=host_vars)
+        return bytecode_wanted(templar.template(host_vars.get(SWITCH)))
 
     def run(self, tmp=None, task_vars=None):
         self._bytecode = self.bytecode_wanted(task_vars or {})

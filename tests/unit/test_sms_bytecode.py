@@ -7,12 +7,14 @@ it. A real module run with it is in test_sms_client_upgrade.py (as shipped).
 """
 
 import base64
+import fcntl
 import importlib.util
 import io
 import json
 import marshal
 import subprocess
 import sys
+import threading
 import zipfile
 
 import pytest
@@ -22,6 +24,7 @@ import sms_testlib
 sms_testlib.install_collection_loader()
 
 from ansible.errors import AnsibleActionFail  # noqa: E402
+from ansible_collections.sms.hotfix.plugins.module_utils import sms_zipimport  # noqa: E402
 from ansible_collections.sms.hotfix.plugins.plugin_utils import sms_bytecode  # noqa: E402
 
 STAMP = (2026, 12, 4, 12, 0, 0)
@@ -74,18 +77,19 @@ def test_a_pyc_is_a_checked_one_of_its_source_compiled_as_zipimport_compiles():
 
 
 def test_a_pyc_keeps_asserts_whatever_the_controllers_optimize_level():
-    make = ("import sys; sys.path[:0] = sys.argv[1:]; import sms_testlib; sms_testlib.install_collection_loader()\n"
-            "from ansible_collections.sms.hotfix.plugins.plugin_utils import sms_bytecode\n"
-            "sys.stdout.buffer.write(sms_bytecode.pyc_bytes(b'assert False, \"kept\"\\n', 'pkg/a.py'))")
-    pyc = subprocess.run([sys.executable, "-O", "-c", make] + sys.path, capture_output=True, timeout=60,
-                         check=True).stdout
+    make = ("import importlib.util, sys\n"
+            "spec = importlib.util.spec_from_file_location('sms_zipimport', sys.argv[1])\n"
+            "util = importlib.util.module_from_spec(spec); spec.loader.exec_module(util)\n"
+            "sys.stdout.buffer.write(util.shipped_pyc(b'assert False, \"kept\"\\n', 'pkg/a.py'))")
+    pyc = subprocess.run([sys.executable, "-O", "-c", make, sms_zipimport.__file__],
+                         capture_output=True, timeout=60, check=True).stdout
     with pytest.raises(AssertionError, match="kept"):
         exec(marshal.loads(pyc[16:]), {})  # pylint: disable=exec-used
 
 
 def test_ansible_core_attributes_the_shipped_modules_deprecations_to_this_collection():
     from ansible.module_utils._internal import _deprecator  # pylint: disable=import-outside-toplevel
-    name = sms_bytecode.SHIPPED_PREFIX + "ansible_collections/sms/hotfix/plugins/modules/sms_client_upgrade.py"
+    name = sms_zipimport.SHIPPED_PREFIX + "ansible_collections/sms/hotfix/plugins/modules/sms_client_upgrade.py"
     assert _deprecator._path_as_plugininfo(name).resolved_name == "sms.hotfix.sms_client_upgrade"
 
 
@@ -168,6 +172,9 @@ def test_only_the_zip_of_the_wrapper_changes_and_it_is_built_once(tmp_path, monk
     b"#!/bin/sh\necho '{}'\n",  # not AnsiballZ: another module style
     wrapper(make_zip(), extensions="{'_coverage': {'config': 'c', 'output': None}}"),  # ansible-test coverage
     wrapper(make_zip()).replace(b"\n_ANSIBALLZ_WRAPPER = True\n", b"\n"),  # a wrapper this code does not know
+    # "extensions={}," in the wrapper's body does not count: only the final call's arguments do
+    wrapper(make_zip(), extensions="{'_debugpy': {'host': 'h'}}").replace(
+        b"\n_ANSIBALLZ_WRAPPER = True\n", b"\n_ANSIBALLZ_WRAPPER = True\n# e.g.\nextensions={},\n"),
 ])
 def test_anything_else_is_sent_as_ansible_core_built_it(tmp_path, data):
     assert sms_bytecode.with_bytecode(data, str(tmp_path)) is data
@@ -185,6 +192,31 @@ def test_a_wrong_sms_module_bytecode_is_named_with_what_to_do():
         sms_bytecode.bytecode_wanted("sometimes")
     assert "sms_module_bytecode is 'sometimes'" in str(failed.value)
     assert "must be true or false" in str(failed.value)
+
+
+def test_a_worker_that_misses_the_cache_waits_for_the_one_building_it(tmp_path, monkeypatch):
+    data = wrapper(make_zip())
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    start, end = sms_bytecode.zip_span(data)
+    path = sms_bytecode.cache_path(data[start:end], str(cache))
+    built = base64.b64encode(sms_bytecode.add_bytecode(make_zip()))
+
+    def no_build(_zip_bytes):
+        raise AssertionError("built again by a waiting worker")
+
+    monkeypatch.setattr(sms_bytecode, "add_bytecode", no_build)
+    results = []
+    with open(path + ".lock", "ab") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another worker is building
+        waiter = threading.Thread(target=lambda: results.append(sms_bytecode.with_bytecode(data, str(cache))))
+        waiter.start()
+        waiter.join(0.5)
+        assert waiter.is_alive() and not results  # it waits for the lock
+        with open(path, "wb") as handle:
+            handle.write(built)
+    waiter.join(10)
+    assert results and base64.b64decode(results[0][start:start + len(built)]) == base64.b64decode(built)
 
 
 def test_when_bytecode_cannot_be_made_the_module_goes_as_ansible_core_built_it(tmp_path):

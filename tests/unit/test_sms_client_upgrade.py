@@ -311,9 +311,14 @@ def test_as_shipped_the_host_compiles_nothing_and_another_python_each_utility_on
                   {"sms.hotfix.sms_client_facts": facts, "vars": {"sms_module_bytecode": False}},
                   {"sms.hotfix.sms_client_facts": facts, "vars": {"sms_module_bytecode": "sometimes"},
                    "register": "wrong", "ignore_errors": True},
+                  # a module whose action sends the hotfix first: a wrong value sends nothing
+                  {"sms.hotfix.sms_hotfix_stage": {"sms_root": str(tmp_path / "no-site"), "manifest": site.manifest,
+                                                   "transfer": "always"},
+                   "vars": {"sms_module_bytecode": "sometimes"}, "register": "wrong_stage", "ignore_errors": True},
                   {"ansible.builtin.assert": {"that": [
                       "upgrade.status == 'upgraded'",
-                      "wrong is failed and wrong.msg.startswith(\"sms_module_bytecode is 'sometimes'\")"]}}]}]))
+                      "wrong is failed and wrong.msg.startswith(\"sms_module_bytecode is 'sometimes'\")",
+                      "wrong_stage is failed and wrong_stage.msg.startswith(\"sms_module_bytecode is\")"]}}]}]))
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(lab.REPO, "ansible.cfg"), SMS_REPORT_DISABLE="1",
                ANSIBLE_KEEP_REMOTE_FILES="1", ANSIBLE_PIPELINING="0", ANSIBLE_REMOTE_TMP=str(remote_tmp),
                ANSIBLE_LOCAL_TMP=str(tmp_path / "local-tmp"), ANSIBLE_NOCOLOR="1")
@@ -322,6 +327,9 @@ def test_as_shipped_the_host_compiles_nothing_and_another_python_each_utility_on
                            json.dumps({"ansible_python_interpreter": sys.executable}), str(tmp_path / "play.json")],
                           cwd=lab.REPO, env=env, capture_output=True, text=True, timeout=180, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    # Only the modules that ran were sent (remote files are kept): no hotfix copy for the refused stage.
+    sent = sorted(name for _top, _dirs, names in os.walk(remote_tmp) for name in names)
+    assert sent == ["AnsiballZ_sms_client_facts.py"] * 2 + ["AnsiballZ_sms_client_upgrade.py"], sent
     utils = "ansible_collections/sms/hotfix/plugins/module_utils/"
     done_as = {"sms_client_upgrade": lambda result: result["status"] == "unchanged",
                "sms_client_facts": lambda result: result["compliance"]["compliant"] is True}
