@@ -37,7 +37,8 @@ SOURCES = {
 }
 
 
-def make_zip(files=SOURCES, compression=zipfile.ZIP_DEFLATED):
+def make_zip(files=None, compression=zipfile.ZIP_DEFLATED):
+    files = SOURCES if files is None else files
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as zipped:
         for name, data in files.items():
