@@ -18,7 +18,7 @@ import os
 import re
 
 import yaml
-from ansible.errors import AnsibleActionFail, AnsibleError
+from ansible.errors import AnsibleError
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 from ansible_collections.sms.hotfix.plugins.plugin_utils.sms_bytecode import SWITCH, bytecode_wanted
@@ -166,7 +166,7 @@ class ActionModule(ActionBase):
             return []
         try:
             bytecode_wanted(hostvars[SWITCH])
-        except (AnsibleActionFail, AnsibleError) as exc:
+        except AnsibleError as exc:  # AnsibleActionFail is one
             return [str(exc).split("\n", maxsplit=1)[0]]
         return []
 

@@ -43,7 +43,6 @@ import fcntl
 import hashlib
 import io
 import os
-import tempfile
 import zipfile
 from dataclasses import replace
 from importlib.util import MAGIC_NUMBER
@@ -53,7 +52,8 @@ from ansible.errors import AnsibleActionFail
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
-from ansible_collections.sms.hotfix.plugins.module_utils.sms_zipimport import shipped_pyc as pyc_bytes
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_zipimport import shipped_pyc
+from ansible_collections.sms.hotfix.plugins.plugin_utils.sms_atomic import write_bytes
 
 display = Display()
 
@@ -75,7 +75,7 @@ def add_bytecode(zip_bytes):
             dst.writestr(info, data)
             if not info.filename.endswith(".py") or info.filename + "c" in names:
                 continue
-            pyc = pyc_bytes(data, info.filename)
+            pyc = shipped_pyc(data, info.filename)
             if pyc is not None:
                 entry = zipfile.ZipInfo(info.filename + "c", info.date_time)
                 entry.compress_type = info.compress_type
@@ -124,7 +124,6 @@ def cached_zip(zip_b64, cache_dir):
     as ansible-core does for its own AnsiballZ cache.
     """
     path = cache_path(zip_b64, cache_dir)
-    key = os.path.basename(path)
     data = _read(path)
     if data is not None:
         return data
@@ -135,14 +134,7 @@ def cached_zip(zip_b64, cache_dir):
         if data is not None:
             return data
         data = base64.b64encode(add_bytecode(base64.b64decode(zip_b64, validate=True)))
-        fd, part = tempfile.mkstemp(dir=cache_dir, prefix=key + ".")
-        try:
-            with open(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(part, path)
-        except BaseException:
-            os.unlink(part)
-            raise
+        write_bytes(cache_dir, os.path.basename(path), data, mode=0o600)
     return data
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 
+from ansible_collections.sms.hotfix.plugins.plugin_utils.sms_atomic import write_bytes
 from ansible_collections.sms.hotfix.plugins.plugin_utils.sms_report_html import render_html
 from ansible_collections.sms.hotfix.plugins.plugin_utils.sms_report_json import render_json
 from ansible_collections.sms.hotfix.plugins.plugin_utils.sms_report_junit import render_junit
@@ -59,17 +59,8 @@ def make_folder(base, started, playbook, awx=None):
 
 
 def write_text(folder, name, text):
-    """Write `folder/name` through a temporary file and an atomic rename."""
-    handle, temp = tempfile.mkstemp(prefix=".%s." % name, dir=folder)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.chmod(temp, 0o644)
-        os.replace(temp, os.path.join(folder, name))
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
+    """Write `folder/name` (UTF-8) through a temporary file and an atomic rename."""
+    write_bytes(folder, name, text.encode("utf-8"))
 
 
 def render_all(report):

@@ -63,7 +63,7 @@ def wrapper(zip_bytes, extensions="{}"):
 
 def test_a_pyc_is_a_checked_one_of_its_source_compiled_as_zipimport_compiles():
     source = SOURCES["pkg/mod.py"]
-    pyc = sms_bytecode.pyc_bytes(source, "pkg/mod.py")
+    pyc = sms_zipimport.shipped_pyc(source, "pkg/mod.py")
     assert pyc[:4] == importlib.util.MAGIC_NUMBER
     assert int.from_bytes(pyc[4:8], "little") == 0b11  # hash-based, checked against the source (PEP 552)
     assert pyc[8:16] == importlib.util.source_hash(source)
@@ -74,7 +74,7 @@ def test_a_pyc_is_a_checked_one_of_its_source_compiled_as_zipimport_compiles():
     namespace = {}
     exec(code, namespace)  # pylint: disable=exec-used
     assert namespace["answer"]() == 42
-    assert sms_bytecode.pyc_bytes(SOURCES["pkg/broken.py"], "pkg/broken.py") is None
+    assert sms_zipimport.shipped_pyc(SOURCES["pkg/broken.py"], "pkg/broken.py") is None
 
 
 def test_a_pyc_keeps_asserts_whatever_the_controllers_optimize_level():
@@ -101,7 +101,7 @@ def test_the_zip_keeps_every_entry_and_gains_a_pyc_beside_each_source_that_compi
     added = {name: value for name, value in after.items() if name not in before}
     assert sorted(added) == ["pkg/__init__.pyc", "pkg/mod.pyc"]  # not for broken.py, nor data.json
     pyc, stamp, compression = added["pkg/mod.pyc"]
-    assert pyc == sms_bytecode.pyc_bytes(SOURCES["pkg/mod.py"], "pkg/mod.py")
+    assert pyc == sms_zipimport.shipped_pyc(SOURCES["pkg/mod.py"], "pkg/mod.py")
     assert (stamp, compression) == (STAMP, zipfile.ZIP_DEFLATED)
     stored = entries(sms_bytecode.add_bytecode(make_zip(compression=zipfile.ZIP_STORED)))
     assert stored["pkg/mod.pyc"][2] == zipfile.ZIP_STORED
