@@ -61,6 +61,20 @@ options:
     description: Age in seconds after which another holder's lock is considered left by a dead run and may be taken over.
     type: int
     default: 21600
+  run:
+    description:
+      - The run taking the lock, recorded in it: C(controller) (host name), C(pid) and C(pid_started) of the
+        C(ansible-playbook) process, and C(awx_job) (the AWX workflow job or job id) under AWX. The action
+        plugin of the same name fills it in.
+      - A re-entry by the same O(holder) is for a run whose predecessor died. When the lock records another
+        run of that holder, the module refuses (RV(same_holder_run) names it) unless that run is the one
+        O(replace_run) names, or both runs are AWX jobs (AWX starts a template's next job only after the
+        last one ended, since the rollout's templates do not allow simultaneous jobs), or the lock is stale.
+        The action plugin judges on the controller whether the recorded run is still alive.
+    type: dict
+  replace_run:
+    description: The recorded run (its id, C(controller/pid/pid_started)) known to be dead, whose lock this run takes over.
+    type: str
   force:
     description:
       - With O(state=released), remove the lock even when another holder has it.
@@ -139,6 +153,10 @@ released:
   description: Whether a lock was removed (in check mode, would be).
   returned: state=released
   type: bool
+same_holder_run:
+  description: The other run of the same holder that the lock records (when the module refused to re-enter).
+  returned: when refused for that reason
+  type: dict
 previous_holder:
   description: The lock taken over (stale) or broken (forced), with its holder, purpose, started and age.
   returned: on a takeover or a forced release
@@ -230,15 +248,46 @@ def public(lock):
     return {key: lock[key] for key in ("holder", "purpose", "started", "path", "refreshed") if key in lock}
 
 
-def lock_payload(holder, purpose, now):
+def lock_payload(holder, purpose, now, run=None):
     data = {"holder": holder, "purpose": purpose, "started": iso_utc(now), "epoch": now}
+    if run:
+        data["run"] = run
     return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
 
-def refreshed_payload(lock, now):
+def refreshed_payload(lock, now, run=None):
     """The holder's own lock with a new `epoch` (its last sign of life) and `refreshed`; `started` kept."""
     data = dict(lock["data"], epoch=now, refreshed=iso_utc(now))
+    if run:
+        data["run"] = run
     return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8")
+
+
+def run_id(run):
+    """A run's identity: its controller, the ansible-playbook process and that process's start."""
+    return "%s/%s/%s" % (run.get("controller"), run.get("pid"), run.get("pid_started"))
+
+
+def other_live_run(current, params, stale):
+    """The other run of the same holder recorded in the lock, when it may still be running; else None."""
+    mine, recorded = params.get("run"), (current.get("data") or {}).get("run")
+    if stale or not mine or not isinstance(recorded, dict) or run_id(recorded) == run_id(mine):
+        return None
+    if recorded.get("awx_job") and mine.get("awx_job"):
+        return None  # AWX runs a template's jobs one after the other
+    if params.get("replace_run") == run_id(recorded):
+        return None  # judged dead on its controller
+    return recorded
+
+
+def same_holder_message(lock, recorded):
+    return ("rollout lock %s is held by %s, and that holder has another run: pid %s on %s, started %s%s. Two runs "
+            "of one holder would race on the same files, so this one stops, having changed nothing. If that run "
+            "is still going, let it finish; if it died, run again from its controller (it is then known dead), or "
+            "release the lock with %s"
+            % (lock["path"], lock["holder"], recorded.get("pid"), recorded.get("controller"),
+               recorded.get("started") or "?",
+               (" (AWX job %s)" % recorded["awx_job"]) if recorded.get("awx_job") else "", UNLOCK_HINT))
 
 
 def take_over(lock, judged, data):
@@ -319,7 +368,7 @@ def acquire(module, lock):
     lost_takeovers = 0
     for _attempt in range(4):
         now = time.time()
-        data = lock_payload(holder, params["purpose"], now)
+        data = lock_payload(holder, params["purpose"], now, params.get("run"))
         mine = {"holder": holder, "purpose": params["purpose"], "started": iso_utc(now), "path": path}
         current = read_lock(lock)
         if current is None:
@@ -333,10 +382,15 @@ def acquire(module, lock):
         age = now - current["epoch"]
         stale = age >= params["stale_after"]
         if current["holder"] == holder:
-            # Re-entrant: a new epoch, so the stale rule counts from the holder's last sign of life.
+            # Re-entrant for a run whose predecessor died, never beside a live one:
+            # a new epoch, so the stale rule counts from the holder's last sign of life.
+            recorded = other_live_run(current, params, stale)
+            if recorded is not None:
+                raise LockError(same_holder_message(current, recorded), lock=public(current),
+                                same_holder_run=recorded, age=int(age))
             shown = public(current)
             if not module.check_mode:
-                payload = refreshed_payload(current, now)
+                payload = refreshed_payload(current, now, params.get("run"))
                 if stale:
                     if not take_over(lock, current, payload):
                         lost_takeovers += 1
@@ -404,6 +458,8 @@ def main():
             purpose=dict(type="str", default="rollout"),
             stale_after=dict(type="int", default=21600),
             force=dict(type="bool", default=False),
+            run=dict(type="dict"),
+            replace_run=dict(type="str"),
             **SMB_ARGS
         ),
         supports_check_mode=True,
