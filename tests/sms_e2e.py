@@ -3,6 +3,7 @@ playbook run's results. Fixtures are in tests/e2e/conftest.py."""
 
 import json
 import os
+import stat
 import subprocess
 import sys
 
@@ -135,3 +136,31 @@ class Run:
             return None
         with open(os.path.join(self.report_dir, runs[-1], "report.json")) as handle:
             return json.load(handle)
+
+
+def full_listing(top):
+    """Every file, folder and link below `top`: relative path -> (kind, sha256, size, mtime_ns, mode or target)."""
+    out = {}
+    for folder, dirs, files in os.walk(top):
+        for name in dirs + files:
+            path = os.path.join(folder, name)
+            st = os.lstat(path)
+            rel = os.path.relpath(path, top)
+            if stat.S_ISLNK(st.st_mode):
+                out[rel] = ("link", None, None, None, os.readlink(path))
+            elif stat.S_ISDIR(st.st_mode):
+                out[rel] = ("dir", None, None, st.st_mtime_ns, stat.S_IMODE(st.st_mode))
+            else:
+                with open(path, "rb") as handle:
+                    out[rel] = ("file", sha(handle.read()), st.st_size, st.st_mtime_ns, stat.S_IMODE(st.st_mode))
+    return out
+
+
+def failures(run):
+    """[(host, task, msg)] of every failed task of a run."""
+    out = []
+    for event in run.events:
+        if event.get("event") in ("runner_on_failed", "runner_on_unreachable"):
+            data = event["event_data"]
+            out.append((data.get("host"), data.get("task"), str((data.get("res") or {}).get("msg", ""))))
+    return out

@@ -14,16 +14,26 @@ The tiers' roles then run without their per-host validation task
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
+import sys
 
 import yaml
+from ansible import context
+from ansible import constants as C
 from ansible.errors import AnsibleError
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 from ansible_collections.sms.hotfix.plugins.plugin_utils.sms_bytecode import SWITCH, bytecode_wanted
 
-ROLES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "roles")
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
+ROLES = os.path.join(TOP, "roles")
+CALLBACK = "sms.hotfix.sms_rollout_report"
+# An sms_* name: not part of an FQCN (sms.hotfix.sms_...) or of a longer word.
+_NAME = re.compile(r"(?<![\w.])sms_[a-z0-9_]*[a-z0-9]")
+# The lab twin's own inventory variables (lab/sms-lab writes them), not the rollout's.
+_LAB = "sms_lab_"
 PLATFORMS = ("x86", "alpha", "mips")
 _NETBIOS = re.compile(r"^[A-Za-z0-9!@#$%^&()\-_'{}.~]{1,15}$")
 SHOW = 8  # hosts named per problem
@@ -66,6 +76,124 @@ def wave_problems(waves, max_fail):
     return problems
 
 
+_KNOWN = None
+
+
+def known_names():
+    """Every sms_* variable the rollout knows, read from its own files.
+
+    The roles' argument specs and defaults, and every sms_* name the
+    playbooks, the roles' tasks and templates and the plugins use: one list,
+    derived, never kept by hand.
+    """
+    global _KNOWN  # pylint: disable=global-statement
+    if _KNOWN is None:
+        names = set()
+        for folder in ("roles", "playbooks", "plugins"):
+            for base, _dirs, files in os.walk(os.path.join(TOP, folder)):
+                for name in files:
+                    if name.endswith((".yml", ".yaml", ".j2", ".py")):
+                        with open(os.path.join(base, name), encoding="utf-8", errors="replace") as handle:
+                            names.update(_NAME.findall(handle.read()))
+        _KNOWN = frozenset(names)
+    return _KNOWN
+
+
+def unknown_problems(found, known=None):
+    """One problem per sms_* name the rollout does not know: where it was set, and the nearest known name.
+
+    `found` maps a name to the places it was set (\"-e\", \"group_vars of group 'clients'\", ...)."""
+    known = known_names() if known is None else known
+    problems = []
+    for name in sorted(found):
+        if name in known or name.startswith(_LAB):
+            continue
+        near = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
+        problems.append("%s is not a variable the rollout knows (set %s); a misspelt setting would be ignored, so "
+                        "the rollout does not start: correct or remove it%s"
+                        % (name, ", ".join(sorted(found[name])), (". Did you mean %s?" % near[0]) if near else ""))
+    return problems
+
+
+def extra_var_names():
+    """The sms_* names given with -e (strings, JSON/YAML or @files) in this run."""
+    from ansible.utils.vars import load_extra_vars  # the parse Ansible itself uses
+    try:
+        from ansible.parsing.dataloader import DataLoader
+        data = load_extra_vars(DataLoader())
+    except Exception:  # pylint: disable=broad-except  # Ansible has already refused bad extra vars
+        return set()
+    return {str(k) for k in data if str(k).startswith("sms_")}
+
+
+def where_set(name, host, hostvars):
+    """Where `name` comes from for `host`, as far as the inventory tells."""
+    inventory = getattr(hostvars, "_inventory", None)
+    found = inventory.get_host(host) if inventory is not None else None
+    if found is None:
+        return "for %s" % host
+    if name in (found.vars or {}):
+        return "in the inventory for host %s" % host
+    for group in sorted(found.get_groups(), key=lambda g: g.depth, reverse=True):
+        if name in (group.vars or {}):
+            return "in the inventory for group %s" % group.name
+    return "in host_vars/group_vars for %s" % host
+
+
+def core_problems():
+    """An ansible-core outside meta/runtime.yml's requires_ansible, or a run without the rollout's ansible.cfg."""
+    from ansible.release import __version__ as found
+    with open(os.path.join(TOP, "meta", "runtime.yml"), encoding="utf-8") as handle:
+        wanted = str(yaml.safe_load(handle).get("requires_ansible") or "")
+    problems = []
+    try:
+        from packaging.specifiers import SpecifierSet
+        from packaging.version import Version
+        ok = not wanted or Version(found) in SpecifierSet(wanted)
+    except Exception:  # pylint: disable=broad-except  # no packaging: leave it to ansible-core's own warning
+        ok = True
+    if not ok:
+        problems.append(
+            "ansible-core %s is not supported by the sms.hotfix collection (supported: %s, from meta/runtime.yml); "
+            "nothing was changed. Install a supported one: `make venv` in the checkout, or `%s -m pip install "
+            "'ansible-core%s'`" % (found, wanted, sys.executable, wanted))
+    if CALLBACK not in (C.CALLBACKS_ENABLED or []):
+        config = C.CONFIG_FILE
+        playbooks = [os.path.abspath(p) for p in (context.CLIARGS or {}).get("args") or ()]
+        problems.append(
+            "the rollout's report callback (%s) is not enabled: %s, so this run would print no summary and write "
+            "no report; nothing was changed. Run it from the checkout (cd %s), or name its settings: "
+            "ANSIBLE_CONFIG=%s %s %s; with the collection installed elsewhere, enable the callback with "
+            "ANSIBLE_CALLBACKS_ENABLED=%s (or callbacks_enabled in your ansible.cfg)"
+            % (CALLBACK, ("the settings read were %s" % config) if config else "no ansible.cfg was read", TOP,
+               os.path.join(TOP, "ansible.cfg"), os.path.join(os.path.dirname(sys.argv[0] or "."), "ansible-playbook")
+               if os.sep in (sys.argv[0] or "") else "ansible-playbook", " ".join(playbooks) or "rollout.yml",
+               CALLBACK))
+    return problems
+
+
+def limit_problems(limit, kept, needs, groups):
+    """A --limit that leaves out a server the run must touch first (the site server: the lock, the site tier)."""
+    if not limit:
+        return []
+    kept = set(kept or ())
+    missing, add = [], []
+    for need in needs or ():
+        hosts = [h for h in groups.get(need["group"]) or () if h not in kept]
+        if hosts:
+            missing.append("%s (%s)" % (need.get("label") or need["group"], named(hosts)))
+            add.append(need["group"])
+    if not missing:
+        return []
+    from ansible_collections.sms.hotfix.plugins.plugin_utils.sms_invocation import current, rerun
+    invocation = current()
+    wider = ",".join(add + [str(limit)])
+    return ["--limit %s leaves out %s, which this playbook must go through before any client: the site server "
+            "holds the rollout lock and its tier comes first (staged, or rolled back). "
+            "Keep it in the limit (what is already done there reports no change): %s"
+            % (limit, "; ".join(missing), rerun(invocation, limit=wider))]
+
+
 def named(hosts):
     hosts = sorted(hosts)
     text = ", ".join(hosts[:SHOW])
@@ -75,7 +203,7 @@ def named(hosts):
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _VALID_ARGS = frozenset(("tiers", "waves", "max_fail_percentage", "on_failure", "platforms", "manifest_platforms",
-                             "logon_server_names", "logon_names_explicit"))
+                             "logon_server_names", "logon_names_explicit", "core", "limit"))
 
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
@@ -87,6 +215,19 @@ class ActionModule(ActionBase):
         problems = []
         summary = {}
 
+        # First what makes every other check moot: the wrong ansible-core, a
+        # run without the rollout's settings, a --limit that skips the lock.
+        if args.get("core"):
+            problems += core_problems()
+        limit = args.get("limit")
+        if limit and not problems:
+            problems += limit_problems(limit.get("value"), limit.get("kept"), limit.get("needs"), groups)
+        if problems:
+            result.update(failed=True, problems=problems, summary=summary,
+                          msg="the rollout does not start, and nothing was changed: %s" % "; ".join(problems))
+            return result
+
+        found = {name: {"with -e"} for name in extra_var_names()}
         if "waves" in args:
             problems += wave_problems(args.get("waves"), args.get("max_fail_percentage"))
         if args.get("on_failure", "stop") not in ("stop", "rollback"):
@@ -102,7 +243,9 @@ class ActionModule(ActionBase):
                                 % (platform, ", ".join(manifest_platforms)))
 
         for tier in args.get("tiers") or []:
-            problems += self.check_tier(tier, hostvars, groups, summary)
+            problems += self.check_tier(tier, hostvars, groups, summary, found)
+        if args.get("tiers"):
+            problems = unknown_problems(found) + problems
 
         names = args.get("logon_server_names")
         if names is not None:
@@ -120,7 +263,7 @@ class ActionModule(ActionBase):
                 "%s %d host(s)" % (k, v) for k, v in summary.items())
         return result
 
-    def check_tier(self, tier, hostvars, groups, summary):
+    def check_tier(self, tier, hostvars, groups, summary, found=None):
         label = tier.get("label") or tier["role"]
         group = tier["group"]
         group_var = tier.get("group_var", "")
@@ -145,6 +288,10 @@ class ActionModule(ActionBase):
         platforms = tier.get("platforms")
         for host in hosts:
             host_vars = hostvars[host]  # each lookup resolves every variable of the host again: once
+            if found is not None:
+                for name in host_vars:
+                    if name.startswith("sms_") and name not in found:
+                        found[name] = {where_set(name, host, hostvars)}
             values, errors = self.resolve(spec, params, host_vars)
             checked = validator.validate(values)
             errors += [str(error) for error in checked.errors.messages]

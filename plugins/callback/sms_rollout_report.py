@@ -75,6 +75,7 @@ from ansible_collections.sms.hotfix.plugins.plugin_utils import sms_report_model
 from ansible_collections.sms.hotfix.plugins.plugin_utils.sms_report_console import (
     next_step, summary_lines, wave_progress)
 from ansible_collections.sms.hotfix.plugins.plugin_utils.sms_report_files import make_folder, write_report
+from ansible_collections.sms.hotfix.plugins.plugin_utils.sms_invocation import current as current_invocation
 
 # Kept importable from here: tools and tests reach them by the callback's name.
 serial_batches = model.serial_batches
@@ -121,11 +122,6 @@ def guarded(method):
             except Exception:
                 pass
     return wrapper
-
-
-def _playbook_path(*parts):
-    path = os.path.join(COLLECTION_ROOT, *parts)
-    return path if os.path.isfile(path) else None
 
 
 class CallbackModule(CallbackBase):
@@ -190,21 +186,7 @@ class CallbackModule(CallbackBase):
 
     def _invocation(self):
         """How this run was started, as plain data, for the closing command."""
-        args = context.CLIARGS or {}
-        inventory = list(args.get("inventory") or [])
-        default = list(C.DEFAULT_HOST_LIST or [])
-        return {
-            "playbooks": [str(p) for p in (args.get("args") or [])],
-            # the configured default inventory is not repeated on the command line
-            "inventory": [str(i) for i in inventory] if inventory != default else [],
-            "limit": args.get("subset"),
-            "extra_vars": [str(e) for e in (args.get("extra_vars") or [])],
-            "check": bool(args.get("check")),
-            "diff": bool(args.get("diff")),
-            "cwd": os.getcwd(),
-            "rollback_playbook": _playbook_path("playbooks", "rollback.yml") or "sms.hotfix.rollback",
-            "rollout_playbook": _playbook_path("rollout.yml") or "rollout.yml",
-        }
+        return current_invocation()
 
     # ---- the client waves' progress ----------------------------------------
 

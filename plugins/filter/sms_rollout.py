@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 import re
 import socket
 
@@ -180,13 +181,22 @@ def sms_in_window(now, window=None):
     return False
 
 
+def _account():
+    """The account this controller process runs as, where no USER is set (cron, containers)."""
+    try:
+        import pwd
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError, OSError):
+        return "uid%s" % (os.getuid() if hasattr(os, "getuid") else "-unknown")
+
+
 def sms_operator_holder(user):
     """`user@controller-host`: the rollout lock's holder for a run from the CLI.
 
     The controller's name makes two operators with the same account on two
     controllers two holders, so they cannot stage at once.
     """
-    user = str(user or "").strip() or "operator"
+    user = str(user or "").strip() or _account()
     return "%s@%s" % (user, socket.gethostname() or "controller")
 
 

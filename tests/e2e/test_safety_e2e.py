@@ -17,47 +17,18 @@ sets its fault up, runs, checks, and takes the fault away again.
 import json
 import os
 import shutil
-import stat
 import subprocess
 import time
 
 import pytest
 
-from sms_e2e import MANIFEST, Lab, lab_cmd
+from sms_e2e import MANIFEST, Lab, failures, full_listing, lab_cmd
 from sms_testlib import sha
 
 pytestmark = pytest.mark.slow
 ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not ROOT, reason="needs root (chattr, bind mounts, tmpfs); CI runs as root")
 X86 = ("SMS", "Site.srv", "Maincfg.box", "Client.src", "X86.bin")
-
-
-def full_listing(top):
-    """Every file, folder and link below `top`: relative path -> (kind, sha256, size, mtime_ns, mode or target)."""
-    out = {}
-    for folder, dirs, files in os.walk(top):
-        for name in dirs + files:
-            path = os.path.join(folder, name)
-            st = os.lstat(path)
-            rel = os.path.relpath(path, top)
-            if stat.S_ISLNK(st.st_mode):
-                out[rel] = ("link", None, None, None, os.readlink(path))
-            elif stat.S_ISDIR(st.st_mode):
-                out[rel] = ("dir", None, None, st.st_mtime_ns, stat.S_IMODE(st.st_mode))
-            else:
-                with open(path, "rb") as handle:
-                    out[rel] = ("file", sha(handle.read()), st.st_size, st.st_mtime_ns, stat.S_IMODE(st.st_mode))
-    return out
-
-
-def failures(run):
-    """[(host, task, msg)] of every failed task of a run."""
-    out = []
-    for event in run.events:
-        if event.get("event") in ("runner_on_failed", "runner_on_unreachable"):
-            data = event["event_data"]
-            out.append((data.get("host"), data.get("task"), str((data.get("res") or {}).get("msg", ""))))
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -244,6 +215,13 @@ CASES = [
     ("stage-bump", _vars(sms_stage_bump="sometimes"), ["sms_stage_bump", "smssite"]),
     ("module-bytecode", _vars(sms_module_bytecode="sometimes"), ["sms_module_bytecode is 'sometimes'", "logon01"]),
     ("platform-unknown", _vars(sms_rollout_platforms=["sparc"]), ["sms_rollout_platforms", "sparc"]),
+    ("platform-unknown-as-a-string", _vars(sms_rollout_platforms="x86,sparc"), ["'sparc' is not a platform"]),
+    # a misspelt setting would silently fall back to its default (waves, threshold, window)
+    ("variable-misspelt", _vars(sms_rollout_wave=[1, "50%"], sms_rollout_max_fail_percent=5),
+     ["sms_rollout_wave is not a variable the rollout knows (set with -e)", "Did you mean sms_rollout_waves?",
+      "sms_rollout_max_fail_percent is not", "Did you mean sms_rollout_max_fail_percentage?"]),
+    ("window-misspelt", _vars(sms_rollout_windows="Sat 22:00-06:00"),
+     ["sms_rollout_windows is not", "Did you mean sms_rollout_window?"]),
     ("platform-not-in-manifest", _vars(sms_rollout_platforms=["mips"]), ["sms_rollout_platforms", "mips"]),
     # groups
     ("site-group-missing", _vars(sms_site_group="nosite"), ["nosite", "sms_site_group"]),

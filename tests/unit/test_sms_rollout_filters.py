@@ -148,8 +148,18 @@ def test_operator_holder_names_the_user_and_the_controller():
     import socket
     from sms_rollout import sms_operator_holder
     assert sms_operator_holder("alice") == "alice@%s" % socket.gethostname()
-    assert sms_operator_holder("") == "operator@%s" % socket.gethostname()
     assert "sms_operator_holder" in FilterModule().filters()
+
+
+def test_without_user_the_holder_is_the_account_so_two_accounts_are_two_holders(monkeypatch):
+    # cron and containers set no USER: the account the controller runs as tells schedulers apart
+    import pwd
+    import socket
+    from sms_rollout import sms_operator_holder
+    assert sms_operator_holder("") == "%s@%s" % (pwd.getpwuid(os.getuid()).pw_name, socket.gethostname())
+    monkeypatch.setattr(os, "getuid", lambda: 4242)
+    monkeypatch.setattr(pwd, "getpwuid", lambda uid: (_ for _ in ()).throw(KeyError(uid)))
+    assert sms_operator_holder(" ") == "uid4242@%s" % socket.gethostname()
 
 
 # ---- one documentation file per filter (what ansible-doc -t filter reads) ----
