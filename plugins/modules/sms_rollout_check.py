@@ -19,12 +19,29 @@ description:
     server, waves that are not positive counts or percentages in (0, 100], a threshold outside 0-100,
     platforms the manifest lacks, and a list of the site's logon server names that does not match the
     logon group.
+  - Refuses every C(sms_*) variable the rollout does not know (from extra vars or the inventory of the hosts
+    checked), naming where it was set and the nearest known name; the known names are read from the roles and
+    playbooks.
   - Every problem is listed in one failure, naming the variable, the value and the hosts.
 version_added: "1.0.0"
 author: SMS hotfix rollout maintainers (@sms-hotfix-rollout)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 options:
+  core:
+    description:
+      - Check first that the running ansible-core is one the collection supports (C(requires_ansible) in
+        C(meta/runtime.yml)) and that the rollout's report callback is enabled (its C(ansible.cfg) was read,
+        or the callback was enabled otherwise); either refusal says how to run it.
+    type: bool
+    default: false
+  limit:
+    description:
+      - The run's C(--limit) as C(value) (C(ansible_limit)), C(kept) (the hosts the limit keeps,
+        C(ansible_play_hosts_all) of a play over every host) and C(needs), a list of C(group) and C(label)
+        whose hosts the limit must keep (the site server, for a playbook that takes the rollout lock).
+      - A limit that leaves one out is refused with the command that keeps it.
+    type: dict
   tiers:
     description:
       - One entry per tier with C(role), C(entry) (the role's entry point, default V(main)), C(group) (the
@@ -34,7 +51,6 @@ options:
         the rollout's platforms).
     type: list
     elements: dict
-    required: true
   waves:
     description: The client waves (C(serial)); checked when given.
     type: raw
