@@ -341,3 +341,36 @@ def test_the_inventory_source_runs_in_the_projects_ee_and_nothing_syncs_before_e
         "{{ sms_awx.execution_environment.name }}"
     assert assets["project"]["scm_update_on_launch"] is False
     assert assets["inventory"]["source"]["update_on_launch"] is False
+
+
+# ---- item 5: the example inventory runs the workflow as written ---------------
+
+def test_the_example_inventory_has_what_the_workflow_needs_in_every_slice():
+    from awx_rehearsal import Inventory
+    assets = load_assets()
+    source = os.path.join(REPO, assets["inventory"]["source"]["source_path"])
+    assert source.startswith(os.path.join(REPO, "inventories", "example") + os.sep)
+    inventory = Inventory([source], 1, "example", env=clean_env())
+    groups = inventory.groups
+
+    def members(group):
+        hosts = set(groups.get(group, {}).get("hosts", []))
+        for child in groups.get(group, {}).get("children", []):
+            hosts |= members(child)
+        return hosts
+
+    canary = members("clients_canary")
+    assert canary and canary <= members("clients"), canary
+    names = dict((h, inventory.hostvars.get(h, {}).get("sms_server_name")) for h in members("logon_servers"))
+    assert all(names.values()), names
+    # every slice's clients know the logon servers by SMS name, without seeing the logon group
+    slices = assets["job_templates"][[t["name"] for t in assets["job_templates"]].index("SMS Q216552 clients")]
+    for number in range(1, slices["job_slice_count"] + 1):
+        data = inventory.script_data(number, slices["job_slice_count"])
+        assert sorted(data["clients"]["vars"]["sms_logon_server_names"]) == sorted(names.values())
+    # and the README section its comments point at exists
+    with open(os.path.join(REPO, "inventories", "example", "group_vars", "all.yml"), encoding="utf-8") as handle:
+        pointers = re.findall(r'README\.md, "([^"]+)"', handle.read())
+    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as handle:
+        headings = re.findall(r"^## (.+)$", handle.read(), re.M)
+    assert pointers and pointers[0] in headings, (pointers, headings)
