@@ -107,14 +107,15 @@ class FakeAwx:
         self.writes = []
         self._add("organizations", name=assets["organization"])
         for template in assets["job_templates"]:
-            self._add("unified_job_templates", name=template["name"], organization=1000)
+            self._add("unified_job_templates", name=template["name"], organization=1000, type="job_template")
         self._add("workflow_job_templates", name=assets["workflow"]["name"], organization=1000)
 
     def _add(self, kind, **fields):
         new_id = next(self.ids)
-        obj = dict(fields, id=new_id, url="/api/v2/%s/%d/" % (kind, new_id), related={},
-                   type={"workflow_job_template_nodes": "workflow_job_template_node",
-                         "workflow_approval_templates": "workflow_approval_template"}.get(kind, kind[:-1]))
+        obj = dict(dict(type={"workflow_job_template_nodes": "workflow_job_template_node",
+                              "workflow_approval_templates": "workflow_approval_template"}.get(kind, kind[:-1])),
+                   **fields)
+        obj.update(id=new_id, url="/api/v2/%s/%d/" % (kind, new_id), related={})
         if kind == "workflow_job_template_nodes":
             for field in NODE_FIELDS:
                 obj.setdefault(field, {} if field == "extra_data" else False if field == "all_parents_must_converge"
@@ -298,6 +299,37 @@ def test_the_workflow_graph_converges_under_awx_awx_compare_rules(node_module, m
     edited = dict(approval_args, approval_node=dict(approval_args["approval_node"], timeout=60))
     assert run_module(node_module, fake, edited, monkeypatch)["changed"] is True
     assert run_module(node_module, fake, edited, monkeypatch)["changed"] is False
+
+
+def test_the_workflow_nodes_form_reports_changed_on_every_run_with_awx_awx_24_6_1(node_module, monkeypatch):
+    """Why configure.yml does not use workflow_job_template's workflow_nodes:
+    its create_workflow_nodes, given the same nodes twice, compares the
+    approval's template with fields it has not (identifier, ...)."""
+    from ansible.module_utils import basic
+    from ansible_collections.awx.awx.plugins.modules import workflow_job_template  # pylint: disable=import-error
+    controller_api, _module = node_module
+    assets = load_assets()
+    fake = FakeAwx(assets)
+    monkeypatch.setattr(controller_api.ControllerAPIModule, "make_request",
+                        lambda self, method, endpoint, *a, **kw: (
+                            fake.create_node(kw.get("data")) if method == "POST" and fake._split(endpoint) ==
+                            ["workflow_job_template_nodes"] else fake.request(method, endpoint, kw.get("data"))))
+    monkeypatch.setattr(basic, "_ANSIBLE_ARGS", json.dumps({"ANSIBLE_MODULE_ARGS": {
+        "controller_host": "https://127.0.0.1", "controller_oauthtoken": "token"}}).encode())
+    monkeypatch.setattr(basic, "_ANSIBLE_PROFILE", "legacy")
+    module = controller_api.ControllerAPIModule(argument_spec={})
+    (workflow,) = [o for (k, _), o in fake.objects.items() if k == "workflow_job_templates"]
+    changed = []
+    for _run in range(2):
+        module.json_output["changed"] = False
+        fake.writes = []
+        workflow_job_template.create_workflow_nodes(module, [], copy.deepcopy(assets["workflow"]["nodes"]),
+                                                    workflow["id"])
+        changed.append((module.json_output["changed"], [w[1] for w in fake.writes if w[0] == "PATCH"]))
+    assert changed[0][0] is True
+    # the second run: only the approval's template is patched, and it counts as a change
+    assert changed[1][0] is True and changed[1][1] and all("workflow_approval_templates" in url
+                                                           for url in changed[1][1]), changed
 
 
 # ---- item 3: re-runs repair ------------------------------------------------------
