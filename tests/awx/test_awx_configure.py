@@ -346,20 +346,45 @@ def tasks_by_module():
     return out
 
 
+def decide(task, **state):
+    """A task's `when` (or an assert's `that`) from configure.yml, evaluated
+    by Ansible with the API's answers (the task's query() vars) given."""
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.template import Templar, trust_as_template
+    assets = load_assets()
+    templar = Templar(loader=DataLoader(), variables=dict({"sms_awx": assets, "__org": assets["organization"]},
+                                                          **state))
+    conditions = task.get("when") or task["ansible.builtin.assert"]["that"]
+    conditions = conditions if isinstance(conditions, list) else [conditions]
+    return all(templar.evaluate_conditional(trust_as_template(c)) for c in conditions)
+
+
 def test_a_rerun_syncs_a_project_whose_last_sync_failed(tasks_by_module):
     (update,) = tasks_by_module["awx.awx.project_update"]
-    text = yaml.safe_dump(update)
-    assert "controller_api" in text and "'projects'" in text and "status != 'successful'" in update["when"]
     assert update["awx.awx.project_update"]["wait"] is True
-    assert "notify" not in text
+    assert "controller_api" in update["vars"]["__project"] and "'projects'" in update["vars"]["__project"]
+    # the project task said ok, its last sync failed: sync again; a good one: nothing
+    assert decide(update, __project=[{"name": "p", "status": "failed"}]) is True
+    assert decide(update, __project=[{"name": "p", "status": "never updated"}]) is True
+    assert decide(update, __project=[]) is True
+    assert decide(update, __project=[{"name": "p", "status": "successful"}]) is False
 
 
 def test_a_rerun_imports_an_inventory_without_hosts_or_a_failed_import(tasks_by_module):
     (update,) = tasks_by_module["awx.awx.inventory_source_update"]
-    assert "total_hosts == 0" in update["when"] and "status != 'successful'" in update["when"]
-    assert "is changed" in update["when"] and update["awx.awx.inventory_source_update"]["wait"] is True
-    checks = [t for t in tasks_by_module["ansible.builtin.assert"] if "total_hosts > 0" in yaml.safe_dump(t)]
-    assert checks and "clients_canary" in yaml.safe_dump(checks[0])
+    assert update["awx.awx.inventory_source_update"]["wait"] is True
+    good = {"__sms_source": {"changed": False}, "__inventory": [{"total_hosts": 12}],
+            "__source": [{"status": "successful"}]}
+    assert decide(update, **good) is False
+    # the earlier run failed after creating the source: no host, never imported
+    assert decide(update, **dict(good, __inventory=[{"total_hosts": 0}], __source=[{"status": "never updated"}]))
+    assert decide(update, **dict(good, __source=[{"status": "failed"}]))
+    assert decide(update, **dict(good, __sms_source={"changed": True}))
+    # and before the templates, the inventory must have hosts and the canary group
+    (check,) = [t for t in tasks_by_module["ansible.builtin.assert"] if "__canary" in (t.get("vars") or {})]
+    assert decide(check, __inventory=[{"total_hosts": 12}], __canary=[{"name": "clients_canary"}]) is True
+    assert decide(check, __inventory=[{"total_hosts": 0}], __canary=[{"name": "clients_canary"}]) is False
+    assert decide(check, __inventory=[{"total_hosts": 12}], __canary=[]) is False
     for tasks in tasks_by_module.values():
         assert all("notify" not in t for t in tasks)
 
