@@ -3,8 +3,10 @@ readers the tests assert on (hashes, SMS.INI bytes, the lock file)."""
 
 import os
 
+import shutil
+
 from awx_rehearsal import Awx
-from sms_e2e import Lab, lab_cmd, load_manifest_json
+from sms_e2e import MANIFEST, Lab, lab_cmd, load_manifest_json
 
 # The rehearsal's lab: 3 clients (client01 x86 and hung, the canary;
 # client02 x86; client03 Alpha), 2 logon servers and the site server: six
@@ -39,8 +41,14 @@ class Site:
                 % ("".join("        %s:\n" % c for c in CANARY),
                    ", ".join(s.upper() for s in self.lab.logon_servers())))
         self.reports = os.path.join(self.workdir, "reports")
+        # The hotfix on the storage the jobs mount (awx/README.md, "The
+        # hotfix"): manifest and payload in a folder of their own, outside the
+        # project's checkout, which holds only what git holds (no payload).
+        self.hotfix_store = os.path.join(self.workdir, "mnt", "sms-hotfix", "Q216552")
+        shutil.copytree(os.path.dirname(MANIFEST), self.hotfix_store)
+        self.hotfix_manifest = os.path.join(self.hotfix_store, "manifest.json")
         self.awx = Awx(os.path.join(self.workdir, "awx"), [self.lab.inventory, self.extra_inventory],
-                       self.reports)
+                       self.reports, hotfix_manifest=self.hotfix_manifest)
 
     def build(self):
         lab_cmd("build", "--root", self.root, *LAB_OPTIONS)

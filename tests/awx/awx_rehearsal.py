@@ -10,7 +10,9 @@ process with its own private data directory:
 
 - templates, the workflow graph, the survey and the schedules come from
   awx/assets.yml, read raw, as awx/configure.yml hands them to AWX;
-- a job's extra vars: template extra vars < template survey defaults <
+- a launch's answers checked as AWX checks them (a required question
+  needs an answer, its default does not count), then a job's extra vars:
+  template extra vars < template survey defaults <
   accepted node prompts < ancestor artifacts (set_stats of earlier nodes) <
   the workflow's extra vars (its survey answers and defaults) < AWX's own
   awx_*/tower_* vars; written as AWX writes them, every value not from the
@@ -36,6 +38,10 @@ awx/main/tasks/jobs.py (RunJob.build_env, build_extra_vars_file,
 build_inventory), awx/main/utils/safe_yaml.py, awx/main/tasks/callback.py
 (artifacts from the stats event), awx/api/views/__init__.py (survey spec
 rules) and awx/api/serializers.py (schedule RRULE rules).
+
+The project a job sees is what git holds (git ls-files), as AWX's sync
+checks it out: the payload is git-ignored, so the hotfix reaches the jobs
+only from where sms_hotfix_manifest points (storage the jobs mount).
 
 Not rehearsed: credentials (the lab uses the local connection), the
 execution environment's container (jobs run in this virtualenv), instance
@@ -68,9 +74,6 @@ ASSETS = os.path.join(REPO, "awx", "assets.yml")
 VENV_BIN = os.path.dirname(sys.executable)
 RUNNER = os.path.join(VENV_BIN, "ansible-runner")
 PREFIXES = ("awx", "tower")
-# What a project sync leaves out of the job's copy of the project.
-PROJECT_IGNORE = {".git", ".venv", ".lab", ".ansible", ".fleet", "reports", "__pycache__", ".pytest_cache",
-                  ".cache", "artifacts"}
 SURVEY_TYPES = {"text": str, "textarea": str, "password": str, "multiplechoice": str, "multiselect": str,
                 "integer": int, "float": (float, int)}
 DONE = ("successful", "failed", "error", "canceled")
@@ -78,7 +81,12 @@ FAILED = ("failed", "error", "canceled")
 
 
 class LaunchError(Exception):
-    """What AWX's API answers with a 400: the launch is refused, nothing runs."""
+    """What AWX's API answers with a 400: the launch is refused, nothing runs.
+    `errors` is the answer's body (e.g. {"variables_needed_to_start": [...]})."""
+
+    def __init__(self, message, errors=None):
+        super().__init__(message)
+        self.errors = dict(errors or {})
 
 
 def load_assets(path=ASSETS):
@@ -166,14 +174,25 @@ def survey_defaults(spec):
     return defaults
 
 
-def accept_variables(template, answers, what):
-    """Launch-time extra vars a template takes, or LaunchError (AWX: 400)."""
+def accept_variables(template, answers, what, validate_required=True):
+    """Launch-time extra vars a template takes, or LaunchError (AWX: 400).
+
+    AWX's rule (SurveyJobTemplateMixin._accept_or_ignore_variables): the
+    answers are checked as given, a required question without an answer is
+    refused ("'<var>' value missing" under variables_needed_to_start) even
+    when it has a default; the defaults are filled in later, when the job is
+    created (_update_unified_job_kwargs), and only for what was accepted. A
+    workflow node's prompts are checked without the required rule
+    (validate_required=False: the workflow or its launch may answer);
+    a launch, a relaunch and a schedule's extra_data are checked with it."""
     answers = dict(answers or {})
     survey = template.get("survey") if template.get("survey_enabled", bool(template.get("survey"))) else None
-    errors = []
+    errors = {}
     accepted = {}
     if survey:
-        errors += survey_errors(survey, dict(survey_defaults(survey), **answers))
+        needed = survey_errors(survey, answers, validate_required=validate_required)
+        if needed:
+            errors["variables_needed_to_start"] = needed
         for question in survey.get("spec", []):
             if question["variable"] in answers:
                 accepted[question["variable"]] = answers.pop(question["variable"])
@@ -184,10 +203,46 @@ def accept_variables(template, answers, what):
         if (template.get("extra_vars") or {}).get(key) == answers[key]:
             answers.pop(key)
     if answers:
-        errors.append("Variables %s provided, but this template cannot accept variables." % ", ".join(sorted(answers)))
+        errors["extra_vars"] = ["Variables %s provided, but this template cannot accept variables."
+                                % ", ".join(sorted(answers))]
     if errors:
-        raise LaunchError("%s %r refuses the launch: %s" % (what, template["name"], "; ".join(errors)))
+        raise LaunchError("%s %r refuses the launch (400): %r" % (what, template["name"], errors), errors)
     return accepted
+
+
+def template_extra_vars(assets, template):
+    """A job template's extra_vars as awx/configure.yml sets them: the
+    assets' job_extra_vars, then the template's own."""
+    extra_vars = dict(assets.get("job_extra_vars") or {})
+    extra_vars.update(template.get("extra_vars") or {})
+    return extra_vars
+
+
+def set_hotfix_manifest(assets, path):
+    """Point assets at another hotfix location, as an administrator edits
+    assets.yml: the templates' job_extra_vars and the survey's default."""
+    assets.setdefault("job_extra_vars", {})["sms_hotfix_manifest"] = path
+    for question in assets["workflow"]["survey"]["spec"]:
+        if question["variable"] == "sms_hotfix_manifest":
+            question["default"] = path
+
+
+def checkout(project, dest):
+    """What AWX's project sync gives a job: the files git holds (the working
+    tree's version of every tracked file, so a change under test counts),
+    nothing git ignores or does not know (no payload, no .venv, no lab)."""
+    listed = subprocess.run(["git", "-C", project, "ls-files", "-z"], capture_output=True, check=True).stdout
+    os.makedirs(dest)
+    for relative in sorted(set(listed.decode("utf-8").split("\0")) - {""}):
+        source = os.path.join(project, relative)
+        target = os.path.join(dest, relative)
+        if not os.path.lexists(source):
+            continue  # deleted in the working tree, not yet committed
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if os.path.islink(source):
+            os.symlink(os.readlink(source), target)
+        else:
+            shutil.copy2(source, target)
 
 
 # ---- the inventory ------------------------------------------------------------
@@ -429,8 +484,12 @@ class Awx:
     """Launch job templates, workflows and schedules of awx/assets.yml."""
 
     def __init__(self, workdir, inventory_sources, reports_dir, assets=None, user="admin", task_env=None,
-                 job_timeout=900, project=REPO):
+                 job_timeout=900, project=REPO, hotfix_manifest=None):
         self.assets = copy.deepcopy(assets or load_assets())
+        if hotfix_manifest is not None:
+            # the administrator's edit of assets.yml: the hotfix where this
+            # site's jobs mount it
+            set_hotfix_manifest(self.assets, hotfix_manifest)
         self.workdir = str(workdir)
         self.reports_dir = str(reports_dir)
         self.job_timeout = job_timeout
@@ -448,17 +507,17 @@ class Awx:
                                    env=self._process_env())
         self.templates = {}
         for template in self.assets["job_templates"]:
-            self.templates[template["name"]] = dict(template, id=self._next_id(), type="job_template")
+            self.templates[template["name"]] = dict(template, id=self._next_id(), type="job_template",
+                                                    extra_vars=template_extra_vars(self.assets, template))
         workflow = self.assets["workflow"]
         self.templates[workflow["name"]] = dict(workflow, id=self._next_id(), type="workflow_job_template",
                                                 survey_enabled=True)
         self.schedules = {}
         for schedule in self.assets.get("schedules", []):
-            self.schedules[schedule["name"]] = dict(schedule, id=self._next_id())
+            self.create_schedule(schedule)
         self.project_src = os.path.join(self.workdir, "project")
         if not os.path.isdir(self.project_src):
-            shutil.copytree(project, self.project_src, symlinks=True,
-                            ignore=lambda folder, names: [n for n in names if n in PROJECT_IGNORE or n.endswith(".pyc")])
+            checkout(project, self.project_src)
         self.revision = self._revision(project)
         self.all = []
 
@@ -717,6 +776,18 @@ class Awx:
         return self.launch_job_template(template["name"], extra_vars=schedule.get("extra_data") or {},
                                         schedule=schedule)
 
+    def create_schedule(self, schedule):
+        """POST /schedules/ (awx.awx.schedule): AWX checks the schedule's
+        extra_data as a launch's answers, the required rule included
+        (ScheduleSerializer), and refuses the schedule otherwise."""
+        template = self.template(schedule["unified_job_template"])
+        try:
+            accept_variables(template, schedule.get("extra_data") or {}, "schedule's template")
+        except LaunchError as exc:
+            raise LaunchError("Unable to create schedule %s: %r" % (schedule["name"], exc.errors), exc.errors)
+        self.schedules[schedule["name"]] = dict(schedule, id=self._next_id())
+        return self.schedules[schedule["name"]]
+
     # -- the graph (WorkflowDAG) ----------------------------------------------
 
     @staticmethod
@@ -822,7 +893,8 @@ class Awx:
         template = self.template(ujt["name"])
         prompts = {}
         if node.spec.get("extra_data") and (template.get("ask_variables_on_launch") or template.get("survey")):
-            prompts.update(accept_variables(template, node.spec["extra_data"], "job template"))
+            prompts.update(accept_variables(template, node.spec["extra_data"], "job template",
+                                            validate_required=False))
         runtime = dict(prompts)
         runtime.update(artifacts)
         runtime.update(wj.extra_vars)

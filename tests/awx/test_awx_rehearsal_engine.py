@@ -69,7 +69,7 @@ def test_survey_defaults_and_answers_as_awx_checks_them():
     errors = ar.survey_errors(SURVEY, {"n": "20", "w": "toolong", "m": "undo", "r": "x"})
     assert len(errors) == 3 and "expected to be an integer" in errors[0] and "too large" in errors[1]
     template = {"name": "wf", "survey": SURVEY, "survey_enabled": True}
-    assert ar.accept_variables(template, {"r": "x", "m": "rollback"}, "wf") == {"r": "x", "m": "rollback"}
+    assert ar.accept_variables(template, {"n": 5, "r": "x", "m": "rollback"}, "wf") == {"n": 5, "r": "x", "m": "rollback"}
     for answers, message in (({"r": "x", "other": 1}, "cannot accept variables"), ({}, "'r' value missing")):
         try:
             ar.accept_variables(template, answers, "wf")
@@ -77,6 +77,61 @@ def test_survey_defaults_and_answers_as_awx_checks_them():
             assert message in str(exc)
         else:
             raise AssertionError("launch accepted %r" % answers)
+
+
+def refused(template, answers, **kwargs):
+    try:
+        ar.accept_variables(template, answers, "wf", **kwargs)
+    except ar.LaunchError as exc:
+        return exc.errors
+    return None
+
+
+def test_a_required_question_without_an_answer_is_refused_though_it_has_a_default():
+    # AWX checks the answers as given (variables_needed_to_start, a 400);
+    # defaults are filled in only when the job is created
+    template = {"name": "wf", "survey": SURVEY, "survey_enabled": True}
+    assert refused(template, {"n": 1, "m": "stop", "r": "x"}) is None
+    errors = refused(template, {})
+    assert errors == {"variables_needed_to_start": ["'n' value missing", "'m' value missing",
+                                                    "'r' value missing"]}, errors
+    # a workflow node's prompts are checked without the required rule
+    assert refused(template, {}, validate_required=False) is None
+    # a non-required question without an answer is let through, its default filled in later
+    optional = {"name": "wf", "survey_enabled": True, "survey": {"name": "", "description": "", "spec": [
+        dict(q, required=False) for q in SURVEY["spec"]]}}
+    assert refused(optional, {}) is None
+
+
+def test_a_schedule_whose_data_leaves_a_required_question_unanswered_is_refused():
+    awx = ar.Awx.__new__(ar.Awx)  # the schedule's check alone: no lab, no inventory import
+    awx._ids, awx._lock = iter(range(100, 1000)), __import__("threading").Lock()
+    awx.templates = {"wf": {"name": "wf", "survey": SURVEY, "type": "workflow_job_template", "survey_enabled": True}}
+    awx.schedules = {}
+    try:
+        awx.create_schedule({"name": "nightly", "unified_job_template": "wf", "extra_data": {"n": 5}})
+    except ar.LaunchError as exc:
+        assert str(exc).startswith("Unable to create schedule nightly")
+        assert exc.errors == {"variables_needed_to_start": ["'m' value missing", "'r' value missing"]}
+    else:
+        raise AssertionError("the schedule was created")
+    assert awx.schedules == {}
+    created = awx.create_schedule({"name": "full", "unified_job_template": "wf",
+                                   "extra_data": {"n": 5, "m": "stop", "r": "x"}})
+    assert awx.schedules == {"full": created}
+
+
+def test_every_schedule_of_the_assets_and_an_api_launch_without_answers_are_accepted(assets):
+    # what AWX refused on the first day: the rollout schedule, and POST .../launch/ with {}
+    workflow = dict(assets["workflow"], type="workflow_job_template", survey_enabled=True)
+    templates = dict((t["name"], dict(t, type="job_template")) for t in assets["job_templates"])
+    templates[workflow["name"]] = workflow
+    assert refused(workflow, {}) is None
+    for schedule in assets["schedules"]:
+        template = templates[schedule["unified_job_template"]]
+        assert refused(template, schedule.get("extra_data") or {}) is None, schedule["name"]
+    # and the defaults still reach the job (filled in when it is created)
+    assert ar.survey_defaults(workflow["survey"])["sms_rollout_waves"] == "1,10%,50%,100%"
 
 
 class GraphAwx(ar.Awx):

@@ -257,6 +257,33 @@ def test_relaunching_a_stopped_workflow_goes_on_where_it_stopped_under_the_same_
     assert stage["changed"] is False, "the relaunch staged the site again"
     assert upgrades(second) == {"client03": 1}, "the relaunch did not go on where the first run stopped"
     assert all(site.has_hotfix(client) for client in site.clients())
+    # the report node writes the run's report, but changes nothing the rollout manages
+    report_job = second.node("report").job
+    assert report_job.status == "successful" and not any((report_job.stats.get("changed") or {}).values()), \
+        report_job.stats
     lock = merged_report(site, second)["lock"]
     assert lock["holder"] == HOLDER and lock["released"] is True
     assert site.lock() is None
+
+
+def test_the_hotfix_reaches_the_jobs_from_the_mounted_store_not_from_the_checkout(fresh):
+    site, awx = fresh, fresh.awx
+    # the job's project is what git holds: the manifest, no payload
+    assert os.path.isfile(os.path.join(awx.project_src, "hotfixes", "Q216552", "manifest.json"))
+    assert not os.path.exists(os.path.join(awx.project_src, "hotfixes", "Q216552", "payload"))
+    assert os.path.isdir(os.path.join(site.hotfix_store, "payload"))
+
+    # the templates point every job at the store (assets' job_extra_vars)
+    plan = awx.launch_job_template("SMS Q216552 plan")
+    assert plan.status == "successful", plan.stdout[-2500:]
+    assert plan.extra_vars["sms_hotfix_manifest"] == site.hotfix_manifest
+    assert os.path.realpath(plan.private_data_dir) not in os.path.realpath(site.hotfix_manifest)
+
+    # the manifest of the checkout alone (the old survey default) has no payload
+    # in AWX: the plan fails and touches nothing
+    state = site.tiers()
+    alone = awx.launch_job_template("SMS Q216552 plan",
+                                    extra_vars={"sms_hotfix_manifest": "hotfixes/Q216552/manifest.json"})
+    assert alone.status == "failed"
+    assert "payload" in alone.stdout and "is missing" in alone.stdout, alone.stdout[-2500:]
+    assert site.tiers() == state

@@ -172,3 +172,24 @@ def test_nothing_to_merge_or_a_broken_report_is_exit_2_and_writes_nothing(
     code, out = run_main(monkeypatch, capsys, ["--workflow-dir", str(run)])
     assert code == 2 and message in out.err
     assert not os.path.exists(str(run / "workflow"))
+
+
+def test_the_report_node_changes_nothing_so_a_no_op_relaunch_is_green_and_unchanged(tmp_path):
+    import subprocess
+    import sys
+    run = tmp_path / "run"
+    write(str(run / "job-1"), report("clients.yml", T % 1, T % 2, [client("c1", 1, "done", "unchanged")]))
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text("all:\n  children:\n    clients:\n      hosts:\n        c1:\n")
+    bin_dir = os.path.dirname(sys.executable)
+    env = {"PATH": os.pathsep.join([bin_dir, "/usr/bin", "/bin"]), "HOME": os.environ.get("HOME", "/root"),
+           "LANG": "C.UTF-8", "ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"), "NO_COLOR": "1",
+           "SMS_REPORT_DIR": str(tmp_path / "reports")}
+    result = subprocess.run([os.path.join(bin_dir, "ansible-playbook"), "playbooks/report.yml", "-i", str(inventory),
+                             "-e", "sms_report_workflow_dir=%s" % run], cwd=REPO, env=env, capture_output=True,
+                            text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "every client done" in result.stdout
+    assert os.path.exists(str(run / "workflow" / "report.json"))
+    recap = result.stdout.split("PLAY RECAP", 1)[1]
+    assert "localhost" in recap and "changed=0" in recap and "failed=0" in recap, recap
