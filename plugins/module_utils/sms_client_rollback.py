@@ -122,8 +122,7 @@ def rollback(run, manifest):
             if item["group"] == "INI" and "data" in item:
                 write_ini(drive, item["parts"], item["data"], mtime=item["mtime"])
             elif entry.get("existed"):
-                drive.copy_from(state_vol, journal.backup_parts(entry), item["parts"], mtime=entry["mtime"],
-                                expect_sha256=entry["sha256"])
+                journal.restore(entry, drive, item["parts"])
             else:
                 drive.unlink(item["parts"])
     except (ClientError, SmsFileError, OSError) as exc:

@@ -27,8 +27,13 @@ description:
   - Before a push touches anything it checks that the platform folders to write and the state folder
     are writable and hold enough free space (the new files, the backups and the journal); otherwise it
     fails naming the folder, and nothing is changed. If a copy fails half-way (a full disk, say), the
-    files the push had already replaced are put back as they were, the backups and journal entries it
-    made are removed, and the module fails saying so, leaving the server as before the push.
+    files the push had already replaced are put back as they were and checked on disk, then the backups
+    and journal entries it made for them are removed, and the module fails saying so, leaving the server as
+    before the push. A file that cannot be put back keeps its backup and journal entry (named in
+    C(backups_kept)); a later push or I(state=restored) finishes it.
+  - A file with more than one hard link in a platform folder is refused, naming its link count; backups keep
+    the original's mode (and owner when run as root). Temporary files a killed push left are removed from the
+    platform folders and from anywhere in the state folder.
   - I(state=restored) undoes a push byte for byte from its journal.
     Once done, it sets the push journal and its backups aside in C(<state_dir>/push/retired/<UTC date>/)
     (only the restored platforms' entries when I(platforms) limits it), so a later push backs up the
@@ -375,7 +380,7 @@ from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import (
     JOURNAL_ROOM, BackupJournal, SmsFileError, Transaction, check_free_space, check_new_folders, check_writable,
     iso_utc, read_json, write_json)
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import (
-    SMB_ARGS, PathRefused, normal_path, open_volume, smb_settings)
+    SMB_ARGS, PathRefused, clean_temps, normal_path, open_volume, smb_settings, stale_temps)
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_ini import copy_list_version
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import (
     PLATFORM_DIRS, ManifestError, check_plain_name, load_manifest, payload_parts, payload_volume)
@@ -767,13 +772,12 @@ def run_pushed(ctx, server):
         pushed.append(server.rel(dest))
         diff["before"] += _describe(server.rel(dest), found)
         diff["after"] += _describe(server.rel(dest), entry["sha256"])
-    temps = [(volume, folder, volume.stale_temps(folder)) for folder in sorted(set(dirs.values()))]
-    temps = [item for item in temps if item[2]]
+    temps = stale_temps([(volume, folder, False) for folder in sorted(set(dirs.values()))]
+                        + [(ctx.volume, ctx.state_parts, True)])
     if plan:
         push_preflight(plan, dirs, journal, volume)
     if (plan or temps) and not ctx.module.check_mode:
-        for vol, folder, _names in temps:
-            vol.clean_temps(folder)
+        clean_temps(temps)
         txn = Transaction(journal)
         try:
             # Back up every original (and note it in the journal) before the first copy.
@@ -839,8 +843,10 @@ def push_failed(ctx, exc, txn):
     else:
         msg, path, facts = "%s: %s" % (exc.filename or "a file", exc.strerror or exc), exc.filename, {}
     if problems:
-        msg += ("; the push stopped part-way and what it had changed could not all be put back (%s): fix the "
-                "cause, then undo it with state=restored or push again" % "; ".join(problems))
+        msg += ("; the push stopped part-way and what it had changed could not all be put back (%s)%s" % (
+            "; ".join(problems), txn.owed_note() or ": fix the cause, then undo it with state=restored or push again"))
+        if txn.owed:
+            facts.update(owed=txn.owed, backups_kept=txn.owed_backups())
     elif restored:
         msg += ("; the push stopped part-way, and the %d file(s) it had already changed were put back as they "
                 "were (%s), so logon server %s is as before the push" % (
@@ -914,8 +920,7 @@ def run_restored(ctx, server):
                                            % (volume.path(dest), exc.msg), path=volume.path(dest))
             else:
                 try:
-                    volume.copy_from(journal.volume, journal.backup_parts(entry), dest, mtime=entry["mtime"],
-                                     expect_sha256=wanted_sha)
+                    journal.restore(entry, volume, dest)
                 except SmsFileError as exc:
                     raise ReplicationError("%s; the restore stopped part-way: fix the cause and run it again"
                                            % exc.msg, path=exc.path, **exc.facts)
