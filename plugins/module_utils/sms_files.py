@@ -308,6 +308,7 @@ class Transaction:
         self.new_dirs = []  # (volume, parts), in the order made
         self.new_backups = []
         self.new_keys = []  # journal keys this run adds
+        self.sources = {}  # key -> (volume, parts) of the original it backs up
         self.files = []  # (volume, parts before, parts after, bytes or None, mtime, mode)
         self.owed = []  # after rollback(): {"path", "backup", "journal"} of each file not put back
 
@@ -325,6 +326,8 @@ class Transaction:
         journal = self.journal
         if journal.entry(group, name) is None:
             self.new_keys.append(journal.key(group, name))
+            if src_parts is not None:
+                self.sources[journal.key(group, name)] = (source, tuple(src_parts))
         if journal.entry(group, name) is None and src_parts is not None:
             backup = journal.parts + ("backup", group, src_parts[-1])
             if not journal.volume.entry(backup).exists and backup not in self.new_backups:
@@ -401,8 +404,13 @@ class Transaction:
         journal = self.journal
         failed_names = {parts[-1].lower() for _volume, parts in failed}
         entries = journal.data["entries"] if journal._data is not None else {}
-        # A name match is enough (and errs on keeping): the same name in two platform groups keeps both.
-        owed = [key for key in self.new_keys if key in entries and key.split("/", 1)[1] in failed_names]
+
+        def is_owed(key):
+            if key in self.sources:  # a backup of this very file
+                volume, parts = self.sources[key]
+                return any(volume is v and parts == p for v, p in failed)
+            return key.split("/", 1)[1] in failed_names  # no original: matched by name, erring on keeping
+        owed = [key for key in self.new_keys if key in entries and is_owed(key)]
         keep = {journal.backup_parts(entries[key]) for key in owed if entries[key].get("backup")}
         final = entries
         try:
@@ -435,7 +443,8 @@ class Transaction:
         # What the journal now names for each file not put back: the next run or a rollback finishes it.
         self.owed = [{"key": key, "name": entry["name"], "backup": journal.backup_path(entry),
                       "journal": journal.path, "existed": bool(entry.get("existed"))}
-                     for key, entry in sorted(final.items()) if key.split("/", 1)[1] in failed_names]
+                     for key, entry in sorted(final.items())
+                     if (key in owed) or (key not in self.new_keys and key.split("/", 1)[1] in failed_names)]
 
     def owed_note(self):
         """What a failed put-back left owed, for the failure message ('' when nothing)."""
