@@ -20,7 +20,7 @@ from ansible_collections.sms.hotfix.plugins.module_utils.sms_client import (
     stop_or_fail, undone, wrap, write_ini_keys,
 )
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import (
-    SmsFileError, clean_temps, normal_path, open_volume, smb_settings, stale_temps, temp_paths)
+    SmsFileError, clean_temps, normal_path, open_volume, plain_results, smb_settings, stale_temps, temp_paths)
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_ini import IniDocument
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import (
     ManifestError, load_manifest, manifest_summary, validate_manifest)
@@ -357,7 +357,7 @@ def _signal_name(name):
 
 def run_client(module):
     """Upgrade or roll back the client of `module` (an AnsibleModule with ARGUMENT_SPEC); exits the module."""
-    run = Run(module)
+    run = Run(plain_results(module))
     params = module.params
     from_data = params["manifest_data"] is not None
     run.result.update(manifest_source="controller" if from_data else "host",

@@ -822,6 +822,19 @@ def temp_paths(found):
     return [volume.path(folder + (name,)) for volume, folder, names in found for name in names]
 
 
+def plain_results(module):
+    """Keep Ansible from adding stat facts of a result's `path` to this module's results.
+
+    AnsibleModule adds `state`, `size`, `mode` and owner of whatever a result's
+    `path` names, following links: for a refused FIFO that says "state": "file",
+    "size": 0, the opposite of the message. Here `path` names where a problem is
+    on an untrusted disk, never a file the module made; the module says itself
+    what the path is.
+    """
+    module.add_path_info = lambda kwargs: kwargs
+    return module
+
+
 def is_unc(path):
     """Whether `path` names a share (`\\\\server\\share\\...` or `//server/share/...`)."""
     return isinstance(path, str) and (path.startswith("\\\\") or path.startswith("//"))

@@ -281,7 +281,7 @@ from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import (
     iso_utc,
 )
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import (
-    SMB_ARGS, clean_temps, normal_path, open_volume, smb_settings, stale_temps as find_stale_temps,
+    SMB_ARGS, clean_temps, normal_path, open_volume, plain_results, smb_settings, stale_temps as find_stale_temps,
 )
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import (
     PLATFORM_DIRS, ManifestError, load_manifest, payload_parts, payload_volume,
@@ -663,6 +663,7 @@ def main():
         ),
         supports_check_mode=True,
     )
+    plain_results(module)
     params = module.params
     rollback = params["state"] == "rolled_back"
     retired = None

@@ -380,7 +380,7 @@ from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import (
     JOURNAL_ROOM, BackupJournal, SmsFileError, Transaction, check_free_space, check_new_folders, check_writable,
     iso_utc, read_json, write_json)
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import (
-    SMB_ARGS, PathRefused, clean_temps, normal_path, open_volume, smb_settings, stale_temps)
+    SMB_ARGS, PathRefused, clean_temps, normal_path, open_volume, plain_results, smb_settings, stale_temps)
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_ini import copy_list_version
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import (
     PLATFORM_DIRS, ManifestError, check_plain_name, load_manifest, payload_parts, payload_volume)
@@ -994,6 +994,7 @@ def main():
         ],
         supports_check_mode=True,
     )
+    plain_results(module)
     started = time.monotonic()
     state = module.params["state"]
     facts = {"elapsed": 0.0}

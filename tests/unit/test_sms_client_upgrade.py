@@ -1328,3 +1328,19 @@ def test_a_backup_write_killed_by_sigkill_leaves_a_temp_file_the_next_run_remove
     assert not result.get("failed") and result["changed"] is True, result
     assert_upgraded(site)
     assert sorted(os.listdir(os.path.join(state, "backup", "BIN"))) == ["Smsrun32.exe", "Smssrv32.exe"]
+
+
+def test_a_fifo_for_sms_ini_fails_without_ansibles_file_facts(site, module_runner):
+    os.unlink(site.ini)
+    os.mkfifo(site.ini)
+    bin_before = lab.snapshot(site.bin)  # (a snapshot of the whole drive would block opening the FIFO)
+    result = module_runner(MODULE, site.args())
+    assert result.get("failed") is True and site.ini in result["msg"] and "not a regular file" in result["msg"], result
+    assert "state" not in result and "size" not in result, result  # Ansible's add_path_info would say "file", 0
+    assert lab.snapshot(site.bin) == bin_before and not os.path.exists(os.path.join(site.client, "MS", "SMS", "Hotfix"))
+
+
+def test_a_utf16_sms_ini_is_named_as_such_and_left_alone(site, module_runner):
+    lab.write(site.ini, lab.sms_ini().decode("latin-1").encode("utf-16"))
+    assert_failed_untouched(site, module_runner, site.args(), site.ini, "UTF-16 little-endian with a byte-order mark",
+                            "Encoding: ANSI")
