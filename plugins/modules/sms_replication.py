@@ -910,7 +910,13 @@ def run_restored(ctx, server):
         result["restored"].append(relative)
         diff["before"] += _describe(relative, found)
         diff["after"] += _describe(relative, wanted_sha)
+    # Temporary files a killed push or restore left: removed from every folder the restore writes.
+    temps = stale_temps([(volume, folder, False) for folder in sorted({dest[:-1] for _e, dest, _f, _w in plan})]
+                        + [(ctx.volume, ctx.state_parts, True)])
+    if temps:
+        result["stale_temporary_files"] = [v.path(f + (n,)) for v, f, names in temps for n in names]
     if not ctx.module.check_mode:
+        clean_temps(temps)
         for entry, dest, found, wanted_sha in plan:
             if wanted_sha is None:
                 try:
@@ -937,7 +943,8 @@ def run_restored(ctx, server):
     if keys:
         msg += ("; the push journal would be set aside (retired)" if ctx.module.check_mode
                 else "; the push journal was set aside in %s" % result["retired"])
-    result.update(changed=bool(plan) or bool(keys), elapsed=round(time.monotonic() - started, 3), msg=msg)
+    result.update(changed=bool(plan) or bool(keys) or bool(temps), elapsed=round(time.monotonic() - started, 3),
+                  msg=msg)
     if ctx.module._diff:
         result["diff"] = diff
     return result

@@ -1344,3 +1344,28 @@ def test_a_utf16_sms_ini_is_named_as_such_and_left_alone(site, module_runner):
     lab.write(site.ini, lab.sms_ini().decode("latin-1").encode("utf-16"))
     assert_failed_untouched(site, module_runner, site.args(), site.ini, "UTF-16 little-endian with a byte-order mark",
                             "Encoding: ANSI")
+
+
+def test_another_writers_change_to_sms_ini_during_a_rollback_survives(site, module_runner, monkeypatch):
+    ini_before = read(site.ini)
+    module_runner(MODULE, site.args())
+    lab.write(site.ini, read(site.ini) + b"; SMS wrote this since\r\n")  # so the keys mode applies
+    done = other_writer(site, monkeypatch)
+    result = module_runner(MODULE, site.args(state="rolled_back"))
+    assert done["n"] == 1 and not result.get("failed"), result
+    assert read(site.ini) == ini_before.replace(b"[Servers]\r\n", b"[Servers]\r\nAddedBy=ClientSetup\r\n") \
+        + b"; SMS wrote this since\r\n"
+    assert result["ini_rebuilt"] == 1
+
+
+def test_a_rollback_removes_stale_temporary_files_of_a_killed_run(site, module_runner):
+    module_runner(MODULE, site.args())
+    stale = [state_path(site, "backup", "BIN", ".sms-tmp-%d-0badc0de-Smsrun32.exe" % (2 ** 22 + 1)),
+             os.path.join(site.bin, ".sms-tmp-%d-0badc0de-Smssrv32.exe" % (2 ** 22 + 1))]
+    for path in stale:
+        lab.write(path, b"half a file")
+    check = module_runner(MODULE, site.args(state="rolled_back"), check_mode=True)
+    assert sorted(check["stale_temporary_files"]) == sorted(stale) and all(os.path.exists(p) for p in stale)
+    result = module_runner(MODULE, site.args(state="rolled_back"))
+    assert not result.get("failed") and sorted(result["stale_temporary_files"]) == sorted(stale), result
+    assert not any(os.path.exists(p) for p in stale)

@@ -771,3 +771,15 @@ def test_stale_temporary_files_in_the_push_state_folder_are_removed(site, module
     result = module_runner(MODULE, args(manifest, sms, state="pushed"))
     assert not result.get("failed") and stale in result["stale_temporary_files"], result
     assert not os.path.exists(stale)
+
+
+def test_a_restore_removes_stale_temporary_files_of_a_killed_push(site, module_runner):
+    manifest, sms, root = site
+    assert not module_runner(MODULE, args(manifest, sms, state="pushed")).get("failed")
+    stale = [push_state(sms, "backup", "X86.bin", ".sms-tmp-%d-0badc0de-Smsrun32.exe" % (2 ** 22 + 1)),
+             rel(sms, "X86.bin", ".sms-tmp-%d-0badc0de-Smsrun32.exe" % (2 ** 22 + 1))]
+    for path in stale:
+        lib.write(path, b"half a file")
+    result = module_runner(MODULE, args(manifest, sms, state="restored"))
+    assert not result.get("failed") and sorted(result["stale_temporary_files"]) == sorted(stale), result
+    assert not any(os.path.exists(p) for p in stale)
