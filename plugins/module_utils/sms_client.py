@@ -314,6 +314,8 @@ def undone(tx, exc, what):
     error.msg += ("; %s were put back" % what) if not problems else (
         "; putting back %s ALSO failed: %s%s" % (what, "; ".join(problems), tx.owed_note()))
     error.facts["restored"] = restored
+    if problems:
+        error.facts["put_back_failed"] = problems
     if tx.owed:
         error.facts["owed"] = tx.owed
         error.facts["backups_kept"] = tx.owed_backups()

@@ -147,7 +147,11 @@ def rollback(run, manifest):
                 drive.unlink(item["parts"])
     except (ClientError, SmsFileError, OSError) as exc:
         run.restart_after_failure(stopped)
-        run.fail(undone(tx, exc, "the files this run had restored"))
+        error = undone(tx, exc, "the files this run had restored")
+        if error.facts.get("put_back_failed"):
+            error.msg += ("; the journal %s and its backups are kept as they were: run the rollback again once the "
+                          "cause is fixed" % journal.path)
+        run.fail(error)
     if retire:
         try:
             res["journal_retired"] = journal.retire()

@@ -1369,3 +1369,19 @@ def test_a_rollback_removes_stale_temporary_files_of_a_killed_run(site, module_r
     result = module_runner(MODULE, site.args(state="rolled_back"))
     assert not result.get("failed") and sorted(result["stale_temporary_files"]) == sorted(stale), result
     assert not any(os.path.exists(p) for p in stale)
+
+
+def test_a_rollback_whose_put_back_fails_keeps_the_journal_and_a_second_rollback_finishes(site, module_runner,
+                                                                                         monkeypatch):
+    originals = {name: read(os.path.join(site.bin, name)) for name in os.listdir(site.bin)}
+    module_runner(MODULE, site.args())
+    lab.disk_fills_at(monkeypatch, site.bin + os.sep, 2)  # the second restore finds the disk full
+    result = module_runner(MODULE, site.args(state="rolled_back"))
+    journal = state_path(site, "journal.json")
+    assert result.get("failed") is True and "ALSO failed" in result["msg"] and journal in result["msg"], result
+    assert os.path.exists(journal) and os.path.exists(state_path(site, "backup", "BIN", "Smsrun32.exe"))
+    monkeypatch.undo()
+    again = module_runner(MODULE, site.args(state="rolled_back"))
+    assert not again.get("failed"), again
+    for name, data in originals.items():
+        assert read(os.path.join(site.bin, name)) == data, name
