@@ -271,6 +271,13 @@ stale_temporary_files:
   returned: when there were any
   type: list
   elements: str
+backups_kept:
+  description:
+    - On a failure whose put-back also failed, the backups of the files that could not be put back;
+      the journal still names them, and the next run or a rollback finishes the work.
+  returned: on such a failure
+  type: list
+  elements: str
 """
 
 import time

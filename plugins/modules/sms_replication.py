@@ -368,6 +368,18 @@ transferred:
   returned: state is pushed and manifest_source is controller
   type: list
   elements: str
+stale_temporary_files:
+  description: Temporary files of an interrupted push or restore that this run removed (or would, in check mode).
+  returned: state is pushed or restored, when there were any
+  type: list
+  elements: str
+backups_kept:
+  description:
+    - On a failed push whose put-back also failed, the backups of the files that could not be put back;
+      the push journal still names them, and a later push or I(state=restored) finishes the work.
+  returned: on such a failure
+  type: list
+  elements: str
 """
 
 import hashlib
