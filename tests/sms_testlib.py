@@ -193,3 +193,37 @@ def enospc_on(monkeypatch, marker, count):
         return real(volume, source, src_parts, parts, **kwargs)
     monkeypatch.setattr(sms_fs.LocalVolume, "copy_from", copy)
     return calls
+
+
+def disk_fills_at(monkeypatch, marker, count, fill=None):
+    """The `count`-th copy whose target path holds `marker` finds the disk full, and it stays full.
+
+    With `fill` (a callable that fills a real small file system) the disk is
+    filled for real right before that copy; without it, that copy and every
+    later write into `marker` (a put-back included) fail with ENOSPC as a
+    full disk would. Returns the call counter.
+    """
+    import errno
+    from ansible_collections.sms.hotfix.plugins.module_utils import sms_fs
+    real_copy, real_write = sms_fs.LocalVolume.copy_from, sms_fs.LocalVolume.write
+    calls = {"n": 0, "full": False}
+
+    def enospc(dest):
+        return sms_fs.SmsFileError(sms_fs.describe_os_error(OSError(errno.ENOSPC, "No space left"), dest), path=dest)
+
+    def copy(volume, source, src_parts, parts, **kwargs):
+        if marker in volume.path(parts):
+            calls["n"] += 1
+            if calls["n"] == count:
+                calls["full"] = True
+                if fill is not None:
+                    fill()
+        return real_copy(volume, source, src_parts, parts, **kwargs)
+
+    def write(volume, parts, chunks, **kwargs):
+        if calls["full"] and fill is None and marker in volume.path(parts):
+            raise enospc(volume.path(parts))
+        return real_write(volume, parts, chunks, **kwargs)
+    monkeypatch.setattr(sms_fs.LocalVolume, "copy_from", copy)
+    monkeypatch.setattr(sms_fs.LocalVolume, "write", write)
+    return calls

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import (
-    PathRefused, SmsFileError, is_unc, open_volume, plain_name, smb_settings, split_rel,
+    FileChanged, PathRefused, SmsFileError, identity, is_unc, open_volume, plain_name, smb_settings, split_rel,
 )
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_ini import IniDocument, IniError, copy_list_version
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import PLATFORM_DIRS
@@ -29,6 +29,8 @@ PHASE_INSTALLED = "installed"
 PHASE_DEFERRED = "verifying_files"
 PHASE_VERIFY = "verify_files"
 SHARE_NAME = "SMS_SHR"
+# How many times SMS.INI is rebuilt from another writer's new content before the run gives up.
+INI_ATTEMPTS = 3
 # A NetBIOS computer name: up to 15 characters, none of \ / : * ? " < > | or blanks.
 _NETBIOS = re.compile(r"^[A-Za-z0-9!@#$%^&()\-_'{}.~]{1,15}$")
 
@@ -66,11 +68,12 @@ def drive_volume(drive_root, client, params=None):
     return volume
 
 
-def read_sms_ini(drive):
+def read_sms_ini(drive, stamped=None):
     """(parts, original bytes, IniDocument) of the client's SMS.INI on volume `drive`.
 
     A client whose SMS.INI lacks [SMS] or [Servers] is not a working SMS
-    client: it is refused, not repaired.
+    client: it is refused, not repaired. `stamped`: a list that gets the
+    file's Entry as read (for a write that checks nobody changed it since).
     """
     try:
         name = drive.find((), INI_NAME)
@@ -80,7 +83,9 @@ def read_sms_ini(drive):
                 "Setup (or take it out of the client group) and run again" % drive.path((INI_NAME,)),
                 path=drive.path((INI_NAME,)))
         parts = (name,)
-        data = drive.read(parts)
+        data, entry = drive.read_stamped(parts)
+        if stamped is not None:
+            stamped.append(entry)
     except SmsFileError as exc:
         raise wrap(exc)
     path = drive.path(parts)
@@ -307,8 +312,13 @@ def undone(tx, exc, what):
     else:
         error = wrap(exc)
     error.msg += ("; %s were put back" % what) if not problems else (
-        "; putting back %s ALSO failed: %s" % (what, "; ".join(problems)))
+        "; putting back %s ALSO failed: %s%s" % (what, "; ".join(problems), tx.owed_note()))
     error.facts["restored"] = restored
+    if problems:
+        error.facts["put_back_failed"] = problems
+    if tx.owed:
+        error.facts["owed"] = tx.owed
+        error.facts["backups_kept"] = tx.owed_backups()
     return error
 
 
@@ -321,6 +331,63 @@ def write_ini(drive, parts, data, mtime=None):
                               path=drive.path(parts))
     except SmsFileError as exc:
         raise wrap(exc)
+
+
+def write_ini_keys(drive, parts, data, entry, targets, tx, first=None):
+    """SMS.INI with the keys `targets` set, written only over the very file that was read.
+
+    `data`, `entry`: SMS.INI as read (bytes and Entry, from read_stamped);
+    `targets`: [((section, key), value or None to remove)]; `first`: (bytes,
+    mtime) to write instead when the file is still as read (a rollback's
+    original bytes). Just before the rename the file must still be the one
+    read (inode, size, mtime and SHA-256): when another writer (Client
+    Setup, a user) changed it meanwhile, the new content is read again and
+    only the rollout's keys are set on it, up to INI_ATTEMPTS times; then the
+    run fails naming the file. `tx` remembers the file as last read, so a
+    put-back never undoes the other writer's change. Returns how many times
+    the file was rebuilt from another writer's content.
+    """
+    path = drive.path(parts)
+    for attempt in range(INI_ATTEMPTS):
+        if attempt == 0 and first is not None:
+            new, mtime = first
+        else:
+            try:
+                doc = IniDocument.parse(data, name=path)
+            except IniError as exc:
+                raise ClientError("SMS.INI was changed by another writer while the rollout worked and is now "
+                                  "malformed: %s; repair the file (or rerun Client Setup) and run again"
+                                  % exc.msg, path=path, line=exc.line)
+            for (section, key), value in targets:
+                if value is None:
+                    doc.remove(section, key)
+                else:
+                    doc.set(section, key, value)
+            new, mtime = doc.to_bytes(), None
+        if new == data:
+            return attempt  # the other writer set the same values already
+        tx.remember(drive, parts, snapshot=(data, entry))
+        try:
+            drive.write_bytes(parts, new, mtime=mtime, unchanged=identity(entry, data))
+        except FileChanged:
+            tx.forget(drive, parts)
+            try:
+                data, entry = drive.read_stamped(parts)
+            except SmsFileError as exc:
+                raise wrap(exc)
+            continue
+        except SmsFileError as exc:
+            raise wrap(exc)
+        try:
+            if drive.read(parts) != new:
+                raise ClientError("%s reads back different from what was written; check the disk" % path, path=path)
+        except SmsFileError as exc:
+            raise wrap(exc)
+        return attempt
+    raise ClientError(
+        "%s was changed by another writer each of the %d times the rollout was about to write it (Client Setup, "
+        "a user or a script is writing it now); it was left as that writer left it: run again once it is done"
+        % (path, INI_ATTEMPTS), path=path, ini_attempts=INI_ATTEMPTS)
 
 
 # --- SMSRUN32 ----------------------------------------------------------------

@@ -13,12 +13,12 @@ from __future__ import annotations
 import hashlib
 
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_client import (
-    KEY_PHASE, KEY_VERSION, ClientError, client_bin, drive_volume, undone, wrap, write_ini,
+    KEY_PHASE, KEY_VERSION, ClientError, client_bin, drive_volume, undone, wrap, write_ini, write_ini_keys,
 )
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import (
     BackupJournal, SmsFileError, Transaction, check_writable,
 )
-from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import PathRefused
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import PathRefused, clean_temps, stale_temps, temp_paths
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_ini import IniDocument, IniError
 
 
@@ -106,29 +106,52 @@ def rollback(run, manifest):
         check_writable(drive, [i["parts"][:-1] for i in todo])
         if retire:
             check_writable(state_vol, [state_parts], [journal.file_parts])
-    except SmsFileError as exc:
+        # Temporary files a killed run left in any folder a run writes: removed here too.
+        temps = stale_temps([(drive, bin_parts, False), (drive, (), False), (state_vol, state_parts, True)])
+    except (ClientError, SmsFileError) as exc:
         run.fail(exc)
+    if temps:
+        res["changed"], res["status"] = True, "rolled_back"
+        res["stale_temporary_files"] = temp_paths(temps)
     summary = rollback_summary(run, todo, ini_item, must_stop, retire, foreign, journal)
+    if temps:
+        summary += "; %d temporary file(s) of an interrupted run %s" % (
+            len(res["stale_temporary_files"]), "would be removed" if module.check_mode else "removed")
     if module.check_mode or not res["changed"]:
         module.exit_json(msg=summary, **res)
 
+    try:
+        clean_temps(temps)
+    except SmsFileError as exc:
+        run.fail(exc)
     stopped = run.stop_for_work(procs, must_stop, hung)
     tx = Transaction()
     try:
         for item in todo:
+            if item["group"] == "INI" and item.get("mode") == "keys":
+                # Only over the SMS.INI read for the plan; another writer's change since is kept.
+                targets = [((k["section"], k["key"]), k["after"]) for k in item["keys"]]
+                rebuilt = write_ini_keys(drive, item["parts"], item["current"], item["stamp"], targets, tx,
+                                         first=(item["data"], item["mtime"]))
+                if rebuilt:
+                    res["ini_rebuilt"] = rebuilt
+                continue
             present = drive.entry(item["parts"]).kind == "file"
             tx.remember(drive, item["parts"] if present else None, item["parts"])
             entry = item["entry"]
             if item["group"] == "INI" and "data" in item:
                 write_ini(drive, item["parts"], item["data"], mtime=item["mtime"])
             elif entry.get("existed"):
-                drive.copy_from(state_vol, journal.backup_parts(entry), item["parts"], mtime=entry["mtime"],
-                                expect_sha256=entry["sha256"])
+                journal.restore(entry, drive, item["parts"])
             else:
                 drive.unlink(item["parts"])
     except (ClientError, SmsFileError, OSError) as exc:
         run.restart_after_failure(stopped)
-        run.fail(undone(tx, exc, "the files this run had restored"))
+        error = undone(tx, exc, "the files this run had restored")
+        if error.facts.get("put_back_failed"):
+            error.msg += ("; the journal %s and its backups are kept as they were: run the rollback again once the "
+                          "cause is fixed" % journal.path)
+        run.fail(error)
     if retire:
         try:
             res["journal_retired"] = journal.retire()
@@ -196,7 +219,11 @@ def ini_plan(drive, entry, parts, journal):
         original, item["problem"] = None, "has a backup that cannot be parsed (%s)" % exc.msg
     data, current = None, None
     try:
-        data = drive.read_or_none(parts)
+        try:
+            data, item["stamp"] = drive.read_stamped(parts)
+        except SmsFileError as exc:
+            if not exc.facts.get("missing"):
+                raise
         if data is None:
             item["problem"] = item["problem"] or "is missing"
         else:
@@ -234,6 +261,6 @@ def ini_plan(drive, entry, parts, journal):
         new, mtime = backup, entry["mtime"]
     else:
         new, mtime = restored.to_bytes(), None
-    item.update(mode="keys", data=new, mtime=mtime, changed=new != data,
+    item.update(mode="keys", data=new, mtime=mtime, changed=new != data, current=data,
                 after_sha256=hashlib.sha256(new).hexdigest())
     return item

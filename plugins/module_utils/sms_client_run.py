@@ -17,10 +17,10 @@ import signal
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_client import (
     KEY_PHASE, KEY_VERSION, PHASE_DEFERRED, PHASE_INSTALLED, PHASE_VERIFY, ClientError, client_bin, compare_files,
     drive_volume, logon_server, read_server, read_sms_ini, replace_files, share_volume, smsrun_state, stale_files,
-    stop_or_fail, undone, wrap, write_ini,
+    stop_or_fail, undone, wrap, write_ini_keys,
 )
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import (
-    SmsFileError, normal_path, open_volume, smb_settings)
+    SmsFileError, clean_temps, normal_path, open_volume, plain_results, smb_settings, stale_temps, temp_paths)
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_ini import IniDocument
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import (
     ManifestError, load_manifest, manifest_summary, validate_manifest)
@@ -123,7 +123,8 @@ class Run:
         p, res = self.p, self.result
         try:
             drive = drive_volume(self.drive_root, self.client, p)
-            ini_parts, ini_bytes, doc = read_sms_ini(drive)
+            ini_read = []
+            ini_parts, ini_bytes, doc = read_sms_ini(drive, stamped=ini_read)
             ini_path = drive.path(ini_parts)
             server, unc = logon_server(doc, ini_path, p["logon_servers"] or [])
             res["logon_server"] = server
@@ -153,14 +154,12 @@ class Run:
         res["state_dir"] = state_vol.path(state_parts)
         try:
             plan = compare_files(drive, bin_parts, share, srv["files"], mfiles)
-            # A run killed half-way leaves temporary files: removed by the next real run.
-            temps = [(drive, bin_parts, drive.stale_temps(bin_parts)), (drive, (), drive.stale_temps(()))]
             if state_vol.entry(state_parts).kind == "dir":
                 state_vol.listdir(state_parts)  # refuses a state folder reached through a link
-                temps.append((state_vol, state_parts, state_vol.stale_temps(state_parts)))
+            # A run killed half-way leaves temporary files in any folder it writes: removed by the next real run.
+            temps = stale_temps([(drive, bin_parts, False), (drive, (), False), (state_vol, state_parts, True)])
         except (ClientError, SmsFileError) as exc:
             self.fail(exc)
-        temps = [(vol, parts, names) for vol, parts, names in temps if names]
         if projected:
             expected = {f["name"].lower(): f["sha256"] for f in mfiles}
             for item in plan:
@@ -213,7 +212,7 @@ class Run:
         res["changed"] = bool(to_replace) or ini_changed or must_stop or bool(temps)
         res["status"] = "deferred" if defer else ("upgraded" if res["changed"] else "unchanged")
         if temps:
-            res["stale_temporary_files"] = [vol.path(parts + (name,)) for vol, parts, names in temps for name in names]
+            res["stale_temporary_files"] = temp_paths(temps)
         if must_stop:
             res["smsrun32"]["stopped"] = list(procs["pids"])
         if self.module._diff:
@@ -242,8 +241,7 @@ class Run:
             self.module.exit_json(msg=summary, **res)
 
         try:
-            for vol, parts, _names in temps:
-                vol.clean_temps(parts)
+            clean_temps(temps)
         except SmsFileError as exc:
             self.fail(exc)
         stopped = self.stop_for_work(procs, must_stop, bool(hung))
@@ -264,8 +262,12 @@ class Run:
                 journal.save()
             replace_files(drive, share, to_replace, tx)
             if ini_changed:
-                tx.remember(drive, ini_parts)
-                write_ini(drive, ini_parts, new_ini)
+                # Written over the SMS.INI read at the start only; another writer's change since is kept.
+                rebuilt = write_ini_keys(drive, ini_parts, ini_bytes, ini_read[0], targets, tx)
+                if rebuilt:
+                    res["ini_rebuilt"] = rebuilt
+                    summary += ("; SMS.INI was changed by another writer during the run, so the two keys were set "
+                                "on its new content (%d time(s)), keeping that change" % rebuilt)
         except ClientError as exc:
             if "restored" not in exc.facts:
                 exc = undone(tx, exc, "the files this run replaced")
@@ -355,7 +357,7 @@ def _signal_name(name):
 
 def run_client(module):
     """Upgrade or roll back the client of `module` (an AnsibleModule with ARGUMENT_SPEC); exits the module."""
-    run = Run(module)
+    run = Run(plain_results(module))
     params = module.params
     from_data = params["manifest_data"] is not None
     run.result.update(manifest_source="controller" if from_data else "host",

@@ -12,6 +12,7 @@ free space) and the transaction that puts back what a failed run changed.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import time
 
@@ -121,16 +122,33 @@ class BackupJournal:
         write_json(self.volume, self.file_parts, self.data)
 
     def backup(self, group, name, source, src_parts):
-        """Copy the original `src_parts` of volume `source` to the backup area (no journal entry yet)."""
+        """Copy the original `src_parts` of volume `source` to the backup area (no journal entry yet).
+
+        The backup keeps the original's mode (and owner, where the rollout runs as root), as the
+        journal records them, so that a restore gives back a 0600 file as 0600.
+        """
         info = source.entry(src_parts)
-        if info.kind != "file":
-            source.read(src_parts)  # a link or anything but a file is refused, named, before a folder is made
+        if info.kind != "file" or (info.nlink or 1) > 1:
+            source.read(src_parts)  # a link, a hard link or anything but a file is refused, named, first
         relative = "backup/%s/%s" % (group, info.name)
         target = self.parts + ("backup", group, info.name)
         self.volume.makedirs(target[:-1])
-        digest = self.volume.copy_from(source, src_parts, target, mtime=info.mtime)
-        return {"name": info.name, "existed": True, "backup": relative, "size": info.size,
-                "date": iso_utc(info.mtime), "mtime": info.mtime, "sha256": digest}
+        owner = (info.uid, info.gid) if info.uid is not None else None
+        digest = self.volume.copy_from(source, src_parts, target, mtime=info.mtime, mode=info.mode, owner=owner)
+        entry = {"name": info.name, "existed": True, "backup": relative, "size": info.size,
+                 "date": iso_utc(info.mtime), "mtime": info.mtime, "sha256": digest}
+        if info.mode is not None and source.kind == "local":
+            entry["mode"] = "%04o" % info.mode
+        if owner is not None:
+            entry["uid"], entry["gid"] = owner
+        return entry
+
+    def restore(self, entry, volume, parts):
+        """Copy the backup of `entry` over `parts` of `volume` with its date, mode and owner; verified."""
+        mode = int(entry["mode"], 8) if entry.get("mode") and volume.kind == "local" else None
+        owner = (entry["uid"], entry["gid"]) if entry.get("uid") is not None else None
+        return volume.copy_from(self.volume, self.backup_parts(entry), parts, mtime=entry["mtime"],
+                                expect_sha256=entry["sha256"], mode=mode, owner=owner)
 
     def record(self, group, name, source=None, src_parts=None, save=True):
         """Back up `src_parts` of `source` (None: no original) once; return the entry."""
@@ -273,8 +291,10 @@ class Transaction:
     mode and date (or that it did not exist). Backups go through `record`,
     which notes the backups and journal entries this run creates; folders
     the run creates are noted with `made`. `rollback()` puts the files back
-    atomically, removes this run's backups, restores the journal's bytes and
-    removes the folders the run created, if empty.
+    atomically and checks each on disk; only then are this run's backups and
+    journal entries for it removed. A file whose put-back failed keeps its
+    backup and its journal entry (`owed`): the journal names what is owed,
+    and the next run or a rollback finishes it.
     """
 
     def __init__(self, journal=None):
@@ -287,7 +307,10 @@ class Transaction:
                 self.journal_mtime = journal.volume.entry(journal.file_parts).mtime_ns
         self.new_dirs = []  # (volume, parts), in the order made
         self.new_backups = []
+        self.new_keys = []  # journal keys this run adds
+        self.sources = {}  # key -> (volume, parts) of the original it backs up
         self.files = []  # (volume, parts before, parts after, bytes or None, mtime, mode)
+        self.owed = []  # after rollback(): {"path", "backup", "journal"} of each file not put back
 
     def made(self, volume, created):
         for parts in created:
@@ -301,6 +324,10 @@ class Transaction:
     def record(self, group, name, source=None, src_parts=None, save=True):
         """`journal.record`, noting the backup it creates (before it exists, so a half-made one goes too)."""
         journal = self.journal
+        if journal.entry(group, name) is None:
+            self.new_keys.append(journal.key(group, name))
+            if src_parts is not None:
+                self.sources[journal.key(group, name)] = (source, tuple(src_parts))
         if journal.entry(group, name) is None and src_parts is not None:
             backup = journal.parts + ("backup", group, src_parts[-1])
             if not journal.volume.entry(backup).exists and backup not in self.new_backups:
@@ -310,51 +337,58 @@ class Transaction:
             self.makedirs(journal.volume, journal.parts)
         return journal.record(group, name, source, src_parts, save=save)
 
-    def remember(self, volume, parts_before, parts_after=None):
-        """Keep `parts_before` as it is now (None: nothing there), to be put back at `parts_after`'s place."""
+    def remember(self, volume, parts_before, parts_after=None, snapshot=None):
+        """Keep `parts_before` as it is now (None: nothing there), to be put back at `parts_after`'s place.
+
+        `snapshot`: (bytes, Entry) already read, kept instead of reading again.
+        """
         if parts_after is None:
             parts_after = parts_before
         if parts_before is None:
             self.files.append((volume, None, tuple(parts_after), None, None, None))
             return
-        info = volume.entry(parts_before)
-        data = volume.read(parts_before)
+        if snapshot is not None:
+            data, info = snapshot
+        else:
+            info = volume.entry(parts_before)
+            data = volume.read(parts_before)
         self.files.append((volume, tuple(parts_before), tuple(parts_after), data, info.mtime_ns, info.mode))
 
+    def forget(self, volume, parts):
+        """Drop the last `remember` of `parts` (its bytes were read again, and are remembered anew)."""
+        for index in range(len(self.files) - 1, -1, -1):
+            if self.files[index][0] is volume and self.files[index][1] == tuple(parts):
+                del self.files[index]
+                return
+
     def rollback(self):
-        """Undo everything; returns (paths put back or removed, problems)."""
-        restored, problems = [], []
+        """Undo everything; returns (paths put back or removed, problems). `owed` names what was not."""
+        restored, problems, failed = [], [], []
         for volume, before, after, data, mtime, mode in reversed(self.files):
             try:
                 if before is None:
                     if volume.entry(after).exists:
                         volume.unlink(after)
                         restored.append(volume.path(after))
+                    if volume.entry(after).exists:
+                        raise SmsFileError("%s is still there after its removal" % volume.path(after))
                     continue
                 if after != before and volume.entry(after).exists:
                     volume.rename(after, before)
                 if _unchanged(volume, before, data, mtime, mode):
                     continue  # the step failed before touching this file
                 volume.write_bytes(before, data, mtime_ns=mtime, mode=mode)
+                found = volume.sha256(before)
+                if found != hashlib.sha256(data).hexdigest():
+                    raise SmsFileError("%s reads back with SHA-256 %s after it was put back, not the original's %s"
+                                       % (volume.path(before), found, hashlib.sha256(data).hexdigest()))
                 restored.append(volume.path(before))
             except (OSError, SmsFileError) as exc:
                 problems.append("%s: %s" % (volume.path(before or after), getattr(exc, "msg", None) or exc))
+                failed.append((volume, before or after))
         journal = self.journal
         if journal is not None:
-            # Each step on its own: one backup that cannot go does not keep the journal from coming back.
-            for parts in self.new_backups:
-                try:
-                    journal.volume.unlink(parts)
-                except (OSError, SmsFileError) as exc:
-                    problems.append("backup %s: %s" % (journal.volume.path(parts), getattr(exc, "msg", None) or exc))
-            try:
-                if self.journal_bytes is None:
-                    journal.volume.unlink(journal.file_parts)
-                elif journal.volume.read_or_none(journal.file_parts) != self.journal_bytes:
-                    journal.volume.write_bytes(journal.file_parts, self.journal_bytes, mtime_ns=self.journal_mtime)
-            except (OSError, SmsFileError) as exc:
-                problems.append("journal %s: %s" % (journal.path, getattr(exc, "msg", None) or exc))
-            journal._data = None
+            self._settle_journal(failed, problems)
         for volume, parts in reversed(self.new_dirs):
             try:
                 if parts is None:
@@ -364,6 +398,65 @@ class Transaction:
             except (OSError, SmsFileError):
                 pass
         return restored, problems
+
+    def _settle_journal(self, failed, problems):
+        """Backups and journal entries of this run: gone for files put back, kept for those that were not."""
+        journal = self.journal
+        failed_names = {parts[-1].lower() for _volume, parts in failed}
+        entries = journal.data["entries"] if journal._data is not None else {}
+
+        def is_owed(key):
+            if key in self.sources:  # a backup of this very file
+                volume, parts = self.sources[key]
+                return any(volume is v and parts == p for v, p in failed)
+            return key.split("/", 1)[1] in failed_names  # no original: matched by name, erring on keeping
+        owed = [key for key in self.new_keys if key in entries and is_owed(key)]
+        keep = {journal.backup_parts(entries[key]) for key in owed if entries[key].get("backup")}
+        final = entries
+        try:
+            base = (json.loads(self.journal_bytes.decode("utf-8")) if self.journal_bytes
+                    else {"version": 1, "entries": {}})
+            final = base["entries"]
+            if owed:
+                # The journal is rewritten first, naming what is owed: never a backup it names is removed.
+                base["entries"].update({key: entries[key] for key in owed})
+                if (journal._data or {}).get("pending"):
+                    base["pending"] = journal._data["pending"]
+                write_json(journal.volume, journal.file_parts, base)
+            elif self.journal_bytes is None:
+                journal.volume.unlink(journal.file_parts)
+            elif journal.volume.read_or_none(journal.file_parts) != self.journal_bytes:
+                journal.volume.write_bytes(journal.file_parts, self.journal_bytes, mtime_ns=self.journal_mtime)
+        except (OSError, SmsFileError, ValueError) as exc:
+            problems.append("journal %s: %s" % (journal.path, getattr(exc, "msg", None) or exc))
+            # The journal on disk still names every backup of this run: all of them stay.
+            keep, final = set(self.new_backups), entries
+        journal._data = None
+        # Each step on its own: one backup that cannot go does not keep the others.
+        for parts in self.new_backups:
+            if parts in keep:
+                continue
+            try:
+                journal.volume.unlink(parts)
+            except (OSError, SmsFileError) as exc:
+                problems.append("backup %s: %s" % (journal.volume.path(parts), getattr(exc, "msg", None) or exc))
+        # What the journal now names for each file not put back: the next run or a rollback finishes it.
+        self.owed = [{"key": key, "name": entry["name"], "backup": journal.backup_path(entry),
+                      "journal": journal.path, "existed": bool(entry.get("existed"))}
+                     for key, entry in sorted(final.items())
+                     if (key in owed) or (key not in self.new_keys and key.split("/", 1)[1] in failed_names)]
+
+    def owed_note(self):
+        """What a failed put-back left owed, for the failure message ('' when nothing)."""
+        if not self.owed:
+            return ""
+        kept = [("the original of %s is kept in %s" % (item["name"], item["backup"])) if item["existed"]
+                else "%s did not exist before (the journal records it)" % item["name"] for item in self.owed]
+        return ("; %s, and the journal %s still names it: fix the cause, then run again or roll back "
+                "(state=rolled_back) to finish" % ("; ".join(kept), self.owed[0]["journal"]))
+
+    def owed_backups(self):
+        return [item["backup"] for item in self.owed if item["backup"]]
 
 
 def _unchanged(volume, parts, data, mtime_ns, mode):

@@ -19,7 +19,10 @@ The rules, enforced here and nowhere else:
   stand-in here and is refused as one; mount points are not refused, as only
   the operator (root) can make them and a read-only mount is a normal setup;
 - only regular files are read (a FIFO or device is refused, never opened
-  for blocking reads);
+  for blocking reads), and only those with one link: a hard link is the same
+  file under another name, perhaps outside every managed folder, which
+  O_NOFOLLOW cannot see; it is refused like a symbolic link, named with its
+  link count, before it is backed up, copied or served;
 - a file is never written in place: a temporary file in the target's folder
   (created exclusively), flushed, then renamed over the target.
 
@@ -91,6 +94,31 @@ class PathRefused(SmsFileError):
     """A path the rollout must not use: a link, a mount inside a volume, a name with a path in it."""
 
 
+class FileChanged(SmsFileError):
+    """The target of a write is no longer the file that was read (another writer changed it meanwhile)."""
+
+
+def hard_link_refused(path, nlink):
+    """The PathRefused for a regular file with more than one link (the same file under another name)."""
+    return PathRefused(
+        "%s has %d hard links: the same file is also reachable under another name, perhaps outside every folder "
+        "the rollout manages, and the rollout never backs up, copies or serves such a file: replace it with a "
+        "plain copy of its own (copy it, then move the copy over it) and run again. Refused" % (path, nlink),
+        path=path, link=True, nlink=nlink)
+
+
+def identity(entry, data):
+    """What says a file is still the one read: (inode, size, mtime_ns, SHA-256) of `entry` and its bytes."""
+    return (entry.ino, entry.size, entry.mtime_ns, hashlib.sha256(data).hexdigest())
+
+
+def changed_since(path, was, now, digest):
+    """The FileChanged for `path` when (inode, size, mtime_ns) `now` or SHA-256 `digest` differ from `was`."""
+    if now is not None and tuple(now) == tuple(was[:3]) and digest == was[3]:
+        return None
+    return FileChanged("%s was changed by another writer since the rollout read it" % path, path=path, changed=True)
+
+
 def plain_name(name, what="name"):
     """`name` if it is one plain Windows-style name, else PathRefused."""
     if not isinstance(name, str) or not name or name in (".", "..") or any(c in _BAD_CHARS for c in name) \
@@ -124,15 +152,18 @@ def describe_os_error(exc, path):
 class Entry:
     """What is at a path: kind ('file', 'dir', 'link', 'other' or None when missing), size, mtime, mode."""
 
-    __slots__ = ("name", "kind", "size", "mtime", "mtime_ns", "mode", "dev", "ino", "ctime_ns", "target")
+    __slots__ = ("name", "kind", "size", "mtime", "mtime_ns", "mode", "dev", "ino", "ctime_ns", "target",
+                 "nlink", "uid", "gid")
 
     def __init__(self, name, st=None, target=None):
         self.name = name
         self.target = target
+        self.nlink = self.uid = self.gid = None
         if st is None:
             self.kind, self.size, self.mtime, self.mtime_ns, self.mode = None, None, None, None, None
             self.dev = self.ino = self.ctime_ns = None
             return
+        self.nlink, self.uid, self.gid = st.st_nlink, st.st_uid, st.st_gid
         if stat.S_ISLNK(st.st_mode):
             self.kind = "link"
         elif stat.S_ISREG(st.st_mode):
@@ -145,10 +176,10 @@ class Entry:
         self.mode, self.dev, self.ino, self.ctime_ns = stat.S_IMODE(st.st_mode), st.st_dev, st.st_ino, st.st_ctime_ns
 
     @classmethod
-    def of(cls, name, kind, size=None, mtime_ns=None, mode=None, stamp=None, target=None):
+    def of(cls, name, kind, size=None, mtime_ns=None, mode=None, stamp=None, target=None, nlink=None):
         """An entry from what another file system reports (SMB)."""
         entry = cls(name, None, target)
-        entry.kind, entry.size, entry.mode = kind, size, mode
+        entry.kind, entry.size, entry.mode, entry.nlink = kind, size, mode, nlink
         if mtime_ns is not None:
             entry.mtime_ns, entry.mtime = mtime_ns, mtime_ns / 1e9
         if stamp is not None:
@@ -338,6 +369,16 @@ class LocalVolume:
         finally:
             os.close(fd)
 
+    def walk(self, parts=()):
+        """[(folder parts, [Entry])] of folder `parts` and every plain folder below it (links never entered)."""
+        out, todo = [], [tuple(parts)]
+        while todo:
+            folder = todo.pop(0)
+            entries = self.listdir(folder)
+            out.append((folder, entries))
+            todo.extend(folder + (e.name,) for e in entries if e.kind == "dir")
+        return out
+
     def find(self, parts, name):
         """The on-disk name of the entry of folder `parts` named `name` in any case, or None.
 
@@ -362,7 +403,7 @@ class LocalVolume:
             parts += (found,)
         return parts
 
-    def _open_file(self, parts):
+    def _open_file(self, parts, links_ok=False):
         parts = self._file_parts(parts)
         fd = self._dir_fd(parts[:-1])
         try:
@@ -384,10 +425,13 @@ class LocalVolume:
             os.close(ffd)
             kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
             raise PathRefused("%s is %s; refused" % (self.path(parts), kind), path=self.path(parts))
+        if st.st_nlink > 1 and not links_ok:
+            os.close(ffd)
+            raise hard_link_refused(self.path(parts), st.st_nlink)
         return ffd, st
 
     def chunks(self, parts):
-        """Iterate the bytes of the regular file `parts`."""
+        """Iterate the bytes of the regular file `parts` (one link only)."""
         fd, _st = self._open_file(parts)
         with os.fdopen(fd, "rb") as handle:
             while True:
@@ -396,14 +440,24 @@ class LocalVolume:
                     break
                 yield block
 
-    def read(self, parts):
-        fd, _st = self._open_file(parts)
+    def read(self, parts, links_ok=False):
+        """The bytes of the regular file `parts`; `links_ok` lets a file with several links through (a lock
+        file mid-creation), for reads that are never backed up, copied or served."""
+        fd, _st = self._open_file(parts, links_ok=links_ok)
         with os.fdopen(fd, "rb") as handle:
             return handle.read()
 
-    def read_or_none(self, parts):
+    def read_stamped(self, parts):
+        """(bytes, Entry) of the regular file `parts`, both from the one open file: `identity(entry, bytes)`
+        is what a write with `unchanged=` checks the target still has just before its rename."""
+        fd, st = self._open_file(parts)
+        with os.fdopen(fd, "rb") as handle:
+            data = handle.read()
+        return data, Entry(parts[-1], st)
+
+    def read_or_none(self, parts, links_ok=False):
         try:
-            return self.read(parts)
+            return self.read(parts, links_ok=links_ok)
         except SmsFileError as exc:
             if exc.facts.get("missing"):
                 return None
@@ -504,14 +558,18 @@ class LocalVolume:
         os.close(fd)
         return created
 
-    def write(self, parts, chunks, mtime=None, mode=None, expect_sha256=None, sync=True, mtime_ns=None):
+    def write(self, parts, chunks, mtime=None, mode=None, expect_sha256=None, sync=True, mtime_ns=None,
+              owner=None, unchanged=None):
         """Write `chunks` to `parts` atomically; returns the SHA-256 written.
 
         A temporary file is created exclusively in the target's folder, filled,
-        flushed (`sync`), given `mode` (default: the target's, or 0644) and
-        `mtime`, then renamed over the target. On any failure the target is
-        untouched and the temporary file removed. A target that is a link or
-        a folder is refused before anything is written.
+        flushed (`sync`), given `mode` (default: the target's, or 0644), `owner`
+        ((uid, gid), set when running as root) and `mtime`, then renamed over
+        the target. On any failure the target is untouched and the temporary
+        file removed. A target that is a link or a folder is refused before
+        anything is written. `unchanged`: `identity()` of what `read_stamped` gave;
+        just before the rename the target must still have it, else
+        FileChanged (another writer changed it since it was read).
         """
         parts = self._file_parts(parts)
         path = self.path(parts)
@@ -547,6 +605,8 @@ class LocalVolume:
                 if sync:
                     os.fsync(handle.fileno())
                 os.fchmod(handle.fileno(), mode)
+                if owner is not None and os.geteuid() == 0:
+                    os.fchown(handle.fileno(), owner[0], owner[1])
                 if mtime_ns is None and mtime is not None:
                     mtime_ns = int(round(mtime * 1e9))
                 if mtime_ns is not None:
@@ -556,6 +616,8 @@ class LocalVolume:
                 raise SmsFileError(
                     "the copy for %s has SHA-256 %s, expected %s; the source changed while it was read"
                     % (path, written, expect_sha256), path=path, expected=expect_sha256, found=written)
+            if unchanged is not None:
+                self._check_unchanged(fd, name, path, unchanged)
             os.replace(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
             tmp = None
             if sync:
@@ -574,15 +636,34 @@ class LocalVolume:
                     pass
             os.close(fd)
 
-    def write_bytes(self, parts, data, mtime=None, mode=None, sync=True, mtime_ns=None):
-        return self.write(parts, [data], mtime=mtime, mode=mode, sync=sync, mtime_ns=mtime_ns)
+    def _check_unchanged(self, fd, name, path, was):
+        """Raise FileChanged unless the entry `name` of folder `fd` still has the identity `was`."""
+        try:
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except FileNotFoundError:
+            st = None
+        now, digest = None, None
+        if st is not None and stat.S_ISREG(st.st_mode):
+            now = (st.st_ino, st.st_size, st.st_mtime_ns)
+            if now == tuple(was[:3]):
+                rfd = os.open(name, _READ_FLAGS, dir_fd=fd)
+                with os.fdopen(rfd, "rb") as handle:
+                    digest = hashlib.sha256(handle.read()).hexdigest()
+        refused = changed_since(path, was, now, digest)
+        if refused is not None:
+            raise refused
 
-    def copy_from(self, source, src_parts, parts, mtime=None, expect_sha256=None, sync=True, verify=True):
+    def write_bytes(self, parts, data, mtime=None, mode=None, sync=True, mtime_ns=None, owner=None, unchanged=None):
+        return self.write(parts, [data], mtime=mtime, mode=mode, sync=sync, mtime_ns=mtime_ns, owner=owner,
+                          unchanged=unchanged)
+
+    def copy_from(self, source, src_parts, parts, mtime=None, expect_sha256=None, sync=True, verify=True,
+                  mode=None, owner=None):
         """Copy file `src_parts` of volume `source` over `parts` atomically, then check it on disk."""
         if mtime is None:
             mtime = source.entry(src_parts).mtime
         written = self.write(parts, opened(source.chunks(src_parts)), mtime=mtime, expect_sha256=expect_sha256,
-                             sync=sync)
+                             sync=sync, mode=mode, owner=owner)
         if verify:
             found = self.sha256(parts)
             if found != written:
@@ -701,6 +782,57 @@ class LocalVolume:
             except OSError:
                 pass
             os.close(fd)
+
+
+# -- what a killed run leaves behind -----------------------------------------------------------------
+def stale_temps(places):
+    """[(volume, folder parts, [names])] of temporary files a killed run left in `places`.
+
+    `places`: (volume, folder parts, deep) for every folder a run writes into;
+    `deep` walks every plain folder below too (a state folder: its backup
+    folders, push/, retired/), never entering a link. Missing folders are
+    skipped. This is the one place the tiers list what to clean.
+    """
+    found, seen = [], set()
+    for volume, parts, deep in places:
+        parts = tuple(parts)
+        if volume.entry(parts).kind != "dir":
+            continue
+        folders = volume.walk(parts) if deep else [(parts, None)]
+        for folder, _entries in folders:
+            key = (volume.path(folder))
+            if key in seen:
+                continue
+            seen.add(key)
+            names = volume.stale_temps(folder)
+            if names:
+                found.append((volume, folder, names))
+    return found
+
+
+def clean_temps(found):
+    """Remove what `stale_temps` found; returns the paths removed."""
+    removed = []
+    for volume, folder, _names in found:
+        removed.extend(volume.clean_temps(folder))
+    return removed
+
+
+def temp_paths(found):
+    return [volume.path(folder + (name,)) for volume, folder, names in found for name in names]
+
+
+def plain_results(module):
+    """Keep Ansible from adding stat facts of a result's `path` to this module's results.
+
+    AnsibleModule adds `state`, `size`, `mode` and owner of whatever a result's
+    `path` names, following links: for a refused FIFO that says "state": "file",
+    "size": 0, the opposite of the message. Here `path` names where a problem is
+    on an untrusted disk, never a file the module made; the module says itself
+    what the path is.
+    """
+    module.add_path_info = lambda kwargs: kwargs
+    return module
 
 
 def is_unc(path):

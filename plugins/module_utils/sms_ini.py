@@ -74,6 +74,21 @@ def copy_list_version(data):
     return anywhere
 
 
+def _utf16(data):
+    """How `data` is UTF-16 encoded ('UTF-16 little-endian with a byte-order mark', ...), or None."""
+    if data[:2] == b"\xff\xfe":
+        return "UTF-16 little-endian with a byte-order mark"
+    if data[:2] == b"\xfe\xff":
+        return "UTF-16 big-endian with a byte-order mark"
+    # Without a mark: plain ASCII text in UTF-16 has a NUL in every other byte.
+    if len(data) >= 4 and len(data) % 2 == 0:
+        if not data[1::2].strip(b"\x00") and data[0::2].strip(b"\x00"):
+            return "UTF-16 little-endian (no byte-order mark)"
+        if not data[0::2].strip(b"\x00") and data[1::2].strip(b"\x00"):
+            return "UTF-16 big-endian (no byte-order mark)"
+    return None
+
+
 class IniError(Exception):
     def __init__(self, msg, line=None):
         super().__init__(msg)
@@ -89,6 +104,12 @@ class IniDocument:
     @classmethod
     def parse(cls, data, name="the file"):
         if isinstance(data, bytes):
+            encoding = _utf16(data)
+            if encoding:
+                raise IniError(
+                    "%s is saved as %s (as Notepad saves it when 'Unicode' is chosen); SMS reads its INI files as "
+                    "ANSI text: open it in Notepad and save it again with Encoding: ANSI (or rerun Client Setup), "
+                    "then run again" % (name, encoding))
             if b"\x00" in data:
                 raise IniError("%s holds NUL bytes; it is not an INI file" % name)
             text = data.decode("latin-1")

@@ -29,7 +29,8 @@ import re
 
 
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import (
-    CHUNK, Entry, PathRefused, SmsFileError, _TMP, _pid_alive, opened, plain_name, temp_name,
+    CHUNK, Entry, PathRefused, SmsFileError, _TMP, _pid_alive, changed_since, hard_link_refused, opened,
+    plain_name, temp_name,
 )
 
 try:
@@ -157,10 +158,10 @@ class SmbVolume:
         except (OSError, SMBException) as exc:
             raise self._error(exc, parts, "read")
         return self._entry(parts[-1] if parts else "", st.st_file_attributes, st.st_size, st.st_mtime_ns,
-                           (self.server, st.st_ino, st.st_chgtime_ns))
+                           (self.server, st.st_ino, st.st_chgtime_ns), nlink=getattr(st, "st_nlink", None))
 
     @staticmethod
-    def _entry(name, attributes, size, mtime_ns, stamp):
+    def _entry(name, attributes, size, mtime_ns, stamp, nlink=None):
         if attributes & FILE_ATTRIBUTE_REPARSE_POINT:
             kind = "link"
         elif attributes & FILE_ATTRIBUTE_DIRECTORY:
@@ -169,7 +170,7 @@ class SmbVolume:
             kind = "file"
         mode = 0o444 if attributes & FILE_ATTRIBUTE_READONLY else 0o644
         return Entry.of(name, kind, size=size, mtime_ns=mtime_ns, mode=mode, stamp=stamp,
-                        target="(a reparse point)" if kind == "link" else None)
+                        target="(a reparse point)" if kind == "link" else None, nlink=nlink)
 
     def _refused(self, parts):
         path = self.path(parts)
@@ -232,6 +233,17 @@ class SmbVolume:
             raise self._error(exc, parts, "list")
         return sorted(out, key=lambda e: e.name)
 
+    def walk(self, parts=()):
+        """[(folder parts, [Entry])] of folder `parts` and every plain folder below it (reparse points never
+        entered)."""
+        out, todo = [], [tuple(parts)]
+        while todo:
+            folder = todo.pop(0)
+            entries = self.listdir(folder)
+            out.append((folder, entries))
+            todo.extend(folder + (e.name,) for e in entries if e.kind == "dir")
+        return out
+
     def find(self, parts, name):
         wanted = name.lower()
         found = [e.name for e in self.listdir(parts) if e.name.lower() == wanted]
@@ -250,7 +262,7 @@ class SmbVolume:
             parts += (found,)
         return parts
 
-    def _open_checked(self, parts):
+    def _open_checked(self, parts, links_ok=False, entry_out=None):
         parts = tuple(parts)
         if not parts:
             raise PathRefused("%s is a folder, not a file" % self.top, path=self.top)
@@ -262,13 +274,18 @@ class SmbVolume:
             raise self._refused(parts)
         if entry.kind != "file":
             raise PathRefused("%s is a folder; refused" % self.path(parts), path=self.path(parts))
+        # Where the server reports a link count (Samba does), a file with several links is refused as locally.
+        if (entry.nlink or 1) > 1 and not links_ok:
+            raise hard_link_refused(self.path(parts), entry.nlink)
+        if entry_out is not None:
+            entry_out.append(entry)
         try:
             return smbclient.open_file(self._unc(parts), mode="rb", share_access="r")
         except (OSError, SMBException) as exc:
             raise self._error(exc, parts, "read")
 
-    def chunks(self, parts):
-        handle = self._open_checked(parts)
+    def chunks(self, parts, links_ok=False, entry_out=None):
+        handle = self._open_checked(parts, links_ok=links_ok, entry_out=entry_out)
         try:
             while True:
                 block = handle.read(CHUNK)
@@ -280,12 +297,18 @@ class SmbVolume:
         finally:
             handle.close()
 
-    def read(self, parts):
-        return b"".join(self.chunks(parts))
+    def read(self, parts, links_ok=False):
+        return b"".join(self.chunks(parts, links_ok=links_ok))
 
-    def read_or_none(self, parts):
+    def read_stamped(self, parts):
+        """(bytes, Entry): as LocalVolume.read_stamped (the entry's inode is the server's file id)."""
+        found = []
+        data = b"".join(self.chunks(parts, entry_out=found))
+        return data, found[0]
+
+    def read_or_none(self, parts, links_ok=False):
         try:
-            return self.read(parts)
+            return self.read(parts, links_ok=links_ok)
         except SmsFileError as exc:
             if exc.facts.get("missing"):
                 return None
@@ -348,7 +371,10 @@ class SmbVolume:
         self._check_folders(tuple(parts), create=created)
         return created
 
-    def write(self, parts, chunks, mtime=None, mode=None, expect_sha256=None, sync=True, mtime_ns=None):
+    def write(self, parts, chunks, mtime=None, mode=None, expect_sha256=None, sync=True, mtime_ns=None,
+              owner=None, unchanged=None):
+        # `mode` and `owner` have no meaning over SMB (the server's ACLs apply): the read-only attribute
+        # is what SMB shows as the mode, and a new file gets the folder's inherited ACL.
         parts = tuple(parts)
         path = self.path(parts)
         self._check_folders(parts[:-1])
@@ -375,6 +401,8 @@ class SmbVolume:
                 mtime_ns = int(round(mtime * 1e9))
             if mtime_ns is not None:
                 smbclient.utime(self._unc(tmp), ns=(mtime_ns, mtime_ns))
+            if unchanged is not None:
+                self._check_unchanged(parts, path, unchanged)
             smbclient.replace(self._unc(tmp), self._unc(parts))
             tmp = None
             return written
@@ -387,10 +415,22 @@ class SmbVolume:
                 except (OSError, SMBException):
                     pass
 
-    def write_bytes(self, parts, data, mtime=None, mode=None, sync=True, mtime_ns=None):
-        return self.write(parts, [data], mtime=mtime, mode=mode, sync=sync, mtime_ns=mtime_ns)
+    def _check_unchanged(self, parts, path, was):
+        entry = self._stat(parts)
+        now, digest = None, None
+        if entry.kind == "file":
+            now = (entry.ino, entry.size, entry.mtime_ns)
+            if now == tuple(was[:3]):
+                digest = self.sha256(parts)
+        refused = changed_since(path, was, now, digest)
+        if refused is not None:
+            raise refused
 
-    def copy_from(self, source, src_parts, parts, mtime=None, expect_sha256=None, sync=True, verify=True):
+    def write_bytes(self, parts, data, mtime=None, mode=None, sync=True, mtime_ns=None, owner=None, unchanged=None):
+        return self.write(parts, [data], mtime=mtime, mode=mode, sync=sync, mtime_ns=mtime_ns, unchanged=unchanged)
+
+    def copy_from(self, source, src_parts, parts, mtime=None, expect_sha256=None, sync=True, verify=True,
+                  mode=None, owner=None):
         if mtime is None:
             mtime = source.entry(src_parts).mtime
         written = self.write(parts, opened(source.chunks(src_parts)), mtime=mtime, expect_sha256=expect_sha256,

@@ -173,7 +173,8 @@ compile_once()  # first: the utilities below are compiled once on the host, not 
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_client import (
     ClientError, client_bin, drive_volume, logon_server, read_sms_ini, smsrun_state, wrap,
 )
-from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import SMB_ARGS, SmsFileError, normal_path
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import (
+    SMB_ARGS, SmsFileError, normal_path, plain_results)
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import (
     ManifestError, load_manifest, manifest_summary, validate_manifest)
 
@@ -197,6 +198,7 @@ def main():
         required_one_of=[("manifest", "manifest_data")],
         supports_check_mode=True,
     )
+    plain_results(module)
     p = module.params
     drive_root = normal_path(p["drive_root"])
     client = p["client_name"] or os.path.basename(drive_root.replace("\\", "/").rstrip("/")) or drive_root

@@ -332,6 +332,24 @@ manifest_path:
   description: The manifest path read on the client; null when the manifest was given as data.
   returned: always
   type: str
+ini_rebuilt:
+  description:
+    - How many times C(SMS.INI) was changed by another writer between the run's read and its rename,
+      so that the rollout's keys were set on the new content (that writer's change kept).
+  returned: when another writer changed SMS.INI during the run
+  type: int
+backups_kept:
+  description:
+    - On a failure whose put-back also failed, the backups of the files that could not be put back;
+      the journal still names them, and the next run or a rollback finishes the work.
+  returned: on such a failure
+  type: list
+  elements: str
+stale_temporary_files:
+  description: Temporary files of an interrupted earlier run that this run removed (or would, in check mode).
+  returned: when there were any
+  type: list
+  elements: str
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -26,8 +26,11 @@ description:
     never replaces that backup), then replaced atomically (temporary file in the same folder, then
     rename), given the manifest's date and verified.
   - If a step fails after files were replaced in the same run, those files are put back as they were
-    before the run, the backups and journal entries made by the run are removed, and the module fails
-    saying so.
+    before the run and checked on disk; only then are the backups and journal entries the run made for them
+    removed, and the module fails saying so. A file that cannot be put back (a full disk) keeps its backup and
+    its journal entry, the failure names the backup (C(backups_kept)), and the next run or a rollback finishes it.
+  - A hotfix file in C(Client.src) with more than one hard link is refused, naming its link count, before
+    anything changes; backups keep the original's mode (and owner when run as root).
   - With O(state=rolled_back) the originals recorded in the journal are restored byte for byte, with
     their original name and date (a file that did not exist before the hotfix is removed), and
     C(System.map) is bumped again. Every backup is verified before the first file is restored.
@@ -268,6 +271,13 @@ stale_temporary_files:
   returned: when there were any
   type: list
   elements: str
+backups_kept:
+  description:
+    - On a failure whose put-back also failed, the backups of the files that could not be put back;
+      the journal still names them, and the next run or a rollback finishes the work.
+  returned: on such a failure
+  type: list
+  elements: str
 """
 
 import time
@@ -277,7 +287,9 @@ from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import (
     JOURNAL_ROOM, BackupJournal, SmsFileError, Transaction, check_free_space, check_new_folders, check_writable,
     iso_utc,
 )
-from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import SMB_ARGS, normal_path, open_volume, smb_settings
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import (
+    SMB_ARGS, clean_temps, normal_path, open_volume, plain_results, smb_settings, stale_temps as find_stale_temps,
+)
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import (
     PLATFORM_DIRS, ManifestError, load_manifest, payload_parts, payload_volume,
 )
@@ -372,14 +384,15 @@ def failure_after_change(exc, undo):
     else:
         msg = exc.msg
     if problems:
-        msg += ("; the files replaced by this run could not all be put back (%s): run again with "
-                "state=rolled_back once the cause is fixed" % "; ".join(problems))
+        msg += ("; the files replaced by this run could not all be put back (%s)%s" % (
+            "; ".join(problems), undo.owed_note() or ": run again with state=rolled_back once the cause is fixed"))
     elif restored:
         msg += ("; the %d file(s) this run had already changed were put back as they were (%s), so the site "
                 "server is as before the run" % (len(restored), ", ".join(restored)))
     else:
         msg += "; nothing was changed"
-    return StageError(msg, path=getattr(exc, "path", None), restored=restored)
+    facts = {"owed": undo.owed, "backups_kept": undo.owed_backups()} if undo.owed else {}
+    return StageError(msg, path=getattr(exc, "path", None), restored=restored, **facts)
 
 
 def bump_system_map(site):
@@ -427,12 +440,9 @@ def current_file(site, folder, name):
 
 def stale_temps(site, folders):
     """[(volume, folder, names)] of temporary files an interrupted run left in `folders` (of the site volume)
-    and in the state folder."""
-    out = [(site.volume, folder, site.volume.stale_temps(folder)) for folder in folders]
+    and anywhere in the state folder (its backup folders included)."""
     state_volume, state_parts = site.state
-    if state_volume.entry(state_parts).kind == "dir":
-        out.append((state_volume, state_parts, state_volume.stale_temps(state_parts)))
-    return [item for item in out if item[2]]
+    return find_stale_temps([(site.volume, folder, False) for folder in folders] + [(state_volume, state_parts, True)])
 
 
 def preflight(site, changes, new_backups, bump, payload_sizes):
@@ -495,8 +505,7 @@ def stage(module, manifest, site):
 
     mtime = site.volume.entry(site.system_map).mtime
     if not module.check_mode and (changes or bump or temps):
-        for volume, folder, _names in temps:
-            volume.clean_temps(folder)
+        clean_temps(temps)
         undo = Transaction(journal)
         try:
             for item in new_backups:
@@ -582,8 +591,7 @@ def roll_back(module, manifest, site):
     mtime = site.volume.entry(site.system_map).mtime
     retired = None
     if not module.check_mode and (changes or bump or temps):
-        for volume, folder, _names in temps:
-            volume.clean_temps(folder)
+        clean_temps(temps)
         undo = Transaction(journal)
         try:
             if changes:
@@ -596,8 +604,7 @@ def roll_back(module, manifest, site):
                     site.volume.unlink(item["current"])
                     continue
                 work = item["current"] or item["parts"]
-                site.volume.copy_from(journal.volume, journal.backup_parts(jentry), work, mtime=jentry["mtime"],
-                                      expect_sha256=jentry["sha256"])
+                journal.restore(jentry, site.volume, work)
                 if work != item["parts"]:
                     site.volume.rename(work, item["parts"])
             if bump:
@@ -663,6 +670,7 @@ def main():
         ),
         supports_check_mode=True,
     )
+    plain_results(module)
     params = module.params
     rollback = params["state"] == "rolled_back"
     retired = None

@@ -27,8 +27,13 @@ description:
   - Before a push touches anything it checks that the platform folders to write and the state folder
     are writable and hold enough free space (the new files, the backups and the journal); otherwise it
     fails naming the folder, and nothing is changed. If a copy fails half-way (a full disk, say), the
-    files the push had already replaced are put back as they were, the backups and journal entries it
-    made are removed, and the module fails saying so, leaving the server as before the push.
+    files the push had already replaced are put back as they were and checked on disk, then the backups
+    and journal entries it made for them are removed, and the module fails saying so, leaving the server as
+    before the push. A file that cannot be put back keeps its backup and journal entry (named in
+    C(backups_kept)); a later push or I(state=restored) finishes it.
+  - A file with more than one hard link in a platform folder is refused, naming its link count; backups keep
+    the original's mode (and owner when run as root). Temporary files a killed push left are removed from the
+    platform folders and from anywhere in the state folder.
   - I(state=restored) undoes a push byte for byte from its journal.
     Once done, it sets the push journal and its backups aside in C(<state_dir>/push/retired/<UTC date>/)
     (only the restored platforms' entries when I(platforms) limits it), so a later push backs up the
@@ -363,6 +368,18 @@ transferred:
   returned: state is pushed and manifest_source is controller
   type: list
   elements: str
+stale_temporary_files:
+  description: Temporary files of an interrupted push or restore that this run removed (or would, in check mode).
+  returned: state is pushed or restored, when there were any
+  type: list
+  elements: str
+backups_kept:
+  description:
+    - On a failed push whose put-back also failed, the backups of the files that could not be put back;
+      the push journal still names them, and a later push or I(state=restored) finishes the work.
+  returned: on such a failure
+  type: list
+  elements: str
 """
 
 import hashlib
@@ -375,7 +392,7 @@ from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import (
     JOURNAL_ROOM, BackupJournal, SmsFileError, Transaction, check_free_space, check_new_folders, check_writable,
     iso_utc, read_json, write_json)
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import (
-    SMB_ARGS, PathRefused, normal_path, open_volume, smb_settings)
+    SMB_ARGS, PathRefused, clean_temps, normal_path, open_volume, plain_results, smb_settings, stale_temps)
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_ini import copy_list_version
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import (
     PLATFORM_DIRS, ManifestError, check_plain_name, load_manifest, payload_parts, payload_volume)
@@ -767,13 +784,12 @@ def run_pushed(ctx, server):
         pushed.append(server.rel(dest))
         diff["before"] += _describe(server.rel(dest), found)
         diff["after"] += _describe(server.rel(dest), entry["sha256"])
-    temps = [(volume, folder, volume.stale_temps(folder)) for folder in sorted(set(dirs.values()))]
-    temps = [item for item in temps if item[2]]
+    temps = stale_temps([(volume, folder, False) for folder in sorted(set(dirs.values()))]
+                        + [(ctx.volume, ctx.state_parts, True)])
     if plan:
         push_preflight(plan, dirs, journal, volume)
     if (plan or temps) and not ctx.module.check_mode:
-        for vol, folder, _names in temps:
-            vol.clean_temps(folder)
+        clean_temps(temps)
         txn = Transaction(journal)
         try:
             # Back up every original (and note it in the journal) before the first copy.
@@ -839,8 +855,10 @@ def push_failed(ctx, exc, txn):
     else:
         msg, path, facts = "%s: %s" % (exc.filename or "a file", exc.strerror or exc), exc.filename, {}
     if problems:
-        msg += ("; the push stopped part-way and what it had changed could not all be put back (%s): fix the "
-                "cause, then undo it with state=restored or push again" % "; ".join(problems))
+        msg += ("; the push stopped part-way and what it had changed could not all be put back (%s)%s" % (
+            "; ".join(problems), txn.owed_note() or ": fix the cause, then undo it with state=restored or push again"))
+        if txn.owed:
+            facts.update(owed=txn.owed, backups_kept=txn.owed_backups())
     elif restored:
         msg += ("; the push stopped part-way, and the %d file(s) it had already changed were put back as they "
                 "were (%s), so logon server %s is as before the push" % (
@@ -904,7 +922,13 @@ def run_restored(ctx, server):
         result["restored"].append(relative)
         diff["before"] += _describe(relative, found)
         diff["after"] += _describe(relative, wanted_sha)
+    # Temporary files a killed push or restore left: removed from every folder the restore writes.
+    temps = stale_temps([(volume, folder, False) for folder in sorted({dest[:-1] for _e, dest, _f, _w in plan})]
+                        + [(ctx.volume, ctx.state_parts, True)])
+    if temps:
+        result["stale_temporary_files"] = [v.path(f + (n,)) for v, f, names in temps for n in names]
     if not ctx.module.check_mode:
+        clean_temps(temps)
         for entry, dest, found, wanted_sha in plan:
             if wanted_sha is None:
                 try:
@@ -914,8 +938,7 @@ def run_restored(ctx, server):
                                            % (volume.path(dest), exc.msg), path=volume.path(dest))
             else:
                 try:
-                    volume.copy_from(journal.volume, journal.backup_parts(entry), dest, mtime=entry["mtime"],
-                                     expect_sha256=wanted_sha)
+                    journal.restore(entry, volume, dest)
                 except SmsFileError as exc:
                     raise ReplicationError("%s; the restore stopped part-way: fix the cause and run it again"
                                            % exc.msg, path=exc.path, **exc.facts)
@@ -932,7 +955,8 @@ def run_restored(ctx, server):
     if keys:
         msg += ("; the push journal would be set aside (retired)" if ctx.module.check_mode
                 else "; the push journal was set aside in %s" % result["retired"])
-    result.update(changed=bool(plan) or bool(keys), elapsed=round(time.monotonic() - started, 3), msg=msg)
+    result.update(changed=bool(plan) or bool(keys) or bool(temps), elapsed=round(time.monotonic() - started, 3),
+                  msg=msg)
     if ctx.module._diff:
         result["diff"] = diff
     return result
@@ -989,6 +1013,7 @@ def main():
         ],
         supports_check_mode=True,
     )
+    plain_results(module)
     started = time.monotonic()
     state = module.params["state"]
     facts = {"elapsed": 0.0}

@@ -222,7 +222,8 @@ def read_lock(lock):
         raise LockError("the rollout lock %s is %s; remove it and run again" % (
             lock.path, "a symbolic link (the rollout never follows links)" if entry.kind == "link"
             else "not a regular file"), path=lock.path)
-    raw = lock.volume.read_or_none(lock.parts)
+    # A lock being created has a second link for a moment (sms_fs create_exclusive); it is never copied.
+    raw = lock.volume.read_or_none(lock.parts, links_ok=True)
     if raw is None:
         return None
     # What identifies this very lock file (a takeover must replace the one it judged stale, no other).

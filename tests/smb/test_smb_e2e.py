@@ -254,3 +254,23 @@ def test_the_smb_password_is_in_no_output_report_or_journal(site, tmp_path):
     assert seen == [], "the password was written to %s" % seen
     # the -vvvv output did show the module arguments, masked
     assert "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER" in result.stdout
+
+
+def test_a_hard_link_in_client_src_is_refused_over_smb(site, tmp_path):
+    """Samba reports the link count: a Client.src file that is also a file outside the share is refused."""
+    lab = site.lab
+    run(site, tmp_path, "playbooks/rollback.yml", name="clean-link")  # start from the originals
+    folder = lab.host("smssite", *X86)
+    name = [n for n in os.listdir(folder) if n.lower() == "smsrun32.exe"][0]
+    outside = os.path.join(str(lab.root), "outside-the-share.exe")
+    os.link(os.path.join(folder, name), outside)
+    before = listing(lab.host("smssite", *X86[:-1]))
+    try:
+        result = run(site, tmp_path, name="hardlink")
+    finally:
+        os.unlink(outside)
+    assert result.rc != 0
+    stage = result.results("sms_hotfix_stage")["smssite"]
+    assert stage["_event"] == "runner_on_failed"
+    assert "2 hard links" in stage["msg"] and name in stage["msg"], stage["msg"]
+    assert listing(lab.host("smssite", *X86[:-1])) == before, "Client.src changed"

@@ -788,11 +788,11 @@ def test_failure_writing_sms_ini_puts_the_files_back(site, module_runner, monkey
     from ansible_collections.sms.hotfix.plugins.module_utils import sms_client_run
     from ansible_collections.sms.hotfix.plugins.module_utils.sms_client import ClientError
 
-    def broken(drive, parts, data, mtime=None):
+    def broken(drive, parts, data, entry, targets, tx, first=None):
         path = drive.path(parts)
         raise ClientError("no space left on the device holding %s: free space and run again" % path, path=path)
 
-    monkeypatch.setattr(sms_client_run, "write_ini", broken)
+    monkeypatch.setattr(sms_client_run, "write_ini_keys", broken)
     bin_before = lab.snapshot(site.bin)
     ini_before = read(site.ini)
     result = module_runner(MODULE, site.args())
@@ -1085,3 +1085,303 @@ def test_stale_temporary_files_of_a_killed_run_are_removed_by_the_next(site, mod
     assert result["changed"] is True and not os.path.exists(stale)
     assert_upgraded(site)
     assert not [n for n in os.listdir(site.bin) if n.startswith(".sms-tmp-")]
+
+
+# --- issue 23: nothing lost, for real ---------------------------------------------
+
+STATE = ("MS", "SMS", "Hotfix", "Q216552")
+
+
+def state_path(site, *parts):
+    return os.path.join(site.client, *(STATE + parts))
+
+
+def fill_up(folder):
+    """Fill the file system of `folder` to the last byte (a real full disk)."""
+    import errno
+    fd = os.open(os.path.join(folder, "filler"), os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for size in (1 << 16, 4096, 512, 1):
+            try:
+                while True:
+                    os.write(fd, b"\0" * size)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC, exc
+    finally:
+        os.close(fd)
+
+
+@pytest.fixture(params=["tmpfs", "simulated"])
+def full_disk_site(request, tmp_path):
+    """A client whose drive fills up right after its first file is replaced.
+
+    tmpfs: the drive (state folder included) is moved onto a 2 MiB tmpfs that
+    is filled for real; simulated: every write into BIN fails with ENOSPC from
+    then on (the logic, wherever a tmpfs cannot be mounted).
+    """
+    site = Site(tmp_path)
+    site.fs = None
+    if request.param == "tmpfs":
+        mnt = tmp_path / "small"
+        mnt.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)],
+                              capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            pytest.skip("cannot mount a tmpfs here (%s); the simulated variant covers the logic"
+                        % done.stderr.strip())
+        request.addfinalizer(lambda: subprocess.run(["umount", "-l", str(mnt)], capture_output=True, check=False))
+        shutil.copytree(site.client, str(mnt / "client01"), copy_function=shutil.copy2)
+        site.client = str(mnt / "client01")
+        site.bin = os.path.join(site.client, "MS", "SMS", "BIN")
+        site.ini = os.path.join(site.client, "SMS.INI")
+        site.fs = str(mnt)
+    return site
+
+
+def test_a_failed_put_back_keeps_the_backup_and_a_rollback_finishes_it(full_disk_site, module_runner,
+                                                                       monkeypatch):
+    site = full_disk_site
+    originals = {name: read(os.path.join(site.bin, name)) for name in os.listdir(site.bin)}
+    ini_before = read(site.ini)
+    # copies into BIN, sorted: Smsrun32.exe then Smssrv32.exe; the disk is full before the second
+    lab.disk_fills_at(monkeypatch, site.bin + os.sep, 2, fill=(lambda: fill_up(site.fs)) if site.fs else None)
+    result = module_runner(MODULE, site.args())
+    assert result.get("failed") is True and "ALSO failed" in result["msg"], result
+    backup = state_path(site, "backup", "BIN", "Smsrun32.exe")
+    journal_path = state_path(site, "journal.json")
+    assert backup in result["msg"] and journal_path in result["msg"], result["msg"]
+    assert result["backups_kept"] == [backup]
+    assert read(backup) == originals["Smsrun32.exe"], "the only copy of the original is gone"
+    with open(journal_path) as handle:
+        entries = json.load(handle)["entries"]
+    assert "BIN/smsrun32.exe" in entries, "the journal no longer says what is owed"
+    assert read(os.path.join(site.bin, "Smsrun32.exe")) == payload(site.manifest, "x86", "Smsrun32.exe")
+    assert read(site.ini) == ini_before
+    # space is freed; the rollback finishes what is owed, byte for byte
+    monkeypatch.undo()
+    if site.fs:
+        os.unlink(os.path.join(site.fs, "filler"))
+    rolled = module_runner(MODULE, site.args(state="rolled_back"))
+    assert not rolled.get("failed") and rolled["changed"] is True, rolled
+    for name, data in originals.items():
+        assert read(os.path.join(site.bin, name)) == data, name
+    assert read(site.ini) == ini_before
+    assert not os.path.exists(journal_path), "the rollback left the journal in place"
+
+
+def test_after_a_failed_put_back_the_next_rollout_converges_and_keeps_what_is_owed(site, module_runner,
+                                                                                   monkeypatch):
+    original = read(os.path.join(site.bin, "Smsrun32.exe"))
+    lab.disk_fills_at(monkeypatch, site.bin + os.sep, 2)
+    assert module_runner(MODULE, site.args()).get("failed") is True
+    monkeypatch.undo()
+    done = module_runner(MODULE, site.args())
+    assert not done.get("failed") and done["changed"] is True, done
+    assert_upgraded(site)
+    assert module_runner(MODULE, site.args())["changed"] is False
+    module_runner(MODULE, site.args(state="rolled_back"))
+    assert read(os.path.join(site.bin, "Smsrun32.exe")) == original
+
+
+def test_a_client_file_with_a_second_hard_link_is_refused_before_any_backup(site, module_runner):
+    secret = outside(site, "secret.bin", b"a file outside every managed folder")
+    os.chmod(secret, 0o600)
+    target = os.path.join(site.bin, "Smsrun32.exe")
+    os.unlink(target)
+    os.link(secret, target)
+    result = assert_failed_untouched(site, module_runner, site.args(), target, "2 hard links")
+    assert result.get("refused") is True
+    assert not os.path.exists(os.path.join(site.client, "MS", "SMS", "Hotfix"))
+
+
+def test_a_served_file_with_a_second_hard_link_is_refused(site, module_runner):
+    served = os.path.join(site.logon, "Logon.srv", "X86.bin", "Smsrun32.exe")
+    elsewhere = os.path.join(site.root, "outside-served.exe")
+    os.link(served, elsewhere)
+    assert_failed_untouched(site, module_runner, site.args(), served, "2 hard links")
+
+
+def test_a_backup_keeps_the_originals_mode_and_owner_and_a_rollback_gives_it_back(site, module_runner):
+    target = os.path.join(site.bin, "Smsrun32.exe")
+    os.chmod(target, 0o600)
+    if os.geteuid() == 0:
+        os.chown(target, 4242, 4343)
+    module_runner(MODULE, site.args())
+    backup = state_path(site, "backup", "BIN", "Smsrun32.exe")
+    st = os.stat(backup)
+    assert stat_mode(st) == 0o600, oct(stat_mode(st))
+    if os.geteuid() == 0:
+        assert (st.st_uid, st.st_gid) == (4242, 4343)
+    os.unlink(target)  # the rollback must not fall back to 0644 when the file is gone
+    module_runner(MODULE, site.args(state="rolled_back"))
+    st = os.stat(target)
+    assert stat_mode(st) == 0o600, oct(stat_mode(st))
+    if os.geteuid() == 0:
+        assert (st.st_uid, st.st_gid) == (4242, 4343)
+
+
+def stat_mode(st):
+    import stat as stat_module
+    return stat_module.S_IMODE(st.st_mode)
+
+
+def other_writer(site, monkeypatch, times=1):
+    """Another writer changes SMS.INI `times` times inside the run's window (during the SMSRUN32 sample)."""
+    from ansible_collections.sms.hotfix.plugins.module_utils import sms_client_run
+    real = sms_client_run.smsrun_state
+    done = {"n": 0}
+
+    def sample(*args, **kwargs):
+        state = real(*args, **kwargs)
+        done["n"] += 1
+        data = read(site.ini)
+        lab.write(site.ini, data.replace(b"[Servers]\r\n", b"[Servers]\r\nAddedBy=ClientSetup\r\n"))
+        return state
+    monkeypatch.setattr(sms_client_run, "smsrun_state", sample)
+    return done
+
+
+def test_another_writers_change_to_sms_ini_in_the_window_survives(site, module_runner, monkeypatch):
+    done = other_writer(site, monkeypatch)
+    result = module_runner(MODULE, site.args())
+    assert done["n"] == 1
+    assert not result.get("failed") and result["changed"] is True, result
+    data = read(site.ini)
+    assert b"AddedBy=ClientSetup\r\n" in data, "the other writer's change was lost"
+    assert data == expected_ini().replace(b"[Servers]\r\n", b"[Servers]\r\nAddedBy=ClientSetup\r\n")
+    assert result["ini_rebuilt"] == 1 and "another writer" in result["msg"]
+    monkeypatch.undo()
+    assert module_runner(MODULE, site.args())["changed"] is False
+
+
+def test_a_writer_that_never_stops_fails_the_client_cleanly_naming_sms_ini(site, module_runner, monkeypatch):
+    from ansible_collections.sms.hotfix.plugins.module_utils import sms_fs
+    real = sms_fs.LocalVolume.write
+    writes = {"n": 0}
+
+    def busy(volume, parts, chunks, **kwargs):
+        if kwargs.get("unchanged") is not None:  # the other writer gets in just before every rename
+            writes["n"] += 1
+            with open(site.ini, "ab") as handle:
+                handle.write(b"; touched %d\r\n" % writes["n"])
+        return real(volume, parts, chunks, **kwargs)
+    monkeypatch.setattr(sms_fs.LocalVolume, "write", busy)
+    bin_before = lab.snapshot(site.bin)
+    result = module_runner(MODULE, site.args())
+    assert result.get("failed") is True and site.ini in result["msg"] and "another writer" in result["msg"], result
+    assert writes["n"] == 3
+    assert lab.snapshot(site.bin) == bin_before, "the files were not put back"
+    assert read(site.ini) == lab.sms_ini() + b"".join(b"; touched %d\r\n" % n for n in (1, 2, 3)), \
+        "the other writer's last content is not what is on disk"
+
+
+@pytest.mark.parametrize("folder", [("backup", "BIN"), ("backup", "INI"), ()])
+def test_stale_temporary_files_in_the_state_folder_are_removed(site, module_runner, folder):
+    module_runner(MODULE, site.args())  # the state folder and its backup folders exist
+    stale = state_path(site, *(folder + (".sms-tmp-%d-0badc0de-Smsrun32.exe" % (2 ** 22 + 1),)))
+    lab.write(stale, b"half a backup")
+    serve_other_version(site)
+    check = module_runner(MODULE, site.args(), check_mode=True)
+    assert stale in check["stale_temporary_files"] and os.path.exists(stale)
+    result = module_runner(MODULE, site.args())
+    assert not result.get("failed") and stale in result["stale_temporary_files"], result
+    assert not os.path.exists(stale)
+
+
+def serve_other_version(site):
+    """The copy list moves on, so a re-run has work to do."""
+    path = os.path.join(site.logon, "Logon.srv", "Cl_nt.txt")
+    lab.write(path, read(path).replace(b"CopyListVersion=42", b"CopyListVersion=43"))
+
+
+WRITER = r"""
+import os, sys, time
+sys.path.insert(0, sys.argv[1])
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import LocalVolume
+
+def chunks():
+    yield b"the first block of a backup"
+    print("ready", flush=True)
+    time.sleep(60)
+    yield b"never"
+
+volume = LocalVolume(sys.argv[2])
+volume.makedirs(("backup", "BIN"))
+volume.write(("backup", "BIN", "Smsrun32.exe"), chunks())
+"""
+
+
+def test_a_backup_write_killed_by_sigkill_leaves_a_temp_file_the_next_run_removes(site, module_runner):
+    from sms_testlib import REPO
+    state = state_path(site)
+    os.makedirs(state)
+    child = subprocess.Popen([sys.executable, "-c", WRITER, os.path.join(REPO, "collections"), state],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+    finally:
+        child.kill()
+        child.wait()
+    temps = [n for n in os.listdir(os.path.join(state, "backup", "BIN")) if n.startswith(".sms-tmp-%d-" % child.pid)]
+    assert len(temps) == 1, os.listdir(os.path.join(state, "backup", "BIN"))
+    result = module_runner(MODULE, site.args())
+    assert not result.get("failed") and result["changed"] is True, result
+    assert_upgraded(site)
+    assert sorted(os.listdir(os.path.join(state, "backup", "BIN"))) == ["Smsrun32.exe", "Smssrv32.exe"]
+
+
+def test_a_fifo_for_sms_ini_fails_without_ansibles_file_facts(site, module_runner):
+    os.unlink(site.ini)
+    os.mkfifo(site.ini)
+    bin_before = lab.snapshot(site.bin)  # (a snapshot of the whole drive would block opening the FIFO)
+    result = module_runner(MODULE, site.args())
+    assert result.get("failed") is True and site.ini in result["msg"] and "not a regular file" in result["msg"], result
+    assert "state" not in result and "size" not in result, result  # Ansible's add_path_info would say "file", 0
+    assert lab.snapshot(site.bin) == bin_before and not os.path.exists(os.path.join(site.client, "MS", "SMS", "Hotfix"))
+
+
+def test_a_utf16_sms_ini_is_named_as_such_and_left_alone(site, module_runner):
+    lab.write(site.ini, lab.sms_ini().decode("latin-1").encode("utf-16"))
+    assert_failed_untouched(site, module_runner, site.args(), site.ini, "UTF-16 little-endian with a byte-order mark",
+                            "Encoding: ANSI")
+
+
+def test_another_writers_change_to_sms_ini_during_a_rollback_survives(site, module_runner, monkeypatch):
+    ini_before = read(site.ini)
+    module_runner(MODULE, site.args())
+    lab.write(site.ini, read(site.ini) + b"; SMS wrote this since\r\n")  # so the keys mode applies
+    done = other_writer(site, monkeypatch)
+    result = module_runner(MODULE, site.args(state="rolled_back"))
+    assert done["n"] == 1 and not result.get("failed"), result
+    assert read(site.ini) == ini_before.replace(b"[Servers]\r\n", b"[Servers]\r\nAddedBy=ClientSetup\r\n") \
+        + b"; SMS wrote this since\r\n"
+    assert result["ini_rebuilt"] == 1
+
+
+def test_a_rollback_removes_stale_temporary_files_of_a_killed_run(site, module_runner):
+    module_runner(MODULE, site.args())
+    stale = [state_path(site, "backup", "BIN", ".sms-tmp-%d-0badc0de-Smsrun32.exe" % (2 ** 22 + 1)),
+             os.path.join(site.bin, ".sms-tmp-%d-0badc0de-Smssrv32.exe" % (2 ** 22 + 1))]
+    for path in stale:
+        lab.write(path, b"half a file")
+    check = module_runner(MODULE, site.args(state="rolled_back"), check_mode=True)
+    assert sorted(check["stale_temporary_files"]) == sorted(stale) and all(os.path.exists(p) for p in stale)
+    result = module_runner(MODULE, site.args(state="rolled_back"))
+    assert not result.get("failed") and sorted(result["stale_temporary_files"]) == sorted(stale), result
+    assert not any(os.path.exists(p) for p in stale)
+
+
+def test_a_rollback_whose_put_back_fails_keeps_the_journal_and_a_second_rollback_finishes(site, module_runner,
+                                                                                         monkeypatch):
+    originals = {name: read(os.path.join(site.bin, name)) for name in os.listdir(site.bin)}
+    module_runner(MODULE, site.args())
+    lab.disk_fills_at(monkeypatch, site.bin + os.sep, 2)  # the second restore finds the disk full
+    result = module_runner(MODULE, site.args(state="rolled_back"))
+    journal = state_path(site, "journal.json")
+    assert result.get("failed") is True and "ALSO failed" in result["msg"] and journal in result["msg"], result
+    assert os.path.exists(journal) and os.path.exists(state_path(site, "backup", "BIN", "Smsrun32.exe"))
+    monkeypatch.undo()
+    again = module_runner(MODULE, site.args(state="rolled_back"))
+    assert not again.get("failed"), again
+    for name, data in originals.items():
+        assert read(os.path.join(site.bin, name)) == data, name

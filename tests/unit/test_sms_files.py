@@ -550,6 +550,80 @@ def test_rollback_removes_a_state_folder_it_made_from_nothing(tmp_path):
     assert not (tmp_path / "state").exists(), "the run made %s and left it" % (tmp_path / "state" / "client01")
 
 
+def _full_disk_for_put_back(monkeypatch, volume, marker):
+    """From now on, a write into a path holding `marker` fails with ENOSPC (the disk filled meanwhile)."""
+    real = volume.write
+
+    def write(parts, chunks, **kwargs):
+        if marker in volume.path(parts):
+            raise SmsFileError(sms_fs_error(volume.path(parts)), path=volume.path(parts))
+        return real(parts, chunks, **kwargs)
+    monkeypatch.setattr(volume, "write", write)
+
+
+def sms_fs_error(path):
+    from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import describe_os_error
+    return describe_os_error(OSError(errno.ENOSPC, "No space left on device"), path)
+
+
+def test_a_failed_put_back_keeps_that_files_backup_and_journal_entry(host, monkeypatch):
+    """The put-back of SMSRUN32.EXE fails (the disk is full): its backup is the only original left, and stays."""
+    txn = Transaction(host.journal)
+    txn.record("BIN", "SMSRUN32.EXE", host.drive, host.bin("SMSRUN32.EXE"), save=False)
+    txn.record("BIN", "Smssrv32.exe", host.drive, host.bin("Smssrv32.exe"), save=False)
+    host.journal.save()
+    txn.remember(host.drive, host.bin("SMSRUN32.EXE"))
+    host.drive.write_bytes(host.bin("SMSRUN32.EXE"), b"hotfix smsrun32")
+    txn.remember(host.drive, host.bin("Smssrv32.exe"))  # its copy then failed: never touched
+    _full_disk_for_put_back(monkeypatch, host.drive, os.path.join("BIN", "SMSRUN32.EXE"))
+    restored, problems = txn.rollback()
+    assert restored == [] and len(problems) == 1 and "no space left" in problems[0], problems
+    backup = host.state_root() / "backup" / "BIN" / "SMSRUN32.EXE"
+    assert read(backup) == b"original smsrun32", "the only copy of the original is gone"
+    assert stat.S_IMODE(os.stat(str(backup)).st_mode) == 0o640, "the backup keeps the original's mode"
+    assert not (host.state_root() / "backup" / "BIN" / "Smssrv32.exe").exists(), "an unneeded backup stays"
+    assert sorted(on_disk(host.journal)["entries"]) == ["BIN/smsrun32.exe"]
+    assert txn.owed_backups() == [str(backup)]
+    note = txn.owed_note()
+    assert str(backup) in note and host.journal.path in note and "roll back" in note
+    # the journal is enough for a later restore, byte for byte
+    monkeypatch.undo()
+    entry = BackupJournal(host.drive, STATE).entry("BIN", "SMSRUN32.EXE")
+    BackupJournal(host.drive, STATE).restore(entry, host.drive, host.bin("SMSRUN32.EXE"))
+    assert read(host.root.joinpath(*BIN) / "SMSRUN32.EXE") == b"original smsrun32"
+    assert stat.S_IMODE(os.stat(str(host.root.joinpath(*BIN) / "SMSRUN32.EXE")).st_mode) == 0o640
+
+
+def test_a_failed_put_back_with_a_journal_that_cannot_be_rewritten_keeps_every_backup(host, monkeypatch):
+    txn = Transaction(host.journal)
+    txn.record("BIN", "SMSRUN32.EXE", host.drive, host.bin("SMSRUN32.EXE"), save=False)
+    txn.record("BIN", "Smssrv32.exe", host.drive, host.bin("Smssrv32.exe"), save=False)
+    host.journal.save()
+    txn.remember(host.drive, host.bin("SMSRUN32.EXE"))
+    host.drive.write_bytes(host.bin("SMSRUN32.EXE"), b"hotfix smsrun32")
+    _full_disk_for_put_back(monkeypatch, host.drive, os.sep)  # nothing can be written any more
+    restored, problems = txn.rollback()
+    assert len(problems) == 2 and "journal" in problems[1], problems
+    entries = on_disk(host.journal)["entries"]
+    assert sorted(entries) == ["BIN/smsrun32.exe", "BIN/smssrv32.exe"]
+    for entry in entries.values():  # the journal on disk names only backups that are there
+        assert hashlib.sha256(read(host.state_root().joinpath(*entry["backup"].split("/")))).hexdigest() \
+            == entry["sha256"]
+
+
+def test_a_put_back_that_does_not_read_back_is_not_counted_as_done(host, monkeypatch):
+    txn = Transaction(host.journal)
+    txn.record("BIN", "SMSRUN32.EXE", host.drive, host.bin("SMSRUN32.EXE"))
+    txn.remember(host.drive, host.bin("SMSRUN32.EXE"))
+    host.drive.write_bytes(host.bin("SMSRUN32.EXE"), b"hotfix smsrun32")
+    real = host.drive.sha256
+    monkeypatch.setattr(host.drive, "sha256", lambda parts: "0" * 64 if parts[-1] == "SMSRUN32.EXE" else real(parts))
+    restored, problems = txn.rollback()
+    assert restored == [] and "reads back" in problems[0]
+    assert (host.state_root() / "backup" / "BIN" / "SMSRUN32.EXE").exists()
+    assert sorted(on_disk(host.journal)["entries"]) == ["BIN/smsrun32.exe"]
+
+
 # -- checks before a change ------------------------------------------------------------------------
 def test_check_writable_passes_on_writable_folders_and_files(host):
     check_writable(host.drive, [BIN, (), ("MS",)], [host.bin("SMSRUN32.EXE"), ("SMS.INI",)])

@@ -887,3 +887,53 @@ def test_describe_os_error_says_what_to_do():
         text = describe_os_error(OSError(code, "nope"), "/x")
         assert text.startswith("cannot write in /x") and "make it writable" in text
     assert describe_os_error(OSError(errno.EIO, "Input/output error"), "/x") == "cannot use /x: Input/output error"
+
+
+# -- issue 23: hard links, the file that was read, stale temps everywhere --------------------------
+def test_a_file_with_a_second_hard_link_is_refused_by_every_read(tmp_path):
+    put(tmp_path / "v" / "BIN" / "f.exe", b"outside content", mode=0o600)
+    os.link(str(tmp_path / "v" / "BIN" / "f.exe"), str(tmp_path / "outside.exe"))
+    volume = LocalVolume(str(tmp_path / "v"))
+    for read_it in (volume.read, volume.sha256, lambda parts: b"".join(volume.chunks(parts)), volume.read_stamped):
+        with pytest.raises(sms_fs.PathRefused) as info:
+            read_it(("BIN", "f.exe"))
+        assert volume.path(("BIN", "f.exe")) in info.value.msg and "2 hard links" in info.value.msg
+        assert info.value.facts["nlink"] == 2
+    with pytest.raises(sms_fs.PathRefused):
+        LocalVolume(str(tmp_path / "w")).copy_from(volume, ("BIN", "f.exe"), ("copy.exe",))
+    assert not (tmp_path / "w").exists() or os.listdir(str(tmp_path / "w")) == []
+    assert volume.read(("BIN", "f.exe"), links_ok=True) == b"outside content"  # the lock's reader only
+    assert volume.entry(("BIN", "f.exe")).nlink == 2
+
+
+def test_a_write_over_the_file_that_was_read_checks_it_is_still_that_file(tmp_path):
+    put(tmp_path / "SMS.INI", b"[SMS]\r\nA=1\r\n")
+    volume = LocalVolume(str(tmp_path))
+    data, entry = volume.read_stamped(("SMS.INI",))
+    volume.write_bytes(("SMS.INI",), b"[SMS]\r\nA=2\r\n", unchanged=sms_fs.identity(entry, data))
+    assert read(tmp_path / "SMS.INI") == b"[SMS]\r\nA=2\r\n"
+    data, entry = volume.read_stamped(("SMS.INI",))
+    # another writer, same size and (restored) date: only the hash tells
+    put(tmp_path / "SMS.INI", b"[SMS]\r\nA=3\r\n", mtime=entry.mtime_ns / 1e9)
+    os.utime(str(tmp_path / "SMS.INI"), ns=(entry.mtime_ns, entry.mtime_ns))
+    with pytest.raises(sms_fs.FileChanged) as info:
+        volume.write_bytes(("SMS.INI",), b"[SMS]\r\nA=4\r\n", unchanged=sms_fs.identity(entry, data))
+    assert volume.path(("SMS.INI",)) in info.value.msg and "another writer" in info.value.msg
+    assert read(tmp_path / "SMS.INI") == b"[SMS]\r\nA=3\r\n"
+    assert os.listdir(str(tmp_path)) == ["SMS.INI"], "the temporary file was left"
+
+
+def test_stale_temps_finds_a_dead_writers_files_below_a_folder_without_entering_links(tmp_path):
+    dead = ".sms-tmp-%d-0badc0de-" % (2 ** 22 + 1)
+    put(tmp_path / "v" / "state" / (dead + "journal.json"), b"half")
+    put(tmp_path / "v" / "state" / "backup" / "BIN" / (dead + "Smsrun32.exe"), b"half")
+    put(tmp_path / "v" / "BIN" / "sub" / (dead + "x"), b"not walked: BIN is not deep")
+    put(tmp_path / "outside" / (dead + "y"), b"outside")
+    os.symlink(str(tmp_path / "outside"), str(tmp_path / "v" / "state" / "link"))
+    volume = LocalVolume(str(tmp_path / "v"))
+    found = sms_fs.stale_temps([(volume, ("state",), True), (volume, ("BIN",), False), (volume, ("none",), True)])
+    assert sorted(sms_fs.temp_paths(found)) == sorted([
+        volume.path(("state", dead + "journal.json")), volume.path(("state", "backup", "BIN", dead + "Smsrun32.exe"))])
+    sms_fs.clean_temps(found)
+    assert sms_fs.stale_temps([(volume, ("state",), True)]) == []
+    assert (tmp_path / "outside" / (dead + "y")).exists() and (tmp_path / "v" / "BIN" / "sub" / (dead + "x")).exists()

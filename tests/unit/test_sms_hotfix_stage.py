@@ -779,3 +779,65 @@ def test_stale_temporary_files_in_client_src_are_removed(world, run):
     assert run(check_mode=True)["stale_temporary_files"] == [stale] and os.path.exists(stale)
     result = run()
     assert result["stale_temporary_files"] == [stale] and not os.path.exists(stale)
+
+
+# -- issue 23: nothing lost, for real ---------------------------------------------------------------
+def test_a_failed_put_back_keeps_its_backup_and_a_rollback_finishes_it(world, run, monkeypatch):
+    import sms_testlib
+    folder = os.path.join(world["sms"], "Site.srv", "Maincfg.box", "Client.src")
+    before = snapshot(folder)
+    sms_testlib.disk_fills_at(monkeypatch, "Client.src", 2)  # full after the first file is replaced
+    result = run()
+    assert_refused(result, "no space left", "could not all be put back", preflight=False)
+    assert len(result["backups_kept"]) == 1, result
+    backup = result["backups_kept"][0]
+    assert backup in result["msg"] and os.path.exists(backup), result["msg"]
+    journal = json.loads(read(os.path.join(state_folder(world), "journal.json")))
+    kept = [e for e in journal["entries"].values() if e.get("backup")]
+    assert len(kept) == 1 and sha256_file(backup) == kept[0]["sha256"], journal
+    platform = "x86" if "X86.bin" in backup else "alpha"
+    originals = {name.lower(): data for name, data in original_files(platform).items()}
+    assert read(backup) == originals[os.path.basename(backup).lower()], "the original is gone"
+    monkeypatch.undo()
+    rolled = run(state="rolled_back")
+    assert not rolled.get("failed"), rolled
+    assert {k: v[:2] for k, v in snapshot(folder).items()} == {k: v[:2] for k, v in before.items()}
+
+
+def test_a_hard_link_in_client_src_is_refused_before_any_backup(world, run):
+    secret = os.path.join(str(world["tmp"]), "outside.bin")
+    write(secret, b"outside every managed folder")
+    os.chmod(secret, 0o600)
+    target = os.path.join(client_src(world["sms"]), "SMSRUN32.EXE")
+    os.unlink(target)
+    os.link(secret, target)
+    before = snapshot(world["site"])
+    result = run()
+    assert_refused(result, target, "2 hard links")
+    assert snapshot(world["site"]) == before
+    assert not os.path.exists(os.path.join(world["sms"], "Hotfix"))
+
+
+def test_a_backup_keeps_the_mode_of_a_0600_original_and_the_rollback_gives_it_back(world, run):
+    target = os.path.join(client_src(world["sms"]), "SMSRUN32.EXE")
+    os.chmod(target, 0o600)
+    assert not run().get("failed")
+    backup = os.path.join(state_folder(world), "backup", "X86.bin", "SMSRUN32.EXE")
+    assert os.stat(backup).st_mode & 0o777 == 0o600
+    os.unlink(target)
+    assert not run(state="rolled_back").get("failed")
+    assert os.stat(target).st_mode & 0o777 == 0o600
+    assert read(target) == original_files("x86")["Smsrun32.exe"]
+
+
+@pytest.mark.parametrize("where", [("backup", "X86.bin"), ("backup", "Alpha.bin"), ()])
+def test_stale_temporary_files_anywhere_in_the_state_folder_are_removed(world, run, where):
+    assert not run(platforms=["x86"] if where == ("backup", "Alpha.bin") else None).get("failed")
+    folder = os.path.join(state_folder(world), *where)
+    os.makedirs(folder, exist_ok=True)
+    stale = os.path.join(folder, ".sms-tmp-%d-0badc0de-Smsrun32.exe" % (2 ** 22 + 1))
+    write(stale, b"half a backup")
+    assert stale in run(check_mode=True)["stale_temporary_files"] and os.path.exists(stale)
+    result = run()
+    assert not result.get("failed") and stale in result["stale_temporary_files"], result
+    assert not os.path.exists(stale)

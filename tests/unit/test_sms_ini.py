@@ -93,6 +93,18 @@ def test_nul_bytes_are_refused():
         IniDocument.parse(b"[SMS]\r\n\x00\x00\r\n")
 
 
+@pytest.mark.parametrize("data, encoding", [
+    ("[SMS]\r\nCopyListVersion=41\r\n".encode("utf-16"), "UTF-16 little-endian with a byte-order mark"),
+    (b"\xfe\xff" + "[SMS]\r\n".encode("utf-16-be"), "UTF-16 big-endian with a byte-order mark"),
+    ("[SMS]\r\nCopyListVersion=41\r\n".encode("utf-16-le"), "UTF-16 little-endian (no byte-order mark)"),
+])
+def test_a_utf16_file_is_named_as_such_with_what_to_do(data, encoding):
+    with pytest.raises(IniError) as info:
+        IniDocument.parse(data, name="C:/SMS.INI")
+    assert "C:/SMS.INI is saved as %s" % encoding in info.value.msg
+    assert "Encoding: ANSI" in info.value.msg and "NUL" not in info.value.msg
+
+
 # --- line ends: CR LF, LF and CR only ------------------------------------------
 
 ODD = (b"; Setup\x85 done\r\n"

@@ -716,3 +716,70 @@ def test_action_refuses_a_broken_manifest(tmp_path):
     with pytest.raises(Exception) as info:
         action.resolve_manifest({"manifest": str(broken)})
     assert str(broken) in str(info.value) and "sms_hotfix_manifest" in str(info.value)
+
+
+# --- issue 23: nothing lost, for real -------------------------------------------------
+
+def push_state(sms, *parts):
+    return os.path.join(sms, "Hotfix", "Q216552", "push", *parts)
+
+
+def test_a_push_whose_put_back_fails_keeps_the_backup_and_a_restore_finishes_it(site, module_runner, monkeypatch):
+    manifest, sms, root = site
+    before = lib.snapshot(rel(sms))
+    lib.disk_fills_at(monkeypatch, "Logon.srv", 2)  # full after the first file is replaced
+    result = module_runner(MODULE, args(manifest, sms, state="pushed"))
+    assert result["failed"] is True and "could not all be put back" in result["msg"], result["msg"]
+    assert len(result["backups_kept"]) == 1
+    backup = result["backups_kept"][0]
+    assert backup in result["msg"] and os.path.exists(backup)
+    with open(push_state(sms, "journal.json")) as handle:
+        entries = json.load(handle)["entries"]
+    assert [e["sha256"] for e in entries.values() if e.get("backup")] == [lib.sha256_file(backup)]
+    monkeypatch.undo()
+    restored = module_runner(MODULE, args(manifest, sms, state="restored"))
+    assert not restored.get("failed"), restored
+    assert {k: v[:2] for k, v in lib.snapshot(rel(sms)).items()} == {k: v[:2] for k, v in before.items()}
+
+
+def test_a_push_refuses_a_served_file_with_a_second_hard_link(site, module_runner, tmp_path):
+    manifest, sms, root = site
+    served = rel(sms, "X86.bin", "Smsrun32.exe")
+    os.link(served, str(tmp_path / "outside.exe"))
+    before = lib.snapshot(root)
+    result = module_runner(MODULE, args(manifest, sms, state="pushed"))
+    assert result["failed"] is True and served in result["msg"] and "2 hard links" in result["msg"], result
+    assert lib.snapshot(root) == before
+
+
+def test_a_push_backup_keeps_the_mode_of_a_0600_original(site, module_runner):
+    manifest, sms, root = site
+    os.chmod(rel(sms, "X86.bin", "Smsrun32.exe"), 0o600)
+    assert not module_runner(MODULE, args(manifest, sms, state="pushed")).get("failed")
+    assert os.stat(push_state(sms, "backup", "X86.bin", "Smsrun32.exe")).st_mode & 0o777 == 0o600
+    os.unlink(rel(sms, "X86.bin", "Smsrun32.exe"))
+    assert not module_runner(MODULE, args(manifest, sms, state="restored")).get("failed")
+    assert os.stat(rel(sms, "X86.bin", "Smsrun32.exe")).st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("where", [("backup", "X86.bin"), ()])
+def test_stale_temporary_files_in_the_push_state_folder_are_removed(site, module_runner, where):
+    manifest, sms, root = site
+    assert not module_runner(MODULE, args(manifest, sms, state="pushed", platforms=["x86"])).get("failed")
+    stale = push_state(sms, *(where + (".sms-tmp-%d-0badc0de-Smsrun32.exe" % (2 ** 22 + 1),)))
+    lib.write(stale, b"half a backup")
+    result = module_runner(MODULE, args(manifest, sms, state="pushed"))
+    assert not result.get("failed") and stale in result["stale_temporary_files"], result
+    assert not os.path.exists(stale)
+
+
+def test_a_restore_removes_stale_temporary_files_of_a_killed_push(site, module_runner):
+    manifest, sms, root = site
+    assert not module_runner(MODULE, args(manifest, sms, state="pushed")).get("failed")
+    stale = [push_state(sms, "backup", "X86.bin", ".sms-tmp-%d-0badc0de-Smsrun32.exe" % (2 ** 22 + 1)),
+             rel(sms, "X86.bin", ".sms-tmp-%d-0badc0de-Smsrun32.exe" % (2 ** 22 + 1))]
+    for path in stale:
+        lib.write(path, b"half a file")
+    result = module_runner(MODULE, args(manifest, sms, state="restored"))
+    assert not result.get("failed") and sorted(result["stale_temporary_files"]) == sorted(stale), result
+    assert not any(os.path.exists(p) for p in stale)
