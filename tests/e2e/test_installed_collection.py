@@ -135,8 +135,8 @@ def test_every_entry_point_is_found_by_its_fqcn(installed):
     assert REPO not in result.stdout + result.stderr
 
 
-def test_without_sms_hotfix_manifest_the_plan_refuses_says_how_and_changes_nothing(installed, make_lab,
-                                                                                    hotfix_store):
+def test_without_sms_hotfix_manifest_the_plan_refuses_says_how_and_changes_nothing(
+        installed, make_lab, hotfix_store):
     _tarball, collections, work = installed
     lab = make_lab(no_mm=True)
     before = lab.snapshot()
@@ -156,8 +156,8 @@ def test_without_sms_hotfix_manifest_the_plan_refuses_says_how_and_changes_nothi
     assert "manifest and payload verified" in verified.stdout
 
 
-def test_rollout_report_and_rollback_run_by_fqcn_from_the_installed_collection(installed, make_lab,
-                                                                              hotfix_store, tmp_path):
+def test_rollout_report_and_rollback_run_by_fqcn_from_the_installed_collection(
+        installed, make_lab, hotfix_store, tmp_path):
     _tarball, collections, _work = installed
     lab = make_lab(cycle=2, hung=0)
     clients = lab.clients()
