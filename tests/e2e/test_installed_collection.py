@@ -183,6 +183,11 @@ def test_rollout_report_and_rollback_run_by_fqcn_from_the_installed_collection(
     assert sorted(c["host"] for c in report["clients"] if c["status"] == "done") == clients
     assert "SMS rollout Q216552" in rollout.stdout
 
+    # compliance reads the clients' state: every one has the hotfix
+    compliant = playbook(installed, "compliance", lab, "-e", hotfix, "-e", "sms_compliance_fail=true", env=env)
+    assert compliant.returncode == 0, (compliant.stdout + compliant.stderr)[-3000:]
+    assert '"compliant: %d/%d"' % (len(clients), len(clients)) in compliant.stdout
+
     # the workflow report node's program runs from the installed collection too
     merged = playbook(installed, "report", lab, "-e", "sms_report_workflow_dir=%s" % reports, env=env)
     assert merged.returncode == 0, (merged.stdout + merged.stderr)[-3000:]
@@ -194,3 +199,5 @@ def test_rollout_report_and_rollback_run_by_fqcn_from_the_installed_collection(
     for client in clients:
         assert (lab.snapshot(client, "MS", "SMS", "BIN"), lab.sms_ini(client)) == before[client], client
     assert lab.snapshot("smssite", "SMS", "Site.srv", "Maincfg.box", "Client.src") == site_before
+    after = playbook(installed, "compliance", lab, "-e", hotfix, "-e", "sms_compliance_fail=true", env=env)
+    assert after.returncode != 0 and '"compliant: 0/%d"' % len(clients) in after.stdout, after.stdout[-3000:]
