@@ -76,10 +76,21 @@ def find_reports(workflow_dir, out_dir):
 
 # ---- merging and writing (the shared report model) ------------------------
 
+def collection_paths(root):
+    """Where the sms.hotfix collection rooted at `root` is found: collections/ of a checkout, or the
+    collections path an installed one sits in."""
+    paths = [os.path.join(root, "collections")]
+    top = os.path.dirname(os.path.dirname(root))
+    if os.path.basename(top) == "ansible_collections":
+        paths.append(os.path.dirname(top))
+    return paths
+
+
 def _shared():
-    """The report model and files of the sms.hotfix collection (this checkout)."""
+    """The report model and files of the sms.hotfix collection this program is part of: a checkout
+    (collections/ links to it) or an installed collection (<path>/ansible_collections/sms/hotfix)."""
     from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
-    _AnsibleCollectionFinder(paths=[os.path.join(REPO, "collections")])._install()
+    _AnsibleCollectionFinder(paths=collection_paths(REPO))._install()
     from ansible_collections.sms.hotfix.plugins.plugin_utils import sms_report_files as files
     from ansible_collections.sms.hotfix.plugins.plugin_utils import sms_report_model as model
     return model, files
