@@ -172,7 +172,7 @@ def core_problems():
     return problems
 
 
-def limit_problems(limit, kept, needs, groups):
+def limit_problems(limit, kept, needs, groups, awx=False):
     """A --limit that leaves out a server the run must touch first (the site server: the lock, the site tier)."""
     if not limit:
         return []
@@ -185,13 +185,16 @@ def limit_problems(limit, kept, needs, groups):
             add.append(need["group"])
     if not missing:
         return []
-    from ansible_collections.sms.hotfix.plugins.plugin_utils.sms_invocation import current, rerun
-    invocation = current()
     wider = ",".join(add + [str(limit)])
+    if awx:
+        how = "launch it again with Limit %s" % wider
+    else:
+        from ansible_collections.sms.hotfix.plugins.plugin_utils.sms_invocation import current, rerun
+        how = rerun(current(), limit=wider)
     return ["--limit %s leaves out %s, which this playbook must go through before any client: the site server "
             "holds the rollout lock and its tier comes first (staged, or rolled back). "
             "Keep it in the limit (what is already done there reports no change): %s"
-            % (limit, "; ".join(missing), rerun(invocation, limit=wider))]
+            % (limit, "; ".join(missing), how)]
 
 
 def named(hosts):
@@ -221,7 +224,8 @@ class ActionModule(ActionBase):
             problems += core_problems()
         limit = args.get("limit")
         if limit and not problems:
-            problems += limit_problems(limit.get("value"), limit.get("kept"), limit.get("needs"), groups)
+            problems += limit_problems(limit.get("value"), limit.get("kept"), limit.get("needs"), groups,
+                                       awx="awx_job_id" in task_vars)
         if problems:
             result.update(failed=True, problems=problems, summary=summary,
                           msg="the rollout does not start, and nothing was changed: %s" % "; ".join(problems))

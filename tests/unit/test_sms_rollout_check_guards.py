@@ -43,6 +43,8 @@ def test_a_limit_must_keep_the_site_server_and_the_refusal_gives_the_command_tha
     assert problem.startswith("--limit c1 leaves out the site server (smssite)")
     assert "--limit site_server,c1" in problem
     assert check.limit_problems("c1", ["c1"], [], groups) == []  # no lock follows (clients.yml, plan.yml alone)
+    [problem] = check.limit_problems("c1", ["c1"], needs, groups, awx=True)  # AWX's Limit field
+    assert problem.endswith("launch it again with Limit site_server,c1")
 
 
 def test_known_names_are_read_from_the_roles_and_playbooks_not_kept_by_hand():
