@@ -369,6 +369,65 @@ def test_as_shipped_the_host_compiles_nothing_and_another_python_each_utility_on
     assert compiled["ansible/module_utils/basic.py"] == 2
 
 
+# ansible-playbook with ansible-core's AnsiballZ wrapper in a format
+# sms_bytecode does not read (as a later ansible-core's may be): its mark
+# written another way, the wrapper's code otherwise the same.
+CHANGED_WRAPPER_PLAYBOOK = r"""
+import sys
+from ansible.executor import module_common
+real = module_common._get_ansiballz_code
+def changed(shebang):
+    code = real(shebang)
+    assert "\n_ANSIBALLZ_WRAPPER = True\n" in code
+    return code.replace("\n_ANSIBALLZ_WRAPPER = True\n", "\n_ANSIBALLZ_WRAPPER = bool(1)  # another format\n")
+module_common._get_ansiballz_code = changed
+from ansible.cli.playbook import main
+sys.argv[0] = "ansible-playbook"
+sys.exit(main())
+"""
+
+
+def test_a_wrapper_format_it_does_not_read_goes_as_ansible_core_built_it_and_says_so(site, tmp_path):
+    remote_tmp = tmp_path / "remote-tmp"
+    facts = {key: site.args()[key] for key in ("drive_root", "platform", "manifest", "cpu_window", "process_scope")}
+    (tmp_path / "play.json").write_text(json.dumps([{
+        "hosts": "localhost", "gather_facts": False,
+        "tasks": [{"sms.hotfix.sms_client_upgrade": site.args(), "register": "upgrade"},
+                  {"sms.hotfix.sms_client_facts": facts, "register": "facts"},
+                  {"ansible.builtin.copy": {"dest": str(tmp_path / "results.json"),
+                                            "content": "{{ {'upgrade': upgrade, 'facts': facts} | to_json }}"}}]}]))
+    script = tmp_path / "changed-wrapper-playbook.py"
+    script.write_text(CHANGED_WRAPPER_PLAYBOOK)
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(lab.REPO, "ansible.cfg"), SMS_REPORT_DISABLE="1",
+               ANSIBLE_KEEP_REMOTE_FILES="1", ANSIBLE_PIPELINING="0", ANSIBLE_REMOTE_TMP=str(remote_tmp),
+               ANSIBLE_LOCAL_TMP=str(tmp_path / "local-tmp"), ANSIBLE_NOCOLOR="1")
+    done = subprocess.run([sys.executable, str(script), "-vvv", "-i", "localhost,", "-c", "local", "-e",
+                           json.dumps({"ansible_python_interpreter": sys.executable}), str(tmp_path / "play.json")],
+                          cwd=lab.REPO, env=env, capture_output=True, text=True, timeout=180, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    # The modules ran, and did their work, from ansible-core's own payload.
+    assert results["upgrade"]["status"] == "upgraded" and results["upgrade"]["changed"] is True, results["upgrade"]
+    assert_upgraded(site)
+    assert results["facts"]["compliance"]["compliant"] is True, results["facts"]
+    shipped = sorted(os.path.join(top, name) for top, _dirs, names in os.walk(remote_tmp) for name in names
+                     if name.startswith("AnsiballZ_sms_"))
+    assert len(shipped) == 2, shipped
+    for path in shipped:
+        data = open(path, "rb").read()
+        assert b"_ANSIBALLZ_WRAPPER = bool(1)  # another format" in data, path
+        assert b"zip_data='" in data
+        start = data.index(b"zip_data='") + len(b"zip_data='")
+        with zipfile.ZipFile(io.BytesIO(base64.b64decode(data[start:data.index(b"'", start)]))) as zipped:
+            assert not [name for name in zipped.namelist() if name.endswith(".pyc")], path
+    # Said in the result and at -vvv, with why.
+    for module in ("sms_client_upgrade", "sms_client_facts"):
+        said = results[module.replace("sms_client_", "")]["sms_module_bytecode_skipped"]
+        assert said.startswith("sms.hotfix.%s: sent as ansible-core built it, without bytecode (" % module), said
+        assert "AnsiballZ wrapper is not the one this collection reads (no _ANSIBALLZ_WRAPPER mark)" in said
+        assert "sms_module_bytecode: " + said in done.stdout, done.stdout[-3000:]
+
+
 def test_sms_ini_changes_only_the_two_keys(site, module_runner):
     original = (b"; SMS.INI \xe9crit par Client Setup\r\n"
                 b"[SMS]\r\n"
