@@ -47,6 +47,8 @@ LINT_ENV := ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/collections:$(CURDIR)/$(AWX_COLLE
 help:
 	@echo "make demo      set up (virtualenv, payload, lab) and run rollout.yml against the lab"
 	@echo "make test      run the whole test suite (lint, syntax, sanity, unit, lab, end-to-end, fleet, SMB, AWX, molecule)"
+	@echo "               on ansible-core $(LINE), then the compatibility passes ($(addprefix make compat-,$(COMPAT_LINES)))"
+	@echo "LINE=2.19|2.20|2.21 (default $(LINE)) picks the ansible-core line; PYTHON=... names the Python (README)"
 	@echo "make lab / lab-down / lab-status, make rollback, make compliance, make bench"
 	@echo "make fleet / fleet-down (root): the SSH fleet, hosts in namespaces (docs/FLEET.md)"
 
@@ -195,4 +197,4 @@ bench-smb: payload test-deps
 	$(BIN)/python benchmarks/smb_wave.py $(BENCH_ARGS)
 
 clean: lab-down
-	rm -rf $(VENV) reports .ansible $(PAYLOAD)
+	rm -rf $(VENV) $(addprefix .venv-,$(LINES)) reports .ansible $(PAYLOAD)

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """A/B of two trees of this collection on one lab, in one run, both orders (issue 24).
 
     .venv/bin/python benchmarks/ab_trees.py --clients 100 --rounds 3 A_TREE B_TREE
