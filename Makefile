@@ -58,7 +58,7 @@ $(VENV_STAMP): requirements.txt $(LOCK)
 	@if [ -z "$(VENV_PYTHON)" ]; then \
 	  echo "ansible-core $(LINE) needs Python $(call or_list,$(PYTHONS_$(LINE))), and none was found (pyenv's" \
 	    "versions, then PATH). Install one, or name it: make $(MAKECMDGOALS) PYTHON=/path/to/python$(firstword $(PYTHONS_$(LINE)))" \
-	    "(or pick another line: $(call or_list,$(addprefix LINE=,$(COMPAT_LINES))))" >&2; exit 2; fi
+	    "(or pick another line; $(foreach l,$(COMPAT_LINES),LINE=$(l) needs Python $(call or_list,$(PYTHONS_$(l))).))" >&2; exit 2; fi
 	@if [ -z "$(filter $(VENV_PYTHON_VERSION),$(PYTHONS_$(LINE)))" ]; then \
 	  echo "PYTHON=$(VENV_PYTHON) is Python $(or $(VENV_PYTHON_VERSION),unknown (it does not run)); ansible-core $(LINE)" \
 	    "needs Python $(call or_list,$(PYTHONS_$(LINE)))" >&2; exit 2; fi
