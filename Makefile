@@ -150,12 +150,13 @@ test: payload test-deps browser-deps fleet-deps awx-deps
 # A compatibility pass (issue 24): `make compat-2.19` runs, on that line in its
 # own virtualenv (.venv-2.19, made from requirements-2.19.lock with the line's
 # Python), ansible-test sanity, the unit tests and COMPAT_E2E: the end-to-end
-# rollout, rollback and compliance runs and the per-client counts (README,
-# "Supported ansible-core"). The payload is the main virtualenv's (make payload).
-COMPAT_E2E := tests/e2e/test_counts.py \
-  tests/e2e/test_rollout_e2e.py::test_rollout_rhythm_cures_hung_clients_and_changes_nothing_twice \
+# rollout (with its plan, reports and compliance run), the rollback, and the
+# client tier's counts and settings (README, "Supported ansible-core"). The
+# payload is the main virtualenv's (make payload).
+COMPAT_E2E := tests/e2e/test_operator_e2e.py::test_rollout_plan_reports_and_compliance_match_the_lab \
   tests/e2e/test_rollout_e2e.py::test_rollback_returns_every_tier_to_the_original_bytes \
-  tests/e2e/test_operator_e2e.py::test_rollout_plan_reports_and_compliance_match_the_lab
+  tests/e2e/test_counts.py::test_an_upgrade_wave_costs_one_task_and_one_module_run_per_client \
+  tests/e2e/test_counts.py::test_each_client_module_is_handed_the_settings_its_own_host_holds
 COMPAT_TARGETS := $(addprefix compat-,$(filter-out $(LINE),$(LINES)))
 .PHONY: $(COMPAT_TARGETS) compat-pass
 $(COMPAT_TARGETS): compat-%: payload
