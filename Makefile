@@ -1,8 +1,35 @@
 # Two commands matter to a newcomer: `make demo` and `make test` (see README).
 SHELL := /bin/bash
-PYTHON ?= python3
+# The ansible-core line (README, "Supported ansible-core"): the newest supported
+# one by default; each line has its lock (requirements-<line>.lock) and the
+# Pythons it runs on. `make test` also runs a compatibility pass on every other
+# line (COMPAT_LINES), each in a virtualenv of its own (.venv-<line>).
+LINE ?= 2.21
+LINES := 2.19 2.20 2.21
+COMPAT_LINES := $(filter-out $(LINE),$(LINES))
+PYTHONS_2.19 := 3.11
+PYTHONS_2.20 := 3.12 3.13
+PYTHONS_2.21 := 3.12 3.13
+ifeq ($(filter $(LINE),$(LINES)),)
+$(error LINE=$(LINE) is not a supported ansible-core line: pick one of $(LINES) (README, "Supported ansible-core"))
+endif
+LOCK := requirements-$(LINE).lock
 VENV ?= .venv
 BIN := $(VENV)/bin
+# The virtualenv's Python: PYTHON when given, else the first of the line's
+# Pythons found, each checked by running it: pyenv's versions (a pyenv shim
+# without PYENV_VERSION fails), then PATH. Empty when none is there.
+find_python = $(shell for v in $(1); do \
+  for p in $${PYENV_ROOT:-$$HOME/.pyenv}/versions/$$v.*/bin/python$$v "$$(command -v python$$v)"; do \
+    [ -x "$$p" ] && "$$p" -c 'import sys; assert "%d.%d" % sys.version_info[:2] == "'$$v'"; print(sys.executable)' \
+      2>/dev/null && exit 0; \
+  done; done)
+space := $() $()
+or_list = $(subst $(space), or ,$(1))
+VENV_PYTHON := $(if $(strip $(PYTHON)),$(PYTHON),$(call find_python,$(PYTHONS_$(LINE))))
+VENV_PYTHON_VERSION := $(if $(VENV_PYTHON),$(shell $(VENV_PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null))
+# What the virtualenv was made for; one made for another line or Python is made anew.
+VENV_STAMP := $(VENV)/.sms-ansible-core-$(LINE)-python$(VENV_PYTHON_VERSION)
 LAB_ROOT ?= $(CURDIR)/.lab
 LAB_ARGS ?=
 FLEET_ROOT ?= $(CURDIR)/.fleet
@@ -20,20 +47,36 @@ LINT_ENV := ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/collections:$(CURDIR)/$(AWX_COLLE
 help:
 	@echo "make demo      set up (virtualenv, payload, lab) and run rollout.yml against the lab"
 	@echo "make test      run the whole test suite (lint, syntax, sanity, unit, lab, end-to-end, fleet, SMB, AWX, molecule)"
+	@echo "               on ansible-core $(LINE), then the compatibility passes ($(addprefix make compat-,$(COMPAT_LINES)))"
+	@echo "LINE=2.19|2.20|2.21 (default $(LINE)) picks the ansible-core line; PYTHON=... names the Python (README)"
 	@echo "make lab / lab-down / lab-status, make rollback, make compliance, make bench"
 	@echo "make fleet / fleet-down (root): the SSH fleet, hosts in namespaces (docs/FLEET.md)"
 
-$(BIN)/ansible-playbook: requirements.txt requirements.lock
-	$(PYTHON) -m venv $(VENV)
+# A virtualenv of another Python (an older checkout's 3.11 one, say) is
+# removed and made anew, saying so; one of the right Python is updated in place.
+$(VENV_STAMP): requirements.txt $(LOCK)
+	@if [ -z "$(VENV_PYTHON)" ]; then \
+	  echo "ansible-core $(LINE) needs Python $(call or_list,$(PYTHONS_$(LINE))), and none was found (pyenv's" \
+	    "versions, then PATH). Install one, or name it: make $(MAKECMDGOALS) PYTHON=/path/to/python$(firstword $(PYTHONS_$(LINE)))" \
+	    "(or pick another line; $(foreach l,$(COMPAT_LINES),LINE=$(l) needs Python $(call or_list,$(PYTHONS_$(l))).))" >&2; exit 2; fi
+	@if [ -z "$(filter $(VENV_PYTHON_VERSION),$(PYTHONS_$(LINE)))" ]; then \
+	  echo "PYTHON=$(VENV_PYTHON) is Python $(or $(VENV_PYTHON_VERSION),unknown (it does not run)); ansible-core $(LINE)" \
+	    "needs Python $(call or_list,$(PYTHONS_$(LINE)))" >&2; exit 2; fi
+	@if [ -e $(BIN)/python ] && [ "$$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" \
+	     != "$(VENV_PYTHON_VERSION)" ]; then \
+	  echo "$(VENV) is not a Python $(VENV_PYTHON_VERSION) virtualenv (ansible-core $(LINE)): removing it, making it anew"; \
+	  rm -rf $(VENV); fi
+	$(VENV_PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt -c requirements.lock
+	$(BIN)/python -m pip install --quiet -r requirements.txt -c $(LOCK)
+	rm -f $(VENV)/.sms-ansible-core-*
 	touch $@
 
-venv: $(BIN)/ansible-playbook
+venv: $(VENV_STAMP)
 
 # The AWX side's tools (ansible-builder, dateutil) and awx.awx, taken from
 # PyPI's ansible wheel (Galaxy is out of reach): awx/README.md.
-$(VENV)/.awx-deps: $(BIN)/ansible-playbook requirements-awx.txt requirements-awx.lock awx/awx-collection.txt awx/install_awx_collection.py
+$(VENV)/.awx-deps: $(VENV_STAMP) requirements-awx.txt requirements-awx.lock awx/awx-collection.txt awx/install_awx_collection.py
 	$(BIN)/python -m pip install --quiet -r requirements-awx.txt -c requirements-awx.lock
 	$(BIN)/python awx/install_awx_collection.py --dest $(AWX_COLLECTIONS) --cache $(VENV)/cache
 	touch $@
@@ -58,10 +101,10 @@ lab: payload
 	$(BIN)/python lab/sms-lab build --root $(LAB_ROOT) $(LAB_ARGS)
 
 lab-down:
-	$(PYTHON) lab/sms-lab down --root $(LAB_ROOT)
+	$(or $(VENV_PYTHON),python3) lab/sms-lab down --root $(LAB_ROOT)
 
 lab-status:
-	$(PYTHON) lab/sms-lab status --root $(LAB_ROOT)
+	$(or $(VENV_PYTHON),python3) lab/sms-lab status --root $(LAB_ROOT)
 
 rollout: venv
 	$(BIN)/ansible-playbook rollout.yml
@@ -97,9 +140,37 @@ test-deps:
 # sanity waits on pip on a fresh clone; molecule's lab is its own); then
 # pytest in two workers, each test file (and the fleet and Samba suites)
 # whole in one worker (tests/conftest.py).
+# Then the compatibility passes of the other lines (below), after the whole
+# suite: their sanity and their tests, one line after the other.
 test: payload test-deps browser-deps fleet-deps awx-deps
 	$(MAKE) --no-print-directory -j3 --output-sync=target lint sanity molecule
 	$(BIN)/python -m pytest -n 2 tests
+	$(MAKE) --no-print-directory $(addprefix compat-,$(COMPAT_LINES))
+
+# A compatibility pass (issue 24): `make compat-2.19` runs, on that line in its
+# own virtualenv (.venv-2.19, made from requirements-2.19.lock with the line's
+# Python), ansible-test sanity, the unit tests and COMPAT_E2E: the end-to-end
+# rollout (with its plan, reports and compliance run), the rollback, and the
+# client tier's counts and settings (README, "Supported ansible-core"). The
+# payload is the main virtualenv's (make payload).
+COMPAT_E2E := tests/e2e/test_operator_e2e.py::test_rollout_plan_reports_and_compliance_match_the_lab \
+  tests/e2e/test_rollout_e2e.py::test_rollback_returns_every_tier_to_the_original_bytes \
+  tests/e2e/test_counts.py::test_an_upgrade_wave_costs_one_task_and_one_module_run_per_client \
+  tests/e2e/test_counts.py::test_each_client_module_is_handed_the_settings_its_own_host_holds
+COMPAT_TARGETS := $(addprefix compat-,$(filter-out $(LINE),$(LINES)))
+.PHONY: $(COMPAT_TARGETS) compat-pass
+$(COMPAT_TARGETS): compat-%: payload
+	$(MAKE) --no-print-directory LINE=$* VENV=.venv-$* PYTHON= compat-pass
+
+# The style-only sanity tests (pylint, pep8, yamllint: the same code, the
+# newest line's checkers) run on the newest line alone; every test of what a
+# line reads (imports, docs, argument specs, runtime metadata...) on each.
+COMPAT_SANITY := --skip-test pylint --skip-test pep8 --skip-test yamllint
+
+compat-pass: venv
+	@echo "== compatibility pass: $$($(BIN)/ansible --version | head -n 1) on Python $(VENV_PYTHON_VERSION) ($(VENV))"
+	$(BIN)/python tests/sanity/run-sanity $(COMPAT_SANITY)
+	$(BIN)/python -m pytest -n 2 -p no:cacheprovider tests/unit $(COMPAT_E2E)
 
 # The sms.hotfix collection as people install it (README, "Installing the
 # collection"): dist/sms-hotfix-<version>.tar.gz, what galaxy.yml's
@@ -127,7 +198,7 @@ fleet: payload fleet-deps
 	$(BIN)/python fleet/sms-fleet --root $(FLEET_ROOT) up
 
 fleet-down:
-	$(PYTHON) fleet/sms-fleet --root $(FLEET_ROOT) down
+	$(or $(VENV_PYTHON),python3) fleet/sms-fleet --root $(FLEET_ROOT) down
 
 bench-ssh: payload fleet-deps
 	$(BIN)/python benchmarks/ssh_wave.py
@@ -139,4 +210,4 @@ bench-smb: payload test-deps
 	$(BIN)/python benchmarks/smb_wave.py $(BENCH_ARGS)
 
 clean: lab-down
-	rm -rf $(VENV) reports .ansible $(PAYLOAD)
+	rm -rf $(VENV) $(addprefix .venv-,$(LINES)) reports .ansible $(PAYLOAD)

@@ -20,7 +20,10 @@ host's Python decides what to use:
 - a Python of another version (another magic number) ignores the `.pyc`
   files and compiles the sources, as before;
 - with a debugger or coverage extension in the wrapper (ansible-test), and
-  with `sms_module_bytecode: false`, nothing is added.
+  with `sms_module_bytecode: false`, nothing is added;
+- a wrapper this code does not read (another ansible-core's format) goes as
+  ansible-core built it: the result's `sms_module_bytecode_skipped` and
+  `-vvv` say so and why (as when the cache cannot be written).
 
 The controller cannot know the host's temporary path, so the code objects
 name their file `/AnsiballZ/<path inside the zip>` (`sms_zipimport.SHIPPED_PREFIX`): an
@@ -51,6 +54,7 @@ from ansible import constants as C
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
+from ansible.release import __version__ as ANSIBLE_VERSION
 from ansible.utils.display import Display
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_zipimport import shipped_pyc
 from ansible_collections.sms.hotfix.plugins.plugin_utils.sms_atomic import write_bytes
@@ -138,23 +142,41 @@ def cached_zip(zip_b64, cache_dir):
     return data
 
 
-def with_bytecode(b_module_data, cache_dir):
-    """The AnsiballZ wrapper `b_module_data` with bytecode in its zip; anything else unchanged.
+def why_not(b_module_data):
+    """Why the wrapper `b_module_data` gets no bytecode, or None when its zip can have some."""
+    if WRAPPER_MARK not in b_module_data:
+        return ("ansible-core %s's AnsiballZ wrapper is not the one this collection reads (no "
+                "_ANSIBALLZ_WRAPPER mark)" % ANSIBLE_VERSION)
+    call = b_module_data.rfind(CALL)
+    if call >= 0 and b_module_data.find(ZIP_START, call) >= 0 and NO_EXTENSIONS not in b_module_data[call:]:
+        return "the wrapper carries an extension (a debugger or ansible-test's coverage)"
+    if zip_span(b_module_data) is None:
+        return ("ansible-core %s's AnsiballZ wrapper is not the one this collection reads (its final "
+                "_ansiballz_main call)" % ANSIBLE_VERSION)
+    return None
 
-    Bytecode is only ever an addition: when it cannot be made (a zip this
-    code does not read, a cache it cannot write), the module goes as
-    ansible-core built it.
+
+def bytecode_for(b_module_data, cache_dir):
+    """(wrapper, None) with bytecode in its zip, or (b_module_data itself, why it got none).
+
+    Bytecode is only ever an addition: when it cannot be made (a wrapper or
+    zip this code does not read, a cache it cannot write), the module goes
+    as ansible-core built it, and the reason says so.
     """
     span = zip_span(b_module_data)
     if span is None:
-        return b_module_data
+        return b_module_data, why_not(b_module_data) or "the wrapper is not one this collection reads"
     start, end = span
     try:
         data = cached_zip(b_module_data[start:end], cache_dir)
     except (OSError, ValueError, binascii.Error, zipfile.BadZipFile) as exc:
-        display.vvv("sms_module_bytecode: the module goes without bytecode: %s" % (exc,))
-        return b_module_data
-    return b_module_data[:start] + data + b_module_data[end:]
+        return b_module_data, "the bytecode cannot be made: %s" % (exc,)
+    return b_module_data[:start] + data + b_module_data[end:], None
+
+
+def with_bytecode(b_module_data, cache_dir):
+    """The AnsiballZ wrapper `b_module_data` with bytecode in its zip; anything else unchanged (bytecode_for)."""
+    return bytecode_for(b_module_data, cache_dir)[0]
 
 
 def bytecode_wanted(value):
@@ -178,6 +200,7 @@ class BytecodeAction(ActionBase):
     """
 
     _bytecode = None
+    _bytecode_skipped = None  # why the last module built went without bytecode (the result says it)
 
     def bytecode_wanted(self, task_vars):
         """This task's `sms_module_bytecode`, templated, for the host the module runs on."""
@@ -195,7 +218,20 @@ class BytecodeAction(ActionBase):
     def _configure_module(self, module_name, module_args, task_vars):
         built, module_path = super()._configure_module(module_name, module_args, task_vars)
         wanted = self._bytecode if self._bytecode is not None else self.bytecode_wanted(task_vars)
+        self._bytecode_skipped = None
         if built.module_style != "new" or not wanted:
             return built, module_path
         cache_dir = os.path.join(C.DEFAULT_LOCAL_TMP, "ansiballz_cache")
-        return replace(built, b_module_data=with_bytecode(built.b_module_data, cache_dir)), module_path
+        data, skipped = bytecode_for(built.b_module_data, cache_dir)
+        if skipped is not None:
+            self._bytecode_skipped = "%s: sent as ansible-core built it, without bytecode (%s)" % (module_name, skipped)
+            display.vvv("sms_module_bytecode: %s" % self._bytecode_skipped, host=self._play_context.remote_addr)
+            return built, module_path
+        return replace(built, b_module_data=data), module_path
+
+    def _execute_module(self, *args, **kwargs):
+        """The module's result; `sms_module_bytecode_skipped` says why its payload went without bytecode, if it did."""
+        result = super()._execute_module(*args, **kwargs)
+        if self._bytecode_skipped is not None and isinstance(result, dict):
+            result["sms_module_bytecode_skipped"] = self._bytecode_skipped
+        return result

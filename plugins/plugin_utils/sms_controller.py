@@ -22,12 +22,8 @@ from __future__ import annotations
 import copy
 import json
 import os
-import re
 
 from ansible.errors import AnsibleActionFail
-from ansible.module_utils._internal._datatag._tags import Deprecated  # ansible-core 2.19's tag (no public test)
-from ansible.module_utils.datatag import native_type_name
-from ansible.template import is_trusted_as_template
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import (
     ManifestError, read_manifest, validate_manifest)
 from ansible_collections.sms.hotfix.plugins.plugin_utils.sms_bytecode import BytecodeAction
@@ -190,75 +186,10 @@ def unreachable_over_smb(result):
     return result
 
 
-# A task argument that names one variable and nothing else ("{{ sms_client_state }}").
-BARE_VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}\Z")
-# The variables followed without Jinja: the rollout's own and plain magic variables.
-FOLLOWED_MAGIC = frozenset(("inventory_hostname", "inventory_hostname_short", "ansible_playbook_python",
-                            "playbook_dir", "inventory_dir"))
-# The values followed: what variables hold (a tagged str is still "str"; a
-# subclass, an enum or a set is left to ansible-core, which converts it).
-FOLLOWED_TYPES = frozenset(("str", "int", "float", "bool", "list", "dict", "NoneType"))
-FOLLOW_LIMIT = 8
-
-
-def follow_bare_variables(value, variables, depth=0):
-    """`value` with each "{{ name }}" replaced by the variable's own (untemplated) value.
-
-    What Jinja would do for such a template, without compiling one: the value
-    found is templated as usual afterwards (a template in it is rendered, an
-    untrusted string is not). Anything else is left as it is, for Jinja: an
-    undefined or foreign variable, an untrusted string, a value ansible-core
-    would convert, and a deprecated one (Jinja warns where it is used).
-    """
-    if depth >= FOLLOW_LIMIT:
-        return value
-    if native_type_name(value) == "list":
-        followed = [follow_bare_variables(item, variables, depth + 1) for item in value]
-        return value if all(a is b for a, b in zip(followed, value)) else followed
-    if not isinstance(value, str) or "{{" not in value or not is_trusted_as_template(value):
-        return value
-    match = BARE_VARIABLE.match(value)
-    if match is None:
-        return value
-    name = match.group(1)
-    if not (name.startswith(("sms_", "__sms_")) or name in FOLLOWED_MAGIC) or name not in variables:
-        return value
-    found = variables[name]
-    if native_type_name(found) not in FOLLOWED_TYPES or holds_deprecated(found):
-        return value
-    return follow_bare_variables(found, variables, depth + 1)
-
-
-def holds_deprecated(value, depth=0):
-    """Whether `value`, or an item or value in it, is tagged deprecated (Jinja names the template in its warning)."""
-    if Deprecated.is_tagged_on(value):
-        return True
-    if depth < FOLLOW_LIMIT:
-        kind = native_type_name(value)
-        if kind == "list":
-            return any(holds_deprecated(item, depth + 1) for item in value)
-        if kind == "dict":
-            return any(holds_deprecated(item, depth + 1) for item in value.values())
-    return False
-
-
 class ManifestDataAction(BytecodeAction):
     """Front of a module that takes `manifest` or `manifest_data` (names and digests only)."""
 
     TRANSFERS_FILES = False
-
-    @classmethod
-    def finalize_task_arg(cls, name, value, templar, context):
-        """Each argument templated as ansible-core does, a bare variable looked up without a Jinja compile.
-
-        ansible-core compiles every template afresh in every worker, one
-        worker per client: the role's eighteen "{{ sms_client_<option> }}"
-        arguments cost a client more than the module's own work. Called by
-        ansible-core 2.19 (an experimental hook: a release without it simply
-        templates every argument itself).
-        """
-        return super().finalize_task_arg(name, follow_bare_variables(value, templar.available_variables),
-                                         templar, context)
 
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}

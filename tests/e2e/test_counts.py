@@ -11,7 +11,6 @@ benchmarks/bench.py.
 
 import json
 import os
-import re
 import subprocess
 import sys
 from collections import Counter, defaultdict
@@ -159,69 +158,64 @@ def test_a_platform_the_rollout_leaves_out_costs_no_module_run_and_its_clients_s
     assert entries == dict([(c, ("done", "upgraded")) for c in x86] + [(c, ("skipped", "platform")) for c in alpha])
 
 
-# ansible-playbook with every Jinja compile noted, and which task each worker
-# ran (a worker is forked per task and host, and exits after it).
-NOTING_PLAYBOOK = r"""
-import json, os, sys
-from ansible._internal._templating import _engine
-from ansible.executor.process import worker
+NOTING_CALLBACK = """
+import json, os
+from ansible.plugins.callback import CallbackBase
 
-def note(kind, text):
-    with open(os.environ["SMS_COMPILE_LOG"], "a") as handle:
-        handle.write(json.dumps([os.getpid(), kind, str(text)]) + "\n")
+class CallbackModule(CallbackBase):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "aggregate"
+    CALLBACK_NAME = "note_invocations"
+    CALLBACK_NEEDS_ENABLED = True
 
-def noting(name):
-    real = getattr(_engine.TemplateEngine, name)
-    def compile_noted(self, text, options):
-        note("compile", text)
-        return real(self, text, options)
-    setattr(_engine.TemplateEngine, name, compile_noted)
+    def v2_runner_on_ok(self, result):
+        data = getattr(result, "result", None) or result._result
+        if result._task.action.endswith("sms_client_upgrade") and "invocation" in data:
+            folder = os.environ["SMS_NOTED_INVOCATIONS"]
+            os.makedirs(folder, exist_ok=True)
+            with open(os.path.join(folder, result._host.name), "w") as handle:
+                json.dump(data["invocation"], handle, default=str)
 
-noting("_compile_template")
-noting("_compile_expression")
-run = worker.WorkerProcess._run
-def run_noted(self):
-    note("task", "%s %s" % (self._task.action, self._host.name))
-    return run(self)
-worker.WorkerProcess._run = run_noted
-
-from ansible.cli.playbook import main
-sys.argv[0] = "ansible-playbook"
-sys.exit(main())
+    v2_runner_on_skipped = v2_runner_on_ok  # (a client the module finds it must wait for is reported skipped)
 """
 
 
-def test_a_client_task_compiles_no_template_for_an_argument_that_names_a_variable(make_lab, tmp_path):
-    # ansible-core 2.19 compiles each template again in every worker, one per
-    # client: the role's "{{ sms_client_<option> }}" arguments were 37 compiles
-    # a client. The client action plugin follows them without Jinja
-    # (tests/unit/test_sms_task_args.py); here, that ansible-core really
-    # hands it the arguments, in a real run.
-    # (a fresh lab: the arguments are templated before the module runs,
-    # whatever it then finds; here it skips, the logon servers being stale)
+def test_each_client_module_is_handed_the_settings_its_own_host_holds(make_lab, tmp_path):
+    # The client task names every setting as "{{ sms_client_<option> }}":
+    # each client's module must get the values its own host holds (here as
+    # host variables of a second inventory source), the role's defaults
+    # otherwise, and its own name. (A fresh lab: the arguments are templated
+    # before the module runs, whatever it then finds; the logon servers
+    # being stale, it skips.) ansible-core 2.20 and later return a module's
+    # arguments only when asked (inject_invocation).
     lab = make_lab(clients=3)
-    log = tmp_path / "compiles.jsonl"
-    script = tmp_path / "noting-playbook.py"
-    script.write_text(NOTING_PLAYBOOK)
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), SMS_COMPILE_LOG=str(log),
-               SMS_REPORT_DIR=str(tmp_path / "reports"), ANSIBLE_NOCOLOR="1")
-    done = subprocess.run([sys.executable, str(script), "-i", lab.inventory, "playbooks/clients.yml"], cwd=REPO,
+    clients = lab.clients()
+    host_vars = tmp_path / "host_vars.yml"
+    host_vars.write_text(json.dumps({"all": {"hosts": {
+        clients[1]: {"sms_client_stop_timeout": 7, "sms_client_graceful_signals": ["INT"]},
+        clients[2]: {"sms_client_running_policy": "defer", "sms_client_cpu_window": 0.5}}}}))
+
+    # clients.yml as shipped; each module's result as callbacks get it, noted
+    # by a callback of the test's own (a registered result has no invocation
+    # on 2.19)
+    callbacks = tmp_path / "callbacks"
+    callbacks.mkdir()
+    (callbacks / "note_invocations.py").write_text(NOTING_CALLBACK)
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), SMS_REPORT_DIR=str(tmp_path / "reports"),
+               ANSIBLE_NOCOLOR="1", ANSIBLE_INJECT_INVOCATION="1", ANSIBLE_CALLBACK_PLUGINS=str(callbacks),
+               ANSIBLE_CALLBACKS_ENABLED="sms.hotfix.sms_rollout_report,note_invocations",
+               SMS_NOTED_INVOCATIONS=str(tmp_path / "noted"))
+    playbook = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+    done = subprocess.run([playbook, "-i", lab.inventory, "-i", str(host_vars), "playbooks/clients.yml"], cwd=REPO,
                           env=env, capture_output=True, text=True, timeout=600, check=False)
+
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    tasks, compiled = {}, defaultdict(list)
-    for pid, kind, text in (json.loads(line) for line in log.read_text().splitlines()):
-        if kind == "task":
-            tasks[pid] = text
-        else:
-            compiled[pid].append(text)
-    client_workers = {pid: text.split()[1] for pid, text in tasks.items()
-                      if text.split()[0] == "sms.hotfix.sms_client_upgrade"}
-    assert sorted(client_workers.values()) == lab.clients()
-    bare_arguments = re.compile(r"\{\{\s*(sms_client_\w+|inventory_hostname)\s*\}\}\Z")
-    for pid, client in client_workers.items():
-        texts = compiled[pid]
-        # the task still compiles what is not a bare variable (the lab
-        # inventory's paths, the interpreter): the noting works
-        assert "{{ ansible_playbook_python }}" in texts, (client, texts)
-        assert [t for t in texts if bare_arguments.match(t)] == [], (client, texts)
-        assert len(texts) <= 14, (client, len(texts), texts)
+    assert sorted(os.listdir(tmp_path / "noted")) == clients
+    handed = {c: json.loads((tmp_path / "noted" / c).read_text())["module_args"] for c in clients}
+    wanted = {clients[0]: (10, ["TERM"], "restart", 1.0), clients[1]: (7, ["INT"], "restart", 1.0),
+              clients[2]: (10, ["TERM"], "defer", 0.5)}
+    assert {c: (a["stop_timeout"], a["graceful_signals"], a["running_policy"], a["cpu_window"])
+            for c, a in handed.items()} == wanted
+    for client in clients:
+        assert handed[client]["client_name"] == client
+        assert handed[client]["drive_root"] == lab.host(client), handed[client]

@@ -169,17 +169,28 @@ def test_only_the_zip_of_the_wrapper_changes_and_it_is_built_once(tmp_path, monk
         sms_bytecode.with_bytecode(wrapper(make_zip(dict(SOURCES, extra=b""))), str(cache))
 
 
-@pytest.mark.parametrize("data", [
-    b"#!/bin/sh\necho '{}'\n",  # not AnsiballZ: another module style
-    wrapper(make_zip(), extensions="{'_coverage': {'config': 'c', 'output': None}}"),  # ansible-test coverage
-    wrapper(make_zip()).replace(b"\n_ANSIBALLZ_WRAPPER = True\n", b"\n"),  # a wrapper this code does not know
+@pytest.mark.parametrize("data, why", [
+    (b"#!/bin/sh\necho '{}'\n", "AnsiballZ wrapper is not the one"),  # not AnsiballZ: another module style
+    (wrapper(make_zip(), extensions="{'_coverage': {'config': 'c', 'output': None}}"),  # ansible-test coverage
+     "carries an extension"),
+    # a wrapper format this code does not know: no mark, or another final call
+    (wrapper(make_zip()).replace(b"\n_ANSIBALLZ_WRAPPER = True\n", b"\n"), "no _ANSIBALLZ_WRAPPER mark"),
+    (wrapper(make_zip()).replace(b"\n    _ansiballz_main(\n", b"\n    _ansiballz_main(**dict(\n"),
+     "its final _ansiballz_main call"),
+    (wrapper(make_zip()).replace(b"\nzip_data='", b"\nzip_data=b'"), "its final _ansiballz_main call"),
     # "extensions={}," in the wrapper's body does not count: only the final call's arguments do
-    wrapper(make_zip(), extensions="{'_debugpy': {'host': 'h'}}").replace(
+    (wrapper(make_zip(), extensions="{'_debugpy': {'host': 'h'}}").replace(
         b"\n_ANSIBALLZ_WRAPPER = True\n", b"\n_ANSIBALLZ_WRAPPER = True\n# e.g.\nextensions={},\n"),
+     "carries an extension"),
 ])
-def test_anything_else_is_sent_as_ansible_core_built_it(tmp_path, data):
+def test_anything_else_is_sent_as_ansible_core_built_it_and_says_why(tmp_path, data, why):
     assert sms_bytecode.with_bytecode(data, str(tmp_path)) is data
+    sent, reason = sms_bytecode.bytecode_for(data, str(tmp_path))
+    assert sent is data and why in reason, reason
+    if "wrapper is not" in why or "_ansiballz_main" in why:
+        assert "ansible-core %s's" % sms_bytecode.ANSIBLE_VERSION in reason
     assert not list(tmp_path.iterdir())
+    assert sms_bytecode.bytecode_for(wrapper(make_zip()), str(tmp_path))[1] is None  # what it reads: no reason
 
 
 @pytest.mark.parametrize("value, wanted", [(None, True), (True, True), ("yes", True), ("true", True),
@@ -225,6 +236,8 @@ def test_when_bytecode_cannot_be_made_the_module_goes_as_ansible_core_built_it(t
     blocked = tmp_path / "not-a-folder"
     blocked.write_text("")
     assert sms_bytecode.with_bytecode(data, str(blocked)) is data  # the cache cannot be written
+    sent, reason = sms_bytecode.bytecode_for(data, str(blocked))
+    assert sent is data and reason.startswith("the bytecode cannot be made: "), reason
     damaged = data.replace(b"zip_data='UEsD", b"zip_data='!!!!")
     assert sms_bytecode.with_bytecode(damaged, str(tmp_path / "cache")) is damaged  # not base64 of a zip
 

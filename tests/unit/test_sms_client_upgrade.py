@@ -19,6 +19,7 @@ import zipfile
 import pytest
 
 import sms_testlib as lab
+from ansible.module_utils.common import parameters
 from ansible_collections.sms.hotfix.plugins.module_utils import sms_proc
 from ansible_collections.sms.hotfix.plugins.plugin_utils import sms_bytecode
 
@@ -214,47 +215,42 @@ def test_rhythm_check_change_no_change_check(site, module_runner):
     assert site.snap() == after
 
 
-# A module run compiles every utility it imports (Ansible ships them as source
-# in the module's zip): a run imports what its path needs, nothing more.
-IMPORTS = r"""
-import importlib, json, sys
-sys.path[:0] = sys.argv[1:]
-import sms_testlib
-from ansible.module_utils import basic
-basic._ANSIBLE_ARGS = sys.stdin.buffer.read()
-basic._ANSIBLE_PROFILE = "legacy"
-try:
-    importlib.import_module("ansible_collections.sms.hotfix.plugins.modules.sms_client_upgrade").main()
-except SystemExit:
-    pass
-prefix = "ansible_collections.sms.hotfix.plugins.module_utils."
-print(json.dumps({"imported": sorted(m[len(prefix):] for m in sys.modules if m.startswith(prefix))}))
-"""
+def disk_state(root):
+    """Every file and folder below root, as it is on disk: path -> (inode, size, mtime_ns).
+
+    A file rewritten (even with the same bytes, in the same second) or a
+    temporary file made and removed in a folder shows here.
+    """
+    state = {}
+    for folder, dirs, files in os.walk(str(root)):
+        for name in dirs + files:
+            path = os.path.join(folder, name)
+            st = os.lstat(path)
+            state[os.path.relpath(path, str(root))] = (st.st_ino, st.st_size, st.st_mtime_ns)
+    return state
 
 
-def run_counting_imports(site, **extra):
-    """(result, module_utils imported) of one module run in a fresh interpreter."""
-    tests = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    payload = dict(site.args(**extra), _ansible_check_mode=False, _ansible_diff=False, _ansible_tmpdir=None)
-    payload = {key: value for key, value in payload.items() if value is not None}
-    done = subprocess.run([sys.executable, "-c", IMPORTS, tests], capture_output=True, check=True,
-                          input=json.dumps({"ANSIBLE_MODULE_ARGS": payload}).encode())
-    lines = [json.loads(line) for line in done.stdout.decode().splitlines() if line.startswith("{")]
-    return lines[0], lines[-1]["imported"]
-
-
-def test_a_run_imports_only_what_its_path_needs(site):
-    first, imported = run_counting_imports(site)
-    assert first["status"] == "upgraded", first
-    assert "sms_files" in imported and "sms_proc" in imported  # the journal; SMSRUN32
-    assert "sms_client_rollback" not in imported and "sms_smb" not in imported
+def test_a_run_on_an_up_to_date_client_writes_nothing_and_echoes_one_line_for_its_manifest(site, module_runner):
+    # What a client run must do and must not do (every re-run of a rollout
+    # meets up-to-date clients): the first run upgrades and journals; the
+    # next one, handed the manifest's content as the action plugin hands it,
+    # finds the client current and touches nothing on its disk: no journal,
+    # no backup, no temporary file, no SMS.INI rewritten.
+    first = module_runner(MODULE, site.args())
+    assert first["status"] == "upgraded" and first["changed"] is True, first
+    journal = os.path.join(site.client, "MS", "SMS", "Hotfix", "Q216552", "journal.json")
+    assert os.path.isfile(journal)
+    before = disk_state(site.root)
     with open(site.manifest, encoding="utf-8") as handle:
         data = json.load(handle)
-    again, imported = run_counting_imports(site, manifest=None, manifest_data=data)
+    args = site.args(manifest=None, manifest_data=data)
+    del args["manifest"]
+    # ansible-core 2.19 always returns the module's arguments; 2.20 and later when asked (inject_invocation)
+    if "inject_invocation" in parameters.PASS_VARS:
+        args["_ansible_inject_invocation"] = True
+    again = module_runner(MODULE, args)
     assert again["status"] == "unchanged" and again["changed"] is False, again
-    # An up-to-date client (every re-run) has nothing to journal.
-    assert "sms_files" not in imported and "sms_client_rollback" not in imported
-    assert "sms_proc" in imported  # a hung SMSRUN32 is cured even when the files are current
+    assert disk_state(site.root) == before
     # The result echoes a line for the manifest it was handed, not every platform's digests.
     assert again["invocation"]["module_args"]["manifest_data"] == "Q216552 (2 file(s) of x86, validated)"
 
@@ -367,6 +363,65 @@ def test_as_shipped_the_host_compiles_nothing_and_another_python_each_utility_on
     result, compiled = run_counting_compiles(source_only[0])
     assert done_as["sms_client_facts"](result), result
     assert compiled["ansible/module_utils/basic.py"] == 2
+
+
+# ansible-playbook with ansible-core's AnsiballZ wrapper in a format
+# sms_bytecode does not read (as a later ansible-core's may be): its mark
+# written another way, the wrapper's code otherwise the same.
+CHANGED_WRAPPER_PLAYBOOK = r"""
+import sys
+from ansible.executor import module_common
+real = module_common._get_ansiballz_code
+def changed(shebang):
+    code = real(shebang)
+    assert "\n_ANSIBALLZ_WRAPPER = True\n" in code
+    return code.replace("\n_ANSIBALLZ_WRAPPER = True\n", "\n_ANSIBALLZ_WRAPPER = bool(1)  # another format\n")
+module_common._get_ansiballz_code = changed
+from ansible.cli.playbook import main
+sys.argv[0] = "ansible-playbook"
+sys.exit(main())
+"""
+
+
+def test_a_wrapper_format_it_does_not_read_goes_as_ansible_core_built_it_and_says_so(site, tmp_path):
+    remote_tmp = tmp_path / "remote-tmp"
+    facts = {key: site.args()[key] for key in ("drive_root", "platform", "manifest", "cpu_window", "process_scope")}
+    (tmp_path / "play.json").write_text(json.dumps([{
+        "hosts": "localhost", "gather_facts": False,
+        "tasks": [{"sms.hotfix.sms_client_upgrade": site.args(), "register": "upgrade"},
+                  {"sms.hotfix.sms_client_facts": facts, "register": "facts"},
+                  {"ansible.builtin.copy": {"dest": str(tmp_path / "results.json"),
+                                            "content": "{{ {'upgrade': upgrade, 'facts': facts} | to_json }}"}}]}]))
+    script = tmp_path / "changed-wrapper-playbook.py"
+    script.write_text(CHANGED_WRAPPER_PLAYBOOK)
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(lab.REPO, "ansible.cfg"), SMS_REPORT_DISABLE="1",
+               ANSIBLE_KEEP_REMOTE_FILES="1", ANSIBLE_PIPELINING="0", ANSIBLE_REMOTE_TMP=str(remote_tmp),
+               ANSIBLE_LOCAL_TMP=str(tmp_path / "local-tmp"), ANSIBLE_NOCOLOR="1")
+    done = subprocess.run([sys.executable, str(script), "-vvv", "-i", "localhost,", "-c", "local", "-e",
+                           json.dumps({"ansible_python_interpreter": sys.executable}), str(tmp_path / "play.json")],
+                          cwd=lab.REPO, env=env, capture_output=True, text=True, timeout=180, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    # The modules ran, and did their work, from ansible-core's own payload.
+    assert results["upgrade"]["status"] == "upgraded" and results["upgrade"]["changed"] is True, results["upgrade"]
+    assert_upgraded(site)
+    assert results["facts"]["compliance"]["compliant"] is True, results["facts"]
+    shipped = sorted(os.path.join(top, name) for top, _dirs, names in os.walk(remote_tmp) for name in names
+                     if name.startswith("AnsiballZ_sms_"))
+    assert len(shipped) == 2, shipped
+    for path in shipped:
+        data = open(path, "rb").read()
+        assert b"_ANSIBALLZ_WRAPPER = bool(1)  # another format" in data, path
+        assert b"zip_data='" in data
+        start = data.index(b"zip_data='") + len(b"zip_data='")
+        with zipfile.ZipFile(io.BytesIO(base64.b64decode(data[start:data.index(b"'", start)]))) as zipped:
+            assert not [name for name in zipped.namelist() if name.endswith(".pyc")], path
+    # Said in the result and at -vvv, with why.
+    for module in ("sms_client_upgrade", "sms_client_facts"):
+        said = results[module.replace("sms_client_", "")]["sms_module_bytecode_skipped"]
+        assert said.startswith("sms.hotfix.%s: sent as ansible-core built it, without bytecode (" % module), said
+        assert "AnsiballZ wrapper is not the one this collection reads (no _ANSIBALLZ_WRAPPER mark)" in said
+        assert "sms_module_bytecode: " + said in done.stdout, done.stdout[-3000:]
 
 
 def test_sms_ini_changes_only_the_two_keys(site, module_runner):
