@@ -69,6 +69,9 @@ $(VENV_STAMP): requirements.txt $(LOCK)
 	$(VENV_PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt -c $(LOCK)
+	@# The virtualenv's tools find each other (molecule runs ansible-config by
+	@# name) when called by path, without an activated virtualenv.
+	$(BIN)/python bin/sms-venv-path install
 	rm -f $(VENV)/.sms-ansible-core-*
 	touch $@
 
