@@ -323,9 +323,10 @@ class CallbackModule(CallbackBase):
                     self.model.max_fail_percentage = threshold
                 waves = self.model.add_client_play(state["name"], hosts, state["serial"])
                 state["waves"] = waves
-                self._display.display("SMS rollout: clients — %s in %s: %s"
-                                      % (model.plural(len(hosts), "host"), model.plural(len(waves), "wave"),
-                                         ", ".join(str(size) for size in waves) or "none"))
+                if hosts:  # a client play with no host (a rollback that did not happen) announces nothing
+                    self._display.display("SMS rollout: clients — %s in %s: %s"
+                                          % (model.plural(len(hosts), "host"), model.plural(len(waves), "wave"),
+                                             ", ".join(str(size) for size in waves)))
             elif "logon" in state["tiers"] and "logon" not in self.announced:
                 self.announced.add("logon")  # once: the preflight, baseline and wait plays share the tier
                 self._display.display("SMS rollout: logon servers — %s: %s"
@@ -348,7 +349,7 @@ class CallbackModule(CallbackBase):
         # that tier's targets too.
         tier = model.TIER_ACTIONS.get(short_action(task.action))
         state = self._play_state()
-        if tier and state is not None and tier not in state["tiers"]:
+        if tier and state is not None and tier not in state["tiers"] and not self._preflight(task):
             state["tiers"].add(tier)
             self.model.add_targets(tier, state["hosts"])
             if tier == "client" and "waves" not in state:

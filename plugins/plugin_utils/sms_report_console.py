@@ -227,6 +227,11 @@ def next_step(report, invocation=None):
             return ("go on", "fix %s (why: above and in report.html), then run again: %s  (a re-run goes on "
                              "where this one stopped; what is done reports no change)"
                     % (names(stop["hosts"], NAME_LIMIT), command(invocation)))
+        said = " ".join(str(entry.get("msg")) for key in ("failures", "site_servers", "logon_servers")
+                        for entry in report.get(key) or [])
+        if "`make lab`" in said:
+            # the lab twin is not built (plugins/action/sms_hotfix_stage.py says so)
+            return ("go on", "make lab, then: %s" % command(invocation, drop=drop))
         return ("go on", "%s  (a re-run goes on where this one stopped; what is done reports no change)"
                 % command(invocation, drop=drop))
     if action == "apply":
