@@ -318,7 +318,7 @@ class CallbackModule(CallbackBase):
             for tier in state["tiers"]:
                 self.model.add_targets(tier, hosts)
             if "client" in state["tiers"]:
-                threshold = model._number(getattr(play, "max_fail_percentage", None))
+                threshold = model.as_number(getattr(play, "max_fail_percentage", None))
                 if threshold is not None and self.model.max_fail_percentage is None:
                     self.model.max_fail_percentage = threshold
                 waves = self.model.add_client_play(state["name"], hosts, state["serial"])

@@ -349,8 +349,8 @@ class RunModel(object):
             # The gate runs once per wave on the wave's first client; when it stops
             # the rollout, that client (and every later one) is not reached, not failed.
             gate = data.get("wave_gate") if isinstance(data.get("wave_gate"), dict) else {}
-            if _number(gate.get("threshold")) is not None:
-                self.max_fail_percentage = _number(gate.get("threshold"))
+            if as_number(gate.get("threshold")) is not None:
+                self.max_fail_percentage = as_number(gate.get("threshold"))
             if failed and gate.get("stopped") and not gate.get("outside_window"):
                 self.gate = plain(gate)
             if failed:
@@ -565,7 +565,7 @@ def wave_rows(clients, planned_of):
     return rows
 
 
-def _number(value):
+def as_number(value):
     try:
         return float(value)
     except (TypeError, ValueError):
@@ -595,7 +595,8 @@ def wave_stop(report, threshold=None, gate=None):
     waves = report.get("waves") or []
     plan = (report.get("client_plan") or [{}])[0].get("waves") or []
     if gate and gate.get("stopped"):
-        threshold = _number(gate.get("threshold")) if _number(gate.get("threshold")) is not None else threshold
+        if as_number(gate.get("threshold")) is not None:
+            threshold = as_number(gate.get("threshold"))
     if threshold is None:
         return None
     # the waves stop after the last one that ran: that one is judged
