@@ -208,6 +208,8 @@ def next_step(report, invocation=None):
         return None
 
     if awx:
+        if kind == "plan" and action == "apply":
+            return None  # the workflow's plan node: the next nodes go on by themselves
         if action in ("again", "apply"):
             if awx.get("workflow_job_id") is not None:
                 what = "AWX workflow job %s%s" % (awx["workflow_job_id"], (" (%s)" % awx["workflow_job_name"])

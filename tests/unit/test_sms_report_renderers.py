@@ -753,6 +753,8 @@ def test_a_plan_alone_reports_as_a_plan():
     step = next_step(report, dict(RUN, playbooks=["playbooks/plan.yml"]))
     assert step == ("apply", ".venv/bin/ansible-playbook rollout.yml -i inventories/lab/hosts.yml  "
                              "(the rollout this plan checked)")
+    # as the AWX workflow's plan node: the next nodes go on by themselves
+    assert next_step(dict(report, awx={"job_id": 7, "workflow_job_id": 45}), {}) is None
     lines = summary_lines(report, "reports/x", step)
     assert lines[1].startswith("plan          hotfix verified, every input and every server checked; nothing was "
                                "changed")
