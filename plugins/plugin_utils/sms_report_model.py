@@ -958,9 +958,13 @@ def merge(*reports, clients=()):
     failures = []
     for source in latest:
         failures.extend(source.get("failures") or [])
-        if not source.get("ok") and not source.get("failures") and entries_ok(source):
-            # a job that failed in no tier and named no failure (Ansible's recap has it)
-            failures.append({"host": _source_label(source), "msg": "a task of this job failed (see its output)"})
+        if not source.get("ok") and not source.get("failures"):
+            # the latest run of a node failed: that stays a failure of the whole run, even where a later
+            # node (the failure path's rollback) gave its hosts a newer result
+            bad = [e["host"] for key in ("site_servers", "logon_servers", "clients")
+                   for e in source.get(key) or [] if e.get("status") in ("failed", "unreachable", "lagging")]
+            failures.append({"host": _source_label(source),
+                             "msg": "this job failed (%s)" % (names(bad, 10) if bad else "see its output")})
     playbooks = []
     for source in sources:
         if source.get("playbook") not in playbooks:
