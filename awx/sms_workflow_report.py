@@ -26,6 +26,7 @@ the inventory's clients in, and judges the result.
 """
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -86,6 +87,7 @@ def collection_paths(root):
     return paths
 
 
+@functools.lru_cache(maxsize=1)
 def _shared():
     """The report model and files of the sms.hotfix collection this program is part of: a checkout
     (collections/ links to it) or an installed collection (<path>/ansible_collections/sms/hotfix)."""
@@ -146,10 +148,13 @@ def verdict(report, clients=(), name="workflow"):
     for failure in report.get("failures") or []:
         lines.append("run failed    %s: %s" % (failure.get("host"), " ".join(str(failure.get("msg")).split())[:300]))
     not_done = [h for h, e in by_host.items() if e["status"] != "done"]
-    ok = bool(report.get("ok")) and not not_done
+    # the one verdict: the same function the page's outcome and bin/sms-report use
+    model, _files = _shared()
+    ruling = model.verdict(report)
+    ok = ruling["ok"] and not not_done
     lines.append("outcome       %s" % ("every client done" if ok else "NOT every client done: a relaunch of the "
                                        "workflow goes on where this run stopped" if not_done else
-                                       "a job of this run failed (see its output)"))
+                                       "%s: %s" % (ruling["word"], "; ".join(ruling["why"]))))
     return ok, lines
 
 

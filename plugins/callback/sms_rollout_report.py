@@ -67,7 +67,6 @@ import re
 import time
 import traceback
 
-from ansible import constants as C
 from ansible import context
 from ansible.plugins.callback import CallbackBase
 
@@ -81,9 +80,6 @@ from ansible_collections.sms.hotfix.plugins.plugin_utils.sms_invocation import c
 serial_batches = model.serial_batches
 short_action = model.short_action
 
-# The collection's root (this file is plugins/callback/ in it): where the
-# rollback and rollout playbooks the closing command names are.
-COLLECTION_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
 
 
 def walk_tasks(play):
@@ -157,9 +153,23 @@ class CallbackModule(CallbackBase):
     def _now():
         return model.iso_ms(model.utc_now())
 
+    def _preflight(self, task):
+        """A tier's module run in check mode inside a real run (the plan's
+        read-only preflight, roles' tasks/preflight.yml): a check, not the
+        tier's result, so a plan alone reports no stage, baseline or lock."""
+        try:
+            path = str(task.get_path() or "")
+        except Exception:
+            path = ""
+        if "/tasks/preflight.yml:" in path:
+            return True
+        return getattr(task, "check_mode", None) is True and not (context.CLIARGS or {}).get("check", False)
+
     def _play_tiers(self, play):
         tiers = set()
         for task in walk_tasks(play):
+            if self._preflight(task):
+                continue
             tier = model.TIER_ACTIONS.get(short_action(getattr(task, "action", None)))
             if tier:
                 tiers.add(tier)
@@ -195,7 +205,7 @@ class CallbackModule(CallbackBase):
         number = state["batches"]
         self.wave = {"wave": number, "of": max(len(waves), number),
                      "planned": waves[number - 1] if number - 1 < len(waves) else None,
-                     "started": time.monotonic(), "last": time.monotonic(), "done": False}
+                     "started": time.monotonic(), "last": time.monotonic(), "done": False, "seen": False}
 
     def _wave_line(self, finished):
         wave = self.wave
@@ -209,6 +219,7 @@ class CallbackModule(CallbackBase):
         wave = self.wave
         if wave is None or wave["done"]:
             return
+        wave["seen"] = True
         counts = self.model.wave_counts(wave["wave"])
         if wave["planned"] is not None and sum(counts.values()) >= wave["planned"]:
             self._end_wave()
@@ -217,9 +228,12 @@ class CallbackModule(CallbackBase):
             wave["last"] = time.monotonic()
 
     def _end_wave(self):
+        # a wave no client result reached (a client play with no host, the
+        # rollback plays of a rollout that did not roll back) says nothing
         if self.wave is not None and not self.wave["done"]:
             self.wave["done"] = True
-            self._wave_line(finished=True)
+            if self.wave["seen"]:
+                self._wave_line(finished=True)
 
     # ---- plan --------------------------------------------------------------
 
@@ -231,6 +245,7 @@ class CallbackModule(CallbackBase):
             self.named = True
             self.model.playbook = os.path.basename(getattr(playbook, "_file_name", "") or "playbook")
             self.invocation = self._invocation()
+            self.model.limit = self.invocation.get("limit") or None
         self.model.check_mode = bool((context.CLIARGS or {}).get("check", False))
         # Plays that never start (an earlier tier stopped the run) still have
         # targets: resolve the ones whose hosts need no templating now.
@@ -269,11 +284,15 @@ class CallbackModule(CallbackBase):
             for tier in state["tiers"]:
                 self.model.add_targets(tier, hosts)
             if "client" in state["tiers"]:
+                threshold = model.as_number(getattr(play, "max_fail_percentage", None))
+                if threshold is not None and self.model.max_fail_percentage is None:
+                    self.model.max_fail_percentage = threshold
                 waves = self.model.add_client_play(state["name"], hosts, state["serial"])
                 state["waves"] = waves
-                self._display.display("SMS rollout: clients — %s in %s: %s"
-                                      % (model.plural(len(hosts), "host"), model.plural(len(waves), "wave"),
-                                         ", ".join(str(size) for size in waves) or "none"))
+                if hosts:  # a client play with no host (a rollback that did not happen) announces nothing
+                    self._display.display("SMS rollout: clients — %s in %s: %s"
+                                          % (model.plural(len(hosts), "host"), model.plural(len(waves), "wave"),
+                                             ", ".join(str(size) for size in waves)))
             elif "logon" in state["tiers"] and "logon" not in self.announced:
                 self.announced.add("logon")  # once: the preflight, baseline and wait plays share the tier
                 self._display.display("SMS rollout: logon servers — %s: %s"
@@ -284,7 +303,7 @@ class CallbackModule(CallbackBase):
         state["batches"] += 1
         client = "client" in state["tiers"]
         self.model.open_span(state["name"], self._now(), wave=state["batches"] if client else None)
-        if client:
+        if client and state["hosts"]:
             self._start_wave(state)
             if len(state.get("waves", [])) > 1:
                 self._display.display("SMS rollout: client wave %d of %d starting"
@@ -296,7 +315,7 @@ class CallbackModule(CallbackBase):
         # that tier's targets too.
         tier = model.TIER_ACTIONS.get(short_action(task.action))
         state = self._play_state()
-        if tier and state is not None and tier not in state["tiers"]:
+        if tier and state is not None and tier not in state["tiers"] and not self._preflight(task):
             state["tiers"].add(tier)
             self.model.add_targets(tier, state["hosts"])
             if tier == "client" and "waves" not in state:
@@ -306,13 +325,23 @@ class CallbackModule(CallbackBase):
     @guarded
     def v2_runner_on_start(self, host, task):
         tier = model.TIER_ACTIONS.get(short_action(task.action))
-        if tier:
+        if tier and not self._preflight(task):
             self.model.host_task_started(tier, host.get_name(), self._now())
 
     # ---- results -----------------------------------------------------------
 
     def _record(self, result, failed):
         task = result.task
+        if self._preflight(task):
+            if failed:
+                action = short_action(task.action)
+                tier = model.TIER_ACTIONS.get(action)
+                msg = " ".join(str(result.result.get("msg") or "failed").split())
+                if tier is None and action == "sms_rollout_lock":
+                    msg = "lock cannot be taken: %s" % msg
+                self.model.tier_failure(result.host.get_name(), msg, {tier} if tier else (), at=self._now())
+                self.model.note_phase(None, True)
+            return
         self.model.record(short_action(task.action), result.host.get_name(), result.result, failed=failed,
                           task_name=task.get_name().strip(), task_state=(task.args or {}).get("state"),
                           wave=self._wave(), tiers=self._tiers(), at=self._now())
@@ -372,6 +401,9 @@ class CallbackModule(CallbackBase):
     def v2_playbook_on_stats(self, stats):
         self._end_wave()
         report = self.build_report(stats)
+        step = next_step(report, self.invocation)
+        # the page shows the same next step beside its outcome
+        report["next_step"] = {"label": step[0], "text": step[1]} if step else None
         where, written = "not written", False
         if self._option("disable", False):
             where = "disabled (SMS_REPORT_DISABLE)"
@@ -386,5 +418,5 @@ class CallbackModule(CallbackBase):
                                       "report_dir to a writable folder."
                                       % (str(self._option("report_dir", "reports")), type(exc).__name__, exc))
         self._display.display("")
-        for line in summary_lines(report, where, next_step(report, self.invocation), written=written):
+        for line in summary_lines(report, where, step, written=written):
             self._display.display(line)

@@ -11,6 +11,7 @@ commands built here, from the run's own arguments (secrets excepted).
 from __future__ import annotations
 
 import os
+import sys
 
 from ansible import constants as C
 from ansible import context
@@ -22,6 +23,16 @@ def playbook_path(*parts):
     """A playbook of this collection, when it is there."""
     path = os.path.join(COLLECTION_ROOT, *parts)
     return path if os.path.isfile(path) else None
+
+
+def running_program():
+    """The ansible-playbook this process runs (the one of its own interpreter,
+    wherever the operator's PATH points): what a printed command names."""
+    argv0 = sys.argv[0] if sys.argv else ""
+    if os.path.basename(argv0).startswith("ansible-playbook") and os.path.isfile(argv0):
+        return os.path.abspath(argv0)
+    beside = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+    return beside if os.path.isfile(beside) else None
 
 
 def current():
@@ -38,6 +49,7 @@ def current():
         "check": bool(args.get("check")),
         "diff": bool(args.get("diff")),
         "cwd": os.getcwd(),
+        "program": running_program(),
         "rollback_playbook": playbook_path("playbooks", "rollback.yml") or "sms.hotfix.rollback",
         "rollout_playbook": playbook_path("rollout.yml") or "rollout.yml",
     }

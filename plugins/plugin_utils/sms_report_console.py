@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 
 from ansible_collections.sms.hotfix.plugins.plugin_utils.sms_report_model import (
-    hosts_with, lock_still_held, names, plural, run_kind, short_text)
+    hosts_with, lock_still_held, names, plural, run_kind, short_text, stop_text)
 
 NAME_LIMIT = 20
 LABEL = "%-14s%s"
@@ -51,11 +52,26 @@ def _parse_extra_vars(raw):
     return parse_kv(text)
 
 
-def safe_extra_vars(raw_values):
+SECRET_WORDS = ("password", "secret", "token")
+# Settings of one playbook only: not repeated when the command names another
+# (the compliance job's sms_compliance_fail is no setting of the rollout).
+PLAYBOOK_ONLY = ("sms_compliance_", "sms_unlock_", "sms_report_")
+
+
+def is_secret(key):
+    """A variable whose value a console line must not show (sms_smb_password, an API token)."""
+    key = str(key).lower()
+    return any(word in key for word in SECRET_WORDS)
+
+
+def safe_extra_vars(raw_values, other_playbook=False):
     """(-e arguments to repeat, whether others were left out).
 
-    Only the rollout's own settings (sms_*) and @file references are repeated:
-    other extra vars may hold secrets, which a console line must not show."""
+    Only the rollout's own settings (sms_*) and @file references are repeated,
+    never a secret (a name holding password, secret or token, sms_smb_password
+    too): other extra vars may hold secrets, which a console line must not
+    show. `other_playbook`: the command names another playbook, which does
+    not take this one's own settings (PLAYBOOK_ONLY)."""
     args, kept, left_out = [], {}, False
     for raw in raw_values or ():
         text = str(raw).strip()
@@ -70,7 +86,9 @@ def safe_extra_vars(raw_values):
             left_out = True
             continue
         for key, value in data.items():
-            if str(key).startswith("sms_"):
+            if other_playbook and str(key).startswith(PLAYBOOK_ONLY):
+                continue
+            if str(key).startswith("sms_") and not is_secret(key):
                 kept[str(key)] = value
             else:
                 left_out = True
@@ -90,23 +108,64 @@ def _rel(path, cwd):
     return path
 
 
-def command(invocation, playbooks=None, check=None):
-    """An ansible-playbook command line like the run's own, for other playbooks."""
+def program(invocation):
+    """The ansible-playbook that ran this run, as it can be pasted: relative to
+    the working folder when under it (`.venv/bin/ansible-playbook`), else its
+    full path; a bare name only when the run does not say which it was."""
+    path = invocation.get("program")
+    if not path:
+        return "ansible-playbook"
+    path = _rel(path, invocation.get("cwd"))
+    return path if os.sep in path else os.path.join(".", path)
+
+
+def refused_keys(report, invocation):
+    """The run's own sms_* extra vars that a failure message names (the plan
+    refused their value): a next step must not repeat them."""
+    entries = (report.get("site_servers") or []) + (report.get("logon_servers") or []) + \
+        (report.get("clients") or [])
+    if any(entry.get("status") != "not_reached" for entry in entries):
+        return []  # a tier ran: the inputs were accepted, a message naming a setting does not refuse it
+    text = " ".join(str(f.get("msg")) for f in report.get("failures") or [])
+    if not text:
+        return []
+    extra, _left_out = safe_extra_vars(invocation.get("extra_vars"))
+    keys = []
+    for value in extra:
+        if value.startswith("@"):
+            continue
+        for key in json.loads(value):
+            if re.search(r"\b%s\b" % re.escape(key), text) and key not in keys:
+                keys.append(key)
+    return sorted(keys)
+
+
+def command(invocation, playbooks=None, check=None, drop=()):
+    """An ansible-playbook command line like the run's own, for other playbooks.
+    `drop`: extra vars not to repeat (values the run refused)."""
     cwd = invocation.get("cwd")
-    argv = ["ansible-playbook"]
+    argv = [program(invocation)]
     argv += [_rel(p, cwd) for p in (playbooks if playbooks is not None else invocation.get("playbooks") or [])]
     for source in invocation.get("inventory") or []:
         argv += ["-i", _rel(source, cwd)]
     if invocation.get("limit"):
         argv += ["--limit", str(invocation["limit"])]
-    extra, left_out = safe_extra_vars(invocation.get("extra_vars"))
+    extra, left_out = safe_extra_vars(invocation.get("extra_vars"), other_playbook=playbooks is not None)
     for value in extra:
+        if drop and not value.startswith("@"):
+            data = dict((k, v) for k, v in json.loads(value).items() if k not in drop)
+            if not data:
+                continue
+            value = json.dumps(data, sort_keys=True, default=str)
         argv += ["-e", value]
     if check if check is not None else invocation.get("check"):
         argv.append("--check")
         if invocation.get("diff"):
             argv.append("--diff")
     text = " ".join(shlex.quote(str(item)) for item in argv)
+    if drop:
+        text += "  (with the right %s: the run refused %s)" % (
+            " and ".join(drop), "its value" if len(drop) == 1 else "their values")
     if left_out:
         text += "  (plus the other extra vars of this run, not repeated here)"
     return text
@@ -119,6 +178,17 @@ def next_step(report, invocation=None):
     kind = run_kind(report)
     tiers = report.get("site_servers") or report.get("logon_servers") or report.get("clients")
     ok = bool(report.get("ok"))
+    merging = os.path.basename(str(report.get("playbook") or "")) == "report.yml"
+    if merging:
+        # playbooks/report.yml only reports: when it fails, the rollout needs
+        # another run (or the report folder a fix); running it again changes nothing
+        if ok:
+            return None
+        if awx:
+            return ("go on", "relaunch the workflow: it goes on where this run stopped (or launch the "
+                             "rollback template to undo it)")
+        return ("go on", "%s  (the rollout again: it picks up the clients not done)"
+                % command(invocation, [invocation.get("rollout_playbook") or "rollout.yml"], check=False))
     if kind == "compliance":
         comp = (report.get("totals") or {}).get("compliance") or {}
         if not comp.get("not_compliant"):
@@ -128,6 +198,8 @@ def next_step(report, invocation=None):
         action = "apply" if ok else "again"
     elif not ok:
         action = "again"
+    elif kind == "plan":
+        action = "apply"
     elif kind == "rollback":
         action = "rollout"
     elif tiers:
@@ -136,6 +208,8 @@ def next_step(report, invocation=None):
         return None
 
     if awx:
+        if kind == "plan" and action == "apply":
+            return None  # the workflow's plan node: the next nodes go on by themselves
         if action in ("again", "apply"):
             if awx.get("workflow_job_id") is not None:
                 what = "AWX workflow job %s%s" % (awx["workflow_job_id"], (" (%s)" % awx["workflow_job_name"])
@@ -149,9 +223,23 @@ def next_step(report, invocation=None):
         return ("go on", "launch the rollout workflow (or rollout.yml job template)")
 
     if action == "again":
+        drop = refused_keys(report, invocation)
+        stop = report.get("stop")
+        if stop and stop.get("hosts"):
+            return ("go on", "fix %s (why: above and in report.html), then run again: %s  (a re-run goes on "
+                             "where this one stopped; what is done reports no change)"
+                    % (names(stop["hosts"], NAME_LIMIT), command(invocation)))
+        said = " ".join(str(entry.get("msg")) for key in ("failures", "site_servers", "logon_servers")
+                        for entry in report.get(key) or [])
+        if "`make lab`" in said:
+            # the lab twin is not built (plugins/action/sms_hotfix_stage.py says so)
+            return ("go on", "make lab, then: %s" % command(invocation, drop=drop))
         return ("go on", "%s  (a re-run goes on where this one stopped; what is done reports no change)"
-                % command(invocation))
+                % command(invocation, drop=drop))
     if action == "apply":
+        if kind == "plan":
+            return ("apply", "%s  (the rollout this plan checked)"
+                    % command(invocation, [invocation.get("rollout_playbook") or "rollout.yml"], check=False))
         return ("apply", command(invocation, check=False))
     if action == "rollback":
         return ("undo", command(invocation, [invocation.get("rollback_playbook") or "playbooks/rollback.yml"],
@@ -175,6 +263,12 @@ def summary_lines(report, where, step=None, written=True):
     kb = (report.get("hotfix") or {}).get("kb") or "hotfix"
     mode = " [CHECK MODE: nothing was changed]" if check else ""
     lines = ["SMS rollout %s — report: %s%s" % (kb, where, mode)]
+    if report.get("limit"):
+        lines.append(LABEL % ("limited to", "%s (--limit): hosts outside it were not part of this run"
+                              % report["limit"]))
+    if run_kind(report) == "plan" and report.get("ok"):
+        lines.append(LABEL % ("plan", "hotfix verified, every input and every server checked; nothing was "
+                                      "changed and no lock taken"))
     for site in report["site_servers"]:
         status = site["status"]
         words = {"staged": "would stage" if check else "staged",
@@ -231,18 +325,30 @@ def summary_lines(report, where, step=None, written=True):
         pending = [c["host"] for c in clients if c["pending_restart"]]
         if reboot:
             # the SMS client service file changed: it runs the old one until the restart
-            lines.append(LABEL % ("", "reboot required (client service changed): %s" % _hosts(reboot, where, written)))
+            lines.append(LABEL % ("", ("would need a reboot (client service would change): %s" if check else
+                                       "reboot required (client service changed): %s")
+                                  % _hosts(reboot, where, written)))
         if pending:
             # SetupPhase=verifying_files (SMSRUN32 running, policy defer) or verify_files (process state
             # unknown, e.g. a client reached over SMB): Client Setup finishes the upgrade
-            lines.append(LABEL % ("", "deferred to Client Setup (pending a restart): %s"
+            lines.append(LABEL % ("", ("would be deferred to Client Setup (pending a restart): %s" if check else
+                                       "deferred to Client Setup (pending a restart): %s")
                                   % _hosts(pending, where, written)))
+    if report.get("stop"):
+        lines.append(LABEL % ("stopped", stop_text(report["stop"])))
     if "compliance" in report:
         comp = report["totals"]["compliance"]
+        entries = sorted(report["compliance"], key=lambda c: c["host"])
         lines.append(LABEL % ("compliance", "%d/%d compliant" % (comp["compliant"], comp["hosts"])))
+        missing = [c["host"] for c in entries if not c["compliant"]]
+        if missing:
+            lines.append(LABEL % ("", "not compliant (%d): %s" % (len(missing), _hosts(missing, where, written))))
+        hung = [c["host"] for c in entries if (c.get("smsrun32") or {}).get("hung")]
+        if hung:
+            lines.append(LABEL % ("", "SMSRUN32 hung (%d): %s" % (len(hung), _hosts(hung, where, written))))
     for failure in report.get("failures") or []:
         lines.append(LABEL % ("run failed", "%s: %s" % (failure["host"], short_text(failure["msg"]))))
-    if lock_still_held(report):
+    if lock_still_held(report) and run_kind(report) != "plan":
         lock = report["lock"]
         lines.append(LABEL % ("rollout lock", "still held by %s on %s: the run stopped before the unlock step; "
                                               "a re-run by the same holder goes on (playbooks/unlock.yml releases it)"

@@ -202,6 +202,8 @@ def _client_rows(report):
     for _index, entry in ordered:
         short, full, folded = _message(entry.get("msg"))
         restart = "reboot" if entry.get("reboot_required") else "pending" if entry.get("pending_restart") else ""
+        if restart and report.get("check_mode"):
+            restart = "would " + ("reboot" if restart == "reboot" else "defer")
         search = " ".join(str(part) for part in (entry["host"], entry["status"], entry.get("detail"),
                                                  entry.get("logon_server"), full) if part).lower()
         rows.append({"host": entry["host"], "wave": entry.get("wave"), "status": entry["status"],
@@ -210,6 +212,16 @@ def _client_rows(report):
                      "logon_server": entry.get("logon_server"), "short": short, "full": full, "folded": folded,
                      "search": search})
     return rows
+
+
+def _smsrun32(state):
+    """The SMSRUN32 cell of a compliance row: hung or not, how many."""
+    if not isinstance(state, dict) or not state.get("known", True):
+        return "unknown"
+    count = int(state.get("count") or 0)
+    if not count:
+        return "not running"
+    return "%s (%d)" % ("HUNG" if state.get("hung") else "running", count)
 
 
 def _awx_header(report):
@@ -231,6 +243,9 @@ def view(report):
     banners = []
     if check:
         banners.append(("check", "CHECK MODE: nothing was changed. Every status says what the run would do."))
+    if report.get("limit"):
+        banners.append(("limit", "LIMITED to %s (--limit): hosts outside it were not part of this run."
+                        % report["limit"]))
     if kind == "rollback":
         banners.append(("rollback", "ROLLBACK: this run puts the original files back "
                                     "(site server, logon servers, clients)."))
@@ -254,9 +269,10 @@ def view(report):
                            "missing": ", ".join(entry.get("missing") or []), "short": short, "full": full,
                            "folded": folded})
     compliance_rows = []
-    for entry in report.get("compliance") or []:
+    for entry in sorted(report.get("compliance") or [], key=lambda e: e["host"]):
         short, full, folded = _message(entry.get("error"))
         compliance_rows.append({"host": entry["host"], "status": "compliant" if entry["compliant"] else "not_compliant",
+                                "smsrun32": _smsrun32(entry.get("smsrun32")),
                                 "setup_phase": entry.get("setup_phase"),
                                 "copy_list_version": entry.get("copy_list_version"),
                                 "logon_server": entry.get("logon_server"), "short": short, "full": full,
@@ -273,6 +289,7 @@ def view(report):
         "check": check,
         "banners": banners,
         "outcome": outcome(report),
+        "next_step": report.get("next_step") or None,
         "awx": _awx_header(report),
         "duration": _seconds(report.get("duration") or 0),
         "counts": counts,

@@ -223,6 +223,9 @@ class RunModel(object):
         self.unreachable = {}
         self.client_plan = []
         self.awx = {}
+        self.limit = None            # the run's --limit (AWX's Limit field arrives as one)
+        self.max_fail_percentage = None
+        self.gate = None             # the wave gate's data when it stopped the rollout
         self.timeline = []
         self._open = None            # the timeline span of the play (batch) running now
         self._host_started = {}      # (tier, host) -> when its tier task started
@@ -249,13 +252,20 @@ class RunModel(object):
         """A play (or one serial batch of it) starts; the one before ends now."""
         self.close_span(at)
         self._open = {"kind": "wave" if wave else "play", "label": label, "host": None, "wave": wave,
-                      "start": at, "end": None, "status": "ok", "_rank": 0}
+                      "start": at, "end": None, "status": "ok", "_rank": 0, "_ran": False}
         self.timeline.append(self._open)
 
     def close_span(self, at):
         if self._open is not None:
             self._open["end"] = at
             self._open = None
+
+    def mark_ran(self):
+        """A task of the running play had a result (not a skip): the play ran.
+        Plays with no host (the rollback plays of a rollout that did not roll
+        back) or whose every task was skipped are left off the timeline."""
+        if self._open is not None:
+            self._open["_ran"] = True
 
     def note_phase(self, phase, failed=False):
         """A result of the running play says what the play is (and whether it failed)."""
@@ -275,6 +285,7 @@ class RunModel(object):
     def record(self, action, host, data, failed=False, task_name="", task_state=None, wave=None, tiers=(),
                at=None):
         """One result of a task (`data` is the module's result dict)."""
+        self.mark_ran()
         msg = data.get("msg")
         msg = str(msg).strip() if msg not in (None, "") else None
         if isinstance(data.get("results"), list) and data["results"]:
@@ -337,6 +348,11 @@ class RunModel(object):
         if action == "sms_wave_gate":
             # The gate runs once per wave on the wave's first client; when it stops
             # the rollout, that client (and every later one) is not reached, not failed.
+            gate = data.get("wave_gate") if isinstance(data.get("wave_gate"), dict) else {}
+            if as_number(gate.get("threshold")) is not None:
+                self.max_fail_percentage = as_number(gate.get("threshold"))
+            if failed and gate.get("stopped") and not gate.get("outside_window"):
+                self.gate = plain(gate)
             if failed:
                 self.run_failures["wave gate"] = msg or "the wave gate stopped the rollout"
                 self.note_phase(None, True)
@@ -395,7 +411,8 @@ class RunModel(object):
             status = "lagging"
         phase = {"baseline": "baseline", "reset": "reset", "restored": "restore", "pushed": "push"}.get(
             state if failed else status, "logon wait")
-        self.note_phase(phase, failed or status == "lagging")
+        # a dry run stages nothing, so no server converges in it: lagging there is no failure
+        self.note_phase(phase, failed or (status == "lagging" and not self.check_mode))
         previous = self.results["logon"].get(host)
         if status in LOGON_BOOKKEEPING and previous and previous["status"] not in LOGON_BOOKKEEPING:
             return
@@ -430,6 +447,7 @@ class RunModel(object):
                 wave=wave, at=at))
 
     def record_unreachable(self, host, msg, tier, wave=None, at=None):
+        self.mark_ran()
         self.unreachable[host] = msg
         self.note_phase(None, True)
         if tier == "client":
@@ -512,17 +530,20 @@ class RunModel(object):
             "failures": [{"host": host, "msg": msg} for host, msg in sorted(self.run_failures.items())],
         }
         if self.compliance:
-            report["compliance"] = list(self.compliance.values())
+            report["compliance"] = [self.compliance[host] for host in sorted(self.compliance)]
         report["totals"] = totals_of(report)
         failed_hosts = [h for h, c in report["ansible_stats"].items() if c.get("failures") or c.get("unreachable")]
         report["ok"] = not failed_hosts and entries_ok(report)
         # in time order: a server's wait is recorded when it ends, after the play that holds it started
         report["timeline"] = [dict((k, v) for k, v in span.items() if not k.startswith("_"))
-                              for span in sorted(self.timeline, key=lambda span: span["start"] or "")]
+                              for span in sorted(self.timeline, key=lambda span: span["start"] or "")
+                              if span.get("_ran", True)]
         if self.unlock:
             report["unlock"] = dict(self.unlock)
         if self.awx:
             report["awx"] = dict(self.awx)
+        report["limit"] = self.limit
+        report["stop"] = wave_stop(report, self.max_fail_percentage, self.gate)
         started_ms = iso_ms(self.started)
         report["started_at"] = started_ms
         return report
@@ -544,6 +565,68 @@ def wave_rows(clients, planned_of):
     return rows
 
 
+def as_number(value):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def percent(value, against=None):
+    """33.33 -> "33 %"; one decimal only where a whole number would read as
+    the value compared with (20.4 against 20: "20.4 %")."""
+    value = float(value)
+    if round(value) == value or against is None or round(value) != round(float(against)):
+        return "%d %%" % round(value)
+    return "%.1f %%" % value
+
+
+def wave_stop(report, threshold=None, gate=None):
+    """Why the client waves stopped, with the arithmetic, or None: the last
+    wave that ran, when its failed and unreachable clients are above the
+    threshold and clients were left not reached (ansible-core's
+    max_fail_percentage or the wave gate stopped the play after it)."""
+    if report.get("check_mode"):
+        return None
+    clients = report.get("clients") or []
+    not_reached = hosts_with(clients, "not_reached")
+    if not not_reached:
+        return None
+    waves = report.get("waves") or []
+    plan = (report.get("client_plan") or [{}])[0].get("waves") or []
+    if gate and gate.get("stopped"):
+        if as_number(gate.get("threshold")) is not None:
+            threshold = as_number(gate.get("threshold"))
+    if threshold is None:
+        return None
+    # the waves stop after the last one that ran: that one is judged
+    for row in sorted(waves, key=lambda item: item["wave"])[-1:]:
+        bad = int(row.get("failed") or 0) + int(row.get("unreachable") or 0)
+        size = row.get("planned") or sum(int(row.get(k) or 0) for k in CLIENT_STATUSES)
+        if not size or not bad:
+            continue
+        share = 100.0 * bad / size
+        if share > threshold:  # as ansible-core and the gate compare
+            hosts = [c["host"] for c in clients if c.get("wave") == row["wave"]
+                     and c["status"] in ("failed", "unreachable")]
+            return {"wave": row["wave"], "waves": max(len(plan), row["wave"]), "failed_or_unreachable": bad,
+                    "size": int(size), "percent": round(share, 2), "threshold": threshold, "hosts": hosts,
+                    "not_reached": len(not_reached)}
+    return None
+
+
+def stop_text(stop):
+    """wave 3: 2 of 6 failed or unreachable = 33 % > 20 % (sms_rollout_max_fail_percentage)"""
+    return ("wave %d: %d of %d failed or unreachable = %s > %s (sms_rollout_max_fail_percentage): "
+            "%s not started, %s not reached"
+            % (stop["wave"], stop["failed_or_unreachable"], stop["size"],
+               percent(stop["percent"], stop["threshold"]), percent(stop["threshold"]),
+               ("wave %d of %d" % (stop["wave"] + 1, stop["waves"])) if stop["waves"] == stop["wave"] + 1
+               else ("waves %d-%d of %d" % (stop["wave"] + 1, stop["waves"], stop["waves"]))
+               if stop["waves"] > stop["wave"] else "later waves",
+               plural(stop["not_reached"], "client")))
+
+
 def totals_of(report):
     totals = {"site": _count(report["site_servers"], SITE_STATUSES),
               "logon_servers": _count(report["logon_servers"], LOGON_STATUSES),
@@ -561,13 +644,14 @@ def entries_ok(report):
     entries = report["site_servers"] + report["logon_servers"] + report["clients"]
     return (not report["failures"]
             and not any(e["status"] in ("failed", "unreachable") for e in entries)
-            and not any(e["status"] == "lagging" for e in report["logon_servers"]))
+            and (report.get("check_mode") or not any(e["status"] == "lagging" for e in report["logon_servers"])))
 
 
 # ---- reading what a report says --------------------------------------------
 
 def run_kind(report):
-    """`rollback`, `compliance` or `rollout` (any tier of it)."""
+    """`rollback`, `compliance`, `plan` (the plan and its read-only preflight
+    alone, playbooks/plan.yml) or `rollout` (any tier of it)."""
     if any(s.get("action") == "rollback" for s in report.get("site_servers") or []) \
             or any(c.get("detail") == "rolled_back" for c in report.get("clients") or []) \
             or os.path.splitext(str(report.get("playbook") or ""))[0] == "rollback":
@@ -575,6 +659,9 @@ def run_kind(report):
     if report.get("compliance") and not (report.get("site_servers") or report.get("logon_servers")
                                          or report.get("clients")):
         return "compliance"
+    if report.get("plan") and not (report.get("site_servers") or report.get("logon_servers")
+                                   or report.get("clients") or report.get("compliance")):
+        return "plan"
     return "rollout"
 
 
@@ -592,6 +679,8 @@ def outcome(report):
     clients = report.get("clients") or []
     check = report.get("check_mode")
     why, loose = [], []
+    if report.get("stop"):
+        why.append(stop_text(report["stop"]))
     for failure in report.get("failures") or []:
         why.append("%s: %s" % (failure["host"], short_text(failure["msg"], 160)))
     for site in report.get("site_servers") or []:
@@ -627,7 +716,8 @@ def outcome(report):
         loose.append("%d of %d clients not compliant" % (comp["not_compliant"], comp["hosts"]))
     if lock_still_held(report):
         loose.append("the rollout lock is still held by %s" % report["lock"].get("holder"))
-    if why or not report.get("ok", True):
+    # a merged report's ok is this verdict itself (merge()): its jobs' failures are in `failures`
+    if why or (not report.get("ok", True) and not report.get("merged_from")):
         if not why:
             why.append("a task failed (see Ansible's recap)")
         return {"level": "red", "word": "Stopped" if counts["not_reached"] and not check else "Failed",
@@ -648,9 +738,21 @@ def outcome(report):
             good.append("%d logon servers: %s" % (len(logon), ", ".join(sorted(set(e["status"] for e in logon)))))
     if comp:
         good.append("%d/%d clients compliant" % (comp["compliant"], comp["hosts"]))
+    if run_kind(report) == "plan":
+        good.append("the plan: hotfix verified, every input and server checked; nothing was changed")
     if not good:
         good.append("nothing failed")
     return {"level": "green", "word": "Would succeed" if check else "Succeeded", "why": good}
+
+
+def verdict(report):
+    """The one verdict on a run (a job's report or a merged one): what the
+    page's outcome, `bin/sms-report merge` and playbooks/report.yml say.
+    ok only when the outcome is green: nothing failed and every client the
+    run was meant for is done (a client not reached, skipped or deferred
+    still needs a run)."""
+    result = outcome(report)
+    return dict(result, ok=result["level"] == "green")
 
 
 def plural(count, word):
@@ -856,6 +958,13 @@ def merge(*reports, clients=()):
     failures = []
     for source in latest:
         failures.extend(source.get("failures") or [])
+        if not source.get("ok") and not source.get("failures"):
+            # the latest run of a node failed: that stays a failure of the whole run, even where a later
+            # node (the failure path's rollback) gave its hosts a newer result
+            bad = [e["host"] for key in ("site_servers", "logon_servers", "clients")
+                   for e in source.get(key) or [] if e.get("status") in ("failed", "unreachable", "lagging")]
+            failures.append({"host": _source_label(source),
+                             "msg": "this job failed (%s)" % (names(bad, 10) if bad else "see its output")})
     playbooks = []
     for source in sources:
         if source.get("playbook") not in playbooks:
@@ -884,6 +993,9 @@ def merge(*reports, clients=()):
     if compliance:
         report["compliance"] = compliance
     report["totals"] = totals_of(report)
+    # ok = the one verdict (the page's outcome, bin/sms-report, playbooks/report.yml):
+    # a merged run is ok when every client it was meant for is done, not only
+    # when no job failed
     report["ok"] = all(bool(s.get("ok")) for s in latest) and entries_ok(report)
     timeline = []
     for source in sources:
@@ -904,4 +1016,5 @@ def merge(*reports, clients=()):
     report["merged_from"] = [
         {"playbook": s.get("playbook"), "started": s.get("started"), "ended": s.get("ended"), "ok": bool(s.get("ok")),
          "report_dir": s.get("report_dir"), "job": _source_label(s), "node": _node(s)} for s in sources]
+    report["ok"] = report["ok"] and verdict(report)["ok"]
     return report

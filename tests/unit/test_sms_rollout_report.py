@@ -96,7 +96,7 @@ WORLD = {
     "sms_client_upgrade": {
         # serial [1, 2, 4], max_fail_percentage 20: wave 3 fails too much, wave 4 never starts
         # (c03 is unreachable: see the inventory)
-        "c01": client("upgraded", 2),
+        "c01": client("upgraded", 2, reboot_required=True),
         "c02": client("unchanged"),
         "c04": client("deferred", pending_restart=True),
         "c05": {"failed": True, "msg": "c05: SMS.INI not found at /x/SMS.INI; check sms_drive_root"},
@@ -107,7 +107,8 @@ WORLD = {
     },
     "sms_client_facts": dict((host, {"changed": False, "compliance": {
         "compliant": host in ("c01", "c02"), "files": [], "setup_phase": "installed",
-        "copy_list_version": 8, "logon_server": "LOGON01", "smsrun32": {"count": 1, "hung": False},
+        "copy_list_version": 8, "logon_server": "LOGON01",
+        "smsrun32": {"count": 2 if host == "c04" else 1, "hung": host == "c04"},
         "error": None}}) for host in CLIENTS if host != UNREACHABLE),
 }
 # what the world says each client ends as (c08, c09: the wave that never ran)
@@ -327,8 +328,20 @@ def test_rollout_report_matches_the_world(project):
     for line in ("              failed (1): c05", "              unreachable (1): c03",
                  "              not reached (2): c08, c09"):
         assert line in out.splitlines(), line
+    # why the waves stopped, with the arithmetic ansible-core's max_fail_percentage applied
+    assert report["stop"] == {"wave": 3, "waves": 4, "failed_or_unreachable": 1, "size": 4, "percent": 25.0,
+                              "threshold": 20.0, "hosts": ["c05"], "not_reached": 2}
+    assert ("stopped       wave 3: 1 of 4 failed or unreachable = 25 % > 20 % (sms_rollout_max_fail_percentage): "
+            "wave 4 of 4 not started, 2 clients not reached") in out.splitlines()
+    assert "wave 3: 1 of 4 failed or unreachable = 25 % > 20 %" in dom.by_id("outcome").text
+    # the next step: fix, then the exact command, with the ansible-playbook that ran (not a bare name:
+    # outside the virtualenv that is not on PATH)
     last = proc.stdout.rstrip().splitlines()[-1]
-    assert last.startswith("go on         ansible-playbook ") and "rollout.yml" in last, last
+    assert last == ("go on         fix c05 (why: above and in report.html), then run again: %s %s  (a re-run goes "
+                    "on where this one stopped; what is done reports no change)"
+                    % (os.path.join(BIN, "ansible-playbook"), "rollout.yml")), last
+    assert report["next_step"] == {"label": "go on", "text": last[len("go on         "):]}
+    assert dom.by_id("next-step").text.startswith("go on: fix c05")
     # one line per wave as its results arrive, in the logon waiter's voice
     for line in (r"wave 1/4 finished after \d+\.\ds: 1 done, 0 failed of 1",
                  r"wave 2/4 finished after \d+\.\ds: 1 done, 0 failed, 1 unreachable of 2",
@@ -353,6 +366,13 @@ def test_compliance_report(project):
     suite = [s for s in junit.findall("testsuite") if s.get("name") == "compliance"][0]
     assert len(suite.findall("testcase")) == 8 and suite.get("failures") == "6"
     assert "compliance    2/8 compliant" in out
+    # by name, sorted, with the hung SMSRUN32 state the JSON has
+    assert [entry["host"] for entry in report["compliance"]] == sorted(comp)
+    missing = sorted(h for h in comp if not comp[h]["compliant"])
+    assert "              not compliant (6): %s" % ", ".join(missing) in out.splitlines()
+    hung = sorted(h for h in comp if (comp[h].get("smsrun32") or {}).get("hung"))
+    assert hung, "the world has a hung client"
+    assert "              SMSRUN32 hung (%d): %s" % (len(hung), ", ".join(hung)) in out.splitlines()
 
 
 def test_check_mode_and_limit(project):
@@ -364,6 +384,15 @@ def test_check_mode_and_limit(project):
     # --limit is honoured: only the limited clients are targets
     assert sorted(c["host"] for c in report["clients"]) == ["c01", "c02"]
     assert report["client_plan"][0]["waves"] == [1, 1]
+    # and the summary says the run was limited, and to what
+    assert report["limit"] == "localhost,sms_site,sms_logon,c01,c02"
+    assert ("limited to    localhost,sms_site,sms_logon,c01,c02 (--limit): hosts outside it were not part of "
+            "this run") in out.splitlines()
+    assert "LIMITED to localhost,sms_site,sms_logon,c01,c02" in _page
+    # a preview says what would happen, not what was done
+    assert "reboot required" not in out
+    assert any(line.strip().startswith("would need a reboot (client service would change): ")
+               for line in out.splitlines()), out
 
 
 def test_templated_hosts_are_resolved(project):
