@@ -231,6 +231,11 @@ def next_step(report, invocation=None):
                     % (names(stop["hosts"], NAME_LIMIT), command(invocation)))
         said = " ".join(str(entry.get("msg")) for key in ("failures", "site_servers", "logon_servers")
                         for entry in report.get(key) or [])
+        said += " " + " ".join(str(f.get("msg")) for f in report.get("failures") or [])
+        wider = re.search(r"leaves out the site server .*--limit '?([^\s']+)'?", said)
+        if wider:
+            # the plan refused a --limit without the site server: the limit that keeps it
+            return ("go on", command(dict(invocation, limit=wider.group(1)), drop=drop))
         if "`make lab`" in said:
             # the lab twin is not built (plugins/action/sms_hotfix_stage.py says so)
             return ("go on", "make lab, then: %s" % command(invocation, drop=drop))

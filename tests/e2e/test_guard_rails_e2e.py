@@ -43,6 +43,9 @@ def test_a_limit_without_the_site_server_is_refused_then_the_command_it_gives_up
     assert "--limit site_server,client02" in text, text
     assert full_listing(os.path.join(lab.root, "hosts")) == before, "a refused run changed a host"
     assert not run.results("sms_client_upgrade")
+    # the closing line goes on with the limit that keeps the site server, not the refused one
+    go_on = [line for line in run.stdout.splitlines() if line.startswith("go on")]
+    assert go_on and "--limit site_server,client02" in go_on[-1], go_on
 
     # what the refusal said to run: the site server and client02, every check on the controller
     old = {c: lab.files(c, "MS", "SMS", "BIN") for c in lab.clients()}

@@ -697,6 +697,18 @@ def test_next_step_never_repeats_a_refused_value_nor_another_playbooks_setting()
     assert next_step(rep.to_report(stats={}, ended=T0), {})[1] != ""
 
 
+def test_a_limit_refused_for_leaving_out_the_site_server_goes_on_with_the_limit_that_keeps_it():
+    refused = model.RunModel(playbook="rollout.yml", started=T0)
+    refused.tier_failure("client05", "the rollout does not start, and nothing was changed: --limit client05 leaves "
+                                     "out the site server (smssite), which this playbook must go through before any "
+                                     "client: ... Keep it in the limit (what is already done there reports no "
+                                     "change): .venv/bin/ansible-playbook rollout.yml --limit site_server,client05")
+    report = refused.to_report(stats={}, ended=T0)
+    label, text = next_step(report, dict(RUN, limit="client05"))
+    assert (label, text) == ("go on", ".venv/bin/ansible-playbook rollout.yml -i inventories/lab/hosts.yml "
+                                      "--limit site_server,client05")
+
+
 def test_a_wave_over_the_threshold_says_the_arithmetic_and_the_next_step():
     # 12 clients in [1, 1, 6, 4]; 2 of wave 3's 6 failed: 33 % > 20 %, wave 4 never starts
     m = model.RunModel(playbook="rollout.yml", started=T0)
