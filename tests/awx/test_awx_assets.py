@@ -279,3 +279,19 @@ def test_lint_checks_the_awx_module_arguments_against_the_collection(tmp_path):
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
     assert "args[module]" in output and "scm_typo" in output, output
+
+
+def test_no_template_or_workflow_runs_two_jobs_at_once(tasks):
+    # The lock lets its holder (the workflow or template) re-enter after a
+    # failed run; AWX keeps a relaunch pending while a job of the same
+    # template still runs only when simultaneous jobs are not allowed.
+    [template] = task_for(tasks, "job_template")
+    assert template["awx.awx.job_template"]["allow_simultaneous"] is False
+    [workflow] = task_for(tasks, "workflow_job_template")
+    assert str(workflow["awx.awx.workflow_job_template"]["allow_simultaneous"]) == \
+        "{{ sms_awx.workflow.allow_simultaneous }}"
+    with open(ASSETS) as handle:
+        assets = yaml.safe_load(handle)["sms_awx"]
+    assert assets["workflow"]["allow_simultaneous"] is False
+    for template in assets["job_templates"]:
+        assert not template.get("allow_simultaneous", False), template["name"]
