@@ -81,7 +81,6 @@ serial_batches = model.serial_batches
 short_action = model.short_action
 
 
-
 def walk_tasks(play):
     """Every static task of a play (pre_tasks, roles, tasks, post_tasks, blocks)."""
     def blocks_of(items):

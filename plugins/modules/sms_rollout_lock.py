@@ -63,9 +63,9 @@ options:
     default: 21600
   run:
     description:
-      - The run taking the lock, recorded in it: C(controller) (host name), C(pid) and C(pid_started) of the
-        C(ansible-playbook) process, and C(awx_job) (the AWX workflow job or job id) under AWX. The action
-        plugin of the same name fills it in.
+      - The run taking the lock, which the lock records; C(controller) (host name), C(pid) and C(pid_started)
+        of the C(ansible-playbook) process, and C(awx_job) (the AWX workflow job or job id) under AWX. The
+        action plugin of the same name fills it in.
       - A re-entry by the same O(holder) is for a run whose predecessor died. When the lock records another
         run of that holder, the module refuses (RV(same_holder_run) names it) unless that run is the one
         O(replace_run) names, or both runs are AWX jobs (AWX starts a template's next job only after the

@@ -150,7 +150,7 @@ class FakeAwx:
         data = dict(data or {})
         kind = parts[0]
         if method == "GET" and len(parts) == 1:
-            found = [o for (k, _), o in sorted(self.objects.items()) if k == kind and self._matches(o, data)]
+            found = [o for (k, _key), o in sorted(self.objects.items()) if k == kind and self._matches(o, data)]
             return {"status_code": 200, "json": {"count": len(found), "results": found, "next": None}}
         obj = self.objects.get((kind, int(parts[1])))
         if obj is None:
@@ -170,8 +170,8 @@ class FakeAwx:
         sub = parts[2]
         if sub == "create_approval_template" and method == "POST":
             self.writes.append(("POST", endpoint, data))
-            approval = self._add("workflow_approval_templates", **dict((k, data[k]) for k in APPROVAL_FIELDS
-                                                                         if k in data))
+            approval = self._add("workflow_approval_templates",
+                                 **dict((k, data[k]) for k in APPROVAL_FIELDS if k in data))
             obj["unified_job_template"] = approval["id"]
             obj["related"]["unified_job_template"] = approval["url"]
             return {"status_code": 201, "json": approval}
@@ -275,7 +275,7 @@ def test_the_workflow_graph_converges_under_awx_awx_compare_rules(node_module, m
     first = run_all()
     assert all(changed for _name, _identifier, changed in first[:len(assets["workflow"]["nodes"])]), first
     # the graph AWX holds is the graph of assets.yml
-    nodes = dict((o["identifier"], o) for (k, _), o in fake.objects.items() if k == "workflow_job_template_nodes")
+    nodes = dict((o["identifier"], o) for (k, _key), o in fake.objects.items() if k == "workflow_job_template_nodes")
     by_id = dict((o["id"], o["identifier"]) for o in nodes.values())
     for spec in assets["workflow"]["nodes"]:
         node = nodes[spec["identifier"]]
@@ -318,7 +318,7 @@ def test_the_workflow_nodes_form_reports_changed_on_every_run_with_awx_awx_24_6_
         "controller_host": "https://127.0.0.1", "controller_oauthtoken": "token"}}).encode())
     monkeypatch.setattr(basic, "_ANSIBLE_PROFILE", "legacy")
     module = controller_api.ControllerAPIModule(argument_spec={})
-    (workflow,) = [o for (k, _), o in fake.objects.items() if k == "workflow_job_templates"]
+    (workflow,) = [o for (k, _key), o in fake.objects.items() if k == "workflow_job_templates"]
     changed = []
     for _run in range(2):
         module.json_output["changed"] = False
@@ -377,9 +377,9 @@ def test_a_rerun_imports_an_inventory_without_hosts_or_a_failed_import(tasks_by_
             "__source": [{"status": "successful"}]}
     assert decide(update, **good) is False
     # the earlier run failed after creating the source: no host, never imported
-    assert decide(update, **dict(good, __inventory=[{"total_hosts": 0}], __source=[{"status": "never updated"}]))
-    assert decide(update, **dict(good, __source=[{"status": "failed"}]))
-    assert decide(update, **dict(good, __sms_source={"changed": True}))
+    assert decide(update, **{**good, "__inventory": [{"total_hosts": 0}], "__source": [{"status": "never updated"}]})
+    assert decide(update, **{**good, "__source": [{"status": "failed"}]})
+    assert decide(update, **{**good, "__sms_source": {"changed": True}})
     # and before the templates, the inventory must have hosts and the canary group
     (check,) = [t for t in tasks_by_module["ansible.builtin.assert"] if "__canary" in (t.get("vars") or {})]
     assert decide(check, __inventory=[{"total_hosts": 12}], __canary=[{"name": "clients_canary"}]) is True

@@ -23,7 +23,6 @@ import time
 import pytest
 
 from sms_e2e import MANIFEST, Lab, failures, full_listing, lab_cmd
-from sms_testlib import sha
 
 pytestmark = pytest.mark.slow
 ROOT = os.geteuid() == 0

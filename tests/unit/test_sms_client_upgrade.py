@@ -1426,8 +1426,8 @@ def test_a_rollback_removes_stale_temporary_files_of_a_killed_run(site, module_r
     assert not any(os.path.exists(p) for p in stale)
 
 
-def test_a_rollback_whose_put_back_fails_keeps_the_journal_and_a_second_rollback_finishes(site, module_runner,
-                                                                                         monkeypatch):
+def test_a_rollback_whose_put_back_fails_keeps_the_journal_and_a_second_rollback_finishes(
+        site, module_runner, monkeypatch):
     originals = {name: read(os.path.join(site.bin, name)) for name in os.listdir(site.bin)}
     module_runner(MODULE, site.args())
     lab.disk_fills_at(monkeypatch, site.bin + os.sep, 2)  # the second restore finds the disk full

@@ -158,7 +158,10 @@ def test_without_user_the_holder_is_the_account_so_two_accounts_are_two_holders(
     from sms_rollout import sms_operator_holder
     assert sms_operator_holder("") == "%s@%s" % (pwd.getpwuid(os.getuid()).pw_name, socket.gethostname())
     monkeypatch.setattr(os, "getuid", lambda: 4242)
-    monkeypatch.setattr(pwd, "getpwuid", lambda uid: (_ for _ in ()).throw(KeyError(uid)))
+
+    def no_such_account(uid):
+        raise KeyError(uid)
+    monkeypatch.setattr(pwd, "getpwuid", no_such_account)
     assert sms_operator_holder(" ") == "uid4242@%s" % socket.gethostname()
 
 
