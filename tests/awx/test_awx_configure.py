@@ -265,7 +265,7 @@ def node_tasks():
 def test_the_workflow_graph_converges_under_awx_awx_compare_rules(node_module, monkeypatch):
     assets = load_assets()
     tasks = node_tasks()
-    assert len(tasks) == 2, "nodes first, then edges: %s" % [name for name, _ in tasks]
+    assert len(tasks) == 2, "nodes first, then edges: %s" % [name for name, _runs in tasks]
     fake = FakeAwx(assets)
 
     def run_all():
