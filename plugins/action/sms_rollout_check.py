@@ -159,16 +159,20 @@ def core_problems():
             "'ansible-core%s'`" % (found, wanted, sys.executable, wanted))
     if CALLBACK not in (C.CALLBACKS_ENABLED or []):
         config = C.CONFIG_FILE
-        playbooks = [os.path.abspath(p) for p in (context.CLIARGS or {}).get("args") or ()]
-        problems.append(
-            "the rollout's report callback (%s) is not enabled: %s, so this run would print no summary and write "
-            "no report; nothing was changed. Run it from the checkout (cd %s), or name its settings: "
-            "ANSIBLE_CONFIG=%s %s %s; with the collection installed elsewhere, enable the callback with "
-            "ANSIBLE_CALLBACKS_ENABLED=%s (or callbacks_enabled in your ansible.cfg)"
-            % (CALLBACK, ("the settings read were %s" % config) if config else "no ansible.cfg was read", TOP,
-               os.path.join(TOP, "ansible.cfg"), os.path.join(os.path.dirname(sys.argv[0] or "."), "ansible-playbook")
-               if os.sep in (sys.argv[0] or "") else "ansible-playbook", " ".join(playbooks) or "rollout.yml",
-               CALLBACK))
+        read = ("the settings read were %s" % config) if config else "no ansible.cfg was read"
+        enable = ("ANSIBLE_CALLBACKS_ENABLED=%s (or callbacks_enabled in your ansible.cfg)" % CALLBACK)
+        settings = os.path.join(TOP, "ansible.cfg")
+        if os.path.isfile(settings):  # a checkout: its own ansible.cfg names the callback
+            playbooks = [os.path.abspath(p) for p in (context.CLIARGS or {}).get("args") or ()]
+            program = (os.path.join(os.path.dirname(sys.argv[0]), "ansible-playbook")
+                       if os.sep in (sys.argv[0] or "") else "ansible-playbook")
+            how = ("Run it from the checkout (cd %s), or name its settings: ANSIBLE_CONFIG=%s %s %s; with the "
+                   "collection installed elsewhere, enable the callback with %s"
+                   % (TOP, settings, program, " ".join(playbooks) or "rollout.yml", enable))
+        else:  # an installed collection
+            how = "Enable it with %s" % enable
+        problems.append("the rollout's report callback (%s) is not enabled: %s, so this run would print no summary "
+                        "and write no report; nothing was changed. %s" % (CALLBACK, read, how))
     return problems
 
 

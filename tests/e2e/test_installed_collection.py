@@ -133,7 +133,10 @@ def test_every_entry_point_is_found_by_its_fqcn(installed):
     root = collections / "ansible_collections" / "sms" / "hotfix" / "playbooks"
     for name in ENTRY_POINTS:
         assert "playbook: %s" % (root / (name + ".yml")) in result.stdout.splitlines(), name
-    assert REPO not in result.stdout + result.stderr
+    # (the running virtualenv's own paths aside: Python's warnings name its site-packages)
+    venv = os.path.dirname(BIN)
+    said = [line for line in (result.stdout + result.stderr).splitlines() if venv not in line]
+    assert not [line for line in said if REPO in line], said
 
 
 def test_without_sms_hotfix_manifest_the_plan_refuses_says_how_and_changes_nothing(
@@ -141,7 +144,15 @@ def test_without_sms_hotfix_manifest_the_plan_refuses_says_how_and_changes_nothi
     _tarball, collections, work = installed
     lab = make_lab(no_mm=True)
     before = lab.snapshot()
+    # the report callback not enabled: refused first, saying how a collection user enables it
     result = playbook(installed, "rollout", lab)
+    out = result.stdout + result.stderr
+    assert result.returncode != 0, out[-3000:]
+    assert "ANSIBLE_CALLBACKS_ENABLED=sms.hotfix.sms_rollout_report" in out, out[-3000:]
+    assert "ANSIBLE_CONFIG=" not in out, "an installed collection has no ansible.cfg to name"
+    assert lab.snapshot() == before, "a refused run changed the lab"
+    result = playbook(installed, "rollout", lab,
+                      env=user_env(collections, ANSIBLE_CALLBACKS_ENABLED="sms.hotfix.sms_rollout_report"))
     out = result.stdout + result.stderr
     assert result.returncode != 0, out[-3000:]
     assert "set sms_hotfix_manifest to the path of the hotfix's manifest.json" in out, out[-3000:]

@@ -128,7 +128,7 @@ def test_the_report_of_a_failed_wave_in_a_browser(make_lab, run_playbook, tmp_pa
     lines = summary(run)
     assert "              failed (2): client04, client06" in lines
     assert "              not reached (4): %s" % ", ".join(unreached) in lines
-    assert lines[-1].startswith("go on         ansible-playbook ") and "rollout.yml" in lines[-1]
+    assert lines[-1].startswith("go on         ") and "ansible-playbook rollout.yml" in lines[-1], lines[-1]
     assert any(line.startswith("sms_client_upgrade: wave 3/4 finished after ")
                and line.endswith(": 3 done, 2 failed, 1 deferred of 6") for line in run.stdout.splitlines())
 
@@ -138,7 +138,10 @@ def test_the_report_of_a_failed_wave_in_a_browser(make_lab, run_playbook, tmp_pa
     # the outcome first, in words and colour
     outcome = dom.by_id("outcome")
     assert outcome.attrs["data-level"] == "red" and "red" in outcome.classes()
-    assert outcome.text.startswith("Stopped: 2 clients failed (wave 3); 4 clients not reached")
+    # why it stopped, with the arithmetic, then what it left
+    assert outcome.text.startswith("Stopped: wave 3: 2 of 6 failed or unreachable = 33 % > 20 % "
+                                   "(sms_rollout_max_fail_percentage): wave 4 of 4 not started"), outcome.text
+    assert "2 clients failed (wave 3); 4 clients not reached" in outcome.text, outcome.text
 
     # a bar per wave with report.json's counts; wave 4, never started, all "not reached"
     bars = dom.by_id("wave-chart").find_all("g", cls="wave")

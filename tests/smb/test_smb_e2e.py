@@ -252,8 +252,10 @@ def test_the_smb_password_is_in_no_output_report_or_journal(site, tmp_path):
                     if secret.encode() in handle.read():
                         seen.append(path)
     assert seen == [], "the password was written to %s" % seen
-    # the -vvvv output did show the module arguments, masked
-    assert "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER" in result.stdout
+    # where the -vvvv output shows the module arguments (ansible-core 2.19; 2.20 and later leave a result's
+    # invocation out), the password among them is masked
+    if "module_args" in result.stdout:
+        assert "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER" in result.stdout
 
 
 def test_a_hard_link_in_client_src_is_refused_over_smb(site, tmp_path):
