@@ -195,6 +195,21 @@ class Entry:
         return (self.dev, self.ino, self.size, self.mtime_ns, self.ctime_ns)
 
 
+def walk_folders(volume, parts=()):
+    """[(folder parts, [Entry])] of `volume`'s folder `parts` and every plain folder below it.
+
+    Only `listdir` is used, which refuses links (reparse points over SMB), so none is entered; one walk for
+    every volume kind.
+    """
+    out, todo = [], [tuple(parts)]
+    while todo:
+        folder = todo.pop(0)
+        entries = volume.listdir(folder)
+        out.append((folder, entries))
+        todo.extend(folder + (e.name,) for e in entries if e.kind == "dir")
+    return out
+
+
 class LocalVolume:
     """A folder tree on this host's file system, reached without following links below `top`.
 
@@ -371,13 +386,7 @@ class LocalVolume:
 
     def walk(self, parts=()):
         """[(folder parts, [Entry])] of folder `parts` and every plain folder below it (links never entered)."""
-        out, todo = [], [tuple(parts)]
-        while todo:
-            folder = todo.pop(0)
-            entries = self.listdir(folder)
-            out.append((folder, entries))
-            todo.extend(folder + (e.name,) for e in entries if e.kind == "dir")
-        return out
+        return walk_folders(self, parts)
 
     def find(self, parts, name):
         """The on-disk name of the entry of folder `parts` named `name` in any case, or None.

@@ -30,7 +30,7 @@ import re
 
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import (
     CHUNK, Entry, PathRefused, SmsFileError, _TMP, _pid_alive, changed_since, hard_link_refused, opened,
-    plain_name, temp_name,
+    plain_name, temp_name, walk_folders,
 )
 
 try:
@@ -236,13 +236,7 @@ class SmbVolume:
     def walk(self, parts=()):
         """[(folder parts, [Entry])] of folder `parts` and every plain folder below it (reparse points never
         entered)."""
-        out, todo = [], [tuple(parts)]
-        while todo:
-            folder = todo.pop(0)
-            entries = self.listdir(folder)
-            out.append((folder, entries))
-            todo.extend(folder + (e.name,) for e in entries if e.kind == "dir")
-        return out
+        return walk_folders(self, parts)
 
     def find(self, parts, name):
         wanted = name.lower()
