@@ -81,9 +81,9 @@ class ModuleClock:
 
 @pytest.fixture
 def clock(monkeypatch):
-    from ansible_collections.sms.hotfix.plugins.modules import sms_replication
+    from ansible_collections.sms.hotfix.plugins.module_utils import sms_logon
     fake = ModuleClock()
-    monkeypatch.setattr(sms_replication, "time", fake)
+    monkeypatch.setattr(sms_logon, "time", fake)
     return fake
 
 
@@ -298,15 +298,25 @@ def test_bad_input_refused_and_nothing_changed(site, module_runner, state, clock
 
 
 def test_unknown_expect_platform_and_bad_sha_refused(site, module_runner):
+    """`expect` is checked once, on the controller; the module refuses what its argument spec does not type."""
     _manifest, sms, root = site
     before = lib.snapshot(root)
-    result = module_runner(MODULE, {"sms_root": sms, "kb": "Q216552",
-                                    "expect": {"vax": [{"name": "a.exe", "sha256": "0" * 64}]}})
-    assert result["failed"] is True and "'vax' is unknown" in result["msg"]
-    result = module_runner(MODULE, {"sms_root": sms, "kb": "Q216552",
-                                    "expect": {"x86": [{"name": "..\\a.exe", "sha256": "0" * 64}]}})
-    assert result["failed"] is True and "not a plain name" in result["msg"]
-    result = module_runner(MODULE, {"sms_root": sms, "expect": {"x86": [{"name": "a.exe", "sha256": "0" * 64}]}})
+    controller = load_controller()
+    for expect, said in (({"vax": [{"name": "a.exe", "sha256": "0" * 64}]}, "'vax' is unknown"),
+                         ({"x86": [{"name": "..\\a.exe", "sha256": "0" * 64}]}, "not a plain name"),
+                         ({"x86": [{"name": "a.exe", "sha256": "0" * 63}]}, "not 64 hex digits"),
+                         ({"x86": [{"name": "a.exe", "sha256": "0" * 64}, {"name": "A.EXE", "sha256": "1" * 64}]},
+                          "listed twice")):
+        with pytest.raises(Exception) as info:
+            controller.resolve_manifest({"sms_root": sms, "kb": "Q216552", "expect": expect})
+        assert said in str(info.value) and "checked on the controller" in str(info.value)
+    upper = controller.resolve_manifest({"expect": {"X86": [{"name": "a.exe", "sha256": "AB" * 32}]}})
+    assert upper["expect"] == {"x86": [{"name": "a.exe", "sha256": "ab" * 32}]}
+    result = module_runner("sms_logon_wait", {"sms_root": sms, "kb": "Q216552",
+                                              "expect": {"vax": [{"name": "a.exe", "sha256": "0" * 64}]}})
+    assert result["failed"] is True and "vax" in result["msg"]
+    result = module_runner("sms_logon_wait", {"sms_root": sms, "expect": {"x86": [{"name": "a.exe",
+                                                                                  "sha256": "0" * 64}]}})
     assert result["failed"] is True and "kb" in result["msg"]
     assert lib.snapshot(root) == before
 
@@ -620,6 +630,11 @@ def load_action():
     return module
 
 
+def load_controller():
+    from ansible_collections.sms.hotfix.plugins.plugin_utils import sms_logon_controller
+    return sms_logon_controller
+
+
 class FakeClock:
     def __init__(self):
         self.now = 0.0
@@ -651,9 +666,9 @@ def test_action_prints_one_line_per_slice_then_converges():
     # the first line within a few seconds, then one per interval
     assert calls == [5, 30, 30]
     assert lines == [
-        "sms_replication: logon02 waiting 5s/600s: X86.bin/Smsrun32.exe old, copy list 41 (needs > 41)",
-        "sms_replication: logon02 waiting 35s/600s: X86.bin/Smsrun32.exe old, copy list 41 (needs > 41)",
-        "sms_replication: logon02 converged after 39.4s",
+        "sms_logon_wait: logon02 waiting 5s/600s: X86.bin/Smsrun32.exe old, copy list 41 (needs > 41)",
+        "sms_logon_wait: logon02 waiting 35s/600s: X86.bin/Smsrun32.exe old, copy list 41 (needs > 41)",
+        "sms_logon_wait: logon02 converged after 39.4s",
     ]
     assert result["elapsed"] == 39.4 and result["slices"] == 3 and "failed" not in result
 
@@ -700,8 +715,10 @@ def test_action_reads_the_manifest_on_the_controller(site, module_runner):
     by_expect = module_runner(MODULE, dict(resolved, state="baseline"))
     assert by_expect["baseline_path"] == by_path["baseline_path"] and by_expect["changed"] is False
     # a push keeps the path (the payload is read on the server); so does a path the controller lacks
-    assert action.resolve_manifest({"manifest": manifest, "state": "pushed"}) == {
-        "manifest": manifest, "state": "pushed"}
+    assert action.resolve_manifest({"manifest": manifest}, "push") == {"manifest": manifest}
+    # an undo or a reset needs only the KB
+    assert action.resolve_manifest({"manifest": manifest, "state": "absent"}, "restore") == {
+        "state": "absent", "kb": "Q216552"}
     assert action.resolve_manifest({"manifest": "/nonexistent/manifest.json"}) == {
         "manifest": "/nonexistent/manifest.json"}
     # an explicit expect (rollback) wins over the manifest's files
