@@ -1,4 +1,4 @@
-"""sms_replication: baseline, waiting for convergence, push and restore."""
+"""The logon tier: sms_copy_list_baseline, sms_logon_wait, sms_logon_push, and the deprecated sms_replication."""
 
 import importlib.util
 import json
@@ -13,7 +13,10 @@ import pytest
 import sms_testlib as lib
 from sms_testlib import REPO
 
-MODULE = "sms_replication"
+MODULE = "sms_replication"  # the deprecated name: see test_the_old_name_*
+WAIT = "sms_logon_wait"
+BASELINE = "sms_copy_list_baseline"
+PUSH = "sms_logon_push"
 
 
 def rel(sms, *parts):
@@ -98,12 +101,12 @@ def args(manifest, sms, **extra):
 def test_baseline_recorded_once_and_check_mode_writes_nothing(site, module_runner):
     manifest, sms, root = site
     before = lib.snapshot(root)
-    checked = module_runner(MODULE, args(manifest, sms, state="baseline"), check_mode=True)
+    checked = module_runner(BASELINE, args(manifest, sms), check_mode=True)
     assert checked["changed"] is True and checked["recorded"] is False
     assert checked["baseline"]["copy_list_version"] == 41
     assert lib.snapshot(root) == before
 
-    first = module_runner(MODULE, args(manifest, sms, state="baseline"))
+    first = module_runner(BASELINE, args(manifest, sms))
     assert first["changed"] is True
     path = first["baseline_path"]
     assert os.path.dirname(path) == os.path.join(sms, "Hotfix", "Q216552")
@@ -117,7 +120,7 @@ def test_baseline_recorded_once_and_check_mode_writes_nothing(site, module_runne
     bump(sms, 42)
     replicate(sms, manifest)
     after_first = lib.snapshot(root)
-    second = module_runner(MODULE, args(manifest, sms, state="baseline"))
+    second = module_runner(BASELINE, args(manifest, sms))
     assert second["changed"] is False
     assert second["baseline"]["copy_list_version"] == 41
     assert lib.snapshot(root) == after_first
@@ -126,10 +129,10 @@ def test_baseline_recorded_once_and_check_mode_writes_nothing(site, module_runne
 def test_baseline_notes_files_already_current(site, module_runner):
     manifest, sms, _root = site
     replicate(sms, manifest)
-    result = module_runner(MODULE, args(manifest, sms, state="baseline"))
+    result = module_runner(BASELINE, args(manifest, sms))
     assert result["baseline"]["files_already_current"] is True
     # no bump will ever come: convergence must not wait for one
-    probe = module_runner(MODULE, args(manifest, sms))
+    probe = module_runner(WAIT, args(manifest, sms))
     assert probe["converged"] is True and probe["copy_list"]["required"] is False
 
 
@@ -137,9 +140,9 @@ def test_baseline_notes_files_already_current(site, module_runner):
 
 def test_converged_needs_files_and_bump(site, module_runner, clock):
     manifest, sms, root = site
-    module_runner(MODULE, args(manifest, sms, state="baseline"))
+    module_runner(BASELINE, args(manifest, sms))
     replicate(sms, manifest)
-    only_files = module_runner(MODULE, args(manifest, sms))
+    only_files = module_runner(WAIT, args(manifest, sms))
     assert only_files["converged"] is False and only_files.get("failed") is not True
     assert all(item["ok"] for item in only_files["files"])
     assert only_files["copy_list"] == {
@@ -151,7 +154,7 @@ def test_converged_needs_files_and_bump(site, module_runner, clock):
 
     bump(sms, 42)
     before = lib.snapshot(root)
-    done = module_runner(MODULE, args(manifest, sms, timeout=5))
+    done = module_runner(WAIT, args(manifest, sms, timeout=5))
     assert done["converged"] is True and done["changed"] is False and done["missing"] == []
     assert done["copy_list"]["current"] == 42 and done["copy_list"]["ok"] is True
     # an already converged server: the first poll returns, without a single sleep
@@ -163,10 +166,10 @@ def test_converged_needs_files_and_bump(site, module_runner, clock):
 
 def test_every_copy_list_must_be_bumped(site, module_runner):
     manifest, sms, _root = site
-    module_runner(MODULE, args(manifest, sms, state="baseline"))
+    module_runner(BASELINE, args(manifest, sms))
     replicate(sms, manifest)
     lib.write(rel(sms, "Cl_nt.txt"), b"[Copy List]\r\nCopyListVersion=42\r\n")
-    result = module_runner(MODULE, args(manifest, sms))
+    result = module_runner(WAIT, args(manifest, sms))
     assert result["converged"] is False
     assert result["copy_list"]["files"] == {"Cl_nt.txt": 42, "Cl_win95.txt": 41}
 
@@ -174,7 +177,7 @@ def test_every_copy_list_must_be_bumped(site, module_runner):
 def test_no_baseline_means_bump_unknown(site, module_runner):
     manifest, sms, _root = site
     replicate(sms, manifest)
-    result = module_runner(MODULE, args(manifest, sms))
+    result = module_runner(WAIT, args(manifest, sms))
     assert result["converged"] is True
     assert result["copy_list"]["ok"] is None and result["copy_list"]["required"] is False
     assert "no baseline" in result["copy_list"]["note"]
@@ -182,13 +185,13 @@ def test_no_baseline_means_bump_unknown(site, module_runner):
 
 def test_timeout_fails_naming_every_stale_file(site, module_runner, clock):
     manifest, sms, root = site
-    module_runner(MODULE, args(manifest, sms, state="baseline"))
+    module_runner(BASELINE, args(manifest, sms))
     # one file replicated, with its on-disk name in upper case
     os.rename(rel(sms, "X86.bin", "Smsrun32.exe"), rel(sms, "X86.bin", "SMSRUN32.EXE"))
     payload = manifest_files(manifest)["x86"][0][1]
     shutil.copyfile(payload, rel(sms, "X86.bin", "SMSRUN32.EXE"))
     before = lib.snapshot(root)
-    result = module_runner(MODULE, args(manifest, sms, timeout=1, sleep=0.25))
+    result = module_runner(WAIT, args(manifest, sms, timeout=1, sleep=0.25))
     assert result["failed"] is True and result["converged"] is False
     # polls at 0, 0.25, 0.5, 0.75 and 1.0 (the module's own clock): gives up at the timeout, not before
     assert result["polls"] == 5 and clock.sleeps == [0.25] * 4 and result["elapsed"] == 1.0
@@ -208,27 +211,27 @@ def test_timeout_fails_naming_every_stale_file(site, module_runner, clock):
 
 def test_probe_with_timeout_zero_does_not_fail(site, module_runner):
     manifest, sms, _root = site
-    result = module_runner(MODULE, args(manifest, sms))
+    result = module_runner(WAIT, args(manifest, sms))
     assert result["converged"] is False and "failed" not in result
     assert result["polls"] == 1 and len(result["missing"]) == 4
 
 
 def test_fail_on_timeout_false_returns_instead(site, module_runner):
     manifest, sms, _root = site
-    result = module_runner(MODULE, args(manifest, sms, timeout=1, sleep=0.3, fail_on_timeout=False))
+    result = module_runner(WAIT, args(manifest, sms, timeout=1, sleep=0.3, fail_on_timeout=False))
     assert result["converged"] is False and "failed" not in result and result["elapsed"] >= 1
 
 
 def test_polling_sees_a_change_at_the_next_poll(site, module_runner, clock):
     manifest, sms, _root = site
-    module_runner(MODULE, args(manifest, sms, state="baseline"))
+    module_runner(BASELINE, args(manifest, sms))
 
     def maintenance_pass():
         replicate(sms, manifest)
         bump(sms, 42)
 
     clock.at_sleep[3] = maintenance_pass  # the pass lands between the third and the fourth poll
-    result = module_runner(MODULE, args(manifest, sms, timeout=30, sleep=0.2))
+    result = module_runner(WAIT, args(manifest, sms, timeout=30, sleep=0.2))
     assert result["converged"] is True and "failed" not in result
     assert result["polls"] == 4 and len(clock.sleeps) == 3
     assert result["copy_list"]["current"] == 42
@@ -237,7 +240,7 @@ def test_polling_sees_a_change_at_the_next_poll(site, module_runner, clock):
 def test_polling_sees_a_change_made_by_another_thread(site, module_runner):
     """The same with the real clock: the change lands while the module sleeps; it is seen at a later poll."""
     manifest, sms, _root = site
-    module_runner(MODULE, args(manifest, sms, state="baseline"))
+    module_runner(BASELINE, args(manifest, sms))
     done = threading.Event()
 
     def maintenance_pass():
@@ -249,7 +252,7 @@ def test_polling_sees_a_change_made_by_another_thread(site, module_runner):
     worker = threading.Thread(target=maintenance_pass)
     worker.start()
     try:
-        result = module_runner(MODULE, args(manifest, sms, timeout=60, sleep=0.1))
+        result = module_runner(WAIT, args(manifest, sms, timeout=60, sleep=0.1))
     finally:
         worker.join()
     assert done.is_set() and result["converged"] is True and result["polls"] >= 2
@@ -258,7 +261,7 @@ def test_polling_sees_a_change_made_by_another_thread(site, module_runner):
 def test_check_mode_checks_once_and_does_not_wait(site, module_runner, clock):
     manifest, sms, root = site
     before = lib.snapshot(root)
-    result = module_runner(MODULE, args(manifest, sms, timeout=30), check_mode=True)
+    result = module_runner(WAIT, args(manifest, sms, timeout=30), check_mode=True)
     assert result["converged"] is False and "failed" not in result
     assert result["polls"] == 1 and clock.sleeps == []
     assert lib.snapshot(root) == before
@@ -268,29 +271,29 @@ def test_expect_waits_for_given_files(site, module_runner):
     manifest, sms, _root = site
     originals = lib.original_files("x86")
     expect = {"x86": [{"name": "smsrun32.EXE", "sha256": lib.sha(originals["Smsrun32.exe"])}]}
-    result = module_runner(MODULE, {"sms_root": sms, "expect": expect, "kb": "Q216552"})
+    result = module_runner(WAIT, {"sms_root": sms, "expect": expect, "kb": "Q216552"})
     assert result["converged"] is True and result["state_dir"] == os.path.join(sms, "Hotfix", "Q216552")
     replicate(sms, manifest)
-    result = module_runner(MODULE, {"sms_root": sms, "expect": expect, "kb": "Q216552"})
+    result = module_runner(WAIT, {"sms_root": sms, "expect": expect, "kb": "Q216552"})
     assert result["converged"] is False
 
 
 # --- bad input -------------------------------------------------------------------
 
-@pytest.mark.parametrize("state", ["baseline", "converged", "pushed"])
-def test_bad_input_refused_and_nothing_changed(site, module_runner, state, clock):
+@pytest.mark.parametrize("module", [BASELINE, WAIT, PUSH])
+def test_bad_input_refused_and_nothing_changed(site, module_runner, module, clock):
     manifest, sms, root = site
     before = lib.snapshot(root)
 
-    missing = module_runner(MODULE, args(os.path.join(str(root), "nope", "manifest.json"), sms, state=state))
+    missing = module_runner(module, args(os.path.join(str(root), "nope", "manifest.json"), sms))
     assert missing["failed"] is True and "nope" in missing["msg"] and "does not exist" in missing["msg"]
 
-    unknown = module_runner(MODULE, args(manifest, sms, state=state, platforms=["vax"]))
+    unknown = module_runner(module, args(manifest, sms, platforms=["vax"]))
     assert unknown["failed"] is True and "'vax' is unknown" in unknown["msg"]
 
     shutil.rmtree(rel(sms, "Alpha.bin"))
     before_missing_dir = lib.snapshot(root)
-    no_dir = module_runner(MODULE, args(manifest, sms, state=state, timeout=30))
+    no_dir = module_runner(module, args(manifest, sms, **({"timeout": 30} if module == WAIT else {})))
     assert no_dir["failed"] is True and "Alpha.bin" in no_dir["msg"] and rel(sms) in no_dir["msg"]
     assert clock.sleeps == [], "refused before the first poll, without waiting"
     assert lib.snapshot(root) == before_missing_dir
@@ -326,9 +329,9 @@ def test_not_a_logon_server_refused(tmp_path, module_runner):
     sms = lib.make_logon(tmp_path)
     for name in ("Cl_nt.txt", "Cl_win95.txt"):
         os.unlink(rel(sms, name))
-    result = module_runner(MODULE, args(manifest, sms))
+    result = module_runner(WAIT, args(manifest, sms))
     assert result["failed"] is True and "none of the copy lists" in result["msg"]
-    result = module_runner(MODULE, args(manifest, os.path.join(str(tmp_path), "nothing", "SMS")))
+    result = module_runner(WAIT, args(manifest, os.path.join(str(tmp_path), "nothing", "SMS")))
     assert result["failed"] is True and "does not exist" in result["msg"]
 
 
@@ -338,7 +341,7 @@ def test_push_refuses_damaged_payload_and_changes_nothing(site, module_runner):
     with open(payload, "r+b") as handle:
         handle.write(b"X")
     before = lib.snapshot(root)
-    result = module_runner(MODULE, args(manifest, sms, state="pushed"))
+    result = module_runner(PUSH, args(manifest, sms))
     assert result["failed"] is True and "damaged" in result["msg"]
     assert lib.snapshot(root) == before
 
@@ -351,12 +354,12 @@ def test_push_backs_up_then_restore_is_byte_identical(site, module_runner):
     original = lib.snapshot(rel(sms))
     before = lib.snapshot(root)
 
-    checked = module_runner(MODULE, args(manifest, sms, state="pushed"), check_mode=True, diff=True)
+    checked = module_runner(PUSH, args(manifest, sms), check_mode=True, diff=True)
     assert checked["changed"] is True and len(checked["pushed"]) == 4
     assert "X86.bin/SMSRUN32.EXE" in checked["diff"]["before"]
     assert lib.snapshot(root) == before
 
-    pushed = module_runner(MODULE, args(manifest, sms, state="pushed"), diff=True)
+    pushed = module_runner(PUSH, args(manifest, sms), diff=True)
     assert pushed["changed"] is True and pushed["converged"] is True and pushed["copy_list_bumped"] is False
     assert sorted(pushed["pushed"]) == sorted(["X86.bin/SMSRUN32.EXE", "X86.bin/Smssrv32.exe",
                                                "Alpha.bin/Smsrun32.exe", "Alpha.bin/Smssrv32.exe"])
@@ -379,23 +382,23 @@ def test_push_backs_up_then_restore_is_byte_identical(site, module_runner):
     assert lib.snapshot(rel(sms))["Cl_nt.txt"] == original["Cl_nt.txt"]
 
     after_push = lib.snapshot(root)
-    again = module_runner(MODULE, args(manifest, sms, state="pushed"))
+    again = module_runner(PUSH, args(manifest, sms))
     assert again["changed"] is False and again["pushed"] == []
-    assert module_runner(MODULE, args(manifest, sms, state="pushed"), check_mode=True)["changed"] is False
+    assert module_runner(PUSH, args(manifest, sms), check_mode=True)["changed"] is False
     assert lib.snapshot(root) == after_push
 
     # the push converges the files (no copy-list bump required of a push)
-    probe = module_runner(MODULE, args(manifest, sms, require_copy_list_bump=False, timeout=2))
+    probe = module_runner(WAIT, args(manifest, sms, require_copy_list_bump=False, timeout=2))
     assert probe["converged"] is True
 
-    check_restore = module_runner(MODULE, args(manifest, sms, state="restored"), check_mode=True, diff=True)
+    check_restore = module_runner(PUSH, args(manifest, sms, state="absent"), check_mode=True, diff=True)
     assert check_restore["changed"] is True and len(check_restore["restored"]) == 4
     assert lib.snapshot(root) == after_push
 
-    restored = module_runner(MODULE, args(manifest, sms, state="restored"))
+    restored = module_runner(PUSH, args(manifest, sms, state="absent"))
     assert restored["changed"] is True
     assert lib.snapshot(rel(sms)) == original
-    restored_again = module_runner(MODULE, args(manifest, sms, state="restored"))
+    restored_again = module_runner(PUSH, args(manifest, sms, state="absent"))
     assert restored_again["changed"] is False
     assert lib.snapshot(rel(sms)) == original
 
@@ -404,20 +407,20 @@ def test_push_of_a_new_file_is_removed_on_restore(site, module_runner):
     manifest, sms, _root = site
     os.unlink(rel(sms, "Alpha.bin", "Smssrv32.exe"))
     original = lib.snapshot(rel(sms))
-    module_runner(MODULE, args(manifest, sms, state="pushed"))
+    module_runner(PUSH, args(manifest, sms))
     assert os.path.exists(rel(sms, "Alpha.bin", "Smssrv32.exe"))
-    module_runner(MODULE, {"sms_root": sms, "kb": "Q216552", "state": "restored"})
+    module_runner(PUSH, {"sms_root": sms, "kb": "Q216552", "state": "absent"})
     assert lib.snapshot(rel(sms)) == original
 
 
 def test_restore_refuses_a_damaged_backup(site, module_runner):
     manifest, sms, root = site
-    module_runner(MODULE, args(manifest, sms, state="pushed"))
+    module_runner(PUSH, args(manifest, sms))
     backup = os.path.join(sms, "Hotfix", "Q216552", "push", "backup", "X86.bin", "Smssrv32.exe")
     with open(backup, "r+b") as handle:
         handle.write(b"X")
     before = lib.snapshot(root)
-    result = module_runner(MODULE, args(manifest, sms, state="restored"))
+    result = module_runner(PUSH, args(manifest, sms, state="absent"))
     assert result["failed"] is True and backup in result["msg"] and "nothing was restored" in result["msg"]
     assert lib.snapshot(root) == before
 
@@ -425,7 +428,7 @@ def test_restore_refuses_a_damaged_backup(site, module_runner):
 def test_restore_without_push_changes_nothing(site, module_runner):
     manifest, sms, root = site
     before = lib.snapshot(root)
-    result = module_runner(MODULE, args(manifest, sms, state="restored"))
+    result = module_runner(PUSH, args(manifest, sms, state="absent"))
     assert result["changed"] is False and "nothing was pushed" in result["msg"]
     assert lib.snapshot(root) == before
 
@@ -443,7 +446,7 @@ def test_push_on_a_read_only_server_fails_cleanly(site, module_runner):
                 lib.write(os.path.join(folder, name), data, lib.ORIGINAL_MTIME)
             subprocess.run(["mount", "-o", "remount,ro", folder], check=True)
             inside_before = lib.snapshot(folder)
-            result = module_runner(MODULE, args(manifest, sms, state="pushed", platforms=["x86"]))
+            result = module_runner(PUSH, args(manifest, sms, platforms=["x86"]))
             inside_after = lib.snapshot(folder)
         finally:
             subprocess.run(["umount", folder], check=True)
@@ -451,7 +454,7 @@ def test_push_on_a_read_only_server_fails_cleanly(site, module_runner):
         os.chmod(folder, 0o555)
         try:
             inside_before = lib.snapshot(folder)
-            result = module_runner(MODULE, args(manifest, sms, state="pushed", platforms=["x86"]))
+            result = module_runner(PUSH, args(manifest, sms, platforms=["x86"]))
             inside_after = lib.snapshot(folder)
         finally:
             os.chmod(folder, 0o755)
@@ -472,13 +475,13 @@ def test_push_with_a_read_only_state_folder_is_refused(site, module_runner, tmp_
         subprocess.run(["mount", "--bind", str(parent), str(parent)], check=True)
         try:
             subprocess.run(["mount", "-o", "remount,bind,ro", str(parent)], check=True)
-            result = module_runner(MODULE, args(manifest, sms, state="pushed", state_dir=str(parent / "Q216552")))
+            result = module_runner(PUSH, args(manifest, sms, state_dir=str(parent / "Q216552")))
         finally:
             subprocess.run(["umount", str(parent)], check=True)
     else:
         os.chmod(str(parent), 0o555)
         try:
-            result = module_runner(MODULE, args(manifest, sms, state="pushed", state_dir=str(parent / "Q216552")))
+            result = module_runner(PUSH, args(manifest, sms, state_dir=str(parent / "Q216552")))
         finally:
             os.chmod(str(parent), 0o755)
     assert result["failed"] is True and "cannot write in %s" % parent in result["msg"], result["msg"]
@@ -511,7 +514,7 @@ def test_push_without_enough_free_space_is_refused(tmp_path, tiny_fs, module_run
                 self.f_frsize, self.f_bavail = st.f_frsize, 2
         monkeypatch.setattr(os, "fstatvfs", lambda fd: Small(real(fd)))
     before = lib.snapshot(tiny_fs)
-    result = module_runner(MODULE, args(manifest, sms, state="pushed"))
+    result = module_runner(PUSH, args(manifest, sms))
     assert result["failed"] is True and "not enough free space" in result["msg"], result["msg"]
     assert "need" in result and "have" in result and result["need"] > result["have"]
     assert "Nothing was changed" in result["msg"]
@@ -529,7 +532,7 @@ def test_push_failing_on_the_second_file_leaves_the_server_byte_identical(site, 
     os.unlink(rel(sms, "X86.bin", "Smssrv32.exe"))  # the push creates one file: that one must go again
     before = lib.snapshot(root)
     calls = _enospc_on(monkeypatch, 2)
-    result = module_runner(MODULE, args(manifest, sms, state="pushed"))
+    result = module_runner(PUSH, args(manifest, sms))
     assert calls["n"] == 2
     assert result["failed"] is True and "no space left" in result["msg"], result["msg"]
     assert "put back" in result["msg"] and len(result["restored"]) == 1
@@ -539,12 +542,12 @@ def test_push_failing_on_the_second_file_leaves_the_server_byte_identical(site, 
 
 def test_push_failing_on_a_second_push_keeps_the_first_pushs_backups(site, module_runner, monkeypatch):
     manifest, sms, root = site
-    module_runner(MODULE, args(manifest, sms, state="pushed", platforms=["x86"]))
+    module_runner(PUSH, args(manifest, sms, platforms=["x86"]))
     journal = os.path.join(sms, "Hotfix", "Q216552", "push", "journal.json")
     os.utime(journal, (lib.ORIGINAL_MTIME, lib.ORIGINAL_MTIME))  # a rewrite of the journal would show
     before = lib.snapshot(root)
     _enospc_on(monkeypatch, 2)
-    result = module_runner(MODULE, args(manifest, sms, state="pushed"))
+    result = module_runner(PUSH, args(manifest, sms))
     assert result["failed"] is True and "put back" in result["msg"]
     assert lib.snapshot(root) == before
     with open(journal) as handle:
@@ -558,12 +561,12 @@ def test_push_restore_service_pack_push_restore_keeps_the_newer_file(site, modul
     manifest, sms, root = site
     state = os.path.join(sms, "Hotfix", "Q216552", "push")
     target = rel(sms, "X86.bin", "Smsrun32.exe")
-    assert module_runner(MODULE, args(manifest, sms, state="pushed"))["changed"] is True
+    assert module_runner(PUSH, args(manifest, sms))["changed"] is True
 
-    checked = module_runner(MODULE, args(manifest, sms, state="restored"), check_mode=True)
+    checked = module_runner(PUSH, args(manifest, sms, state="absent"), check_mode=True)
     assert checked["changed"] is True and os.path.isfile(os.path.join(state, "journal.json"))
 
-    restored = module_runner(MODULE, args(manifest, sms, state="restored"))
+    restored = module_runner(PUSH, args(manifest, sms, state="absent"))
     assert restored["changed"] is True and len(restored["restored"]) == 4
     assert open(target, "rb").read() == lib.original_files("x86")["Smsrun32.exe"]
     assert not os.path.exists(os.path.join(state, "journal.json"))
@@ -572,7 +575,7 @@ def test_push_restore_service_pack_push_restore_keeps_the_newer_file(site, modul
     assert os.path.isfile(os.path.join(restored["retired"], "journal.json"))
 
     after = lib.snapshot(root)
-    again = module_runner(MODULE, args(manifest, sms, state="restored"))
+    again = module_runner(PUSH, args(manifest, sms, state="absent"))
     assert again["changed"] is False and again["restored"] == []
     assert lib.snapshot(root) == after
 
@@ -580,8 +583,8 @@ def test_push_restore_service_pack_push_restore_keeps_the_newer_file(site, modul
     service_pack = lib.blob("service pack 3:x86:Smsrun32.exe", 5000)
     lib.write(target, service_pack, SERVICE_PACK_MTIME)
     before_second = lib.snapshot(rel(sms))
-    assert module_runner(MODULE, args(manifest, sms, state="pushed"))["changed"] is True
-    assert module_runner(MODULE, args(manifest, sms, state="restored"))["changed"] is True
+    assert module_runner(PUSH, args(manifest, sms))["changed"] is True
+    assert module_runner(PUSH, args(manifest, sms, state="absent"))["changed"] is True
     assert open(target, "rb").read() == service_pack, "the restore must put back the newer file"
     assert lib.snapshot(rel(sms)) == before_second
     assert len(os.listdir(os.path.join(state, "retired"))) == 2
@@ -591,14 +594,14 @@ def test_restore_of_some_platforms_retires_only_their_entries(site, module_runne
     manifest, sms, _root = site
     original = lib.snapshot(rel(sms))
     state = os.path.join(sms, "Hotfix", "Q216552", "push")
-    module_runner(MODULE, args(manifest, sms, state="pushed"))
-    x86 = module_runner(MODULE, {"sms_root": sms, "kb": "Q216552", "state": "restored", "platforms": ["x86"]})
+    module_runner(PUSH, args(manifest, sms))
+    x86 = module_runner(PUSH, {"sms_root": sms, "kb": "Q216552", "state": "absent", "platforms": ["x86"]})
     assert x86["changed"] is True and len(x86["restored"]) == 2
     with open(os.path.join(state, "journal.json")) as handle:
         assert sorted(json.load(handle)["entries"]) == ["Alpha.bin/smsrun32.exe", "Alpha.bin/smssrv32.exe"]
-    again = module_runner(MODULE, {"sms_root": sms, "kb": "Q216552", "state": "restored", "platforms": ["x86"]})
+    again = module_runner(PUSH, {"sms_root": sms, "kb": "Q216552", "state": "absent", "platforms": ["x86"]})
     assert again["changed"] is False
-    rest = module_runner(MODULE, {"sms_root": sms, "kb": "Q216552", "state": "restored"})
+    rest = module_runner(PUSH, {"sms_root": sms, "kb": "Q216552", "state": "absent"})
     assert rest["changed"] is True and len(rest["restored"]) == 2
     assert lib.snapshot(rel(sms)) == original
     assert not os.path.exists(os.path.join(state, "journal.json"))
@@ -608,15 +611,15 @@ def test_restore_of_some_platforms_retires_only_their_entries(site, module_runne
 
 def test_reset_removes_the_baselines(site, module_runner):
     manifest, sms, root = site
-    module_runner(MODULE, args(manifest, sms, state="baseline"))
+    module_runner(BASELINE, args(manifest, sms))
     state_dir = os.path.join(sms, "Hotfix", "Q216552")
     assert len(os.listdir(state_dir)) == 1
     before = lib.snapshot(root)
-    checked = module_runner(MODULE, {"sms_root": sms, "kb": "Q216552", "state": "reset"}, check_mode=True)
+    checked = module_runner(BASELINE, {"sms_root": sms, "kb": "Q216552", "state": "absent"}, check_mode=True)
     assert checked["changed"] is True and lib.snapshot(root) == before
-    result = module_runner(MODULE, {"sms_root": sms, "kb": "Q216552", "state": "reset"})
+    result = module_runner(BASELINE, {"sms_root": sms, "kb": "Q216552", "state": "absent"})
     assert result["changed"] is True and os.listdir(state_dir) == []
-    again = module_runner(MODULE, {"sms_root": sms, "kb": "Q216552", "state": "reset"})
+    again = module_runner(BASELINE, {"sms_root": sms, "kb": "Q216552", "state": "absent"})
     assert again["changed"] is False
 
 
@@ -711,8 +714,8 @@ def test_action_reads_the_manifest_on_the_controller(site, module_runner):
     assert "manifest" not in resolved and resolved["kb"] == "Q216552"
     assert sorted(resolved["expect"]) == ["alpha", "x86"]
     # the module reaches the same verdict and the same baseline either way
-    by_path = module_runner(MODULE, args(manifest, sms, state="baseline"))
-    by_expect = module_runner(MODULE, dict(resolved, state="baseline"))
+    by_path = module_runner(BASELINE, args(manifest, sms))
+    by_expect = module_runner(BASELINE, {k: v for k, v in resolved.items() if k != "timeout"})
     assert by_expect["baseline_path"] == by_path["baseline_path"] and by_expect["changed"] is False
     # a push keeps the path (the payload is read on the server); so does a path the controller lacks
     assert action.resolve_manifest({"manifest": manifest}, "push") == {"manifest": manifest}
@@ -745,7 +748,7 @@ def test_a_push_whose_put_back_fails_keeps_the_backup_and_a_restore_finishes_it(
     manifest, sms, root = site
     before = lib.snapshot(rel(sms))
     lib.disk_fills_at(monkeypatch, "Logon.srv", 2)  # full after the first file is replaced
-    result = module_runner(MODULE, args(manifest, sms, state="pushed"))
+    result = module_runner(PUSH, args(manifest, sms))
     assert result["failed"] is True and "could not all be put back" in result["msg"], result["msg"]
     assert len(result["backups_kept"]) == 1
     backup = result["backups_kept"][0]
@@ -754,7 +757,7 @@ def test_a_push_whose_put_back_fails_keeps_the_backup_and_a_restore_finishes_it(
         entries = json.load(handle)["entries"]
     assert [e["sha256"] for e in entries.values() if e.get("backup")] == [lib.sha256_file(backup)]
     monkeypatch.undo()
-    restored = module_runner(MODULE, args(manifest, sms, state="restored"))
+    restored = module_runner(PUSH, args(manifest, sms, state="absent"))
     assert not restored.get("failed"), restored
     assert {k: v[:2] for k, v in lib.snapshot(rel(sms)).items()} == {k: v[:2] for k, v in before.items()}
 
@@ -764,7 +767,7 @@ def test_a_push_refuses_a_served_file_with_a_second_hard_link(site, module_runne
     served = rel(sms, "X86.bin", "Smsrun32.exe")
     os.link(served, str(tmp_path / "outside.exe"))
     before = lib.snapshot(root)
-    result = module_runner(MODULE, args(manifest, sms, state="pushed"))
+    result = module_runner(PUSH, args(manifest, sms))
     assert result["failed"] is True and served in result["msg"] and "2 hard links" in result["msg"], result
     assert lib.snapshot(root) == before
 
@@ -772,31 +775,130 @@ def test_a_push_refuses_a_served_file_with_a_second_hard_link(site, module_runne
 def test_a_push_backup_keeps_the_mode_of_a_0600_original(site, module_runner):
     manifest, sms, root = site
     os.chmod(rel(sms, "X86.bin", "Smsrun32.exe"), 0o600)
-    assert not module_runner(MODULE, args(manifest, sms, state="pushed")).get("failed")
+    assert not module_runner(PUSH, args(manifest, sms)).get("failed")
     assert os.stat(push_state(sms, "backup", "X86.bin", "Smsrun32.exe")).st_mode & 0o777 == 0o600
     os.unlink(rel(sms, "X86.bin", "Smsrun32.exe"))
-    assert not module_runner(MODULE, args(manifest, sms, state="restored")).get("failed")
+    assert not module_runner(PUSH, args(manifest, sms, state="absent")).get("failed")
     assert os.stat(rel(sms, "X86.bin", "Smsrun32.exe")).st_mode & 0o777 == 0o600
 
 
 @pytest.mark.parametrize("where", [("backup", "X86.bin"), ()])
 def test_stale_temporary_files_in_the_push_state_folder_are_removed(site, module_runner, where):
     manifest, sms, root = site
-    assert not module_runner(MODULE, args(manifest, sms, state="pushed", platforms=["x86"])).get("failed")
+    assert not module_runner(PUSH, args(manifest, sms, platforms=["x86"])).get("failed")
     stale = push_state(sms, *(where + (".sms-tmp-%d-0badc0de-Smsrun32.exe" % (2 ** 22 + 1),)))
     lib.write(stale, b"half a backup")
-    result = module_runner(MODULE, args(manifest, sms, state="pushed"))
+    result = module_runner(PUSH, args(manifest, sms))
     assert not result.get("failed") and stale in result["stale_temporary_files"], result
     assert not os.path.exists(stale)
 
 
 def test_a_restore_removes_stale_temporary_files_of_a_killed_push(site, module_runner):
     manifest, sms, root = site
-    assert not module_runner(MODULE, args(manifest, sms, state="pushed")).get("failed")
+    assert not module_runner(PUSH, args(manifest, sms)).get("failed")
     stale = [push_state(sms, "backup", "X86.bin", ".sms-tmp-%d-0badc0de-Smsrun32.exe" % (2 ** 22 + 1)),
              rel(sms, "X86.bin", ".sms-tmp-%d-0badc0de-Smsrun32.exe" % (2 ** 22 + 1))]
     for path in stale:
         lib.write(path, b"half a file")
-    result = module_runner(MODULE, args(manifest, sms, state="restored"))
+    result = module_runner(PUSH, args(manifest, sms, state="absent"))
     assert not result.get("failed") and sorted(result["stale_temporary_files"]) == sorted(stale), result
     assert not any(os.path.exists(p) for p in stale)
+
+
+# --- issue 26: a module per job, each says what it did; the old name still works ------------------
+
+def test_every_module_returns_its_status_and_state(site, module_runner):
+    manifest, sms, _root = site
+    kb = {"sms_root": sms, "kb": "Q216552", "server_name": "logon01"}
+    steps = [
+        (BASELINE, args(manifest, sms), True, ("would_record", "present")),
+        (BASELINE, args(manifest, sms), False, ("recorded", "present")),
+        (BASELINE, args(manifest, sms), False, ("kept", "present")),
+        (WAIT, args(manifest, sms), False, ("lagging", "converged")),
+        (PUSH, args(manifest, sms), True, ("would_push", "present")),
+        (PUSH, args(manifest, sms), False, ("pushed", "present")),
+        (PUSH, args(manifest, sms), False, ("unchanged", "present")),
+        (WAIT, args(manifest, sms, require_copy_list_bump=False), False, ("converged", "converged")),
+        (PUSH, dict(kb, state="absent"), True, ("would_restore", "absent")),
+        (PUSH, dict(kb, state="absent"), False, ("restored", "absent")),
+        (PUSH, dict(kb, state="absent"), False, ("unchanged", "absent")),
+        (BASELINE, dict(kb, state="absent"), True, ("would_remove", "absent")),
+        (BASELINE, dict(kb, state="absent"), False, ("removed", "absent")),
+        (BASELINE, dict(kb, state="absent"), False, ("unchanged", "absent")),
+    ]
+    for module, module_args, check_mode, expected in steps:
+        result = module_runner(module, module_args, check_mode=check_mode)
+        assert not result.get("failed"), (module, result["msg"])
+        assert (result["status"], result["state"]) == expected, (module, module_args, check_mode)
+    shutil.rmtree(rel(sms, "Alpha.bin"))
+    failed = module_runner(PUSH, args(manifest, sms))
+    assert failed["failed"] is True and (failed["status"], failed["state"]) == ("failed", "present")
+    os.symlink(rel(sms, "X86.bin"), rel(sms, "Alpha.bin"))
+    refused = module_runner(WAIT, args(manifest, sms))
+    assert refused["failed"] is True and (refused["status"], refused["state"]) == ("refused", "converged")
+
+
+OLD_STATES = [  # old state, the module and arguments that replaced it
+    ("baseline", BASELINE, {}),
+    ("converged", WAIT, {}),
+    ("pushed", PUSH, {}),
+    ("restored", PUSH, {"state": "absent"}),
+    ("reset", BASELINE, {"state": "absent"}),
+]
+
+
+def comparable(result):
+    return {k: v for k, v in result.items() if k not in ("elapsed", "state", "baseline", "invocation", "msg")}
+
+
+def test_the_old_name_runs_each_state_as_the_new_module_does(site, module_runner):
+    """sms_replication dispatches each old state to the new code: same changes, same results."""
+    manifest, sms, root = site
+    for state, module, extra in OLD_STATES:
+        before = lib.snapshot(root)
+        old = module_runner(MODULE, args(manifest, sms, state=state), check_mode=True, diff=True)
+        new = module_runner(module, args(manifest, sms, **extra), check_mode=True, diff=True)
+        assert lib.snapshot(root) == before
+        assert old["state"] == state and new["state"] == extra.get("state", "converged" if module == WAIT
+                                                                  else "present")
+        assert comparable(old) == comparable(new), state
+        # the real run changes the server as the new module would
+        done = module_runner(MODULE, args(manifest, sms, state=state))
+        assert not done.get("failed") and done["changed"] == old["changed"], (state, done["msg"])
+        again = module_runner(module, args(manifest, sms, **extra))
+        assert again["changed"] is False, (state, again["msg"])
+
+
+def test_the_old_name_is_routed_with_a_deprecation(site, tmp_path):
+    """A playbook task with sms.hotfix.sms_replication still runs, and Ansible warns that it goes away."""
+    manifest, sms, _root = site
+    with open(os.path.join(REPO, "meta", "runtime.yml")) as handle:
+        import yaml
+        runtime = yaml.safe_load(handle)
+    routing = runtime["plugin_routing"]["modules"]["sms_replication"]["deprecation"]
+    assert routing["removal_version"] == "2.0.0"
+    for name in (WAIT, BASELINE, PUSH, MODULE):
+        assert name in runtime["action_groups"]["smb"]
+    play = [{"hosts": "localhost", "gather_facts": False, "tasks": [
+        {"name": "old", "sms.hotfix.sms_replication": {"sms_root": sms, "manifest": manifest, "state": "baseline"},
+         "register": "old"},
+        {"name": "new", "sms.hotfix.sms_copy_list_baseline": {"sms_root": sms, "manifest": manifest},
+         "register": "new"},
+        {"name": "same", "ansible.builtin.assert": {"that": [
+            "old.status == 'recorded' and old.state == 'baseline'",
+            "new.status == 'kept' and new.state == 'present'",
+            "old.baseline_path == new.baseline_path"]}}]}]
+    (tmp_path / "play.yml").write_text(json.dumps(play))
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), SMS_REPORT_DISABLE="1",
+               ANSIBLE_NOCOLOR="1", ANSIBLE_LOCAL_TMP=str(tmp_path / "local-tmp"))
+    proc = subprocess.run(
+        [os.path.join(os.path.dirname(os.sys.executable), "ansible-playbook"), "-i", "localhost,", "-c", "local",
+         "-e", "ansible_python_interpreter=%s" % os.sys.executable, str(tmp_path / "play.yml")],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=180, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    flat = " ".join(out.split())
+    assert "[DEPRECATION WARNING]: sms.hotfix.sms_replication has been deprecated." in flat, out
+    assert "sms.hotfix.sms_logon_wait (state=converged)" in flat, out
+    assert "will be removed from collection 'sms.hotfix' version 2.0.0" in flat, out
+    assert "sms_copy_list_baseline has been deprecated" not in flat, out
