@@ -14,7 +14,8 @@ DOCUMENTATION = """
     short_description: per-tier summary, wave progress and a report folder for the Q216552 rollout
     description:
       - Follows the results of the rollout's modules (C(sms_hotfix_manifest), C(sms_rollout_lock),
-        C(sms_hotfix_stage), C(sms_replication), C(sms_client_upgrade), C(sms_client_facts)) and
+        C(sms_hotfix_stage), C(sms_copy_list_baseline), C(sms_logon_wait), C(sms_logon_push), the deprecated
+        C(sms_replication), C(sms_client_upgrade), C(sms_client_facts)) and
         announces each tier's plan as its play starts (hosts, client waves).
       - During client waves prints one progress line per wave as results arrive (done and failed of planned).
       - At the end of the run prints one summary line per tier (site server, logon servers, clients per wave),
@@ -341,6 +342,8 @@ class CallbackModule(CallbackBase):
                 self.model.tier_failure(result.host.get_name(), msg, {tier} if tier else (), at=self._now())
                 self.model.note_phase(None, True)
             return
+        # The logon tier is read from its modules' own `state` and `status`; task_state is still the
+        # fallback of the site and lock results only, until their modules return `state` (issue 26).
         self.model.record(short_action(task.action), result.host.get_name(), result.result, failed=failed,
                           task_name=task.get_name().strip(), task_state=(task.args or {}).get("state"),
                           wave=self._wave(), tiers=self._tiers(), at=self._now())

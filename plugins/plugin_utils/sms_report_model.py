@@ -28,7 +28,10 @@ SCHEMA_VERSION = 1
 
 TIER_ACTIONS = {
     "sms_hotfix_stage": "site",
-    "sms_replication": "logon",
+    "sms_copy_list_baseline": "logon",
+    "sms_logon_wait": "logon",
+    "sms_logon_push": "logon",
+    "sms_replication": "logon",  # deprecated, removed in 2.0.0
     "sms_client_upgrade": "client",
 }
 OTHER_ACTIONS = ("sms_hotfix_manifest", "sms_rollout_lock", "sms_client_facts")
@@ -41,6 +44,17 @@ SITE_STATUSES = ("staged", "unchanged", "rolled_back", "failed", "unreachable", 
 # Logon-server states recorded before (baseline) or after (reset) the wait:
 # they never replace what the wait itself found.
 LOGON_BOOKKEEPING = ("baseline", "reset")
+# The job a logon module's result is about, by the `state` it returned (None: a
+# result without one, e.g. a task the action plugin refused before the module ran).
+LOGON_JOBS = {
+    "sms_logon_wait": {None: "wait"},
+    "sms_copy_list_baseline": {"present": "baseline", "absent": "reset", None: "baseline"},
+    "sms_logon_push": {"present": "pushed", "absent": "restored", None: "pushed"},
+    "sms_replication": {"baseline": "baseline", "converged": "wait", "pushed": "pushed", "restored": "restored",
+                        "reset": "reset", None: "wait"},
+}
+LOGON_PHASES = {"baseline": "baseline", "reset": "reset", "restored": "restore", "pushed": "push",
+                "wait": "logon wait"}
 
 # What AWX injects into every job (awx_<key>, and the same as tower_<key>).
 AWX_KEYS = ("job_id", "job_template_id", "job_template_name", "workflow_job_id", "workflow_job_name",
@@ -379,7 +393,7 @@ class RunModel(object):
                                                     action="rollback" if rollback else "stage", at=at)
             self.note_phase("site rollback" if rollback else "stage", failed)
         elif tier == "logon":
-            self._record_logon(host, data, failed, msg, task_state, at)
+            self._record_logon(action, host, data, failed, msg, at)
         else:
             detail = "failed" if failed else str(data.get("status") or "unknown")
             if failed:
@@ -393,24 +407,19 @@ class RunModel(object):
             self._put_client(client_entry(host, status, detail, msg, data, wave=wave, at=at))
             self.note_phase(None, failed)
 
-    def _record_logon(self, host, data, failed, msg, task_state, at):
-        state = str(data.get("state") or task_state or "")
+    def _record_logon(self, action, host, data, failed, msg, at):
+        """A logon module's result, read from what it returned (`state`: its job; `status`: what it did)."""
+        jobs = LOGON_JOBS.get(action, {None: "wait"})
+        job = jobs.get(data.get("state"), jobs[None])
         missing = data.get("missing") if isinstance(data.get("missing"), list) else []
         if failed:
             status = "failed"
-        elif state in ("reset", "restored"):
-            status = state
-        elif state == "pushed" or isinstance(data.get("pushed"), list):
-            status = "pushed"
-        elif state == "baseline" or "recorded" in data or "converged" not in data:
-            # a baseline run says whether the files match too; that is not convergence
-            status = "baseline"
-        elif data.get("converged") is True:
-            status = "converged"
+        elif job == "wait":
+            status = "converged" if data.get("status") == "converged" else "lagging"
         else:
-            status = "lagging"
-        phase = {"baseline": "baseline", "reset": "reset", "restored": "restore", "pushed": "push"}.get(
-            state if failed else status, "logon wait")
+            # a baseline says whether the files match too; that is not convergence
+            status = job
+        phase = LOGON_PHASES[job]
         # a dry run stages nothing, so no server converges in it: lagging there is no failure
         self.note_phase(phase, failed or (status == "lagging" and not self.check_mode))
         previous = self.results["logon"].get(host)

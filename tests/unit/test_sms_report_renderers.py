@@ -73,8 +73,9 @@ def rollout_model(clients=12, serial=(1, "10%", "50%", "100%"), failing=("client
              task_state="acquired", tiers={"site"}, at=at(t + 2.5))
     m.open_span("Logon servers | Record the copy-list baseline", at(t + 3))
     for server in SERVERS:
-        m.record("sms_replication", server, {"changed": True, "recorded": True, "converged": False},
-                 task_state="baseline", tiers={"logon"}, at=at(t + 3.5))
+        m.record("sms_copy_list_baseline", server, {"changed": True, "recorded": True, "converged": False,
+                                                    "status": "recorded", "state": "present"},
+                 tiers={"logon"}, at=at(t + 3.5))
     m.open_span("Site server | Stage", at(t + 4))
     stage = {"changed": True, "state": "rolled_back" if rollback else "staged", "files": site_files(),
              "system_map": {"path": "/site/System.map", "bumped": True, "mtime": model.iso(T0)}, "msg": "ok"}
@@ -82,9 +83,10 @@ def rollout_model(clients=12, serial=(1, "10%", "50%", "100%"), failing=("client
     m.open_span("Logon servers | Wait", at(t + 7))
     for index, server in enumerate(SERVERS):
         m.host_task_started("logon", server, at(t + 7.1))
-        m.record("sms_replication", server, {"changed": False, "converged": True, "elapsed": 2.0 + index,
-                                             "missing": [], "files": [], "copy_list": {"baseline": 7, "current": 8}},
-                 task_state="converged", tiers={"logon"}, at=at(t + 9.1 + index))
+        m.record("sms_logon_wait", server, {"changed": False, "converged": True, "elapsed": 2.0 + index,
+                                            "missing": [], "files": [], "copy_list": {"baseline": 7, "current": 8},
+                                            "status": "converged", "state": "converged"},
+                 tiers={"logon"}, at=at(t + 9.1 + index))
     hosts = ["client%02d" % number for number in range(1, clients + 1)]
     m.add_targets("client", hosts)
     waves = m.add_client_play("Clients | Upgrade.bat equivalent, in waves", hosts, list(serial))
@@ -655,8 +657,9 @@ def test_a_successful_check_says_how_to_apply_even_with_servers_that_would_wait(
     m = model.RunModel(playbook="rollout.yml", started=T0)
     m.check_mode = True
     m.open_span("Logon servers | Wait", at(1))
-    m.record("sms_replication", "logon01", {"changed": False, "converged": False, "missing": ["X86.bin/Smsrun32.exe"]},
-             task_state="converged", tiers={"logon"}, at=at(2))
+    m.record("sms_logon_wait", "logon01", {"changed": False, "converged": False, "missing": ["X86.bin/Smsrun32.exe"],
+                                           "status": "lagging", "state": "converged"},
+             tiers={"logon"}, at=at(2))
     waiting = m.to_report(stats={"logon01": {"ok": 1, "changed": 0, "failures": 0, "unreachable": 0, "skipped": 0,
                                              "rescued": 0, "ignored": 0}}, ended=T0 + datetime.timedelta(seconds=3))
     assert waiting["logon_servers"][0]["status"] == "lagging" and waiting["ok"] is True
@@ -800,3 +803,32 @@ def test_a_limited_run_says_so():
     assert lines[1] == "limited to    client05,client06 (--limit): hosts outside it were not part of this run"
     dom = parse(html_renderer.render_html(report))
     assert dom.by_id("banner-limit").text.startswith("LIMITED to client05,client06")
+
+
+def test_a_logon_servers_status_is_what_its_module_returned():
+    """The model reads each logon module's `state` and `status`; it guesses nothing from other keys."""
+    m = model.RunModel(playbook="rollout.yml", started=T0)
+    m.open_span("Logon servers", at(1))
+    results = [
+        # a baseline that finds the files already there is still a baseline, not convergence
+        ("a", "sms_copy_list_baseline", {"changed": False, "converged": True, "status": "kept", "state": "present"},
+         "baseline"),
+        ("b", "sms_logon_wait", {"changed": False, "converged": True, "status": "converged", "state": "converged"},
+         "converged"),
+        ("c", "sms_logon_wait", {"changed": False, "status": "lagging", "state": "converged"}, "lagging"),
+        ("d", "sms_logon_push", {"changed": True, "pushed": [], "status": "pushed", "state": "present"}, "pushed"),
+        ("e", "sms_logon_push", {"changed": True, "restored": [], "status": "restored", "state": "absent"},
+         "restored"),
+        ("f", "sms_copy_list_baseline", {"changed": True, "removed": [], "status": "removed", "state": "absent"},
+         "reset"),
+        # the deprecated module: its old state words
+        ("g", "sms_replication", {"changed": False, "converged": True, "status": "converged", "state": "converged"},
+         "converged"),
+        ("h", "sms_replication", {"changed": False, "status": "unchanged", "state": "restored"}, "restored"),
+        ("i", "sms_replication", {"changed": True, "recorded": True, "status": "recorded", "state": "baseline"},
+         "baseline"),
+    ]
+    for host, action, data, _status in results:
+        m.record(action, host, data, tiers={"logon"}, at=at(2))
+    report = m.to_report(stats={}, ended=T0 + datetime.timedelta(seconds=3))
+    assert {e["host"]: e["status"] for e in report["logon_servers"]} == {h: s for h, _a, _d, s in results}

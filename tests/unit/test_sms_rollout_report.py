@@ -81,18 +81,22 @@ WORLD = {
     "sms_hotfix_stage": {"smssite": {"changed": True, "kb": "Q216552", "files": site_files(True),
                                      "system_map": {"path": "SMS/System.map", "bumped": True, "mtime": "2026-11-24T22:15:00Z"},
                                      "msg": "staged"}},
-    "sms_replication": dict((host, {"by_state": {"baseline": {
-        "changed": True, "recorded": True, "converged": False, "elapsed": 0.01, "files": [], "copy_list": {
-            "baseline": 7, "current": 7, "ok": False}, "baseline": {"copy_list_version": 7}}, "converged": result}})
-        for host, result in {
+    # a baseline says whether the files match too (converged): the report reads its status, not that
+    "sms_copy_list_baseline": dict((host, {
+        "changed": True, "recorded": True, "converged": host == "smssite", "elapsed": 0.01, "files": [],
+        "copy_list": {"baseline": 7, "current": 7, "ok": False}, "baseline": {"copy_list_version": 7},
+        "status": "recorded", "state": "present"}) for host in ("smssite", "logon01", "logon02")),
+    "sms_logon_wait": {
         "smssite": {"changed": False, "converged": True, "elapsed": 1.2, "files": [], "missing": [],
-                    "copy_list": {"baseline": 7, "current": 8, "ok": True}},
+                    "copy_list": {"baseline": 7, "current": 8, "ok": True}, "status": "converged",
+                    "state": "converged"},
         "logon01": {"changed": False, "converged": True, "elapsed": 1.3, "files": [], "missing": [],
-                    "copy_list": {"baseline": 7, "current": 8, "ok": True}},
+                    "copy_list": {"baseline": 7, "current": 8, "ok": True}, "status": "converged",
+                    "state": "converged"},
         "logon02": {"failed": True, "converged": False, "elapsed": 30.0, "files": [],
-                    "missing": ["X86.bin/Smsrun32.exe", "copy list version"],
-                    "msg": "logon02: timed out after 30s waiting for X86.bin/Smsrun32.exe"},
-    }.items()),
+                    "missing": ["X86.bin/Smsrun32.exe", "copy list version"], "status": "lagging",
+                    "state": "converged", "msg": "logon02: timed out after 30s waiting for X86.bin/Smsrun32.exe"},
+    },
     "sms_client_upgrade": {
         # serial [1, 2, 4], max_fail_percentage 20: wave 3 fails too much, wave 4 never starts
         # (c03 is unreachable: see the inventory)
@@ -140,9 +144,9 @@ ROLLOUT = """
   gather_facts: false
   tasks:
     - name: logon | Record the baseline
-      sms_replication: {world: "{{ world }}", host: "{{ inventory_hostname }}", state: baseline}
+      sms_copy_list_baseline: {world: "{{ world }}", host: "{{ inventory_hostname }}"}
     - name: logon | Wait for convergence
-      sms_replication: {world: "{{ world }}", host: "{{ inventory_hostname }}", state: converged}
+      sms_logon_wait: {world: "{{ world }}", host: "{{ inventory_hostname }}"}
 
 - name: Clients
   hosts: sms_clients
@@ -260,7 +264,7 @@ def test_rollout_report_matches_the_world(project):
     assert (logon["smssite"]["status"], logon["smssite"]["elapsed"]) == ("converged", 1.2)
     assert (logon["logon01"]["status"], logon["logon01"]["elapsed"]) == ("converged", 1.3)
     assert logon["logon02"]["status"] == "failed"
-    assert logon["logon02"]["missing"] == WORLD["sms_replication"]["logon02"]["by_state"]["converged"]["missing"]
+    assert logon["logon02"]["missing"] == WORLD["sms_logon_wait"]["logon02"]["missing"]
     assert "timed out" in logon["logon02"]["msg"]
 
     clients = {entry["host"]: entry for entry in report["clients"]}
@@ -571,7 +575,7 @@ def test_serial_batches_match_the_filter():
 def test_baseline_alone_is_not_convergence(project):
     (project / "baseline.yml").write_text(ROLLOUT.split("- name: Clients", maxsplit=1)[0].replace(
         """    - name: logon | Wait for convergence
-      sms_replication: {world: "{{ world }}", host: "{{ inventory_hostname }}", state: converged}
+      sms_logon_wait: {world: "{{ world }}", host: "{{ inventory_hostname }}"}
 """, ""))
     proc = run_playbook(project, "baseline.yml")
     out = proc.stdout + proc.stderr
