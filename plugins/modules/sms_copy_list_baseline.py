@@ -14,7 +14,7 @@ description:
   - O(state=present) records, once, the lowest C(CopyListVersion) of the server's copy lists and the
     SHA-256 of the expected files, in C(<state_dir>/copylist-baseline-<key>.json) (one record per expected
     set). M(sms.hotfix.sms_logon_wait) measures the copy-list bump against it. A record that exists is kept,
-    so a re-run after staging does not move it. In check mode it is a preflight: it refuses a server that is
+    so a re-run after staging does not move it. In check mode it is a preflight - it refuses a server that is
     not a logon server (no C(Logon.srv), a missing platform folder, no copy list, a link) or whose state
     folder cannot be written, and writes nothing.
   - O(state=absent) removes every copy-list baseline of the hotfix, at the end of a rollback, so a later

@@ -32,7 +32,7 @@ options:
     description:
       - Require a C(CopyListVersion) greater than the baseline for convergence.
       - Not required when no baseline was recorded, or when the files were already current when it was recorded.
-      - A push (M(sms.hotfix.sms_logon_push)) never bumps the copy lists: wait with V(false) after one.
+      - A push (M(sms.hotfix.sms_logon_push)) never bumps the copy lists, so wait with V(false) after one.
     type: bool
     default: true
   timeout:

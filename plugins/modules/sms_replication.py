@@ -13,9 +13,9 @@ deprecated:
   removed_in: "2.0.0"
   why: One module per job, as ansible-core splits them.
   alternative: >-
-    M(sms.hotfix.sms_copy_list_baseline) (O(state=baseline) and O(state=reset)),
-    M(sms.hotfix.sms_logon_wait) (O(state=converged)), M(sms.hotfix.sms_logon_push)
-    (O(state=pushed) and O(state=restored)).
+    sms.hotfix.sms_copy_list_baseline (state=baseline and state=reset),
+    sms.hotfix.sms_logon_wait (state=converged), sms.hotfix.sms_logon_push
+    (state=pushed and state=restored).
 description:
   - Deprecated, removed in 2.0.0. Each O(state) runs the same code as the module that replaced it
     and returns what it returned before, plus RV(status) and RV(state).

@@ -195,7 +195,7 @@ def test_replication_is_observed_through_the_twins_real_cycle(make_lab, run_play
     # no "pass now": the files must arrive by the twin's own work cycle
     run = run_playbook(lab, extravars={"sms_replication_trigger_argv": []})
     assert run.rc == 0, run.stdout[-3000:]
-    waits = run.results("sms_replication")
+    waits = run.results("sms_logon_wait")
     for server in lab.logon_servers():
         result = waits[server]
         assert result["converged"] is True and result["copy_list"]["ok"] is True
@@ -217,7 +217,7 @@ def test_a_server_that_never_replicates_stops_the_rollout_and_none_of_its_client
 
     run = run_playbook(lab, extravars={"sms_replication_timeout": 8, "sms_replication_progress_interval": 2})
     assert run.rc != 0
-    failed = run.results("sms_replication")["logon02"]
+    failed = run.results("sms_logon_wait")["logon02"]
     assert failed["_event"] == "runner_on_failed"
     assert "logon02" in failed["msg"] and "Smsrun32.exe" in failed["msg"] and "push" in failed["msg"]
     assert "logon02 waiting" in run.stdout  # progress while waiting
@@ -265,7 +265,7 @@ def test_an_already_converged_site_returns_at_once(make_lab, run_playbook):
     assert run_playbook(lab).rc == 0
     again = run_playbook(lab, "playbooks/logon.yml")
     assert again.rc == 0 and again.changed() == 0
-    for server, result in again.results("sms_replication").items():
+    for server, result in again.results("sms_logon_wait").items():
         # converged at the first look: no second poll, no second module run
         assert result["converged"] is True and result["polls"] == 1 and result["slices"] == 1, (server, result)
 
@@ -356,9 +356,7 @@ def test_rolling_back_a_site_that_was_never_staged_changes_nothing_and_does_not_
     rollback = run_playbook(lab, "playbooks/rollback.yml", extravars={"sms_replication_timeout": 600})
     assert rollback.rc == 0, rollback.stdout[-3000:]
     assert rollback.changed() == 0
-    assert not rollback.results("sms_replication") or all(
-        r["_event"] == "runner_on_skipped" or r.get("state") != "converged"
-        for r in rollback.results("sms_replication").values())
+    assert all(r["_event"] == "runner_on_skipped" for r in rollback.results("sms_logon_wait").values())
     assert lab.snapshot() == before
 
 
