@@ -11,8 +11,7 @@ sms_logon_push. meta/runtime.yml's deprecation warns when a task uses it.
 
 from __future__ import annotations
 
-from ansible_collections.sms.hotfix.plugins.plugin_utils.sms_logon_controller import (  # noqa: F401
-    LogonAction, lagging_summary, resolve_manifest, timeout_message, wait_in_slices)
+from ansible_collections.sms.hotfix.plugins.plugin_utils.sms_logon_controller import LogonAction
 
 JOBS = {"baseline": "baseline", "converged": "wait", "pushed": "push", "restored": "restore", "reset": "reset"}
 

@@ -455,8 +455,8 @@ def _status(changed: bool, verb: str, check_mode: bool) -> str:
     """`pushed` / `would_push` style words (`unchanged` when nothing was to do)."""
     if not changed:
         return "unchanged"
-    return ("would_" + verb) if check_mode else {"push": "pushed", "restore": "restored", "remove": "removed",
-                                                  "clean": "cleaned"}[verb]
+    done = {"push": "pushed", "restore": "restored", "remove": "removed", "clean": "cleaned"}
+    return ("would_" + verb) if check_mode else done[verb]
 
 
 def run_pushed(ctx: Context, server: LogonServer) -> Result:
@@ -681,7 +681,6 @@ def run_reset(ctx: Context, server: Optional[LogonServer] = None) -> Result:
             "status": _status(bool(found), "remove", ctx.module.check_mode),
             "msg": "logon server %s: %s %d baseline(s)" % (
                 ctx.label, "would remove" if ctx.module.check_mode else "removed", len(found))}
-
 
 
 # --- a module's body -------------------------------------------------------------

@@ -1,6 +1,5 @@
 """The logon tier: sms_copy_list_baseline, sms_logon_wait, sms_logon_push, and the deprecated sms_replication."""
 
-import importlib.util
 import json
 import os
 import shutil
@@ -625,14 +624,6 @@ def test_reset_removes_the_baselines(site, module_runner):
 
 # --- the action plugin's slicing -----------------------------------------------------
 
-def load_action():
-    spec = importlib.util.spec_from_file_location(
-        "sms_replication_action", os.path.join(REPO, "plugins", "action", "sms_replication.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def load_controller():
     from ansible_collections.sms.hotfix.plugins.plugin_utils import sms_logon_controller
     return sms_logon_controller
@@ -654,7 +645,7 @@ def stale_result():
 
 
 def test_action_prints_one_line_per_slice_then_converges():
-    action = load_action()
+    action = load_controller()
     clock = FakeClock()
     calls, lines = [], []
 
@@ -677,7 +668,7 @@ def test_action_prints_one_line_per_slice_then_converges():
 
 
 def test_action_times_out_with_the_operator_message():
-    action = load_action()
+    action = load_controller()
     clock = FakeClock()
     calls, lines = [], []
 
@@ -697,7 +688,7 @@ def test_action_times_out_with_the_operator_message():
 
 
 def test_action_quiet_when_converged_at_once_and_passes_failures_through():
-    action = load_action()
+    action = load_controller()
     lines = []
     result = action.wait_in_slices(lambda s: {"converged": True, "polls": 1}, "logon01", 600, 30, lines.append,
                                    clock=FakeClock())
@@ -709,7 +700,7 @@ def test_action_quiet_when_converged_at_once_and_passes_failures_through():
 
 def test_action_reads_the_manifest_on_the_controller(site, module_runner):
     manifest, sms, _root = site
-    action = load_action()
+    action = load_controller()
     resolved = action.resolve_manifest({"sms_root": sms, "manifest": manifest, "timeout": 5})
     assert "manifest" not in resolved and resolved["kb"] == "Q216552"
     assert sorted(resolved["expect"]) == ["alpha", "x86"]
@@ -730,7 +721,7 @@ def test_action_reads_the_manifest_on_the_controller(site, module_runner):
 
 
 def test_action_refuses_a_broken_manifest(tmp_path):
-    action = load_action()
+    action = load_controller()
     broken = tmp_path / "manifest.json"
     broken.write_text('{"kb": "Q216552"}')
     with pytest.raises(Exception) as info:
@@ -859,8 +850,8 @@ def test_the_old_name_runs_each_state_as_the_new_module_does(site, module_runner
         old = module_runner(MODULE, args(manifest, sms, state=state), check_mode=True, diff=True)
         new = module_runner(module, args(manifest, sms, **extra), check_mode=True, diff=True)
         assert lib.snapshot(root) == before
-        assert old["state"] == state and new["state"] == extra.get("state", "converged" if module == WAIT
-                                                                  else "present")
+        assert old["state"] == state
+        assert new["state"] == extra.get("state", "converged" if module == WAIT else "present")
         assert comparable(old) == comparable(new), state
         # the real run changes the server as the new module would
         done = module_runner(MODULE, args(manifest, sms, state=state))
