@@ -156,7 +156,7 @@ def find_current(volume: Volume, folder: Parts, name: str) -> Tuple[Optional[Par
     """(parts, SHA-256) of `name` in `folder` in any case, or (None, None).
 
     A link is refused (PathRefused naming it); anything else that is not a
-    file raises SmsFileError with `not_a_file` in its facts.
+    file raises SmsFileError naming it.
     """
     found = volume.find(folder, name)
     if found is None:
@@ -167,7 +167,7 @@ def find_current(volume: Volume, folder: Parts, name: str) -> Tuple[Optional[Par
         if kind == "link":
             volume.read(parts)  # raises PathRefused naming the link and its target
         raise SmsFileError("%s is not a file; remove it or rename it and run again" % volume.path(parts),
-                           path=volume.path(parts), not_a_file=True)
+                           path=volume.path(parts))
     return parts, volume.sha256(parts)
 
 

@@ -212,4 +212,4 @@ def test_find_current_refuses_a_link(world):
     os.mkdir(str(world.root / "BIN" / "dir.dll"))
     with pytest.raises(SmsFileError) as info:
         find_current(world.drive, BIN, "dir.dll")
-    assert info.value.facts.get("not_a_file")
+    assert info.value.msg == "%s is not a file; remove it or rename it and run again" % (world.root / "BIN" / "dir.dll")
