@@ -21,7 +21,8 @@ and the sms_files journal:
                       platform="x86")
                for ...]                          # 1. plan (only what differs, or filter on .changed)
     engine.preflight(changes)                    # 2. writable, free space, journal room (also in check mode)
-    engine.stale_paths()                         #    what a dead run left (to report; removed by run())
+    engine.stale_paths()                         #    what a dead run left (to report; removed by run(),
+                                                 #    or first by engine.clean())
     if not module.check_mode:
         try:
             engine.run(changes, pending={"bump": iso_utc(time.time())}, then=lambda tx: ...)
@@ -210,11 +211,14 @@ class Replacement:
     """
 
     def __init__(self, volume: Volume, journal: Optional[BackupJournal],
-                 temp_places: Iterable[Tuple[Volume, Parts, bool]] = (), record: bool = True) -> None:
+                 temp_places: Iterable[Tuple[Volume, Parts, bool]] = (), record: bool = True,
+                 temps: Optional[List[Any]] = None) -> None:
         self.volume = volume
         self.journal = journal
         self.record = record
-        self.temps = stale_temps(list(temp_places))
+        # `temps`: what sms_fs.stale_temps already found (a caller that looked before it needed the engine).
+        self.temps = list(temps) if temps is not None else stale_temps(list(temp_places))
+        self._cleaned = False
         self.tx: Optional[Transaction] = None
 
     # -- planning ---------------------------------------------------------------------------------
@@ -257,6 +261,17 @@ class Replacement:
         check_free_space(all_needs)
 
     # -- doing ------------------------------------------------------------------------------------
+    def clean(self) -> List[str]:
+        """Remove the temporary files a dead run left (once; `run()` calls it too); the paths removed.
+
+        SmsFileError when one cannot be removed: nothing else was changed yet.
+        """
+        if self._cleaned:
+            return []
+        removed = clean_temps(self.temps)
+        self._cleaned = True
+        return removed
+
     def run(self, changes: Sequence[Change], pending: Optional[Dict[str, Any]] = None,
             then: Optional[Callable[[Transaction], None]] = None,
             errors: Tuple[type, ...] = (SmsFileError, OSError), undo_journal: Optional[bool] = None) -> Transaction:
@@ -273,7 +288,7 @@ class Replacement:
         SmsFileError for the cleaning (nothing changed yet) and ReplaceFailed
         after that. Returns the transaction (its notes, for the caller).
         """
-        clean_temps(self.temps)
+        self.clean()
         changes = list(changes)
         journal = self.journal
         writes_journal = journal is not None and (self.record or bool(pending))
