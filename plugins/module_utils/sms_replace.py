@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Type
 
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import (
     JOURNAL_ROOM, BackupJournal, Transaction, check_free_space, check_new_folders, check_writable, iso_utc,
@@ -274,7 +274,8 @@ class Replacement:
 
     def run(self, changes: Sequence[Change], pending: Optional[Dict[str, Any]] = None,
             then: Optional[Callable[[Transaction], None]] = None,
-            errors: Tuple[type, ...] = (SmsFileError, OSError), undo_journal: Optional[bool] = None) -> Transaction:
+            errors: Tuple[Type[BaseException], ...] = (SmsFileError, OSError),
+            undo_journal: Optional[bool] = None) -> Transaction:
         """Clean a dead run's temporary files, then make `changes`; on a failure put everything back.
 
         In order: the originals are backed up and journaled (durable before

@@ -3,9 +3,12 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """A volume reached over SMB 2/3 (smbprotocol's `smbclient`), the way SMS itself moves files.
 
-Same interface and the same rules as sms_fs.LocalVolume, so the tiers' logic
-is written once: a share (`\\\\server\\share\\optional\\folder`) is the volume's
-top; below it every part is a plain name; an entry that is a reparse point
+A subclass of sms_fs.Volume, as LocalVolume is: the shared method bodies
+(lookup without case, hashing, copying, temporary files of a dead run) are
+written once there, and this class gives the SMB primitives, with the same
+rules, so the tiers' logic is written once too: a share
+(`\\\\server\\share\\optional\\folder`) is the volume's top; below it
+every part is a plain name; an entry that is a reparse point
 (a symbolic link or a junction, as the server reports it) is refused, never
 followed; a file is never written in place (a temporary name in the same
 folder, then a rename that replaces the target); names match without case
