@@ -24,10 +24,15 @@ and the sms_files journal:
     engine.stale_paths()                         #    what a dead run left (to report; removed by run(),
                                                  #    or first by engine.clean())
     if not module.check_mode:
-        try:
-            engine.run(changes, pending={"bump": iso_utc(time.time())}, then=lambda tx: ...)
-        except ReplaceFailed as exc:             # 3-6. clean temps, back up + journal, copy, verify, undo
-            module.fail_json(msg="%s%s" % (exc.msg, exc.undo_note(...)), **exc.facts())
+        try:                                     # 3-6. clean temps, back up + journal, copy, verify, undo
+            engine.run(changes, pending={"bump": now_stamp()}, then=lambda tx: ...)
+        except ReplaceFailed as exc:             # everything put back; exc says how that went
+            note = ("; could not all be put back (%s)%s" % ("; ".join(exc.problems), exc.owed_note())
+                    if exc.problems else "; the %d file(s) changed were put back" % len(exc.restored))
+            module.fail_json(msg=exc.msg + note, **exc.facts())   # restored, owed, backups_kept
+
+See sms_hotfix_stage (both paths), sms_client_run and sms_client_rollback
+(SMS.INI through `then`, the module's own error class in `errors=`).
 
 The reverse path is the same engine with restore changes (`restore_change`
 plans one from a journal entry: the backup is verified before anything is
