@@ -39,7 +39,7 @@ import re
 import stat
 
 # The SMB options and connection settings live in sms_smb_args (re-exported here for modules not moved yet).
-from ansible_collections.sms.hotfix.plugins.module_utils.sms_smb_args import (  # noqa: F401
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_smb_args import (  # noqa: F401 pylint: disable=unused-import
     SMB_ARGS, is_unc, smb_settings,
 )
 
@@ -354,6 +354,7 @@ class Volume:
                                    % (self.path(parts), found, written, self.reread_hint), path=self.path(parts),
                                    expected=written, found=found)
         return written
+
 
 class LocalVolume(Volume):
     """A folder tree on this host's file system, reached without following links below `top`.
