@@ -43,7 +43,8 @@ def lab_not_built(result, lab_root):
 class ActionModule(sms_controller.PayloadAction):
 
     def needs_payload(self, args):
-        return args.get("state", "present") != "rolled_back"
+        # absent (and its deprecated alias rolled_back) restores from the journal: no payload.
+        return args.get("state", "present") not in ("absent", "rolled_back")
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)

@@ -5,7 +5,8 @@
 
 The original files come back from the client's own backups, byte for byte;
 SMS.INI gets back only the two keys the rollout set (whatever else SMS wrote
-there since is kept). Every read and write goes through sms_fs volumes.
+there since is kept). Every read and write goes through sms_fs volumes, and the
+files are put back by the one engine (sms_replace), as the upgrade replaced them.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ from __future__ import annotations
 import hashlib
 
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_client import (
-    KEY_PHASE, KEY_VERSION, ClientError, client_bin, drive_volume, undone, wrap, write_ini, write_ini_keys,
+    KEY_PHASE, KEY_VERSION, ClientError, client_bin, drive_volume, wrap, write_ini_keys,
 )
-from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import (
-    BackupJournal, SmsFileError, Transaction, check_writable,
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_client_run import undone
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import BackupJournal, SmsFileError, check_writable
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import PathRefused, stale_temps, temp_paths
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_replace import (
+    REMOVE, RESTORE, WRITE, Change, Replacement, ReplaceFailed,
 )
-from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import PathRefused, clean_temps, stale_temps, temp_paths
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_ini import IniDocument, IniError
 
 
@@ -102,12 +105,15 @@ def rollback(run, manifest):
     if module._diff:
         whole = [i for i in todo if i["group"] != "BIN" and i.get("mode") != "keys"]
         res["diff"] = run.diff(bin_todo + whole, res["ini"])
+    changes = [as_change(drive, journal, item) for item in todo if item.get("mode") != "keys"]
     try:
-        check_writable(drive, [i["parts"][:-1] for i in todo])
+        # Temporary files a killed run left in any folder a run writes: removed here too.
+        engine = Replacement(drive, journal, record=False, temps=stale_temps(
+            [(drive, bin_parts, False), (drive, (), False), (state_vol, state_parts, True)]))
+        engine.preflight(changes, folders=[i["parts"][:-1] for i in todo], journal=False)
         if retire:
             check_writable(state_vol, [state_parts], [journal.file_parts])
-        # Temporary files a killed run left in any folder a run writes: removed here too.
-        temps = stale_temps([(drive, bin_parts, False), (drive, (), False), (state_vol, state_parts, True)])
+        temps = engine.temps
     except (ClientError, SmsFileError) as exc:
         run.fail(exc)
     if temps:
@@ -121,12 +127,12 @@ def rollback(run, manifest):
         module.exit_json(msg=summary, **res)
 
     try:
-        clean_temps(temps)
+        engine.clean()
     except SmsFileError as exc:
         run.fail(exc)
     stopped = run.stop_for_work(procs, must_stop, hung)
-    tx = Transaction()
-    try:
+
+    def put_back_ini_keys(tx):
         for item in todo:
             if item["group"] == "INI" and item.get("mode") == "keys":
                 # Only over the SMS.INI read for the plan; another writer's change since is kept.
@@ -135,26 +141,18 @@ def rollback(run, manifest):
                                          first=(item["data"], item["mtime"]))
                 if rebuilt:
                     res["ini_rebuilt"] = rebuilt
-                continue
-            present = drive.entry(item["parts"]).kind == "file"
-            tx.remember(drive, item["parts"] if present else None, item["parts"])
-            entry = item["entry"]
-            if item["group"] == "INI" and "data" in item:
-                write_ini(drive, item["parts"], item["data"], mtime=item["mtime"])
-            elif entry.get("existed"):
-                journal.restore(entry, drive, item["parts"])
-            else:
-                drive.unlink(item["parts"])
-    except (ClientError, SmsFileError, OSError) as exc:
+    try:
+        engine.run(changes, then=put_back_ini_keys, errors=(ClientError, SmsFileError, OSError))
+    except ReplaceFailed as exc:
         run.restart_after_failure(stopped)
-        error = undone(tx, exc, "the files this run had restored")
+        error = undone(exc, "the files this run had restored")
         if error.facts.get("put_back_failed"):
             error.msg += ("; the journal %s and its backups are kept as they were: run the rollback again once the "
                           "cause is fixed" % journal.path)
         run.fail(error)
     if retire:
         try:
-            res["journal_retired"] = journal.retire()
+            res["journal_retired"] = engine.retire()
         except SmsFileError as exc:
             run.restart_after_failure(stopped)
             run.fail(ClientError(
@@ -165,6 +163,23 @@ def rollback(run, manifest):
                                    retired=res["journal_retired"])
     run.finish_start(stopped, summary)
     module.exit_json(msg=summary, **res)
+
+
+def as_change(drive, journal, item):
+    """The engine's Change for a planned restore: the original back (the whole SMS.INI: its backup's bytes), or
+    the hotfix's file removed."""
+    entry = item["entry"]
+    present = drive.entry(item["parts"]).kind == "file"
+    if item["group"] == "INI" and "data" in item:
+        action = WRITE
+    else:
+        action = RESTORE if entry.get("existed") else REMOVE
+    return Change(group=item["group"], name=item["name"], parts=item["parts"],
+                  current=item["parts"] if present else None, before_sha256=item["before_sha256"],
+                  after_sha256=item["after_sha256"], action=action, entry=entry, data=item.get("data"),
+                  mtime=item.get("mtime") if action == WRITE else entry.get("mtime"),
+                  size=entry.get("size"), path=item["path"], changed=True, journaled=True,
+                  backup=journal.backup_path(entry))
 
 
 def rollback_summary(run, todo, ini_item, must_stop, retire, foreign, journal, retired=None):

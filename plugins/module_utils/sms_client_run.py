@@ -6,7 +6,8 @@
 The module file holds its documentation and argument spec; the work is here,
 in a utility, so that on the host it is compiled once (sms_zipimport), not
 twice as Python compiles the module file itself. Every read and write goes
-through sms_fs volumes (sms_client, sms_files).
+through sms_fs volumes; files are replaced (and put back on a failure) by
+the one engine, sms_replace.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ import signal
 
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_client import (
     KEY_PHASE, KEY_VERSION, PHASE_DEFERRED, PHASE_INSTALLED, PHASE_VERIFY, ClientError, client_bin, compare_files,
-    drive_volume, logon_server, read_server, read_sms_ini, replace_files, share_volume, smsrun_state, stale_files,
-    stop_or_fail, undone, wrap, write_ini_keys,
+    drive_volume, logon_server, read_server, read_sms_ini, share_volume, smsrun_state, stale_files, stop_or_fail,
+    wrap, write_ini_keys,
 )
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import (
-    SmsFileError, clean_temps, normal_path, open_volume, plain_results, smb_settings, stale_temps, temp_paths)
+    SmsFileError, normal_path, open_volume, plain_results, stale_temps, temp_paths)
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_smb_args import smb_settings
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_ini import IniDocument
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import (
     ManifestError, load_manifest, manifest_summary, validate_manifest)
@@ -228,86 +230,62 @@ class Run:
         if not res["changed"]:
             self.module.exit_json(msg=summary, **res)
 
-        # Only a run with something to do needs the journal: imported here, so
-        # a client already up to date (a re-run) never compiles it.
-        from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import BackupJournal, Transaction
+        # Only a run with something to do needs the journal and the engine: imported here, so
+        # a client already up to date (a re-run) never compiles them.
+        from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import BackupJournal
+        from ansible_collections.sms.hotfix.plugins.module_utils.sms_replace import (
+            BACKUP, Change, Replacement, ReplaceFailed)
 
         journal = BackupJournal(state_vol, state_parts)
+        changes = [Change(group="BIN", name=item["name"], parts=item["parts"],
+                          current=item["parts"] if item["before_sha256"] is not None else None,
+                          before_sha256=item["before_sha256"], after_sha256=item["after_sha256"], source=share,
+                          source_parts=item["source"], mtime=item["mtime"], size=item.get("size"), path=item["path"])
+                   for item in to_replace]
+        if ini_changed:
+            # Backed up and journaled with the files; written below, key by key, in the same transaction.
+            changes.append(Change(group="INI", name=ini_parts[-1], parts=ini_parts, current=ini_parts,
+                                  action=BACKUP, size=len(ini_bytes), changed=True, path=ini_path))
+        engine = Replacement(drive, journal, temps=temps)
         try:
-            self.preflight(drive, bin_parts, ini_parts, to_replace, ini_changed, journal, len(ini_bytes))
+            self.preflight(engine, changes, ini_parts if ini_changed else None, len(ini_bytes))
         except (ClientError, SmsFileError) as exc:
             self.fail(exc)
         if self.module.check_mode:
             self.module.exit_json(msg=summary, **res)
 
         try:
-            clean_temps(temps)
+            engine.clean()
         except SmsFileError as exc:
             self.fail(exc)
         stopped = self.stop_for_work(procs, must_stop, bool(hung))
+        rebuilt = []
+
+        def write_ini(tx):
+            if ini_changed:
+                # Written over the SMS.INI read at the start only; another writer's change since is kept.
+                rebuilt.append(write_ini_keys(drive, ini_parts, ini_bytes, ini_read[0], targets, tx))
+
         # Everything this run writes (files, SMS.INI, backups, journal entries)
         # is noted first, so a failure half-way leaves the client as it was.
         # Backups and their journal entries are on disk before the first
         # original is replaced.
-        tx = Transaction(journal)
         try:
-            for item in to_replace:
-                if item["before_sha256"] is not None:
-                    tx.record("BIN", item["name"], drive, item["parts"], save=False)
-                else:
-                    tx.record("BIN", item["name"], save=False)
-            if ini_changed:
-                tx.record("INI", ini_parts[-1], drive, ini_parts, save=False)
-            if to_replace or ini_changed:
-                journal.save()
-            replace_files(drive, share, to_replace, tx)
-            if ini_changed:
-                # Written over the SMS.INI read at the start only; another writer's change since is kept.
-                rebuilt = write_ini_keys(drive, ini_parts, ini_bytes, ini_read[0], targets, tx)
-                if rebuilt:
-                    res["ini_rebuilt"] = rebuilt
-                    summary += ("; SMS.INI was changed by another writer during the run, so the two keys were set "
-                                "on its new content (%d time(s)), keeping that change" % rebuilt)
-        except ClientError as exc:
-            if "restored" not in exc.facts:
-                exc = undone(tx, exc, "the files this run replaced")
+            engine.run(changes, then=write_ini, errors=(ClientError, SmsFileError, OSError))
+        except ReplaceFailed as exc:
             self.restart_after_failure(stopped)
-            self.fail(exc)
-        except (SmsFileError, OSError) as exc:
-            self.restart_after_failure(stopped)
-            self.fail(undone(tx, exc, "the files this run replaced"))
+            self.fail(undone(exc, "the files this run replaced"))
+        if rebuilt and rebuilt[0]:
+            res["ini_rebuilt"] = rebuilt[0]
+            summary += ("; SMS.INI was changed by another writer during the run, so the two keys were set "
+                        "on its new content (%d time(s)), keeping that change" % rebuilt[0])
         self.finish_start(stopped, summary)
         self.module.exit_json(msg=summary, **res)
 
-    def preflight(self, drive, bin_parts, ini_parts, to_replace, ini_changed, journal, ini_size):
-        """Before anything changes: every folder to write is writable and has room."""
-        from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import (
-            JOURNAL_ROOM, check_free_space, check_new_folders, check_writable)
-
-        folders, files = [], []
-        if to_replace:
-            folders.append(bin_parts)
-        if ini_changed:
-            folders.append(())
-            files.append(ini_parts)
-        check_writable(drive, folders, files)
-        if not (to_replace or ini_changed):
-            return
-        state = journal.volume
-        backups = [journal.parts + ("backup", "BIN")] if to_replace else []
-        if ini_changed:
-            backups.append(journal.parts + ("backup", "INI"))
-        check_new_folders(state, backups + [journal.parts])
-        if journal.exists():
-            check_writable(state, [journal.parts], [journal.file_parts])
-        new_sizes = [drive.entry(i["parts"]).size or 0 for i in to_replace if i["before_sha256"] is not None
-                     and journal.entry("BIN", i["name"]) is None]
-        needs = [(drive, bin_parts, sum(i.get("size") or 0 for i in to_replace)),
-                 (state, state.existing(journal.parts), sum(new_sizes) + JOURNAL_ROOM
-                  + (ini_size if ini_changed else 0))]
-        if ini_changed:
-            needs.append((drive, (), ini_size))
-        check_free_space(needs)
+    def preflight(self, engine, changes, ini_parts, ini_size):
+        """Before anything changes: every folder to write is writable and has room (SMS.INI's new copy too)."""
+        engine.preflight(changes, files=[ini_parts] if ini_parts else [],
+                         needs=[(engine.volume, (), ini_size)] if ini_parts else [])
 
     def summary(self, to_replace, ini, procs, defer, srv, unc):
         parts = []
@@ -348,6 +326,26 @@ class Run:
                                                      "(absent)" if entry["after"] is None else entry["after"]))
         return {"before_header": self.drive_root, "after_header": self.drive_root,
                 "before": "".join(line + "\n" for line in before), "after": "".join(line + "\n" for line in after)}
+
+
+def undone(exc, what):
+    """The ClientError to fail with after the engine put back what a run changed (sms_replace.ReplaceFailed),
+    saying how that went."""
+    cause = exc.cause
+    if isinstance(cause, OSError):
+        error = ClientError("cannot write %s: %s" % (cause.filename or "a client file", cause.strerror or cause),
+                            path=cause.filename)
+    else:
+        error = wrap(cause)
+    error.msg += ("; %s were put back" % what) if not exc.problems else (
+        "; putting back %s ALSO failed: %s%s" % (what, "; ".join(exc.problems), exc.owed_note()))
+    error.facts["restored"] = exc.restored
+    if exc.problems:
+        error.facts["put_back_failed"] = exc.problems
+    if exc.owed:
+        error.facts["owed"] = exc.owed
+        error.facts["backups_kept"] = exc.backups_kept
+    return error
 
 
 def _signal_name(name):

@@ -38,6 +38,11 @@ import os
 import re
 import stat
 
+# The SMB options and connection settings live in sms_smb_args (re-exported here for modules not moved yet).
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_smb_args import (  # noqa: F401 pylint: disable=unused-import
+    SMB_ARGS, is_unc, smb_settings,
+)
+
 CHUNK = 1024 * 1024
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 _READ_FLAGS = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
@@ -47,7 +52,7 @@ _CREATE_FLAGS = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW"
 _BAD_CHARS = frozenset('/\\\0:*?"<>|')
 # Temporary files are named after their writer, so a run killed half-way
 # leaves files the next run can tell apart from a live writer's and remove.
-_TMP = re.compile(r"^\.sms-tmp-(\d+)-[0-9a-f]{8}-")
+TEMP_NAME = re.compile(r"^\.sms-tmp-(\d+)-[0-9a-f]{8}-")
 
 
 def temp_name(name):
@@ -68,7 +73,8 @@ def opened(chunks):
     return replay()
 
 
-def _pid_alive(pid):
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` (the writer a temporary file names) still runs on this host."""
     if pid == os.getpid():
         return True
     try:
@@ -210,7 +216,147 @@ def walk_folders(volume, parts=()):
     return out
 
 
-class LocalVolume:
+class Volume:
+    """What every volume kind shares: naming, walking, case-insensitive lookup, hashing, copying.
+
+    A subclass (LocalVolume here, sms_smb.SmbVolume) gives the primitives
+    that differ by file system: `path`, `entry`, `listdir`, `chunks`, `read`,
+    `write`, `rename`, `unlink`, `makedirs`, `writable`, `free_bytes`...;
+    the method bodies below are written once for every kind.
+    """
+
+    kind = "volume"
+    top = ""
+    label = ""
+    # What a copy that does not read back asks the operator to check.
+    reread_hint = "check the disk"
+
+    def __repr__(self):
+        return "%s(%r)" % (type(self).__name__, self.top)
+
+    # -- the primitives each kind gives ----------------------------------------------------------
+    def path(self, parts=()):  # pragma: no cover - every kind names its paths
+        raise NotImplementedError
+
+    def entry(self, parts):  # pragma: no cover
+        raise NotImplementedError
+
+    def listdir(self, parts=()):  # pragma: no cover
+        raise NotImplementedError
+
+    def chunks(self, parts):  # pragma: no cover
+        raise NotImplementedError
+
+    def read(self, parts, links_ok=False):  # pragma: no cover
+        raise NotImplementedError
+
+    def write(self, parts, chunks, mtime=None, mode=None, expect_sha256=None, sync=True, mtime_ns=None,
+              owner=None, unchanged=None):  # pragma: no cover
+        raise NotImplementedError
+
+    def unlink(self, parts, missing_ok=True):  # pragma: no cover
+        raise NotImplementedError
+
+    # -- written once ------------------------------------------------------------------------------
+    def walk(self, parts=()):
+        """[(folder parts, [Entry])] of folder `parts` and every plain folder below it (links never entered)."""
+        return walk_folders(self, parts)
+
+    def find(self, parts, name):
+        """The on-disk name of the entry of folder `parts` named `name` in any case, or None.
+
+        Two entries differing only in case cannot exist on the real hosts; if
+        a twin has them the state is ambiguous and nothing is guessed.
+        """
+        wanted = name.lower()
+        found = [e.name for e in self.listdir(parts) if e.name.lower() == wanted]
+        if len(found) > 1:
+            path = self.path(parts)
+            raise SmsFileError("%s holds %s, which differ only in case; keep one of them and run again"
+                               % (path, " and ".join(sorted(found))), path=path)
+        return found[0] if found else None
+
+    def resolve(self, names, base=()):
+        """`base` + `names` with each name replaced by its on-disk spelling; None when one is missing."""
+        parts = tuple(base)
+        for name in names:
+            found = self.find(parts, plain_name(name))
+            if found is None:
+                return None
+            parts += (found,)
+        return parts
+
+    def read_or_none(self, parts, links_ok=False):
+        try:
+            return self.read(parts, links_ok=links_ok)
+        except SmsFileError as exc:
+            if exc.facts.get("missing"):
+                return None
+            raise
+
+    def sha256(self, parts):
+        digest = hashlib.sha256()
+        for block in self.chunks(parts):
+            digest.update(block)
+        return digest.hexdigest()
+
+    def _link_refusal(self, parts):
+        """The PathRefused for a link met where a folder should be, or None for the plain "not a folder"."""
+        return None
+
+    def existing(self, parts):
+        """The longest existing prefix of folder `parts` (each step a plain folder)."""
+        parts = tuple(parts)
+        for cut in range(len(parts), 0, -1):
+            entry = self.entry(parts[:cut])
+            if entry.kind == "dir":
+                return parts[:cut]
+            if entry.kind == "link":
+                refused = self._link_refusal(parts[:cut])
+                if refused is not None:
+                    raise refused
+            if entry.exists:
+                raise PathRefused("%s is not a folder; refused" % self.path(parts[:cut]), path=self.path(parts[:cut]))
+        return ()
+
+    def stale_temps(self, parts=()):
+        """Names of temporary files in folder `parts` left by a writer that is gone (a killed run)."""
+        out = []
+        for entry in self.listdir(parts):
+            match = TEMP_NAME.match(entry.name)
+            if match and entry.kind == "file" and not pid_alive(int(match.group(1))):
+                out.append(entry.name)
+        return out
+
+    def clean_temps(self, parts=()):
+        """Remove what `stale_temps` finds; returns the paths removed."""
+        removed = []
+        for name in self.stale_temps(parts):
+            self.unlink(tuple(parts) + (name,))
+            removed.append(self.path(tuple(parts) + (name,)))
+        return removed
+
+    def write_bytes(self, parts, data, mtime=None, mode=None, sync=True, mtime_ns=None, owner=None, unchanged=None):
+        return self.write(parts, [data], mtime=mtime, mode=mode, sync=sync, mtime_ns=mtime_ns, owner=owner,
+                          unchanged=unchanged)
+
+    def copy_from(self, source, src_parts, parts, mtime=None, expect_sha256=None, sync=True, verify=True,
+                  mode=None, owner=None):
+        """Copy file `src_parts` of volume `source` over `parts` atomically, then check it on disk."""
+        if mtime is None:
+            mtime = source.entry(src_parts).mtime
+        written = self.write(parts, opened(source.chunks(src_parts)), mtime=mtime, expect_sha256=expect_sha256,
+                             sync=sync, mode=mode, owner=owner)
+        if verify:
+            found = self.sha256(parts)
+            if found != written:
+                raise SmsFileError("%s reads back with SHA-256 %s after the copy, expected %s; %s"
+                                   % (self.path(parts), found, written, self.reread_hint), path=self.path(parts),
+                                   expected=written, found=found)
+        return written
+
+
+class LocalVolume(Volume):
     """A folder tree on this host's file system, reached without following links below `top`.
 
     `top` itself is the operator's configured path (it may be a mount point,
@@ -223,9 +369,6 @@ class LocalVolume:
     def __init__(self, top, label=None):
         self.top = os.path.abspath(str(top))
         self.label = label or self.top
-
-    def __repr__(self):
-        return "LocalVolume(%r)" % self.top
 
     # -- naming ---------------------------------------------------------------------------------
     def path(self, parts=()):
@@ -384,34 +527,6 @@ class LocalVolume:
         finally:
             os.close(fd)
 
-    def walk(self, parts=()):
-        """[(folder parts, [Entry])] of folder `parts` and every plain folder below it (links never entered)."""
-        return walk_folders(self, parts)
-
-    def find(self, parts, name):
-        """The on-disk name of the entry of folder `parts` named `name` in any case, or None.
-
-        Two entries differing only in case cannot exist on the real hosts; if
-        a twin has them the state is ambiguous and nothing is guessed.
-        """
-        wanted = name.lower()
-        found = [e.name for e in self.listdir(parts) if e.name.lower() == wanted]
-        if len(found) > 1:
-            path = self.path(parts)
-            raise SmsFileError("%s holds %s, which differ only in case; keep one of them and run again"
-                               % (path, " and ".join(sorted(found))), path=path)
-        return found[0] if found else None
-
-    def resolve(self, names, base=()):
-        """`base` + `names` with each name replaced by its on-disk spelling; None when one is missing."""
-        parts = tuple(base)
-        for name in names:
-            found = self.find(parts, plain_name(name))
-            if found is None:
-                return None
-            parts += (found,)
-        return parts
-
     def _open_file(self, parts, links_ok=False):
         parts = self._file_parts(parts)
         fd = self._dir_fd(parts[:-1])
@@ -464,20 +579,6 @@ class LocalVolume:
             data = handle.read()
         return data, Entry(parts[-1], st)
 
-    def read_or_none(self, parts, links_ok=False):
-        try:
-            return self.read(parts, links_ok=links_ok)
-        except SmsFileError as exc:
-            if exc.facts.get("missing"):
-                return None
-            raise
-
-    def sha256(self, parts):
-        digest = hashlib.sha256()
-        for block in self.chunks(parts):
-            digest.update(block)
-        return digest.hexdigest()
-
     # -- checks before a change -------------------------------------------------------------------
     def writable(self, parts=()):
         """Whether the existing folder or file `parts` can be written (a read-only mount or an immutable
@@ -517,35 +618,7 @@ class LocalVolume:
         finally:
             os.close(fd)
 
-    def existing(self, parts):
-        """The longest existing prefix of folder `parts` (each step a plain folder)."""
-        parts = tuple(parts)
-        for cut in range(len(parts), 0, -1):
-            entry = self.entry(parts[:cut])
-            if entry.kind == "dir":
-                return parts[:cut]
-            if entry.exists:
-                raise PathRefused("%s is not a folder; refused" % self.path(parts[:cut]), path=self.path(parts[:cut]))
-        return ()
-
     # -- writing ---------------------------------------------------------------------------------
-    def stale_temps(self, parts=()):
-        """Names of temporary files in folder `parts` left by a writer that is gone (a killed run)."""
-        out = []
-        for entry in self.listdir(parts):
-            match = _TMP.match(entry.name)
-            if match and entry.kind == "file" and not _pid_alive(int(match.group(1))):
-                out.append(entry.name)
-        return out
-
-    def clean_temps(self, parts=()):
-        """Remove what `stale_temps` finds; returns the paths removed."""
-        removed = []
-        for name in self.stale_temps(parts):
-            self.unlink(tuple(parts) + (name,))
-            removed.append(self.path(tuple(parts) + (name,)))
-        return removed
-
     def makedirs(self, parts):
         """Make folder `parts` (and missing parents); returns the parts of the folders created.
 
@@ -661,25 +734,6 @@ class LocalVolume:
         refused = changed_since(path, was, now, digest)
         if refused is not None:
             raise refused
-
-    def write_bytes(self, parts, data, mtime=None, mode=None, sync=True, mtime_ns=None, owner=None, unchanged=None):
-        return self.write(parts, [data], mtime=mtime, mode=mode, sync=sync, mtime_ns=mtime_ns, owner=owner,
-                          unchanged=unchanged)
-
-    def copy_from(self, source, src_parts, parts, mtime=None, expect_sha256=None, sync=True, verify=True,
-                  mode=None, owner=None):
-        """Copy file `src_parts` of volume `source` over `parts` atomically, then check it on disk."""
-        if mtime is None:
-            mtime = source.entry(src_parts).mtime
-        written = self.write(parts, opened(source.chunks(src_parts)), mtime=mtime, expect_sha256=expect_sha256,
-                             sync=sync, mode=mode, owner=owner)
-        if verify:
-            found = self.sha256(parts)
-            if found != written:
-                raise SmsFileError("%s reads back with SHA-256 %s after the copy, expected %s; check the disk"
-                                   % (self.path(parts), found, written), path=self.path(parts),
-                                   expected=written, found=found)
-        return written
 
     def rename(self, src_parts, parts):
         """Rename within the volume (no link followed on either side; the target is replaced)."""
@@ -842,35 +896,6 @@ def plain_results(module):
     """
     module.add_path_info = lambda kwargs: kwargs
     return module
-
-
-def is_unc(path):
-    """Whether `path` names a share (`\\\\server\\share\\...` or `//server/share/...`)."""
-    return isinstance(path, str) and (path.startswith("\\\\") or path.startswith("//"))
-
-
-# The SMB options every module that reaches a host's files takes (doc fragment sms.hotfix.smb).
-SMB_ARGS = dict(
-    smb_username=dict(type="str"),
-    smb_password=dict(type="str", no_log=True),
-    smb_port=dict(type="int", default=445),
-    smb_encrypt=dict(type="bool"),
-    smb_addresses=dict(type="dict", default={}),
-    smb_timeout=dict(type="int", default=15),
-)
-
-
-def smb_settings(params, path=None):
-    """Connection settings for open_volume from a module's parameters (the address for `path`'s server)."""
-    settings = {"username": params.get("smb_username"), "password": params.get("smb_password"),
-                "port": params.get("smb_port") or 445, "encrypt": params.get("smb_encrypt"),
-                "connection_timeout": params.get("smb_timeout") or 15}
-    if path and is_unc(path):
-        server = path.replace("/", "\\").lstrip("\\").split("\\", 1)[0]
-        addresses = {str(k).lower(): v for k, v in (params.get("smb_addresses") or {}).items()}
-        if server.lower() in addresses:
-            settings["address"] = addresses[server.lower()]
-    return settings
 
 
 def split_file(path, depth=1):

@@ -3,9 +3,12 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """A volume reached over SMB 2/3 (smbprotocol's `smbclient`), the way SMS itself moves files.
 
-Same interface and the same rules as sms_fs.LocalVolume, so the tiers' logic
-is written once: a share (`\\\\server\\share\\optional\\folder`) is the volume's
-top; below it every part is a plain name; an entry that is a reparse point
+A subclass of sms_fs.Volume, as LocalVolume is: the shared method bodies
+(lookup without case, hashing, copying, temporary files of a dead run) are
+written once there, and this class gives the SMB primitives, with the same
+rules, so the tiers' logic is written once too: a share
+(`\\\\server\\share\\optional\\folder`) is the volume's top; below it
+every part is a plain name; an entry that is a reparse point
 (a symbolic link or a junction, as the server reports it) is refused, never
 followed; a file is never written in place (a temporary name in the same
 folder, then a rename that replaces the target); names match without case
@@ -29,8 +32,7 @@ import re
 
 
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import (
-    CHUNK, Entry, PathRefused, SmsFileError, _TMP, _pid_alive, changed_since, hard_link_refused, opened,
-    plain_name, temp_name, walk_folders,
+    CHUNK, Entry, PathRefused, SmsFileError, Volume, changed_since, hard_link_refused, plain_name, temp_name,
 )
 
 try:
@@ -64,10 +66,11 @@ def split_unc(path):
     return pieces[0], pieces[1], tuple(pieces[2:])
 
 
-class SmbVolume:
+class SmbVolume(Volume):
     """A folder tree on an SMB share, reached without following a reparse point below its top."""
 
     kind = "smb"
+    reread_hint = "check the share"
 
     def __init__(self, top, label=None, username=None, password=None, port=445, encrypt=None,
                  connection_timeout=15, address=None, require_signing=True):
@@ -89,9 +92,6 @@ class SmbVolume:
         self._require_signing = require_signing
         self._connect()
         self._check_share()
-
-    def __repr__(self):
-        return "SmbVolume(%r)" % self.top
 
     # -- the connection ---------------------------------------------------------------------------
     def _connect(self):
@@ -172,6 +172,9 @@ class SmbVolume:
         return Entry.of(name, kind, size=size, mtime_ns=mtime_ns, mode=mode, stamp=stamp,
                         target="(a reparse point)" if kind == "link" else None, nlink=nlink)
 
+    def _link_refusal(self, parts):
+        return self._refused(parts)
+
     def _refused(self, parts):
         path = self.path(parts)
         return PathRefused("%s is a reparse point (a symbolic link or a junction); the rollout never follows links "
@@ -233,29 +236,6 @@ class SmbVolume:
             raise self._error(exc, parts, "list")
         return sorted(out, key=lambda e: e.name)
 
-    def walk(self, parts=()):
-        """[(folder parts, [Entry])] of folder `parts` and every plain folder below it (reparse points never
-        entered)."""
-        return walk_folders(self, parts)
-
-    def find(self, parts, name):
-        wanted = name.lower()
-        found = [e.name for e in self.listdir(parts) if e.name.lower() == wanted]
-        if len(found) > 1:
-            path = self.path(parts)
-            raise SmsFileError("%s holds %s, which differ only in case; keep one of them and run again"
-                               % (path, " and ".join(sorted(found))), path=path)
-        return found[0] if found else None
-
-    def resolve(self, names, base=()):
-        parts = tuple(base)
-        for name in names:
-            found = self.find(parts, plain_name(name))
-            if found is None:
-                return None
-            parts += (found,)
-        return parts
-
     def _open_checked(self, parts, links_ok=False, entry_out=None):
         parts = tuple(parts)
         if not parts:
@@ -300,20 +280,6 @@ class SmbVolume:
         data = b"".join(self.chunks(parts, entry_out=found))
         return data, found[0]
 
-    def read_or_none(self, parts, links_ok=False):
-        try:
-            return self.read(parts, links_ok=links_ok)
-        except SmsFileError as exc:
-            if exc.facts.get("missing"):
-                return None
-            raise
-
-    def sha256(self, parts):
-        digest = hashlib.sha256()
-        for block in self.chunks(parts):
-            digest.update(block)
-        return digest.hexdigest()
-
     # -- checks before a change -------------------------------------------------------------------
     def writable(self, parts=()):
         """Over SMB only the read-only attribute can be seen before a write (no access() call exists)."""
@@ -332,34 +298,7 @@ class SmbVolume:
             raise self._error(exc, parts, "read the free space of")
         return (self.server, self.share), volume.caller_available_size, 4096
 
-    def existing(self, parts):
-        parts = tuple(parts)
-        for cut in range(len(parts), 0, -1):
-            entry = self.entry(parts[:cut])
-            if entry.kind == "dir":
-                return parts[:cut]
-            if entry.kind == "link":
-                raise self._refused(parts[:cut])
-            if entry.exists:
-                raise PathRefused("%s is not a folder; refused" % self.path(parts[:cut]), path=self.path(parts[:cut]))
-        return ()
-
     # -- writing ---------------------------------------------------------------------------------
-    def stale_temps(self, parts=()):
-        out = []
-        for entry in self.listdir(parts):
-            match = _TMP.match(entry.name)
-            if match and entry.kind == "file" and not _pid_alive(int(match.group(1))):
-                out.append(entry.name)
-        return out
-
-    def clean_temps(self, parts=()):
-        removed = []
-        for name in self.stale_temps(parts):
-            self.unlink(tuple(parts) + (name,))
-            removed.append(self.path(tuple(parts) + (name,)))
-        return removed
-
     def makedirs(self, parts):
         created = []
         self._check_folders(tuple(parts), create=created)
@@ -419,23 +358,6 @@ class SmbVolume:
         refused = changed_since(path, was, now, digest)
         if refused is not None:
             raise refused
-
-    def write_bytes(self, parts, data, mtime=None, mode=None, sync=True, mtime_ns=None, owner=None, unchanged=None):
-        return self.write(parts, [data], mtime=mtime, mode=mode, sync=sync, mtime_ns=mtime_ns, unchanged=unchanged)
-
-    def copy_from(self, source, src_parts, parts, mtime=None, expect_sha256=None, sync=True, verify=True,
-                  mode=None, owner=None):
-        if mtime is None:
-            mtime = source.entry(src_parts).mtime
-        written = self.write(parts, opened(source.chunks(src_parts)), mtime=mtime, expect_sha256=expect_sha256,
-                             sync=sync)
-        if verify:
-            found = self.sha256(parts)
-            if found != written:
-                raise SmsFileError("%s reads back with SHA-256 %s after the copy, expected %s; check the share"
-                                   % (self.path(parts), found, written), path=self.path(parts),
-                                   expected=written, found=found)
-        return written
 
     def rename(self, src_parts, parts):
         src_parts, parts = tuple(src_parts), tuple(parts)

@@ -31,7 +31,7 @@ description:
     its journal entry, the failure names the backup (C(backups_kept)), and the next run or a rollback finishes it.
   - A hotfix file in C(Client.src) with more than one hard link is refused, naming its link count, before
     anything changes; backups keep the original's mode (and owner when run as root).
-  - With O(state=rolled_back) the originals recorded in the journal are restored byte for byte, with
+  - With O(state=absent) the originals recorded in the journal are restored byte for byte, with
     their original name and date (a file that did not exist before the hotfix is removed), and
     C(System.map) is bumped again. Every backup is verified before the first file is restored.
   - A completed rollback sets its journal entries and their backups aside in
@@ -66,7 +66,7 @@ options:
   manifest:
     description:
       - Path of the hotfix's C(manifest.json). Payload paths in it are relative to its folder.
-      - With O(state=rolled_back) only the manifest is read (for the KB number and platforms); the payload is not needed.
+      - With O(state=absent) only the manifest is read (for the KB number and platforms); the payload is not needed.
       - The action plugin of the same name sends a controller-side manifest and its payload to the site
         server first (see O(transfer)); otherwise this is a path on the site server.
     type: path
@@ -80,15 +80,16 @@ options:
       - V(always) copies even with the C(local) connection (O(manifest) must be a file on the controller).
       - V(never) lets the site server read O(manifest) as given.
       - Manifest and payload are validated on the controller before anything is sent; a bad payload
-        fails the task without touching the site server. With O(state=rolled_back) only the manifest is sent.
+        fails the task without touching the site server. With O(state=absent) only the manifest is sent.
     type: str
     choices: [auto, always, never]
     default: auto
   state:
     description:
-      - V(present) stages the hotfix's files; V(rolled_back) restores the originals from the journal.
+      - V(present) stages the hotfix's files; V(absent) undoes the staging, restoring the originals from the journal.
+      - V(rolled_back) is the old name of V(absent), deprecated; it will be removed in version 2.0.0.
     type: str
-    choices: [present, rolled_back]
+    choices: [present, absent, rolled_back]
     default: present
   platforms:
     description:
@@ -133,46 +134,62 @@ seealso:
 
 EXAMPLES = r"""
 - name: Stage the hotfix in Client.src
-  sms_hotfix_stage:
+  sms.hotfix.sms_hotfix_stage:
     sms_root: "{{ sms_drive_root }}/SMS"
     manifest: /opt/hotfixes/Q216552/manifest.json
   register: staged
 
 - name: Stage the x86 files only, and force a copy-list bump even if nothing changed
-  sms_hotfix_stage:
+  sms.hotfix.sms_hotfix_stage:
     sms_root: "{{ sms_drive_root }}/SMS"
     manifest: /opt/hotfixes/Q216552/manifest.json
     platforms: [x86]
     bump: always
 
 - name: Stage from a copy sent by the controller, even over the local connection (as the tests do)
-  sms_hotfix_stage:
+  sms.hotfix.sms_hotfix_stage:
     sms_root: "{{ sms_drive_root }}/SMS"
     manifest: "{{ playbook_dir }}/hotfixes/Q216552/manifest.json"
     transfer: always  # consumed by the action plugin
   register: staged
 
 - name: Roll the hotfix back
-  sms_hotfix_stage:
+  sms.hotfix.sms_hotfix_stage:
     sms_root: "{{ sms_drive_root }}/SMS"
     manifest: /opt/hotfixes/Q216552/manifest.json
-    state: rolled_back
+    state: absent
 """
 
 RETURN = r"""
+extends_documentation_fragment:
+  - sms.hotfix.replace
 changed:
   description:
     - Whether a file was replaced or restored, C(System.map) was bumped, or a rollback set the journal aside
       (or would, in check mode).
   returned: always
   type: bool
+status:
+  description:
+    - What the run did, in one word.
+    - V(staged) (files replaced or C(System.map) bumped), V(would_stage) (the same, in check mode),
+      V(rolled_back) (originals restored or the journal set aside), V(would_roll_back) (in check mode),
+      V(nothing_to_roll_back) (O(state=absent) and no journal, so never staged here), V(unchanged) (nothing to do).
+  returned: success
+  type: str
+  sample: staged
+state:
+  description: The state the module ran (V(present) or V(absent); a deprecated V(rolled_back) is reported as V(absent)).
+  returned: always
+  type: str
+  sample: present
 kb:
   description: Knowledge Base number of the hotfix.
   returned: success
   type: str
   sample: Q216552
 files:
-  description: One entry per file of the targeted platforms (with O(state=rolled_back), per journal entry).
+  description: One entry per file of the targeted platforms (with O(state=absent), per journal entry).
   returned: success
   type: list
   elements: dict
@@ -182,7 +199,7 @@ files:
       type: str
       sample: x86
     name:
-      description: File name in the manifest (with O(state=rolled_back), the original name on disk).
+      description: File name in the manifest (with O(state=absent), the original name on disk).
       type: str
       sample: Smsrun32.exe
     path:
@@ -223,9 +240,9 @@ journal:
   sample: /srv/C/SMS/Hotfix/Q216552/journal.json
 retired:
   description:
-    - With O(state=rolled_back), the folder the rolled-back journal entries and their backups were moved to
+    - With O(state=absent), the folder the rolled-back journal entries and their backups were moved to
       (the RV(files) C(backup) paths point there); null when there was nothing to retire, and in check mode.
-  returned: success, with O(state=rolled_back) and a journal
+  returned: success, with O(state=absent) and a journal
   type: str
   sample: /srv/C/SMS/Hotfix/Q216552/retired/20261124T170211Z
 msg:
@@ -266,30 +283,17 @@ bump_owed:
       made, e.g. O(bump=never)); the journal keeps it and the next run with O(bump=auto) makes it.
   returned: success
   type: bool
-stale_temporary_files:
-  description: Temporary files of an interrupted earlier run that this run removed (or would, in check mode).
-  returned: when there were any
-  type: list
-  elements: str
-backups_kept:
-  description:
-    - On a failure whose put-back also failed, the backups of the files that could not be put back;
-      the journal still names them, and the next run or a rollback finishes the work.
-  returned: on such a failure
-  type: list
-  elements: str
 """
 
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import (
-    JOURNAL_ROOM, BackupJournal, SmsFileError, Transaction, check_free_space, check_new_folders, check_writable,
-    iso_utc,
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import BackupJournal, SmsFileError, iso_utc
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import normal_path, open_volume, plain_results
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_replace import (
+    Change, Replacement, ReplaceFailed, find_current, restore_change,
 )
-from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import (
-    SMB_ARGS, clean_temps, normal_path, open_volume, plain_results, smb_settings, stale_temps as find_stale_temps,
-)
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_smb_args import SMB_ARGS, smb_settings
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import (
     PLATFORM_DIRS, ManifestError, load_manifest, payload_parts, payload_volume,
 )
@@ -377,22 +381,18 @@ class Site:
         return self.volume.sha256(parts)
 
 
-def failure_after_change(exc, undo):
-    restored, problems = undo.rollback()
-    if isinstance(exc, OSError):
-        msg = "%s: %s" % (exc.filename or "a file", exc.strerror or exc)
-    else:
-        msg = exc.msg
-    if problems:
+def failure_after_change(exc):
+    """A run failed after it started changing files (ReplaceFailed): say what was put back."""
+    msg = exc.msg
+    if exc.problems:
         msg += ("; the files replaced by this run could not all be put back (%s)%s" % (
-            "; ".join(problems), undo.owed_note() or ": run again with state=rolled_back once the cause is fixed"))
-    elif restored:
+            "; ".join(exc.problems), exc.owed_note() or ": run again with state=absent once the cause is fixed"))
+    elif exc.restored:
         msg += ("; the %d file(s) this run had already changed were put back as they were (%s), so the site "
-                "server is as before the run" % (len(restored), ", ".join(restored)))
+                "server is as before the run" % (len(exc.restored), ", ".join(exc.restored)))
     else:
         msg += "; nothing was changed"
-    facts = {"owed": undo.owed, "backups_kept": undo.owed_backups()} if undo.owed else {}
-    return StageError(msg, path=getattr(exc, "path", None), restored=restored, **facts)
+    return StageError(msg, path=exc.path, **exc.facts())
 
 
 def bump_system_map(site):
@@ -423,47 +423,42 @@ def damaged_backup(journal, jentry, path, exc):
         path=backup, expected=jentry["sha256"], found=exc.facts.get("found"))
 
 
-def current_file(site, folder, name):
-    """(parts, SHA-256) of `name` in `folder` (any case), or (None, None); a link or folder is refused."""
-    found = site.volume.find(folder, name)
-    if found is None:
-        return None, None
-    parts = folder + (found,)
-    kind = site.volume.entry(parts).kind
-    if kind != "file":
-        if kind == "link":
-            site.volume.read(parts)  # raises PathRefused naming the link and its target
-        raise StageError("%s is not a file; remove it or rename it and run again. %s"
-                         % (site.volume.path(parts), NOTHING), path=site.volume.path(parts))
-    return parts, site.sha256(parts)
-
-
-def stale_temps(site, folders):
-    """[(volume, folder, names)] of temporary files an interrupted run left in `folders` (of the site volume)
+def engine_for(site, record=True):
+    """The replacement engine for the platform folders of `site`, its temporary files found in those folders
     and anywhere in the state folder (its backup folders included)."""
     state_volume, state_parts = site.state
-    return find_stale_temps([(site.volume, folder, False) for folder in folders] + [(state_volume, state_parts, True)])
+    places = [(site.volume, folder, False) for folder in sorted(set(site.dirs.values()))]
+    return Replacement(site.volume, site.journal, temp_places=places + [(state_volume, state_parts, True)],
+                       record=record)
 
 
-def preflight(site, changes, new_backups, bump, payload_sizes):
-    """Before anything is touched: writable folders and free space."""
+def wanted_bump(module, changes, journal):
+    """(bump now, a bump was owed before this run)."""
+    owed = bool(journal.pending.get("bump"))
+    mode = module.params["bump"]
+    return mode == "always" or (mode == "auto" and (bool(changes) or owed)), owed
+
+
+def replace(module, site, engine, changes, bump, pending_msg):
+    """Make `changes` (and the bump) unless in check mode; the System.map date after the run."""
     journal = site.journal
-    state_volume = journal.volume
-    folders = [item["folder"] for item in changes]
-    check_writable(site.volume, folders, [site.system_map] if bump else [])
-    new_folders = [journal.parts + ("backup", item["group"]) for item in new_backups]
-    if changes or bump:
-        new_folders.append(journal.parts)
-    if new_folders:
-        check_new_folders(state_volume, new_folders)
-    if journal.exists() and (changes or bump):
-        check_writable(state_volume, [journal.parts], [journal.file_parts])
-    needs = [(site.volume, item["folder"], payload_sizes[id(item)]) for item in changes]
-    needs += [(state_volume, state_volume.existing(journal.parts + ("backup", item["group"])),
-               site.volume.entry(item["current"]).size) for item in new_backups if item["current"]]
-    if changes or bump:
-        needs.append((state_volume, state_volume.existing(journal.parts), JOURNAL_ROOM))
-    check_free_space(needs)
+    mtime = [site.volume.entry(site.system_map).mtime]
+
+    def then(_tx):
+        if bump:
+            mtime[0] = bump_system_map(site)
+    if not module.check_mode and (changes or bump or engine.temps):
+        try:
+            # Durable before the first replace: a run killed from here on owes a bump.
+            engine.run(changes, pending={"bump": iso_utc(time.time())} if changes else None, then=then)
+        except ReplaceFailed as exc:
+            raise failure_after_change(exc)
+        if bump and journal.pending.get("bump"):
+            try:
+                journal.set_pending(bump=None)
+            except SmsFileError as exc:
+                raise StageError(pending_msg % (journal.path, exc.msg), path=exc.path)
+    return mtime[0]
 
 
 # -- the two states --------------------------------------------------------------------------------
@@ -475,7 +470,7 @@ def stage(module, manifest, site):
         folder = site.dirs[platform]
         group = spec["directory"]
         for entry in spec["files"]:
-            current, before = current_file(site, folder, entry["name"])
+            current, before = find_current(site.volume, folder, entry["name"])
             jentry = journal.entry(group, entry["name"])
             if jentry is not None and jentry.get("existed"):
                 try:
@@ -489,55 +484,23 @@ def stage(module, manifest, site):
             else:
                 backup = None
             parts = current or folder + (entry["name"],)
-            items.append({
-                "platform": platform, "name": entry["name"], "group": group, "folder": folder,
-                "current": current, "parts": parts, "path": site.volume.path(parts),
-                "before_sha256": before, "after_sha256": entry["sha256"], "backup": backup,
-                "changed": before != entry["sha256"], "entry": entry, "journaled": jentry is not None,
-            })
-    changes = [item for item in items if item["changed"]]
-    owed = bool(journal.pending.get("bump"))
-    mode = module.params["bump"]
-    bump = mode == "always" or (mode == "auto" and (bool(changes) or owed))
-    new_backups = [item for item in changes if not item["journaled"]]
-    temps = stale_temps(site, sorted(set(site.dirs.values())))
-    preflight(site, changes, new_backups, bump, {id(item): item["entry"]["size"] for item in changes})
-
-    mtime = site.volume.entry(site.system_map).mtime
-    if not module.check_mode and (changes or bump or temps):
-        clean_temps(temps)
-        undo = Transaction(journal)
-        try:
-            for item in new_backups:
-                jentry = undo.record(item["group"], item["name"], site.volume, item["current"], save=False)
-                item["backup"] = journal.backup_path(jentry)
-            if changes:
-                # Durable before the first replace: a run killed from here on owes a bump.
-                journal.data.setdefault("pending", {})["bump"] = iso_utc(time.time())
-                undo.makedirs(journal.volume, journal.parts)
-                journal.save()
-            for item in changes:
-                entry = item["entry"]
-                undo.remember(site.volume, item["current"], item["parts"])
-                item["after_sha256"] = site.volume.copy_from(
-                    payload, payload_parts(manifest, entry), item["parts"], mtime=entry["mtime"],
-                    expect_sha256=entry["sha256"])
-            if bump:
-                mtime = bump_system_map(site)
-        except (SmsFileError, OSError) as exc:
-            raise failure_after_change(exc, undo)
-        if bump and journal.pending.get("bump"):
-            try:
-                journal.set_pending(bump=None)
-            except SmsFileError as exc:
-                raise StageError("%s: the files are staged and System.map was bumped, but the journal %s could not "
-                                 "record it (%s); the next run bumps once more, which is harmless"
-                                 % (manifest["kb"], journal.path, exc.msg), path=exc.path)
+            items.append(Change(
+                group=group, name=entry["name"], parts=parts, current=current, before_sha256=before,
+                after_sha256=entry["sha256"], source=payload, source_parts=payload_parts(manifest, entry),
+                mtime=entry["mtime"], size=entry["size"], platform=platform, backup=backup,
+                path=site.volume.path(parts), journaled=jentry is not None))
+    changes = [item for item in items if item.changed]
+    bump, owed = wanted_bump(module, changes, journal)
+    engine = engine_for(site)
+    engine.preflight(changes, files=[site.system_map] if bump else [], journal=bool(changes) or bump)
+    mtime = replace(module, site, engine, changes, bump,
+                    "%s: the files are staged and System.map was bumped, but the journal %%s could not record it "
+                    "(%%s); the next run bumps once more, which is harmless" % manifest["kb"])
     for item in items:
-        if not item["changed"]:
-            item["after_sha256"] = item["before_sha256"]
+        if not item.changed:
+            item.after_sha256 = item.before_sha256
     still_owed = (bool(changes) or owed) and not bump
-    return items, bump, mtime, still_owed, temps
+    return items, bump, mtime, still_owed, engine.stale_paths()
 
 
 def roll_back(module, manifest, site):
@@ -555,94 +518,44 @@ def roll_back(module, manifest, site):
             journal.verify(jentry)
         except SmsFileError as exc:
             raise refuse(exc)
-    items = []
-    for platform, group, jentry in entries:
-        folder = site.dirs[platform]
-        current, before = current_file(site, folder, jentry["name"])
-        if jentry.get("existed"):
-            target = folder + (jentry["name"],)
-            changed = (before != jentry["sha256"] or current[-1] != jentry["name"]
-                       or int(site.volume.entry(current).mtime) != int(jentry["mtime"]))
-            after = jentry["sha256"]
-        else:
-            target = current
-            changed = current is not None
-            after = None
-        parts = target or folder + (jentry["name"],)
-        items.append({
-            "platform": platform, "name": jentry["name"], "group": group, "folder": folder,
-            "current": current, "parts": parts, "path": site.volume.path(parts),
-            "before_sha256": before, "after_sha256": after, "backup": journal.backup_path(jentry),
-            "changed": changed, "jentry": jentry,
-        })
-    changes = [item for item in items if item["changed"]]
-    owed = bool(journal.pending.get("bump"))
-    mode = module.params["bump"]
-    bump = mode == "always" or (mode == "auto" and (bool(changes) or owed))
+    items = [restore_change(site.volume, journal, site.dirs[platform], group, jentry, check_date=True,
+                            verify=False, platform=platform) for platform, group, jentry in entries]
+    changes = [item for item in items if item.changed]
+    bump, owed = wanted_bump(module, changes, journal)
     # A completed rollback sets the journal aside (retired), so a later rollout backs up what it finds then.
     retire = bool(keys)
-    temps = stale_temps(site, sorted(set(site.dirs.values())))
-    check_writable(site.volume, [item["folder"] for item in changes], [site.system_map] if bump else [])
-    if retire:
-        check_writable(journal.volume, [journal.parts], [journal.file_parts])
-    check_free_space([(site.volume, item["folder"], item["jentry"]["size"]) for item in changes
-                      if item["jentry"].get("existed")])
-
-    mtime = site.volume.entry(site.system_map).mtime
-    retired = None
-    if not module.check_mode and (changes or bump or temps):
-        clean_temps(temps)
-        undo = Transaction(journal)
-        try:
-            if changes:
-                journal.data.setdefault("pending", {})["bump"] = iso_utc(time.time())
-                journal.save()
-            for item in changes:
-                jentry = item["jentry"]
-                undo.remember(site.volume, item["current"], item["parts"])
-                if not jentry.get("existed"):
-                    site.volume.unlink(item["current"])
-                    continue
-                work = item["current"] or item["parts"]
-                journal.restore(jentry, site.volume, work)
-                if work != item["parts"]:
-                    site.volume.rename(work, item["parts"])
-            if bump:
-                mtime = bump_system_map(site)
-        except (SmsFileError, OSError) as exc:
-            raise failure_after_change(exc, undo)
-        if bump and journal.pending.get("bump"):
-            try:
-                journal.set_pending(bump=None)
-            except SmsFileError as exc:
-                raise StageError("%s: the originals are back and System.map was bumped, but the journal %s could "
-                                 "not record it (%s); run the rollback again" % (manifest["kb"], journal.path,
-                                                                                 exc.msg), path=exc.path)
+    engine = engine_for(site, record=False)
+    engine.preflight(changes, files=[site.system_map] if bump else [], journal=retire)
+    mtime = replace(module, site, engine, changes, bump,
+                    "%s: the originals are back and System.map was bumped, but the journal %%s could not record it "
+                    "(%%s); run the rollback again" % manifest["kb"])
     still_owed = (bool(changes) or owed) and not bump
+    retired = None
     if retire and not module.check_mode and not still_owed:
         try:
-            retired = journal.retire_entries(keys)
+            retired = engine.retire(keys)
         except SmsFileError as exc:
             raise StageError(
                 "%s: the files were restored%s, but the journal %s could not be set aside (%s); fix the cause and "
                 "run the rollback again (it will only retire the journal)"
                 % (manifest["kb"], " (%d)" % len(changes) if changes else "", journal.path, exc.msg), path=exc.path)
         for item in items:
-            if item["jentry"].get("backup") and retired:
-                item["backup"] = "/".join([retired] + item["jentry"]["backup"].split("/"))
-    return items, bump, mtime, (retired if retire and not module.check_mode else retire), still_owed, temps
+            if item.entry.get("backup") and retired:
+                item.backup = "/".join([retired] + item.entry["backup"].split("/"))
+    return items, bump, mtime, (retired if retire and not module.check_mode else retire), still_owed, \
+        engine.stale_paths()
 
 
 def make_diff(site, items, old_mtime, new_mtime, bumped):
     diff = []
     for item in items:
-        if not item["changed"]:
+        if not item.changed:
             continue
-        label = site.rel(item["parts"])
+        label = site.rel(item.parts)
         diff.append({
             "before_header": label, "after_header": label,
-            "before": "%s sha256:%s\n" % (label, item["before_sha256"] or "(absent)"),
-            "after": "%s sha256:%s\n" % (label, item["after_sha256"] or "(absent)"),
+            "before": "%s sha256:%s\n" % (label, item.before_sha256 or "(absent)"),
+            "after": "%s sha256:%s\n" % (label, item.after_sha256 or "(absent)"),
         })
     if bumped:
         path = site.volume.path(site.system_map)
@@ -654,12 +567,21 @@ def make_diff(site, items, old_mtime, new_mtime, bumped):
     return diff
 
 
+def status_of(rollback, changed, check_mode):
+    """The one word of what the run did (or would do, in check mode)."""
+    if not changed:
+        return "unchanged"
+    if rollback:
+        return "would_roll_back" if check_mode else "rolled_back"
+    return "would_stage" if check_mode else "staged"
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             sms_root=dict(type="str", required=True),
             manifest=dict(type="path", required=True),
-            state=dict(type="str", choices=["present", "rolled_back"], default="present"),
+            state=dict(type="str", choices=["present", "absent", "rolled_back"], default="present"),
             platforms=dict(type="list", elements="str"),
             bump=dict(type="str", choices=["auto", "always", "never"], default="auto"),
             state_dir=dict(type="str"),
@@ -672,7 +594,11 @@ def main():
     )
     plain_results(module)
     params = module.params
-    rollback = params["state"] == "rolled_back"
+    if params["state"] == "rolled_back":
+        module.deprecate("state=rolled_back is now state=absent; use state=absent",
+                         version="2.0.0", collection_name="sms.hotfix")
+        params["state"] = "absent"
+    rollback = params["state"] == "absent"
     retired = None
     try:
         try:
@@ -686,44 +612,46 @@ def main():
         if rollback:
             if not journal.exists():
                 module.exit_json(
-                    changed=False, kb=manifest["kb"], files=[], journal=journal.path, manifest_path=manifest["path"],
+                    changed=False, status="nothing_to_roll_back", state=params["state"], kb=manifest["kb"],
+                    files=[], journal=journal.path, manifest_path=manifest["path"],
                     system_map={"path": site.volume.path(site.system_map), "bumped": False,
                                 "mtime": iso_utc(old_mtime)}, bump_owed=False,
                     msg="no journal at %s: %s was never staged here, nothing to roll back"
                         % (journal.path, manifest["kb"]), **({"diff": []} if module._diff else {}))
             journal.data  # noqa: B018  (an unreadable journal fails here, before any change)
-            items, bumped, new_mtime, retired, owed, temps = roll_back(module, manifest, site)
+            items, bumped, new_mtime, retired, owed, stale = roll_back(module, manifest, site)
         else:
             journal.data  # noqa: B018
-            items, bumped, new_mtime, owed, temps = stage(module, manifest, site)
+            items, bumped, new_mtime, owed, stale = stage(module, manifest, site)
     except SmsFileError as exc:
         error = refuse(exc)
-        module.fail_json(msg=error.msg, **error.facts)
+        module.fail_json(msg=error.msg, state=params["state"], **error.facts)
     except StageError as exc:
-        module.fail_json(msg=exc.msg, **exc.facts)
+        module.fail_json(msg=exc.msg, state=params["state"], **exc.facts)
 
-    changes = [item for item in items if item["changed"]]
-    changed = bool(changes) or bumped or bool(retired) or bool(temps)
+    changes = [item for item in items if item.changed]
+    changed = bool(changes) or bumped or bool(retired) or bool(stale)
     verb = "restored" if rollback else "replaced"
     if module.check_mode:
         verb = "would be " + verb
     msg = "%s: %d file(s) %s%s" % (
         manifest["kb"], len(changes), verb,
-        ("" if not changes else " (%s)" % ", ".join(site.rel(i["parts"]) for i in changes)))
+        ("" if not changes else " (%s)" % ", ".join(site.rel(i.parts) for i in changes)))
     msg += "; System.map %s" % (("would be bumped" if module.check_mode else "bumped") if bumped else "not bumped")
     if owed:
         msg += (" (a bump is owed and recorded in %s: the next run with bump=auto makes it)" % journal.path)
     if retired:
         msg += ("; the journal would be set aside (retired)" if module.check_mode
                 else "; the journal was set aside in %s" % retired)
-    stale = [volume.path(folder + (name,)) for volume, folder, names in temps for name in names]
     if stale:
         msg += "; %d temporary file(s) of an interrupted run %s" % (
             len(stale), "would be removed" if module.check_mode else "removed")
     result = dict(
-        changed=changed, kb=manifest["kb"], journal=journal.path, msg=msg, manifest_path=manifest["path"],
-        files=[{k: item[k] for k in ("platform", "name", "path", "before_sha256", "after_sha256", "backup",
-                                     "changed")} for item in items],
+        changed=changed, status=status_of(rollback, changed, module.check_mode), state=params["state"],
+        kb=manifest["kb"], journal=journal.path, msg=msg, manifest_path=manifest["path"],
+        files=[{"platform": item.platform, "name": item.name, "path": item.path,
+                "before_sha256": item.before_sha256, "after_sha256": item.after_sha256, "backup": item.backup,
+                "changed": item.changed} for item in items],
         system_map={"path": site.volume.path(site.system_map), "bumped": bumped, "mtime": iso_utc(new_mtime)},
         bump_owed=owed,
     )

@@ -1440,3 +1440,35 @@ def test_a_rollback_whose_put_back_fails_keeps_the_journal_and_a_second_rollback
     assert not again.get("failed"), again
     for name, data in originals.items():
         assert read(os.path.join(site.bin, name)) == data, name
+
+
+def test_a_rollback_that_fails_half_way_puts_back_what_it_restored_and_keeps_the_journal(
+        site, module_runner, monkeypatch):
+    from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import BackupJournal, SmsFileError
+
+    originals = {name: read(os.path.join(site.bin, name)) for name in os.listdir(site.bin)}
+    module_runner(MODULE, site.args())
+    upgraded = {name: read(os.path.join(site.bin, name)) for name in os.listdir(site.bin)}
+    ini_upgraded = read(site.ini)
+    journal = os.path.join(state_dir(site), "journal.json")
+    journal_before = read(journal)
+    real, calls = BackupJournal.restore, []
+
+    def second_fails(self, entry, volume, parts):
+        calls.append(parts)
+        if len(calls) == 2:
+            raise SmsFileError("cannot write in %s (Input/output error)" % volume.path(parts[:-1]),
+                               path=volume.path(parts[:-1]))
+        return real(self, entry, volume, parts)
+    monkeypatch.setattr(BackupJournal, "restore", second_fails)
+    result = module_runner(MODULE, site.args(state="rolled_back"))
+    assert result.get("failed") is True, result
+    assert "; the files this run had restored were put back" in result["msg"], result
+    assert len(result["restored"]) == 1 and "ALSO" not in result["msg"]
+    # The client is as the upgrade left it, and the journal still names every backup.
+    assert {name: read(os.path.join(site.bin, name)) for name in os.listdir(site.bin)} == upgraded
+    assert read(site.ini) == ini_upgraded and read(journal) == journal_before
+    monkeypatch.undo()
+    again = module_runner(MODULE, site.args(state="rolled_back"))
+    assert not again.get("failed") and again["status"] == "rolled_back", again
+    assert {name: read(os.path.join(site.bin, name)) for name in os.listdir(site.bin)} == originals

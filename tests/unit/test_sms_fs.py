@@ -937,3 +937,59 @@ def test_stale_temps_finds_a_dead_writers_files_below_a_folder_without_entering_
     sms_fs.clean_temps(found)
     assert sms_fs.stale_temps([(volume, ("state",), True)]) == []
     assert (tmp_path / "outside" / (dead + "y")).exists() and (tmp_path / "v" / "BIN" / "sub" / (dead + "x")).exists()
+
+
+# -- one base for every volume kind ------------------------------------------------------------------
+SHARED = ("walk", "find", "resolve", "read_or_none", "sha256", "existing", "stale_temps", "clean_temps",
+          "write_bytes", "copy_from", "__repr__")
+
+
+def test_local_and_smb_volumes_share_one_base_and_write_its_bodies_once():
+    import ast
+    from ansible_collections.sms.hotfix.plugins.module_utils import sms_smb
+
+    assert issubclass(sms_fs.LocalVolume, sms_fs.Volume) and issubclass(sms_smb.SmbVolume, sms_fs.Volume)
+    for name in SHARED:
+        assert name in vars(sms_fs.Volume), name
+        assert name not in vars(sms_fs.LocalVolume) and name not in vars(sms_smb.SmbVolume), name
+    # sms_smb uses sms_fs's public API only.
+    with open(sms_smb.__file__) as handle:
+        tree = ast.parse(handle.read())
+    imported = [alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                and (node.module or "").endswith("sms_fs") for alias in node.names]
+    assert imported and not [name for name in imported if name.startswith("_")], imported
+    assert sms_smb.SmbVolume.reread_hint == "check the share" and sms_fs.LocalVolume.reread_hint == "check the disk"
+
+
+def test_repr_names_the_kind(tmp_path):
+    assert repr(LocalVolume(str(tmp_path))) == "LocalVolume(%r)" % str(tmp_path)
+
+
+def test_a_copy_that_does_not_read_back_names_the_disk(tmp_path, monkeypatch):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "dst").mkdir()
+    (tmp_path / "src" / "f").write_bytes(b"data")
+    dst, src = LocalVolume(str(tmp_path / "dst")), LocalVolume(str(tmp_path / "src"))
+    monkeypatch.setattr(LocalVolume, "sha256", lambda self, parts: "0" * 64)
+    with pytest.raises(SmsFileError) as info:
+        dst.copy_from(src, ("f",), ("f",))
+    assert info.value.msg.endswith("expected %s; check the disk" % hashlib.sha256(b"data").hexdigest())
+
+
+def test_the_smb_options_live_in_their_own_module_and_sms_fs_still_offers_them():
+    from ansible_collections.sms.hotfix.plugins.module_utils import sms_smb_args
+
+    assert sms_fs.SMB_ARGS is sms_smb_args.SMB_ARGS and sms_fs.smb_settings is sms_smb_args.smb_settings
+    assert sms_smb_args.SMB_ARGS["smb_password"]["no_log"] is True
+    settings = sms_smb_args.smb_settings({"smb_username": "u", "smb_addresses": {"LOGON01": "10.0.0.2"}},
+                                         "\\\\logon01\\SMS_SHR")
+    assert settings == {"username": "u", "password": None, "port": 445, "encrypt": None, "connection_timeout": 15,
+                        "address": "10.0.0.2"}
+    assert "address" not in sms_smb_args.smb_settings({"smb_addresses": {"x": "1"}}, "/local/path")
+
+
+def test_temporary_names_and_writers_are_public(tmp_path):
+    name = sms_fs.temp_name("SMSRUN32.EXE")
+    match = sms_fs.TEMP_NAME.match(name)
+    assert match and int(match.group(1)) == os.getpid() and sms_fs.pid_alive(os.getpid())
+    assert not sms_fs.pid_alive(2 ** 22 + 1)

@@ -108,6 +108,7 @@ def test_rhythm_check_change_no_change_check(world, run):
     checked = run(check_mode=True)
     assert not checked.get("failed"), checked
     assert checked["changed"] is True
+    assert (checked["status"], checked["state"]) == ("would_stage", "present")
     assert {(f["platform"], f["name"]) for f in checked["files"] if f["changed"]} == {
         ("x86", "Smsrun32.exe"), ("x86", "Smssrv32.exe"), ("alpha", "Smsrun32.exe"), ("alpha", "Smssrv32.exe")}
     assert checked["system_map"]["bumped"] is True
@@ -116,6 +117,7 @@ def test_rhythm_check_change_no_change_check(world, run):
     done = run()
     assert not done.get("failed"), done
     assert done["changed"] is True and done["kb"] == "Q216552"
+    assert (done["status"], done["state"]) == ("staged", "present")
     for platform in ("x86", "alpha"):
         folder = client_src(sms, platform)
         for name in ("Smsrun32.exe", "Smssrv32.exe"):
@@ -174,7 +176,7 @@ def test_file_missing_on_site_is_added_and_rollback_removes_it(world, run):
     entry = [f for f in result["files"] if f["name"] == "Smssrv32.exe"][0]
     assert entry["before_sha256"] is None and entry["changed"] and entry["backup"] is None
     assert read(os.path.join(folder, "Smssrv32.exe")) == hotfix_bytes("x86", "Smssrv32.exe")
-    back = run(platforms=["x86"], state="rolled_back")
+    back = run(platforms=["x86"], state="absent")
     assert back["changed"] is True
     assert not os.path.exists(os.path.join(folder, "Smssrv32.exe"))
     restored = snapshot(world["site"])
@@ -211,14 +213,16 @@ def test_rollback_restores_identical_bytes_and_dates_and_is_idempotent(world, ru
     staged_map_mtime = os.stat(os.path.join(sms, "System.map")).st_mtime
     os.utime(os.path.join(sms, "System.map"), (staged_map_mtime - 100, staged_map_mtime - 100))
 
-    checked = run(state="rolled_back", check_mode=True)
+    checked = run(state="absent", check_mode=True)
     assert checked["changed"] is True
+    assert (checked["status"], checked["state"]) == ("would_roll_back", "absent")
     assert sum(1 for f in checked["files"] if f["changed"]) == 4
     assert read(os.path.join(client_src(sms), "SMSRUN32.EXE")) == hotfix_bytes("x86", "Smsrun32.exe")
 
-    back = run(state="rolled_back")
+    back = run(state="absent")
     assert not back.get("failed"), back
     assert back["changed"] is True and back["system_map"]["bumped"] is True
+    assert (back["status"], back["state"]) == ("rolled_back", "absent")
     now = {k: v for k, v in snapshot(world["site"]).items() if "Client.src" in k}
     assert now == original, "rollback must restore the originals byte for byte, with their dates"
     assert "SMSRUN32.EXE" in os.listdir(client_src(sms))
@@ -226,10 +230,11 @@ def test_rollback_restores_identical_bytes_and_dates_and_is_idempotent(world, ru
     assert os.stat(os.path.join(sms, "System.map")).st_mtime > staged_map_mtime - 100
 
     after = snapshot(world["site"])
-    again = run(state="rolled_back")
+    again = run(state="absent")
     assert again["changed"] is False and again["system_map"]["bumped"] is False
+    assert (again["status"], again["state"]) == ("nothing_to_roll_back", "absent")
     assert snapshot(world["site"]) == after
-    assert run(state="rolled_back", check_mode=True)["changed"] is False
+    assert run(state="absent", check_mode=True)["changed"] is False
 
     # Stage again after a rollback: the backups are still the originals.
     restaged = run()
@@ -240,7 +245,7 @@ def test_rollback_restores_identical_bytes_and_dates_and_is_idempotent(world, ru
 
 def test_rollback_without_journal_changes_nothing(world, run):
     before = snapshot(world["site"])
-    result = run(state="rolled_back")
+    result = run(state="absent")
     assert not result.get("failed"), result
     assert result["changed"] is False
     assert "nothing to roll back" in result["msg"] and result["journal"] in result["msg"]
@@ -253,7 +258,7 @@ def test_rollback_refuses_a_damaged_backup(world, run):
     with open(backup, "r+b") as handle:
         handle.write(b"X")
     before = snapshot(world["site"])
-    result = run(state="rolled_back")
+    result = run(state="absent")
     assert result.get("failed")
     assert backup in result["msg"] and "SHA-256" in result["msg"]
     assert snapshot(world["site"]) == before
@@ -264,7 +269,7 @@ def test_rollback_restores_the_original_name(world, run):
     folder = client_src(world["sms"])
     # A tool renamed the file to another case after the staging.
     os.rename(os.path.join(folder, "SMSRUN32.EXE"), os.path.join(folder, "smsrun32.exe"))
-    back = run(state="rolled_back", platforms=["x86"])
+    back = run(state="absent", platforms=["x86"])
     assert back["changed"] is True
     assert sorted(os.listdir(folder)) == ["Cli_nt.exe", "SMSRUN32.EXE", "Smssrv32.exe"]
     assert read(os.path.join(folder, "SMSRUN32.EXE")) == original_files("x86")["Smsrun32.exe"]
@@ -500,12 +505,12 @@ def test_disk_full_on_a_second_run_keeps_the_first_runs_backups(world, run, monk
 @pytest.mark.skipif(not ROOT, reason="needs a real tmpfs mount (root); the injected ENOSPC tests cover it otherwise")
 def test_real_enospc_mid_run_puts_everything_back(tmp_path, tiny_fs, module_runner, monkeypatch):
     """Preflight bypassed: the tmpfs itself runs out of space on the third copy."""
-    from ansible_collections.sms.hotfix.plugins.modules import sms_hotfix_stage
+    from ansible_collections.sms.hotfix.plugins.module_utils import sms_replace
     manifest = make_hotfix(tmp_path)
     sms = make_site(tiny_fs)
     # x86 copies (4096 bytes over 1-page files) fit in one free page; the first alpha copy (2 pages) does not.
     fill(tiny_fs, leave_pages=1)
-    monkeypatch.setattr(sms_hotfix_stage, "check_free_space", lambda needs: None)
+    monkeypatch.setattr(sms_replace, "check_free_space", lambda needs: None)
     site = os.path.join(tiny_fs, "site")
     before = snapshot(site)
     result = module_runner(MODULE, {"sms_root": sms, "manifest": manifest,
@@ -522,8 +527,25 @@ def test_journal_unreadable(world, run):
     assert snapshot(world["site"]) == before
 
 
+def test_rolled_back_is_a_deprecated_alias_of_absent(world, run):
+    run()
+    back = run(state="rolled_back")
+    assert not back.get("failed"), back
+    assert (back["status"], back["state"]) == ("rolled_back", "absent")
+    said = [(d.get("msg") or d["event"]["msg"]) for d in back["deprecations"]]  # 2.19 / 2.21 shapes
+    assert said == ["state=rolled_back is now state=absent; use state=absent"]
+    assert back["deprecations"][0]["version"] == "2.0.0"
+    assert read(os.path.join(client_src(world["sms"]), "SMSRUN32.EXE")) == original_files("x86")["Smsrun32.exe"]
+
+
+def test_a_second_stage_is_unchanged(world, run):
+    run()
+    again = run()
+    assert again["changed"] is False and (again["status"], again["state"]) == ("unchanged", "present")
+
+
 def test_argument_spec_rejects_bad_choices(world, run):
-    result = run(state="absent")
+    result = run(state="restored")
     assert result.get("failed") and "state" in result["msg"]
     result = run(bump="sometimes")
     assert result.get("failed") and "bump" in result["msg"]
@@ -563,11 +585,11 @@ def test_rollout_rollback_service_pack_rollout_rollback_keeps_the_newer_file(wor
     target = os.path.join(folder, "SMSRUN32.EXE")
     assert run()["changed"] is True
 
-    checked = run(state="rolled_back", check_mode=True)
+    checked = run(state="absent", check_mode=True)
     assert checked["changed"] is True
     assert os.path.isfile(os.path.join(state, "journal.json")), "check mode must not retire the journal"
 
-    back = run(state="rolled_back")
+    back = run(state="absent")
     assert not back.get("failed"), back
     assert back["changed"] is True
     assert read(target) == original_files("x86")["Smsrun32.exe"]
@@ -584,7 +606,7 @@ def test_rollout_rollback_service_pack_rollout_rollback_keeps_the_newer_file(wor
 
     # A second rollback has no journal: nothing to do.
     after = snapshot(world["site"])
-    again = run(state="rolled_back")
+    again = run(state="absent")
     assert not again.get("failed"), again
     assert again["changed"] is False and "nothing to roll back" in again["msg"]
     assert snapshot(world["site"]) == after
@@ -600,19 +622,19 @@ def test_rollout_rollback_service_pack_rollout_rollback_keeps_the_newer_file(wor
     entry = [f for f in second["files"] if f["platform"] == "x86" and f["name"] == "Smsrun32.exe"][0]
     assert read(entry["backup"]) == service_pack, "the new rollout must back up the service pack's file"
 
-    back_again = run(state="rolled_back")
+    back_again = run(state="absent")
     assert back_again["changed"] is True
     assert read(target) == service_pack, "the rollback must put back the newer file, not the old original"
     assert os.stat(target).st_mtime == SERVICE_PACK_MTIME
     assert {k: v for k, v in snapshot(world["site"]).items() if "Client.src" in k} == before_second
     assert len(os.listdir(os.path.join(state, "retired"))) == 2
-    assert run(state="rolled_back")["changed"] is False
+    assert run(state="absent")["changed"] is False
 
 
 def test_rollback_of_some_platforms_retires_only_their_entries(world, run):
     state = state_folder(world)
     run()
-    back = run(state="rolled_back", platforms=["x86"])
+    back = run(state="absent", platforms=["x86"])
     assert back["changed"] is True
     journal = json.loads(read(os.path.join(state, "journal.json")))
     assert sorted(journal["entries"]) == ["Alpha.bin/smsrun32.exe", "Alpha.bin/smssrv32.exe"]
@@ -622,13 +644,13 @@ def test_rollback_of_some_platforms_retires_only_their_entries(world, run):
     assert read(os.path.join(back["retired"], "backup", "X86.bin", "SMSRUN32.EXE")) == \
         original_files("x86")["Smsrun32.exe"]
     # x86 is done: a second x86 rollback changes nothing, alpha still rolls back from its backups.
-    assert run(state="rolled_back", platforms=["x86"])["changed"] is False
-    alpha = run(state="rolled_back", platforms=["alpha"])
+    assert run(state="absent", platforms=["x86"])["changed"] is False
+    alpha = run(state="absent", platforms=["alpha"])
     assert alpha["changed"] is True
     assert read(os.path.join(client_src(world["sms"], "alpha"), "SMSRUN32.EXE")) == \
         original_files("alpha")["Smsrun32.exe"]
     assert not os.path.exists(os.path.join(state, "journal.json"))
-    assert run(state="rolled_back")["changed"] is False
+    assert run(state="absent")["changed"] is False
 
 
 def test_rollback_with_nothing_left_to_restore_still_retires_the_journal(world, run):
@@ -639,13 +661,13 @@ def test_rollback_with_nothing_left_to_restore_still_retires_the_journal(world, 
         for name, data in original_files(platform).items():
             found = [e for e in os.listdir(client_src(world["sms"], platform)) if e.lower() == name.lower()][0]
             write(os.path.join(client_src(world["sms"], platform), found), data, ORIGINAL_MTIME)
-    checked = run(state="rolled_back", check_mode=True)
+    checked = run(state="absent", check_mode=True)
     assert checked["changed"] is True and "journal" in checked["msg"]
     assert os.path.isfile(os.path.join(state, "journal.json"))
-    result = run(state="rolled_back", bump="never")
+    result = run(state="absent", bump="never")
     assert result["changed"] is True and not any(f["changed"] for f in result["files"])
     assert not os.path.exists(os.path.join(state, "journal.json")) and result["retired"]
-    assert run(state="rolled_back")["changed"] is False
+    assert run(state="absent")["changed"] is False
 
 
 # -- a damaged backup stops a rollout before anything is changed -----------------------------------
@@ -763,14 +785,14 @@ def test_a_rollback_killed_before_its_bump_is_finished_by_the_next(world, run, m
         raise Killed()
     monkeypatch.setattr(sms_hotfix_stage, "bump_system_map", killed)
     with pytest.raises(Killed):
-        run(state="rolled_back")
+        run(state="absent")
     monkeypatch.setattr(sms_hotfix_stage, "bump_system_map", real)
-    again = run(state="rolled_back")
+    again = run(state="absent")
     assert again["system_map"]["bumped"] is True and again["retired"]
     for name, data in original_files("x86").items():
         on_disk = "SMSRUN32.EXE" if name == "Smsrun32.exe" else name
         assert read(os.path.join(client_src(world["sms"]), on_disk)) == data
-    assert run(state="rolled_back")["changed"] is False
+    assert run(state="absent")["changed"] is False
 
 
 def test_stale_temporary_files_in_client_src_are_removed(world, run):
@@ -799,7 +821,7 @@ def test_a_failed_put_back_keeps_its_backup_and_a_rollback_finishes_it(world, ru
     originals = {name.lower(): data for name, data in original_files(platform).items()}
     assert read(backup) == originals[os.path.basename(backup).lower()], "the original is gone"
     monkeypatch.undo()
-    rolled = run(state="rolled_back")
+    rolled = run(state="absent")
     assert not rolled.get("failed"), rolled
     assert {k: v[:2] for k, v in snapshot(folder).items()} == {k: v[:2] for k, v in before.items()}
 
@@ -825,7 +847,7 @@ def test_a_backup_keeps_the_mode_of_a_0600_original_and_the_rollback_gives_it_ba
     backup = os.path.join(state_folder(world), "backup", "X86.bin", "SMSRUN32.EXE")
     assert os.stat(backup).st_mode & 0o777 == 0o600
     os.unlink(target)
-    assert not run(state="rolled_back").get("failed")
+    assert not run(state="absent").get("failed")
     assert os.stat(target).st_mode & 0o777 == 0o600
     assert read(target) == original_files("x86")["Smsrun32.exe"]
 
