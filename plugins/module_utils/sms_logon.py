@@ -33,13 +33,15 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import (
-    JOURNAL_ROOM, BackupJournal, SmsFileError, Transaction, check_free_space, check_new_folders, check_writable,
-    iso_utc, read_json, write_json)
+    JOURNAL_ROOM, BackupJournal, SmsFileError, check_free_space, check_new_folders, check_writable, iso_utc,
+    read_json, write_json)
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import (
-    SMB_ARGS, PathRefused, clean_temps, normal_path, open_volume, plain_results, smb_settings, stale_temps)
+    SMB_ARGS, PathRefused, normal_path, open_volume, plain_results, smb_settings)
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_ini import copy_list_version
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import (
     PLATFORM_DIRS, ManifestError, check_plain_name, load_manifest, payload_parts, payload_volume)
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_replace import (
+    Change, Replacement, ReplaceFailed, restore_change)
 
 DEFAULT_COPY_LISTS = ["Cl_nt.txt", "Cl_win95.txt", "Cl_win.txt", "Cl_dos.txt", "Cl_os2.txt"]
 # What to do about a server that has not converged: the one text the module and the action plugin use.
@@ -459,114 +461,107 @@ def _status(changed: bool, verb: str, check_mode: bool) -> str:
     return ("would_" + verb) if check_mode else done[verb]
 
 
+def push_engine(ctx: Context, server: LogonServer, journal: BackupJournal,
+                folders: List[Tuple[str, ...]], record: bool = True) -> Replacement:
+    """The replacement engine of a push or its undo: the platform folders it writes, and the state folder
+    (backups included) for a dead run's temporary files."""
+    return Replacement(server.volume, journal, record=record,
+                       temp_places=[(server.volume, folder, False) for folder in sorted(set(folders))]
+                       + [(ctx.volume, ctx.state_parts, True)])
+
+
 def run_pushed(ctx: Context, server: LogonServer) -> Result:
     started = time.monotonic()
-    manifest = ctx.manifest
+    manifest = ctx.manifest or {}
+    expected = ctx.expected or {}
     volume = server.volume
     payload = payload_volume(manifest)
-    dirs = {p: server.platform_dir(p) for p in ctx.expected}
-    plan = []
-    for platform in sorted(ctx.expected):
+    dirs = {p: server.platform_dir(p) for p in expected}
+    changes = []
+    for platform in sorted(expected):
         listing = {entry.name.lower(): entry for entry in volume.listdir(dirs[platform])}
         for entry in manifest["platforms"][platform]["files"]:
             found_entry = listing.get(entry["name"].lower())
             current = dirs[platform] + (found_entry.name,) if found_entry else None
             found = server.sha256(current, found_entry) if current else None
             if found != entry["sha256"]:
-                plan.append((platform, entry, current, found))
+                changes.append(Change(
+                    group=PLATFORM_DIRS[platform], name=entry["name"],
+                    parts=current or dirs[platform] + (entry["name"],), current=current, before_sha256=found, after_sha256=entry["sha256"], source=payload,
+                    source_parts=payload_parts(manifest, entry), mtime=entry["mtime"], size=entry["size"],
+                    platform=platform))
     diff = {"before": "", "after": ""}
     pushed = []
+    for change in changes:
+        pushed.append(server.rel(change.parts))
+        diff["before"] += _describe(server.rel(change.parts), change.before_sha256)
+        diff["after"] += _describe(server.rel(change.parts), change.after_sha256)
     journal = BackupJournal(ctx.volume, ctx.state_parts + (PUSH_JOURNAL,))
-    for platform, entry, current, found in plan:
-        dest = current or dirs[platform] + (entry["name"],)
-        pushed.append(server.rel(dest))
-        diff["before"] += _describe(server.rel(dest), found)
-        diff["after"] += _describe(server.rel(dest), entry["sha256"])
-    temps = stale_temps([(volume, folder, False) for folder in sorted(set(dirs.values()))]
-                        + [(ctx.volume, ctx.state_parts, True)])
-    if plan:
-        push_preflight(plan, dirs, journal, volume)
-    if (plan or temps) and not ctx.module.check_mode:
-        clean_temps(temps)
-        txn = Transaction(journal)
+    engine = push_engine(ctx, server, journal, list(dirs.values()))
+    if changes:
         try:
-            # Back up every original (and note it in the journal) before the first copy.
-            for platform, entry, current, found in plan:
-                txn.record(PLATFORM_DIRS[platform], entry["name"], volume, current, save=False)
-            if plan:
-                txn.makedirs(journal.volume, journal.parts)
-                journal.save()
-            for platform, entry, current, found in plan:
-                dest = current or dirs[platform] + (entry["name"],)
-                txn.remember(volume, current, dest)
-                volume.copy_from(payload, payload_parts(manifest, entry), dest, mtime=entry["mtime"],
-                                 expect_sha256=entry["sha256"])
-        except (SmsFileError, OSError) as exc:
-            raise push_failed(ctx, exc, txn)
-    files = server.files(ctx.expected, dirs)
+            engine.preflight(changes)
+        except SmsFileError as exc:
+            raise ReplicationError("%s. Nothing was changed." % exc.msg, path=exc.path, **exc.facts)
+    temps = engine.stale_paths()
+    if (changes or temps) and not ctx.module.check_mode:
+        try:
+            # Every original is backed up (and noted in the journal) before the first copy.
+            engine.run(changes)
+        except ReplaceFailed as exc:
+            raise push_failed(ctx, exc)
+    files = server.files(expected, dirs)
     converged = all(item["ok"] for item in files)
     if not converged and not ctx.module.check_mode:
         bad = [i["path"] for i in files if not i["ok"]]
         raise ReplicationError("push to logon server %s did not verify: %s; check the disk and push again"
                                % (ctx.label, ", ".join(bad)), files=public(files))
     result = {
-        "changed": bool(plan) or bool(temps), "pushed": pushed, "files": public(files), "converged": converged,
+        "changed": bool(changes) or bool(temps), "pushed": pushed, "files": public(files), "converged": converged,
         "journal": journal.path, "copy_list_bumped": False,
         "copy_list_note": "copy lists are not bumped in push mode (editing them by hand is unsupported); "
                           "clients will not notice the change by themselves",
         "elapsed": round(time.monotonic() - started, 3),
-        "status": _status(True, "push", ctx.module.check_mode) if plan
+        "status": _status(True, "push", ctx.module.check_mode) if changes
         else _status(bool(temps), "clean", ctx.module.check_mode),
         "msg": "logon server %s: %s %d file(s)" % (
-            ctx.label, "would push" if ctx.module.check_mode else "pushed", len(plan)),
+            ctx.label, "would push" if ctx.module.check_mode else "pushed", len(changes)),
     }
     if temps:
-        result["stale_temporary_files"] = [v.path(f + (n,)) for v, f, names in temps for n in names]
+        result["stale_temporary_files"] = temps
     if ctx.module._diff:
         result["diff"] = diff
     return result
 
 
-def push_preflight(plan: List[Any], dirs: Dict[str, Tuple[str, ...]], journal: Any, volume: Any) -> None:
-    """Before anything is touched: the folders to write are writable and hold enough free space."""
-    new_backups = [(platform, entry, current) for platform, entry, current, _found in plan
-                   if journal.entry(PLATFORM_DIRS[platform], entry["name"]) is None]
-    state = journal.volume
-    try:
-        check_writable(volume, [dirs[platform] for platform, _e, _c, _f in plan])
-        check_new_folders(state, [journal.parts] + [journal.parts + ("backup", PLATFORM_DIRS[platform])
-                                                    for platform, _entry, _current in new_backups])
-        if journal.exists():
-            check_writable(state, [journal.parts], [journal.file_parts])
-        needs = [(volume, dirs[platform], entry["size"]) for platform, entry, _current, _found in plan]
-        needs += [(state, state.existing(journal.parts + ("backup", PLATFORM_DIRS[platform])),
-                   volume.entry(current).size) for platform, _entry, current in new_backups if current]
-        needs.append((state, state.existing(journal.parts), JOURNAL_ROOM))
-        check_free_space(needs)
-    except SmsFileError as exc:
-        raise ReplicationError("%s. Nothing was changed." % exc.msg, path=exc.path, **exc.facts)
-
-
-def push_failed(ctx: Context, exc: Exception, txn: Any) -> ReplicationError:
-    """A push failed half-way: put back what it changed, and say so."""
-    restored, problems = txn.rollback()
-    if isinstance(exc, SmsFileError):
-        msg, path, facts = exc.msg, exc.path, dict(exc.facts)
-    else:
-        msg, path, facts = "%s: %s" % (exc.filename or "a file", exc.strerror or exc), exc.filename, {}
-    if problems:
+def push_failed(ctx: Context, exc: ReplaceFailed) -> ReplicationError:
+    """A push failed half-way (the engine put back what it could): say so."""
+    msg, facts = exc.msg, dict(exc.cause_facts)
+    if exc.problems:
         msg += ("; the push stopped part-way and what it had changed could not all be put back (%s)%s" % (
-            "; ".join(problems), txn.owed_note() or ": fix the cause, then undo it with state=restored or push again"))
-        if txn.owed:
-            facts.update(owed=txn.owed, backups_kept=txn.owed_backups())
-    elif restored:
+            "; ".join(exc.problems), exc.owed_note()
+            or ": fix the cause, then undo it with state=absent (sms_logon_push) or push again"))
+    elif exc.restored:
         msg += ("; the push stopped part-way, and the %d file(s) it had already changed were put back as they "
                 "were (%s), so logon server %s is as before the push" % (
-                    len(restored), ", ".join(restored), ctx.label))
+                    len(exc.restored), ", ".join(exc.restored), ctx.label))
     else:
         msg += "; nothing was changed"
-    facts["restored"] = restored
-    return ReplicationError(msg, path=path, **facts)
+    facts.update(exc.facts())
+    return ReplicationError(msg, path=exc.path, **facts)
+
+
+def restore_failed(ctx: Context, exc: ReplaceFailed) -> ReplicationError:
+    """An undo failed half-way: the engine put the files it had changed back as the push left them."""
+    msg = exc.msg
+    if exc.problems:
+        msg += "; the restore stopped part-way and what it had changed could not all be put back (%s)" % (
+            "; ".join(exc.problems))
+    elif exc.restored:
+        msg += ("; the restore stopped part-way, and the %d file(s) it had already changed were put back as the "
+                "push left them (%s)" % (len(exc.restored), ", ".join(exc.restored)))
+    msg += "; the push journal is kept: fix the cause and run the restore again"
+    return ReplicationError(msg, path=exc.path, **exc.cause_facts)
 
 
 def run_restored(ctx: Context, server: LogonServer) -> Result:
@@ -586,7 +581,7 @@ def run_restored(ctx: Context, server: LogonServer) -> Result:
                 raise ReplicationError("platform %r is unknown; known platforms: %s"
                                        % (platform, ", ".join(sorted(PLATFORM_DIRS))))
             wanted.append(PLATFORM_DIRS[platform.lower()].lower())
-    plan, keys = [], []
+    items, keys = [], []
     for key, entry in sorted(journal.entries().items()):
         group = key.rsplit("/", 1)[0]
         if wanted is not None and group.lower() not in wanted:
@@ -600,63 +595,48 @@ def run_restored(ctx: Context, server: LogonServer) -> Result:
         if folder_name is None:
             raise ReplicationError("%s has no %s folder any more; nothing was restored" % (server.logon_srv, group),
                                    path=volume.path(server.logon_parts + (group,)))
-        folder = server.logon_parts + (folder_name,)
-        current_name = volume.find(folder, entry["name"])
-        current = folder + (current_name,) if current_name else None
-        found = server.sha256(current) if current else None
-        if entry["existed"] and found != entry["sha256"]:
-            plan.append((entry, current or folder + (entry["name"],), found, entry["sha256"]))
-        elif not entry["existed"] and current is not None:
-            plan.append((entry, current, found, None))
+        items.append(restore_change(volume, journal, server.logon_parts + (folder_name,), group, entry,
+                                    verify=False))
+    changes = [item for item in items if item.changed]
+    engine = push_engine(ctx, server, journal, [c.folder for c in changes], record=False)
     # A completed restore sets the push journal aside (retired), so a later push backs up what it finds then.
     if keys:
         result["retired"] = None
         try:
+            engine.preflight(changes, journal=False)
             check_writable(journal.volume, [journal.parts])
-            check_writable(volume, sorted({dest[:-1] for _e, dest, _f, _w in plan}))
         except SmsFileError as exc:
             raise ReplicationError("%s; nothing was restored" % exc.msg, path=exc.path)
     diff = {"before": "", "after": ""}
-    for entry, dest, found, wanted_sha in plan:
-        relative = server.rel(dest)
+    for change in changes:
+        relative = server.rel(change.parts)
         result["restored"].append(relative)
-        diff["before"] += _describe(relative, found)
-        diff["after"] += _describe(relative, wanted_sha)
+        diff["before"] += _describe(relative, change.before_sha256)
+        diff["after"] += _describe(relative, change.after_sha256)
     # Temporary files a killed push or restore left: removed from every folder the restore writes.
-    temps = stale_temps([(volume, folder, False) for folder in sorted({dest[:-1] for _e, dest, _f, _w in plan})]
-                        + [(ctx.volume, ctx.state_parts, True)])
+    temps = engine.stale_paths()
     if temps:
-        result["stale_temporary_files"] = [v.path(f + (n,)) for v, f, names in temps for n in names]
+        result["stale_temporary_files"] = temps
     if not ctx.module.check_mode:
-        clean_temps(temps)
-        for entry, dest, found, wanted_sha in plan:
-            if wanted_sha is None:
-                try:
-                    volume.unlink(dest)
-                except SmsFileError as exc:
-                    raise ReplicationError("cannot remove %s (%s), which the push had created"
-                                           % (volume.path(dest), exc.msg), path=volume.path(dest))
-            else:
-                try:
-                    journal.restore(entry, volume, dest)
-                except SmsFileError as exc:
-                    raise ReplicationError("%s; the restore stopped part-way: fix the cause and run it again"
-                                           % exc.msg, path=exc.path, **exc.facts)
+        try:
+            engine.run(changes)
+        except ReplaceFailed as exc:
+            raise restore_failed(ctx, exc)
         if keys:
             try:
-                result["retired"] = journal.retire_entries(keys)
+                result["retired"] = engine.retire(keys)
             except SmsFileError as exc:
                 raise ReplicationError(
                     "logon server %s: %d file(s) restored, but the push journal %s could not be set aside (%s); "
                     "fix the cause and run the restore again (it will only retire the journal)"
-                    % (ctx.label, len(plan), journal.path, exc.msg), path=exc.path)
+                    % (ctx.label, len(changes), journal.path, exc.msg), path=exc.path)
     msg = "logon server %s: %s %d file(s)" % (
-        ctx.label, "would restore" if ctx.module.check_mode else "restored", len(plan))
+        ctx.label, "would restore" if ctx.module.check_mode else "restored", len(changes))
     if keys:
         msg += ("; the push journal would be set aside (retired)" if ctx.module.check_mode
                 else "; the push journal was set aside in %s" % result["retired"])
-    result.update(changed=bool(plan) or bool(keys) or bool(temps), elapsed=round(time.monotonic() - started, 3),
-                  msg=msg, status=_status(True, "restore", ctx.module.check_mode) if plan or keys
+    result.update(changed=bool(changes) or bool(keys) or bool(temps), elapsed=round(time.monotonic() - started, 3),
+                  msg=msg, status=_status(True, "restore", ctx.module.check_mode) if changes or keys
                   else _status(bool(temps), "clean", ctx.module.check_mode))
     if ctx.module._diff:
         result["diff"] = diff

@@ -893,3 +893,23 @@ def test_the_old_name_is_routed_with_a_deprecation(site, tmp_path):
     assert "sms.hotfix.sms_logon_wait (state=converged)" in flat, out
     assert "will be removed from collection 'sms.hotfix' version 2.0.0" in flat, out
     assert "sms_copy_list_baseline has been deprecated" not in flat, out
+
+
+def test_a_restore_failing_half_way_leaves_the_push_in_place_and_a_rerun_finishes(site, module_runner, monkeypatch):
+    """The undo goes through the replacement engine too: a failure puts back what it had changed."""
+    manifest, sms, root = site
+    original = lib.snapshot(rel(sms))
+    module_runner(PUSH, args(manifest, sms))
+    pushed = lib.snapshot(rel(sms))
+    assert pushed != original
+    calls = _enospc_on(monkeypatch, 2)
+    result = module_runner(PUSH, args(manifest, sms, state="absent"))
+    assert calls["n"] >= 2
+    assert result["failed"] is True and "no space left" in result["msg"].lower(), result["msg"]
+    assert "put back as the push left them" in result["msg"] and "run the restore again" in result["msg"]
+    assert lib.snapshot(rel(sms)) == pushed, "a failed restore leaves the server as the push left it"
+    assert os.path.exists(push_state(sms, "journal.json")), "the push journal is kept"
+    monkeypatch.undo()
+    again = module_runner(PUSH, args(manifest, sms, state="absent"))
+    assert again["status"] == "restored" and lib.snapshot(rel(sms)) == original
+    del root
