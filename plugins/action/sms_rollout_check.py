@@ -231,7 +231,7 @@ class ActionModule(ActionBase):
             problems += limit_problems(limit.get("value"), limit.get("kept"), limit.get("needs"), groups,
                                        awx="awx_job_id" in task_vars)
         if problems:
-            result.update(failed=True, problems=problems, summary=summary,
+            result.update(failed=True, status="refused", problems=problems, summary=summary,
                           msg="the rollout does not start, and nothing was changed: %s" % "; ".join(problems))
             return result
 
@@ -262,11 +262,13 @@ class ActionModule(ActionBase):
         result["summary"] = summary
         if problems:
             result["failed"] = True
+            result["status"] = "refused"
             result["problems"] = problems
             result["msg"] = ("the rollout's inputs do not hold (%d problem%s), so it does not start and nothing was "
                              "changed: %s" % (len(problems), "" if len(problems) == 1 else "s", "; ".join(problems)))
         else:
             result["changed"] = False
+            result["status"] = "passed"
             result["msg"] = "every input of every tier is valid: %s" % ", ".join(
                 "%s %d host(s)" % (k, v) for k, v in summary.items())
         return result

@@ -115,4 +115,11 @@ problems:
   returned: failure
   type: list
   elements: str
+status:
+  description:
+    - What the check found, in one word; V(passed) (every input holds, the rollout may start) or V(refused)
+      (at least one problem, listed in RV(problems); the task fails and nothing was changed).
+  returned: always
+  type: str
+  sample: passed
 """

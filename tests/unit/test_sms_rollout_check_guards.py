@@ -70,3 +70,23 @@ def test_an_unknown_name_gets_where_and_the_nearest_known_one():
         "so the rollout does not start: correct or remove it. Did you mean sms_rollout_waves?",
         "sms_zzz is not a variable the rollout knows (set in the inventory for host c1); a misspelt setting would "
         "be ignored, so the rollout does not start: correct or remove it"]
+
+
+def run_check(args, task_vars=None):
+    from types import SimpleNamespace
+    task = SimpleNamespace(args=args, async_val=0, check_mode=False, action="sms.hotfix.sms_rollout_check")
+    connection = SimpleNamespace(_shell=SimpleNamespace(tmpdir=None))
+    return check.ActionModule(task, connection, None, None, None).run(task_vars=task_vars or {})
+
+
+def test_status_says_whether_the_inputs_hold():
+    passed = run_check({"waves": [1, "10%"], "max_fail_percentage": 20})
+    assert passed["status"] == "passed" and not passed.get("failed"), passed
+    refused = run_check({"waves": [0], "max_fail_percentage": 20})
+    assert refused["status"] == "refused" and refused["failed"] is True and refused["problems"], refused
+    # refused before any other check: a --limit that leaves out the site server
+    early = run_check({"limit": {"value": "c1", "kept": ["c1"], "needs": [{"group": "site_server",
+                                                                            "label": "the site server"}]}},
+                      {"groups": {"site_server": ["smssite"], "clients": ["c1"]}})
+    assert early["status"] == "refused" and early["failed"] is True, early
+    assert early["problems"][0].startswith("--limit c1 leaves out the site server")
