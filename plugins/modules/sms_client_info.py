@@ -117,7 +117,7 @@ EXAMPLES = r"""
 RETURN = r"""
 status:
   description:
-    - What the module found, in one word; V(compliant) (every manifest file of the platform is in place with
+    - What the module found, in one word, one of V(compliant) (every manifest file of the platform is in place with
       the manifest's SHA-256), V(not_compliant) (the client could be read, and a file differs or is missing),
       V(unreadable) (part of the client could not be read, see RV(compliance.error)), V(refused) (the manifest
       is not valid; the module read nothing on the client and failed).

@@ -72,7 +72,7 @@ payload_verified:
   type: bool
 status:
   description:
-    - What the module did, in one word; V(verified) (the manifest and every payload file checked),
+    - What the module did, in one word, one of V(verified) (the manifest and every payload file checked),
       V(loaded) (the manifest checked, the payload not, O(verify_payload=false)), V(refused) (the manifest or
       a payload file does not hold; the task fails).
   returned: always, unless the task's arguments themselves were refused

@@ -167,11 +167,11 @@ msg:
   type: str
 status:
   description:
-    - What the module did, in one word. With O(state=acquired); V(acquired) (took the free lock), V(refreshed)
-      (its O(holder) held it already; re-entered with a new C(epoch)), V(taken_over) (took over a stale lock).
-      With O(state=released); V(released) (removed its holder's lock), V(not_held) (there was no lock),
+    - What the module did, in one word. With O(state=acquired) it is V(acquired) (took the free lock), V(refreshed)
+      (its O(holder) held it already; re-entered with a new C(epoch)), or V(taken_over) (took over a stale lock).
+      With O(state=released) it is V(released) (removed its holder's lock), V(not_held) (there was no lock), or
       V(broken) (removed another holder's lock with O(force=true)).
-    - In check mode the same words as V(would_acquire), V(would_refresh), V(would_take_over), V(would_release),
+    - In check mode the words are V(would_acquire), V(would_refresh), V(would_take_over), V(would_release),
       V(would_break) (V(not_held) stays).
     - On a failure, V(refused) (the lock is held by another run, or an input or the lock's folder does not
       allow it; nothing was changed) or V(failed) (the lock file could not be read or written).

@@ -93,7 +93,7 @@ EXAMPLES = r"""
 RETURN = r"""
 status:
   description:
-    - What the gate did, in one word; V(passed) (the wave starts, or with O(judge=current) the wave that
+    - What the gate did, in one word, one of V(passed) (the wave starts, or with O(judge=current) the wave that
       ran is within the threshold), V(stopped) (too many failed or unreachable clients; with O(judge=previous)
       the task fails, with O(judge=current) it returns RV(wave_gate.stopped)), V(outside_window) (the task
       fails outside O(window)), V(refused) (an invalid O(judge)).
