@@ -69,9 +69,9 @@ def rollout_model(clients=12, serial=(1, "10%", "50%", "100%"), failing=("client
     m.add_targets("site", ["smssite"])
     m.add_targets("logon", SERVERS)
     m.open_span("Site server | Take the rollout lock", at(t + 2))
-    m.record("sms_rollout_lock", "smssite", {"changed": True, "status": "taken_over", "state": "acquired",
-                                            "lock": {"holder": holder, "started": model.iso(T0)}},
-             task_state="acquired", tiers={"site"}, at=at(t + 2.5))
+    taken = {"changed": True, "status": "taken_over", "state": "acquired",
+             "lock": {"holder": holder, "started": model.iso(T0)}}
+    m.record("sms_rollout_lock", "smssite", taken, task_state="acquired", tiers={"site"}, at=at(t + 2.5))
     m.open_span("Logon servers | Record the copy-list baseline", at(t + 3))
     for server in SERVERS:
         m.record("sms_replication", server, {"changed": True, "recorded": True, "converged": False},
@@ -420,9 +420,9 @@ def node_model(playbook, job, started, template, lock=None, unlock=False):
     m.awx = {"job_id": job, "workflow_job_id": 45, "job_template_name": template}
     m.open_span(template, at(started))
     if lock:
-        m.record("sms_rollout_lock", "smssite", {"status": "acquired", "state": "acquired",
-                                                "lock": {"holder": "awx workflow 9", "started": model.iso(T0)}},
-                 task_state="acquired", tiers={"site"}, at=at(started + 1))
+        taken = {"status": "acquired", "state": "acquired",
+                 "lock": {"holder": "awx workflow 9", "started": model.iso(T0)}}
+        m.record("sms_rollout_lock", "smssite", taken, task_state="acquired", tiers={"site"}, at=at(started + 1))
     if unlock:
         m.record("sms_rollout_lock", "smssite", {"status": "released", "state": "released"}, at=at(started + 1))
     return m.to_report(stats={}, ended=T0 + datetime.timedelta(seconds=started + 2))

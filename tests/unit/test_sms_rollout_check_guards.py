@@ -88,8 +88,8 @@ def test_status_says_whether_the_inputs_hold():
     refused = run_check({"waves": [0], "max_fail_percentage": 20})
     assert refused["status"] == "refused" and refused["failed"] is True and refused["problems"], refused
     # refused before any other check: a --limit that leaves out the site server
-    early = run_check({"limit": {"value": "c1", "kept": ["c1"], "needs": [{"group": "site_server",
-                                                                            "label": "the site server"}]}},
+    needs = [{"group": "site_server", "label": "the site server"}]
+    early = run_check({"limit": {"value": "c1", "kept": ["c1"], "needs": needs}},
                       {"groups": {"site_server": ["smssite"], "clients": ["c1"]}})
     assert early["status"] == "refused" and early["failed"] is True, early
     assert early["problems"][0].startswith("--limit c1 leaves out the site server")
