@@ -24,6 +24,7 @@ from ansible import context
 from ansible import constants as C
 from ansible.errors import AnsibleError
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 from ansible_collections.sms.hotfix.plugins.plugin_utils.sms_bytecode import SWITCH, bytecode_wanted
 
@@ -210,7 +211,7 @@ def named(hosts):
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _VALID_ARGS = frozenset(("tiers", "waves", "max_fail_percentage", "on_failure", "platforms", "manifest_platforms",
-                             "logon_server_names", "logon_names_explicit", "core", "limit"))
+                             "logon_server_names", "logon_names_explicit", "check_controller", "core", "limit"))
 
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
@@ -222,16 +223,23 @@ class ActionModule(ActionBase):
         problems = []
         summary = {}
 
+        if "core" in args:  # its name until 1.1.0, said nothing of what it checks
+            if "check_controller" in args:
+                result.update(failed=True, status="refused", msg="sms_rollout_check takes check_controller or its "
+                              "old name core, not both; remove core")
+                return result
+            self._display.deprecated("sms_rollout_check: the option core is now called check_controller; "
+                                     "use that name", version="2.0.0", collection_name="sms.hotfix")
         # First what makes every other check moot: the wrong ansible-core, a
         # run without the rollout's settings, a --limit that skips the lock.
-        if args.get("core"):
+        if boolean(args.get("check_controller", args.get("core", False)), strict=False):
             problems += core_problems()
         limit = args.get("limit")
         if limit and not problems:
             problems += limit_problems(limit.get("value"), limit.get("kept"), limit.get("needs"), groups,
                                        awx="awx_job_id" in task_vars)
         if problems:
-            result.update(failed=True, problems=problems, summary=summary,
+            result.update(failed=True, status="refused", problems=problems, summary=summary,
                           msg="the rollout does not start, and nothing was changed: %s" % "; ".join(problems))
             return result
 
@@ -262,11 +270,13 @@ class ActionModule(ActionBase):
         result["summary"] = summary
         if problems:
             result["failed"] = True
+            result["status"] = "refused"
             result["problems"] = problems
             result["msg"] = ("the rollout's inputs do not hold (%d problem%s), so it does not start and nothing was "
                              "changed: %s" % (len(problems), "" if len(problems) == 1 else "s", "; ".join(problems)))
         else:
             result["changed"] = False
+            result["status"] = "passed"
             result["msg"] = "every input of every tier is valid: %s" % ", ".join(
                 "%s %d host(s)" % (k, v) for k, v in summary.items())
         return result

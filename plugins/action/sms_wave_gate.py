@@ -96,7 +96,7 @@ class ActionModule(ActionBase):
         active = task_vars.get("ansible_play_hosts") or []
         judge = args.get("judge", "previous")
         if judge not in ("previous", "current"):
-            result.update(failed=True, msg="judge must be previous or current, not %r" % (judge,))
+            result.update(failed=True, status="refused", msg="judge must be previous or current, not %r" % (judge,))
             return result
         if judge == "current":
             return self.judge_current(result, task_vars, all_hosts, batch, active, serial, max_fail)
@@ -107,6 +107,7 @@ class ActionModule(ActionBase):
             "threshold": max_fail, "stopped": stop, "not_reached": later if stop else []})
         if stop:
             result["failed"] = True
+            result["status"] = "stopped"
             result["msg"] = (
                 "wave %d of %d does not start: wave %d had %d of %d client(s) failed or unreachable (%s), above "
                 "sms_rollout_max_fail_percentage=%s%%; %d client(s) not reached. Nothing more was changed. Fix or "
@@ -120,6 +121,7 @@ class ActionModule(ActionBase):
         if window and not force and not sms_in_window(now, window):
             moment = now if isinstance(now, datetime.datetime) else datetime.datetime.fromisoformat(str(now))
             result["failed"] = True
+            result["status"] = "outside_window"
             result["wave_gate"].update(stopped=True, not_reached=later, outside_window=True)
             result["msg"] = (
                 "It is %s on the controller, outside the maintenance window '%s' (sms_rollout_window): wave %d of %d "
@@ -127,6 +129,7 @@ class ActionModule(ActionBase):
                 "one stopped), or pass -e sms_rollout_force=true to go on anyway."
                 % (moment.strftime("%a %H:%M"), window, wave, count))
             return result
+        result["status"] = "passed"
         result["msg"] = "wave %d of %d: %s" % (
             wave, count, "the first wave" if wave == 1 else "wave %d had %d of %d client(s) failed or unreachable, "
             "within sms_rollout_max_fail_percentage=%s%%" % (wave - 1, len(bad), size, max_fail))
@@ -148,6 +151,7 @@ class ActionModule(ActionBase):
             "wave": wave, "waves": count, "wave_size": len(wave_hosts), "failed_or_unreachable": bad,
             "threshold": max_fail, "stopped": stop, "not_reached": later if stop else [],
             "reached": reached(all_hosts, outcomes)})
+        result["status"] = "stopped" if stop else "passed"
         if stop:
             result["msg"] = (
                 "wave %d of %d had %d of %d client(s) failed or unreachable (%s), above "

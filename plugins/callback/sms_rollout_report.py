@@ -15,7 +15,7 @@ DOCUMENTATION = """
     description:
       - Follows the results of the rollout's modules (C(sms_hotfix_manifest), C(sms_rollout_lock),
         C(sms_hotfix_stage), C(sms_copy_list_baseline), C(sms_logon_wait), C(sms_logon_push), the deprecated
-        C(sms_replication), C(sms_client_upgrade), C(sms_client_facts)) and
+        C(sms_replication), C(sms_client_upgrade), C(sms_client_info)) and
         announces each tier's plan as its play starts (hosts, client waves).
       - During client waves prints one progress line per wave as results arrive (done and failed of planned).
       - At the end of the run prints one summary line per tier (site server, logon servers, clients per wave),

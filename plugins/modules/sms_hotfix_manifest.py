@@ -70,6 +70,14 @@ payload_verified:
   description: Whether every payload file was checked against the manifest.
   returned: success
   type: bool
+status:
+  description:
+    - What the module did, in one word, one of V(verified) (the manifest and every payload file checked),
+      V(loaded) (the manifest checked, the payload not, O(verify_payload=false)), V(refused) (the manifest or
+      a payload file does not hold; the task fails).
+  returned: always, unless the task's arguments themselves were refused
+  type: str
+  sample: verified
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -89,10 +97,11 @@ def main():
         manifest = load_manifest(module.params["manifest"], platforms=module.params["platforms"],
                                  check_payload=module.params["verify_payload"])
     except ManifestError as exc:
-        module.fail_json(msg=exc.msg, path=exc.path, **exc.facts)
+        module.fail_json(msg=exc.msg, failed_path=exc.path, status="refused", **exc.facts)
     result = summary(manifest)
     module.exit_json(
-        changed=False, manifest=result, kb=result["kb"],
+        changed=False, status="verified" if module.params["verify_payload"] else "loaded",
+        manifest=result, kb=result["kb"],
         file_count={p: len(s["files"]) for p, s in result["platforms"].items()},
         payload_verified=module.params["verify_payload"],
     )

@@ -28,11 +28,13 @@ author: SMS hotfix rollout maintainers (@sms-hotfix-rollout)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 options:
-  core:
+  check_controller:
     description:
       - Check first that the running ansible-core is one the collection supports (C(requires_ansible) in
         C(meta/runtime.yml)) and that the rollout's report callback is enabled (its C(ansible.cfg) was read,
         or the callback was enabled otherwise); either refusal says how to run it.
+      - Called C(core) before 1.1.0; that name still works until 2.0.0, with a deprecation warning.
+    aliases: [core]
     type: bool
     default: false
   limit:
@@ -115,4 +117,11 @@ problems:
   returned: failure
   type: list
   elements: str
+status:
+  description:
+    - What the check found, in one word, V(passed) (every input holds, the rollout may start) or V(refused)
+      (at least one problem, listed in RV(problems); the task fails and nothing was changed).
+  returned: always
+  type: str
+  sample: passed
 """

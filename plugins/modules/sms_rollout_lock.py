@@ -165,6 +165,28 @@ msg:
   description: What happened.
   returned: always
   type: str
+status:
+  description:
+    - What the module did, in one word. With O(state=acquired) it is V(acquired) (took the free lock), V(refreshed)
+      (its O(holder) held it already; re-entered with a new C(epoch)), or V(taken_over) (took over a stale lock).
+      With O(state=released) it is V(released) (removed its holder's lock), V(not_held) (there was no lock), or
+      V(broken) (removed another holder's lock with O(force=true)).
+    - In check mode the words are V(would_acquire), V(would_refresh), V(would_take_over), V(would_release),
+      V(would_break) (V(not_held) stays).
+    - On a failure, V(refused) (the lock is held by another run, or an input or the lock's folder does not
+      allow it; nothing was changed) or V(failed) (the lock file could not be read or written).
+  returned: always, unless the task's arguments themselves were refused
+  type: str
+  sample: acquired
+state:
+  description: The state the module ran, V(acquired) or V(released) (O(state)).
+  returned: always, unless the task's arguments themselves were refused
+  type: str
+  sample: acquired
+failed_path:
+  description: The path at fault (the lock file, or its folder or the SMS root).
+  returned: failure
+  type: str
 """
 
 import binascii
@@ -374,10 +396,10 @@ def acquire(module, lock):
         current = read_lock(lock)
         if current is None:
             if module.check_mode:
-                return dict(changed=False, acquired=True, reentrant=False, lock=mine,
+                return dict(changed=False, status="would_acquire", acquired=True, reentrant=False, lock=mine,
                             msg="rollout lock %s is free; %s would take it" % (path, holder))
             if lock.volume.create_exclusive(lock.parts, data):
-                return dict(changed=False, acquired=True, reentrant=False, lock=mine,
+                return dict(changed=False, status="acquired", acquired=True, reentrant=False, lock=mine,
                             msg="rollout lock %s taken by %s (%s)" % (path, holder, params["purpose"]))
             continue  # somebody created it just now: read it again
         age = now - current["epoch"]
@@ -401,7 +423,8 @@ def acquire(module, lock):
                 else:
                     replace_lock(lock, payload)
                 shown["refreshed"] = iso_utc(now)
-            return dict(changed=False, acquired=True, reentrant=True, lock=shown,
+            return dict(changed=False, status="would_refresh" if module.check_mode else "refreshed", acquired=True,
+                        reentrant=True, lock=shown,
                         msg="rollout lock %s already held by %s since %s; going on" % (
                             path, holder, current["started"]))
         if not stale:
@@ -416,8 +439,8 @@ def acquire(module, lock):
                 break
             continue  # another run took it over (or released it) at the same moment: judge again, once
         module.warn(warning)
-        return dict(changed=True, acquired=True, reentrant=False, lock=mine, previous_holder=previous,
-                    msg=warning)
+        return dict(changed=True, status="would_take_over" if module.check_mode else "taken_over", acquired=True,
+                    reentrant=False, lock=mine, previous_holder=previous, msg=warning)
     raise LockError("rollout lock %s changed hands while it was being taken (another run is taking it over at the "
                     "same moment); run again. If no other run is active, remove any %s.takeover-* file left by a "
                     "run that died, or release the lock with %s" % (path, path, UNLOCK_HINT))
@@ -429,12 +452,13 @@ def release(module, lock):
     holder = params["holder"]
     current = read_lock(lock)
     if current is None:
-        return dict(changed=False, released=False, msg="no rollout lock at %s; nothing to release" % path)
+        return dict(changed=False, status="not_held", released=False,
+                    msg="no rollout lock at %s; nothing to release" % path)
     if current["holder"] == holder:
         if not module.check_mode:
             lock.volume.unlink(lock.parts)
-        return dict(changed=False, released=True, lock=public(current),
-                    msg="rollout lock %s released by %s" % (path, holder))
+        return dict(changed=False, status="would_release" if module.check_mode else "released", released=True,
+                    lock=public(current), msg="rollout lock %s released by %s" % (path, holder))
     age = time.time() - current["epoch"]
     if not params["force"]:
         raise LockError(
@@ -447,7 +471,8 @@ def release(module, lock):
     msg = ("broke the rollout lock %s of %s (%s) since %s, %s ago, on request of %s"
            % (path, current["holder"], current["purpose"], current["started"], human_age(age), holder))
     module.warn(msg)
-    return dict(changed=True, released=True, lock=public(current), previous_holder=previous, msg=msg)
+    return dict(changed=True, status="would_break" if module.check_mode else "broken", released=True,
+                lock=public(current), previous_holder=previous, msg=msg)
 
 
 def main():
@@ -466,26 +491,31 @@ def main():
         supports_check_mode=True,
     )
     if not module.params["holder"].strip():
-        module.fail_json(msg="holder must name who takes the lock, e.g. 'awx job 42' or 'alice@controller'")
+        module.fail_json(msg="holder must name who takes the lock, e.g. 'awx job 42' or 'alice@controller'",
+                         status="refused", state=module.params["state"])
     if module.params["stale_after"] <= 0:
-        module.fail_json(msg="stale_after must be a positive number of seconds, got %d" % module.params["stale_after"])
+        module.fail_json(msg="stale_after must be a positive number of seconds, got %d" % module.params["stale_after"],
+                         status="refused", state=module.params["state"])
+    state = module.params["state"]
     try:
         lock = Lock(module.params["path"], module.params)
-        if module.params["state"] == "acquired":
+        if state == "acquired":
             result = acquire(module, lock)
         else:
             result = release(module, lock)
     except SmsFileError as exc:
         module.fail_json(msg="cannot use the rollout lock %s: %s" % (module.params["path"], exc.msg),
-                         path=module.params["path"])
+                         failed_path=module.params["path"], status="failed", state=state)
     except LockError as exc:
         facts = dict(exc.facts)
-        facts.setdefault("path", module.params["path"])
-        module.fail_json(msg=exc.msg, **facts)
+        # not `path`: Ansible would add that file's owner, mode and `state` (file) to the result
+        facts["failed_path"] = facts.pop("path", None) or module.params["path"]
+        module.fail_json(msg=exc.msg, status="refused", state=state, **facts)
     except OSError as exc:  # pragma: no cover - the volume layer turns OS errors into SmsFileError
         module.fail_json(msg="cannot use the rollout lock %s: %s; check that its folder is writable"
-                         % (module.params["path"], exc), path=module.params["path"])
-    module.exit_json(**result)
+                         % (module.params["path"], exc), failed_path=module.params["path"], status="failed",
+                         state=state)
+    module.exit_json(state=state, **result)
 
 
 if __name__ == "__main__":

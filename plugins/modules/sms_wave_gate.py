@@ -91,6 +91,15 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+status:
+  description:
+    - What the gate did, in one word, one of V(passed) (the wave starts, or with O(judge=current) the wave that
+      ran is within the threshold), V(stopped) (too many failed or unreachable clients; with O(judge=previous)
+      the task fails, with O(judge=current) it returns RV(wave_gate.stopped)), V(outside_window) (the task
+      fails outside O(window)), V(refused) (an invalid O(judge)).
+  returned: always
+  type: str
+  sample: passed
 wave:
   description: The number of the wave starting now (1 for the first).
   returned: always

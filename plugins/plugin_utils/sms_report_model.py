@@ -34,7 +34,8 @@ TIER_ACTIONS = {
     "sms_replication": "logon",  # deprecated, removed in 2.0.0
     "sms_client_upgrade": "client",
 }
-OTHER_ACTIONS = ("sms_hotfix_manifest", "sms_rollout_lock", "sms_client_facts")
+# sms_client_facts: sms_client_info's old name (routed to it until 2.0.0)
+OTHER_ACTIONS = ("sms_hotfix_manifest", "sms_rollout_lock", "sms_client_info", "sms_client_facts")
 TIER_LABEL = {"site": "site server", "logon": "logon servers", "client": "clients"}
 CLIENT_DONE = ("upgraded", "unchanged", "rolled_back")
 CLIENT_STATUSES = ("done", "failed", "skipped", "deferred", "unreachable", "not_reached")
@@ -328,7 +329,14 @@ class RunModel(object):
             return
         if action == "sms_rollout_lock":
             lock = data.get("lock") if isinstance(data.get("lock"), dict) else {}
-            if str(task_state or "acquired") == "released":
+            if data.get("state") not in ("acquired", "released"):
+                # the module never ran (its arguments were refused): neither taken nor released
+                if failed:
+                    self.tier_failure(host, "rollout lock: %s" % (msg or "failed"), tiers, wave, at)
+                    self.run_failures[host] = "rollout lock: %s" % (msg or "failed")
+                    self.note_phase(None, True)
+                return
+            if data["state"] == "released":  # the state the module ran, as it returned it
                 self.unlock = {"host": host, "ok": not failed, "msg": msg, "at": at}
                 if self.lock is not None and not failed:
                     self.lock["released"] = True
@@ -344,7 +352,7 @@ class RunModel(object):
                 self.tier_failure(host, "lock not taken: %s" % (msg or "failed"), tiers, wave, at)
             self.note_phase("lock", failed)
             return
-        if action == "sms_client_facts":
+        if action in ("sms_client_info", "sms_client_facts"):
             compliance = data.get("compliance") if isinstance(data.get("compliance"), dict) else {}
             if compliance.get("kb") and not self.hotfix["kb"]:
                 self.hotfix["kb"] = compliance.get("kb")
@@ -365,7 +373,7 @@ class RunModel(object):
             gate = data.get("wave_gate") if isinstance(data.get("wave_gate"), dict) else {}
             if as_number(gate.get("threshold")) is not None:
                 self.max_fail_percentage = as_number(gate.get("threshold"))
-            if failed and gate.get("stopped") and not gate.get("outside_window"):
+            if failed and data.get("status") == "stopped":
                 self.gate = plain(gate)
             if failed:
                 self.run_failures["wave gate"] = msg or "the wave gate stopped the rollout"

@@ -146,7 +146,7 @@ def test_a_second_run_changes_nothing_and_compliance_is_green(story, fleet):
     assert story["disk_after_again"] == story["disk_after"]
     compliance = story["compliance"]
     assert compliance.rc == 0, compliance.stdout[-3000:]
-    facts = compliance.results("sms_client_facts")
+    facts = compliance.results("sms_client_info")
     assert sorted(facts) == fleet.clients
     assert "compliant: 6/6" in compliance.stdout
 

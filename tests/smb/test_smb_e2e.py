@@ -108,7 +108,7 @@ def test_rollout_rerun_compliance_and_rollback_over_smb(site, tmp_path):
 
     compliance = run(site, tmp_path, "playbooks/compliance.yml", name="compliance")
     assert compliance.rc == 0, compliance.stdout[-3000:]
-    facts = compliance.results("sms_client_facts")
+    facts = compliance.results("sms_client_info")
     for client, result in facts.items():
         state = result["compliance"]
         assert state["compliant"] is False and state["setup_phase"] == "verify_files"

@@ -120,6 +120,9 @@ def test_stage_push_and_clients_work_when_the_hosts_cannot_read_the_controller_f
     push = {"sms_root": logon, "manifest": manifest, "state": "pushed", "platforms": ["x86"],
             "transfer": "always"}
     client = {"drive_root": world["client"], "platform": "x86", "cpu_window": 0.1, "process_scope": "drive"}
+    bad_manifest = str(world["tmp"] / "bad-manifest.json")  # on the controller: refused there
+    with open(bad_manifest, "w") as handle:
+        handle.write("{not json")
     upgrade = dict(client, share_path_pattern=os.path.join(str(world["tmp"]), "hosts", "{server}", "SMS",
                                                            "Logon.srv"), logon_servers=["LOGON01"])
     results, proc = run_playbook(world, [
@@ -133,8 +136,10 @@ def test_stage_push_and_clients_work_when_the_hosts_cannot_read_the_controller_f
              task("push", "sms_replication", push),
              task("again", "sms_replication", push)),
         play("client01",
-             task("facts controller", "sms_client_facts", dict(client, manifest=manifest)),
+             task("facts controller", "sms_client_info", dict(client, manifest=manifest)),
+             # the old name, routed to sms_client_info until 2.0.0 (meta/runtime.yml)
              task("facts host", "sms_client_facts", dict(client, manifest=host_only_manifest)),
+             task("facts bad manifest", "sms_client_info", dict(client, manifest=bad_manifest)),
              task("upgrade", "sms_client_upgrade", dict(upgrade, manifest=manifest)),
              task("upgrade host", "sms_client_upgrade", dict(upgrade, manifest=host_only_manifest),
                   check_mode=True)),
@@ -183,6 +188,13 @@ def test_stage_push_and_clients_work_when_the_hosts_cannot_read_the_controller_f
     assert facts_c["manifest_source"] == "controller" and facts_c["manifest_path"] is None
     assert facts_h["manifest_source"] == "host" and facts_h["manifest_path"] == host_only_manifest
     assert facts_c["compliance"]["files"] == facts_h["compliance"]["files"]
+    assert facts_c["status"] == facts_h["status"] == "not_compliant", (facts_c, facts_h)
+    out = " ".join((proc.stdout + proc.stderr).split())
+    assert "sms_client_facts returns no ansible_facts, so it is now called sms.hotfix.sms_client_info" in out, out
+    assert "sms.hotfix.sms_client_facts has been deprecated" in out and "'sms.hotfix' version 2.0.0" in out, out
+    assert out.count("sms_client_facts has been deprecated") == 1, out  # the old name's task only
+    refused = r["client01", "facts bad manifest"]
+    assert refused["failed"] is True and refused["status"] == "refused" and bad_manifest in refused["msg"], refused
     assert not os.path.exists(host_only_manifest)  # only the client sees it
     upgraded, checked = r["client01", "upgrade"], r["client01", "upgrade host"]
     assert upgraded["manifest_source"] == "controller" and upgraded["status"] == "upgraded", upgraded
@@ -226,7 +238,7 @@ def test_a_bad_payload_is_refused_on_the_controller_before_anything_is_sent(worl
 
 def load_helpers():
     spec = importlib.util.spec_from_file_location(
-        "sms_client_facts_action", os.path.join(REPO, "plugins", "action", "sms_client_facts.py"))
+        "sms_client_info_action", os.path.join(REPO, "plugins", "action", "sms_client_info.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.sms_controller

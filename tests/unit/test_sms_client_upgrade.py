@@ -303,9 +303,9 @@ def test_as_shipped_the_host_compiles_nothing_and_another_python_each_utility_on
     (tmp_path / "play.json").write_text(json.dumps([{
         "hosts": "localhost", "gather_facts": False,
         "tasks": [{"sms.hotfix.sms_client_upgrade": site.args(), "register": "upgrade"},
-                  {"sms.hotfix.sms_client_facts": facts},
-                  {"sms.hotfix.sms_client_facts": facts, "vars": {"sms_module_bytecode": False}},
-                  {"sms.hotfix.sms_client_facts": facts, "vars": {"sms_module_bytecode": "sometimes"},
+                  {"sms.hotfix.sms_client_info": facts},
+                  {"sms.hotfix.sms_client_info": facts, "vars": {"sms_module_bytecode": False}},
+                  {"sms.hotfix.sms_client_info": facts, "vars": {"sms_module_bytecode": "sometimes"},
                    "register": "wrong", "ignore_errors": True},
                   # a module whose action sends the hotfix first: a wrong value sends nothing
                   {"sms.hotfix.sms_hotfix_stage": {"sms_root": str(tmp_path / "no-site"), "manifest": site.manifest,
@@ -325,16 +325,16 @@ def test_as_shipped_the_host_compiles_nothing_and_another_python_each_utility_on
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     # Only the modules that ran were sent (remote files are kept): no hotfix copy for the refused stage.
     sent = sorted(name for _top, _dirs, names in os.walk(remote_tmp) for name in names)
-    assert sent == ["AnsiballZ_sms_client_facts.py"] * 2 + ["AnsiballZ_sms_client_upgrade.py"], sent
+    assert sent == ["AnsiballZ_sms_client_info.py"] * 2 + ["AnsiballZ_sms_client_upgrade.py"], sent
     utils = "ansible_collections/sms/hotfix/plugins/module_utils/"
     done_as = {"sms_client_upgrade": lambda result: result["status"] == "unchanged",
-               "sms_client_facts": lambda result: result["compliance"]["compliant"] is True}
+               "sms_client_info": lambda result: result["compliance"]["compliant"] is True}
     source_only = []
     for module, expected in done_as.items():
         shipped = sorted(os.path.join(top, name) for top, _dirs, names in os.walk(remote_tmp) for name in names
                          if name == "AnsiballZ_%s.py" % module)
         # (the task with a wrong sms_module_bytecode failed before it sent anything)
-        assert len(shipped) == (2 if module == "sms_client_facts" else 1), (module, shipped)
+        assert len(shipped) == (2 if module == "sms_client_info" else 1), (module, shipped)
         with_pyc = [path for path in shipped if any(name.endswith(".pyc") for name in payload_zip(path)[2])]
         source_only += [path for path in shipped if path not in with_pyc]
         assert len(with_pyc) == 1, (module, shipped)
@@ -361,7 +361,7 @@ def test_as_shipped_the_host_compiles_nothing_and_another_python_each_utility_on
     # sms_module_bytecode: false ships the sources alone, and they run.
     assert len(source_only) == 1
     result, compiled = run_counting_compiles(source_only[0])
-    assert done_as["sms_client_facts"](result), result
+    assert done_as["sms_client_info"](result), result
     assert compiled["ansible/module_utils/basic.py"] == 2
 
 
@@ -389,9 +389,9 @@ def test_a_wrapper_format_it_does_not_read_goes_as_ansible_core_built_it_and_say
     (tmp_path / "play.json").write_text(json.dumps([{
         "hosts": "localhost", "gather_facts": False,
         "tasks": [{"sms.hotfix.sms_client_upgrade": site.args(), "register": "upgrade"},
-                  {"sms.hotfix.sms_client_facts": facts, "register": "facts"},
+                  {"sms.hotfix.sms_client_info": facts, "register": "info"},
                   {"ansible.builtin.copy": {"dest": str(tmp_path / "results.json"),
-                                            "content": "{{ {'upgrade': upgrade, 'facts': facts} | to_json }}"}}]}]))
+                                            "content": "{{ {'upgrade': upgrade, 'info': info} | to_json }}"}}]}]))
     script = tmp_path / "changed-wrapper-playbook.py"
     script.write_text(CHANGED_WRAPPER_PLAYBOOK)
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(lab.REPO, "ansible.cfg"), SMS_REPORT_DISABLE="1",
@@ -405,7 +405,7 @@ def test_a_wrapper_format_it_does_not_read_goes_as_ansible_core_built_it_and_say
     # The modules ran, and did their work, from ansible-core's own payload.
     assert results["upgrade"]["status"] == "upgraded" and results["upgrade"]["changed"] is True, results["upgrade"]
     assert_upgraded(site)
-    assert results["facts"]["compliance"]["compliant"] is True, results["facts"]
+    assert results["info"]["compliance"]["compliant"] is True, results["info"]
     shipped = sorted(os.path.join(top, name) for top, _dirs, names in os.walk(remote_tmp) for name in names
                      if name.startswith("AnsiballZ_sms_"))
     assert len(shipped) == 2, shipped
@@ -417,7 +417,7 @@ def test_a_wrapper_format_it_does_not_read_goes_as_ansible_core_built_it_and_say
         with zipfile.ZipFile(io.BytesIO(base64.b64decode(data[start:data.index(b"'", start)]))) as zipped:
             assert not [name for name in zipped.namelist() if name.endswith(".pyc")], path
     # Said in the result and at -vvv, with why.
-    for module in ("sms_client_upgrade", "sms_client_facts"):
+    for module in ("sms_client_upgrade", "sms_client_info"):
         said = results[module.replace("sms_client_", "")]["sms_module_bytecode_skipped"]
         assert said.startswith("sms.hotfix.%s: sent as ansible-core built it, without bytecode (" % module), said
         assert "AnsiballZ wrapper is not the one this collection reads (no _ANSIBALLZ_WRAPPER mark)" in said

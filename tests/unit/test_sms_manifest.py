@@ -164,3 +164,21 @@ def test_manifest_given_as_data(manifest):
     with pytest.raises(ManifestError) as info:
         validate_manifest({}, None, source="manifest_data")
     assert "cannot be checked without the manifest's folder" in info.value.msg
+
+
+def test_the_module_says_what_it_did(manifest, module_runner):
+    verified = module_runner("sms_hotfix_manifest", {"manifest": manifest})
+    assert verified["status"] == "verified" and verified["payload_verified"] is True, verified
+    loaded = module_runner("sms_hotfix_manifest", {"manifest": manifest, "verify_payload": False})
+    assert loaded["status"] == "loaded" and loaded["payload_verified"] is False, loaded
+    payload = os.path.join(os.path.dirname(manifest), "payload", "X86.bin", "Smsrun32.exe")
+    with open(payload, "rb") as handle:
+        data = bytearray(handle.read())
+    data[0] ^= 0x01
+    write(payload, bytes(data))
+    bad = module_runner("sms_hotfix_manifest", {"manifest": manifest})
+    assert bad["failed"] is True and bad["status"] == "refused" and payload in bad["msg"], bad
+    # the file at fault as failed_path: a `path` would get that file's owner, mode and `state` added
+    assert bad["failed_path"] == payload and "state" not in bad and "owner" not in bad, bad
+    # without the payload check the same manifest loads
+    assert module_runner("sms_hotfix_manifest", {"manifest": manifest, "verify_payload": False})["status"] == "loaded"

@@ -69,8 +69,9 @@ def rollout_model(clients=12, serial=(1, "10%", "50%", "100%"), failing=("client
     m.add_targets("site", ["smssite"])
     m.add_targets("logon", SERVERS)
     m.open_span("Site server | Take the rollout lock", at(t + 2))
-    m.record("sms_rollout_lock", "smssite", {"changed": True, "lock": {"holder": holder, "started": model.iso(T0)}},
-             task_state="acquired", tiers={"site"}, at=at(t + 2.5))
+    taken = {"changed": True, "status": "taken_over", "state": "acquired",
+             "lock": {"holder": holder, "started": model.iso(T0)}}
+    m.record("sms_rollout_lock", "smssite", taken, task_state="acquired", tiers={"site"}, at=at(t + 2.5))
     m.open_span("Logon servers | Record the copy-list baseline", at(t + 3))
     for server in SERVERS:
         m.record("sms_copy_list_baseline", server, {"changed": True, "recorded": True, "converged": False,
@@ -120,7 +121,8 @@ def rollout_model(clients=12, serial=(1, "10%", "50%", "100%"), failing=("client
         first += size
     if unlock:
         m.open_span("Site server | Release the rollout lock", at(t + 0.5))
-        m.record("sms_rollout_lock", "smssite", {"changed": True}, task_state="released", tiers=set(), at=at(t + 1))
+        m.record("sms_rollout_lock", "smssite", {"changed": True, "status": "broken", "state": "released"}, tiers=set(),
+                 at=at(t + 1))
     stats = {}
     for host in ["localhost", "smssite"] + SERVERS[1:] + hosts[:first]:
         stats[host] = {"ok": 1, "changed": 0, "failures": int(host in failing), "unreachable": int(host in unreachable),
@@ -420,10 +422,11 @@ def node_model(playbook, job, started, template, lock=None, unlock=False):
     m.awx = {"job_id": job, "workflow_job_id": 45, "job_template_name": template}
     m.open_span(template, at(started))
     if lock:
-        m.record("sms_rollout_lock", "smssite", {"lock": {"holder": "awx workflow 9", "started": model.iso(T0)}},
-                 task_state="acquired", tiers={"site"}, at=at(started + 1))
+        taken = {"status": "acquired", "state": "acquired",
+                 "lock": {"holder": "awx workflow 9", "started": model.iso(T0)}}
+        m.record("sms_rollout_lock", "smssite", taken, task_state="acquired", tiers={"site"}, at=at(started + 1))
     if unlock:
-        m.record("sms_rollout_lock", "smssite", {}, task_state="released", at=at(started + 1))
+        m.record("sms_rollout_lock", "smssite", {"status": "released", "state": "released"}, at=at(started + 1))
     return m.to_report(stats={}, ended=T0 + datetime.timedelta(seconds=started + 2))
 
 
@@ -752,7 +755,7 @@ def test_timeline_shows_only_plays_that_ran():
     m.open_span("Outcome | Say how it ended", at(5))
     m.record_skipped("ansible.builtin.debug", "localhost", {"skip_reason": "Conditional result was False"}, at=at(5))
     m.open_span("Site server | Release the rollout lock", at(6))
-    m.record("sms_rollout_lock", "smssite", {"changed": True}, task_state="released", at=at(6.5))
+    m.record("sms_rollout_lock", "smssite", {"changed": True, "status": "broken", "state": "released"}, at=at(6.5))
     report = m.to_report(stats={}, ended=T0 + datetime.timedelta(seconds=7))
     assert [(s["kind"], s["label"], s["wave"]) for s in report["timeline"]] == [
         ("wave", "Clients | Upgrade", 1), ("play", "unlock", None)]

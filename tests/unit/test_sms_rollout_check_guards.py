@@ -70,3 +70,45 @@ def test_an_unknown_name_gets_where_and_the_nearest_known_one():
         "so the rollout does not start: correct or remove it. Did you mean sms_rollout_waves?",
         "sms_zzz is not a variable the rollout knows (set in the inventory for host c1); a misspelt setting would "
         "be ignored, so the rollout does not start: correct or remove it"]
+
+
+def run_check(args, task_vars=None, deprecations=None):
+    from types import SimpleNamespace
+    task = SimpleNamespace(args=args, async_val=0, check_mode=False, action="sms.hotfix.sms_rollout_check")
+    connection = SimpleNamespace(_shell=SimpleNamespace(tmpdir=None))
+    plugin = check.ActionModule(task, connection, None, None, None)
+    if deprecations is not None:
+        plugin._display = SimpleNamespace(deprecated=lambda msg, **kw: deprecations.append(dict(kw, msg=msg)))
+    return plugin.run(task_vars=task_vars or {})
+
+
+def test_status_says_whether_the_inputs_hold():
+    passed = run_check({"waves": [1, "10%"], "max_fail_percentage": 20})
+    assert passed["status"] == "passed" and not passed.get("failed"), passed
+    refused = run_check({"waves": [0], "max_fail_percentage": 20})
+    assert refused["status"] == "refused" and refused["failed"] is True and refused["problems"], refused
+    # refused before any other check: a --limit that leaves out the site server
+    needs = [{"group": "site_server", "label": "the site server"}]
+    early = run_check({"limit": {"value": "c1", "kept": ["c1"], "needs": needs}},
+                      {"groups": {"site_server": ["smssite"], "clients": ["c1"]}})
+    assert early["status"] == "refused" and early["failed"] is True, early
+    assert early["problems"][0].startswith("--limit c1 leaves out the site server")
+
+
+def test_check_controller_is_the_new_name_of_core_which_still_works_with_a_deprecation(monkeypatch):
+    monkeypatch.setattr(check, "core_problems", lambda: ["ansible-core checked"])
+    said = []
+    new = run_check({"check_controller": True}, deprecations=said)
+    assert new["status"] == "refused" and new["problems"] == ["ansible-core checked"] and said == [], new
+    assert run_check({"check_controller": False}, deprecations=said)["status"] == "passed" and said == []
+    old = run_check({"core": True}, deprecations=said)
+    assert old["status"] == "refused" and old["problems"] == ["ansible-core checked"], old
+    assert said == [{"msg": "sms_rollout_check: the option core is now called check_controller; use that name",
+                     "version": "2.0.0", "collection_name": "sms.hotfix"}]
+    both = run_check({"core": True, "check_controller": True}, deprecations=said)
+    assert both["failed"] is True and both["status"] == "refused" and "not both" in both["msg"], both
+    # the playbooks use the new name
+    for name in ("plan.yml", "compliance.yml", "logon.yml", "clients.yml"):
+        with open(os.path.join(REPO, "playbooks", name)) as handle:
+            text = handle.read()
+        assert "check_controller: true" in text and "core: true" not in text, name

@@ -57,6 +57,7 @@ def test_acquire_a_free_lock(site, lock):
     result = lock()
     assert not result.get("failed"), result
     assert result["changed"] is False and result["acquired"] is True and result["reentrant"] is False
+    assert (result["status"], result["state"]) == ("acquired", "acquired")
     data = json.loads(read(site["lock"]))
     assert data["holder"] == "awx job 42" and data["purpose"] == "rollout"
     assert abs(data["epoch"] - time.time()) < 60
@@ -71,6 +72,7 @@ def test_check_mode_writes_nothing(site, lock):
     before = snapshot(site["site"])
     result = lock(check_mode=True)
     assert result["acquired"] is True and result["changed"] is False
+    assert (result["status"], result["state"]) == ("would_acquire", "acquired")
     assert not os.path.exists(os.path.dirname(site["lock"]))
     assert snapshot(site["site"]) == before
 
@@ -80,6 +82,7 @@ def test_same_holder_is_reentrant(site, lock):
     first = json.loads(read(site["lock"]))
     again = lock()
     assert again["changed"] is False and again["acquired"] is True and again["reentrant"] is True
+    assert again["status"] == "refreshed"
     now = json.loads(read(site["lock"]))
     assert (now["holder"], now["purpose"], now["started"]) == (first["holder"], first["purpose"], first["started"])
     assert now["epoch"] >= first["epoch"] and now["refreshed"].endswith("Z")
@@ -90,6 +93,7 @@ def test_reentrant_acquire_refreshes_the_epoch(site, lock):
     started = plant(site["lock"], "awx job 42", age=1000, purpose="rollback")
     checked = lock(check_mode=True)
     assert checked["reentrant"] is True and json.loads(read(site["lock"]))["epoch"] < time.time() - 900
+    assert checked["status"] == "would_refresh"
 
     again = lock()
     assert not again.get("failed"), again
@@ -110,6 +114,7 @@ def test_reentrant_acquire_of_an_own_stale_lock_refreshes_it(site, lock):
     started = plant(site["lock"], "awx job 42", age=7 * 3600)
     again = lock()
     assert again["changed"] is False and again["reentrant"] is True and "previous_holder" not in again
+    assert again["status"] == "refreshed"
     data = json.loads(read(site["lock"]))
     assert data["started"] == started and abs(data["epoch"] - time.time()) < 60
     assert os.listdir(os.path.dirname(site["lock"])) == ["rollout.lock"]
@@ -123,6 +128,7 @@ def test_live_lock_of_another_holder_is_refused(site, lock):
     for check_mode in (False, True):
         result = lock(holder="awx job 43", check_mode=check_mode)
         assert result.get("failed") is True, result
+        assert (result["status"], result["state"]) == ("refused", "acquired")
         msg = result["msg"]
         assert "rollout lock %s is held by alice@controller (rollback) since %s" % (site["lock"], started) in msg
         assert "stale after 21600s" in msg and "playbooks/unlock.yml -e sms_unlock_force=true" in msg
@@ -136,11 +142,12 @@ def test_stale_lock_is_taken_over(site, lock):
     held = read(site["lock"])
     checked = lock(check_mode=True)
     assert checked["changed"] is True and checked["previous_holder"]["holder"] == "awx job 7"
+    assert checked["status"] == "would_take_over"
     assert read(site["lock"]) == held
 
     result = lock()
     assert not result.get("failed"), result
-    assert result["changed"] is True and result["acquired"] is True
+    assert result["changed"] is True and result["acquired"] is True and result["status"] == "taken_over"
     assert result["previous_holder"]["holder"] == "awx job 7"
     assert result["previous_holder"]["started"] == started
     assert result["previous_holder"]["age"] >= 7 * 3600 - 5
@@ -169,12 +176,15 @@ def test_release_own_lock(site, lock):
     lock()
     checked = lock(state="released", check_mode=True)
     assert checked["released"] is True and os.path.exists(site["lock"])
+    assert (checked["status"], checked["state"]) == ("would_release", "released")
     result = lock(state="released")
     assert result["changed"] is False and result["released"] is True
+    assert (result["status"], result["state"]) == ("released", "released")
     assert result["lock"]["holder"] == "awx job 42"
     assert not os.path.exists(site["lock"])
     again = lock(state="released")
     assert again["changed"] is False and again["released"] is False and "nothing to release" in again["msg"]
+    assert again["status"] == "not_held"
 
 
 def test_release_refuses_another_holders_lock(site, lock):
@@ -182,6 +192,7 @@ def test_release_refuses_another_holders_lock(site, lock):
     held = read(site["lock"])
     result = lock(state="released")
     assert result.get("failed") is True
+    assert (result["status"], result["state"]) == ("refused", "released")
     assert "held by alice@controller" in result["msg"] and "not by awx job 42" in result["msg"]
     assert "unlock.yml" in result["msg"]
     assert read(site["lock"]) == held
@@ -190,9 +201,9 @@ def test_release_refuses_another_holders_lock(site, lock):
 def test_forced_release_breaks_another_holders_lock(site, lock):
     plant(site["lock"], "alice@controller", age=10)
     checked = lock(holder="bob@controller", state="released", force=True, check_mode=True)
-    assert checked["changed"] is True and os.path.exists(site["lock"])
+    assert checked["changed"] is True and os.path.exists(site["lock"]) and checked["status"] == "would_break"
     result = lock(holder="bob@controller", state="released", force=True)
-    assert result["changed"] is True and result["released"] is True
+    assert result["changed"] is True and result["released"] is True and result["status"] == "broken"
     assert result["previous_holder"]["holder"] == "alice@controller"
     assert any("broke the rollout lock" in w for w in warnings(result))
     assert not os.path.exists(site["lock"])
@@ -202,7 +213,7 @@ def test_lock_folder_is_created_but_not_the_sms_root(tmp_path, module_runner):
     missing_root = os.path.join(str(tmp_path), "nowhere", "SMS")
     path = os.path.join(missing_root, "Hotfix", "rollout.lock")
     result = module_runner(MODULE, {"path": path, "holder": "awx job 42"})
-    assert result.get("failed") is True
+    assert result.get("failed") is True and result["status"] == "refused"
     assert missing_root in result["msg"] and "does not exist" in result["msg"]
     assert not os.path.exists(os.path.join(str(tmp_path), "nowhere"))
 
@@ -213,7 +224,7 @@ def test_argument_spec(site, module_runner):
     result = module_runner(MODULE, {"path": site["lock"], "holder": "x", "state": "taken"})
     assert result.get("failed") and "state" in result["msg"]
     result = module_runner(MODULE, {"path": site["lock"], "holder": "x", "stale_after": 0})
-    assert result.get("failed") and "stale_after" in result["msg"]
+    assert result.get("failed") and "stale_after" in result["msg"] and result["status"] == "refused"
 
 
 def _race(path, index, barrier, queue):

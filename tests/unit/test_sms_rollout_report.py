@@ -77,7 +77,8 @@ WORLD = {
         "changed": False, "kb": "Q216552", "payload_verified": True,
         "manifest": {"kb": "Q216552", "title": "SMSRUN32 hangs <at> 90% CPU & IE4",
                      "platforms": {"x86": {"files": [{"name": "Smsrun32.exe"}, {"name": "Smssrv32.exe"}]}}}}},
-    "sms_rollout_lock": {"smssite": {"changed": True, "lock": {"holder": "test", "started": "2026-11-24T22:15:00Z"}}},
+    "sms_rollout_lock": {"smssite": {"changed": True, "status": "taken_over", "state": "acquired",
+                                     "lock": {"holder": "test", "started": "2026-11-24T22:15:00Z"}}},
     "sms_hotfix_stage": {"smssite": {"changed": True, "kb": "Q216552", "files": site_files(True),
                                      "system_map": {"path": "SMS/System.map", "bumped": True, "mtime": "2026-11-24T22:15:00Z"},
                                      "msg": "staged"}},
@@ -109,7 +110,8 @@ WORLD = {
         "c08": client("upgraded", 2),
         "c09": client("upgraded", 2),
     },
-    "sms_client_facts": dict((host, {"changed": False, "compliance": {
+    "sms_client_info": dict((host, {"changed": False, "status": "compliant" if host in ("c01", "c02") else
+                                    "not_compliant", "compliance": {
         "compliant": host in ("c01", "c02"), "files": [], "setup_phase": "installed",
         "copy_list_version": 8, "logon_server": "LOGON01",
         "smsrun32": {"count": 2 if host == "c04" else 1, "hung": host == "c04"},
@@ -164,7 +166,7 @@ COMPLIANCE = """
   gather_facts: false
   tasks:
     - name: compliance | Read the client state
-      sms_client_facts: {world: "{{ world }}", host: "{{ inventory_hostname }}"}
+      sms_client_info: {world: "{{ world }}", host: "{{ inventory_hostname }}"}
 """
 
 SIMPLE = """
@@ -360,7 +362,7 @@ def test_compliance_report(project):
     assert proc.returncode == 4, out  # c03 unreachable
     report, junit, _page = load_checked(report_folders(project / "reports")[0])
     comp = {entry["host"]: entry for entry in report["compliance"]}
-    expected = WORLD["sms_client_facts"]
+    expected = WORLD["sms_client_info"]
     assert sorted(comp) == sorted(expected)
     for host, entry in comp.items():
         assert entry["compliant"] is expected[host]["compliance"]["compliant"]
@@ -585,3 +587,56 @@ def test_baseline_alone_is_not_convergence(project):
         ("smssite", "baseline"), ("logon01", "baseline"), ("logon02", "baseline")]
     assert report["clients"] == [] and report["totals"]["logon_servers"]["baseline"] == 3
     assert "logon servers 0/3 converged  smssite BASELINE  logon01 BASELINE  logon02 BASELINE" in out
+
+
+# ---- the model reads what a module returned (status, state), never the task's arguments ----
+
+from ansible_collections.sms.hotfix.plugins.plugin_utils import sms_report_model as report_model  # noqa: E402
+
+
+def lock_model(*results):
+    m = report_model.RunModel(playbook="rollout.yml")
+    m.open_span("Site server", None)
+    for data, task_state in results:
+        m.record("sms_rollout_lock", "smssite", data, failed=bool(data.get("failed")), task_state=task_state,
+                 tiers={"site"})
+    return m
+
+
+def test_lock_direction_is_the_state_the_module_returned():
+    taken = {"changed": False, "status": "acquired", "state": "acquired", "lock": {"holder": "me", "started": "x"}}
+    released = {"changed": False, "status": "released", "state": "released", "lock": {"holder": "me"}}
+    # the task's own `state` says nothing: an acquire run with state=released in its args is still an acquire
+    m = lock_model((taken, "released"))
+    assert m.lock["holder"] == "me" and m.lock["released"] is False and m.unlock is None
+    m = lock_model((taken, None), (released, None))
+    assert m.lock["released"] is True and m.unlock["ok"] is True
+    # a refused release is a release that failed, whatever the task's args said
+    refused = {"failed": True, "status": "refused", "state": "released", "msg": "held by bob"}
+    m = lock_model((taken, None), (refused, "acquired"))
+    assert m.lock["released"] is False and m.unlock["ok"] is False
+    assert m.run_failures["smssite"] == "lock not released: held by bob"
+    # refused arguments (the module never ran, no state): a failure, neither taken nor released
+    m = lock_model(({"failed": True, "msg": "Unsupported parameters"}, "released"))
+    assert m.lock is None and m.unlock is None
+    assert m.run_failures["smssite"] == "rollout lock: Unsupported parameters"
+    assert m.results["site"]["smssite"]["status"] == "failed"
+
+
+def test_wave_gate_stop_is_read_from_its_status():
+    gate = {"wave": 2, "waves": 3, "threshold": 20, "stopped": True, "not_reached": ["c02", "c03"]}
+    m = report_model.RunModel(playbook="rollout.yml")
+    m.record("sms_wave_gate", "c02", {"failed": True, "status": "stopped", "wave_gate": gate, "msg": "no"},
+             failed=True)
+    assert m.gate["not_reached"] == ["c02", "c03"] and m.max_fail_percentage == 20
+    m = report_model.RunModel(playbook="rollout.yml")
+    m.record("sms_wave_gate", "c02", {"failed": True, "status": "outside_window", "msg": "outside",
+                                      "wave_gate": dict(gate, outside_window=True)}, failed=True)
+    assert m.gate is None and m.run_failures["wave gate"] == "outside"
+
+
+@pytest.mark.parametrize("action", ["sms_client_info", "sms_client_facts"])
+def test_compliance_is_recorded_under_the_new_and_the_old_name(action):
+    m = report_model.RunModel(playbook="compliance.yml")
+    m.record(action, "c01", {"status": "not_compliant", "compliance": {"compliant": False, "kb": "Q216552"}})
+    assert m.compliance["c01"]["compliant"] is False and m.hotfix["kb"] == "Q216552"

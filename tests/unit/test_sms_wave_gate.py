@@ -77,3 +77,42 @@ def test_after_the_wave_the_reached_clients_are_every_result_but_the_unreachable
     outcomes["client08"] = {"skipped": True, "skip_reason": "platform"}
     assert reached(HOSTS, outcomes) == [h for h in HOSTS[:19] if h != "client06"]
     assert reached(HOSTS, {}) == []
+
+
+# ---- the action plugin itself: what it returns as `status` for each outcome ----
+
+def run_gate(args, active, batch, hostvars=None):
+    from types import SimpleNamespace
+
+    from ansible_collections.sms.hotfix.plugins.action.sms_wave_gate import ActionModule
+    task = SimpleNamespace(args=args, async_val=0, check_mode=False, action="sms.hotfix.sms_wave_gate")
+    connection = SimpleNamespace(_shell=SimpleNamespace(tmpdir=None))
+    plugin = ActionModule(task, connection, None, None, None)
+    return plugin.run(task_vars={"ansible_play_hosts_all": HOSTS, "ansible_play_batch": batch,
+                                 "ansible_play_hosts": active, "hostvars": hostvars or {}})
+
+
+def test_status_says_what_the_gate_did():
+    second = HOSTS[1:4]
+    passed = run_gate({"waves": WAVES, "max_fail_percentage": 0}, HOSTS, second)
+    assert passed["status"] == "passed" and not passed.get("failed") and passed["wave"] == 2, passed
+    stopped = run_gate({"waves": WAVES, "max_fail_percentage": 0}, HOSTS[1:], second)  # client01 gone
+    assert stopped["status"] == "stopped" and stopped["failed"] is True and stopped["wave_gate"]["stopped"], stopped
+    closed = run_gate({"waves": WAVES, "window": "22:00-05:00", "now": "2026-11-24T12:00:00"}, HOSTS, second)
+    assert closed["status"] == "outside_window" and closed["failed"] is True, closed
+    assert closed["wave_gate"]["outside_window"] is True
+    forced = run_gate({"waves": WAVES, "window": "22:00-05:00", "now": "2026-11-24T12:00:00", "force": True},
+                      HOSTS, second)
+    assert forced["status"] == "passed" and not forced.get("failed"), forced
+    refused = run_gate({"waves": WAVES, "judge": "sideways"}, HOSTS, second)
+    assert refused["status"] == "refused" and refused["failed"] is True, refused
+
+
+def test_status_after_a_wave_judged_by_its_registered_results():
+    first = HOSTS[:1]
+    ok = run_gate({"waves": WAVES, "judge": "current"}, HOSTS, first, {HOSTS[0]: {"sms_client_result": {}}})
+    assert ok["status"] == "passed" and ok["wave_gate"]["stopped"] is False, ok
+    bad = run_gate({"waves": WAVES, "judge": "current"}, HOSTS, first,
+                   {HOSTS[0]: {"sms_client_result": {"failed": True}}})
+    # judged after the wave, a stop does not fail the task: the play ends and the rollout rolls back
+    assert bad["status"] == "stopped" and bad["wave_gate"]["stopped"] is True and not bad.get("failed"), bad

@@ -1,4 +1,4 @@
-"""sms_client_facts: the read-only compliance view of one client."""
+"""sms_client_info (formerly sms_client_facts): the read-only compliance view of one client."""
 
 import json
 import os
@@ -11,7 +11,7 @@ import pytest
 
 import sms_testlib as lab
 
-MODULE = "sms_client_facts"
+MODULE = "sms_client_info"
 
 CHILD = r"""
 import ctypes, sys, time
@@ -65,7 +65,7 @@ def install_hotfix(client):
 def test_not_compliant_then_compliant(client, module_runner):
     before = lab.snapshot(client["root"])
     result = module_runner(MODULE, client["args"])
-    assert result["changed"] is False
+    assert result["changed"] is False and result["status"] == "not_compliant"
     compliance = result["compliance"]
     assert compliance["compliant"] is False and "error" not in compliance
     assert [(f["name"], f["ok"]) for f in compliance["files"]] == [("Smsrun32.exe", False), ("Smssrv32.exe", False)]
@@ -76,8 +76,9 @@ def test_not_compliant_then_compliant(client, module_runner):
     assert lab.snapshot(client["root"]) == before
 
     install_hotfix(client)
-    compliance = module_runner(MODULE, client["args"], check_mode=True)["compliance"]
-    assert compliance["compliant"] is True
+    result = module_runner(MODULE, client["args"], check_mode=True)
+    compliance = result["compliance"]
+    assert compliance["compliant"] is True and result["status"] == "compliant"
     assert all(f["found_sha256"] == f["expected_sha256"] for f in compliance["files"])
 
 
@@ -96,7 +97,7 @@ def test_missing_sms_ini_is_reported_not_failed(client, module_runner):
     os.unlink(os.path.join(client["drive"], "SMS.INI"))
     result = module_runner(MODULE, client["args"])
     assert not result.get("failed") and result["changed"] is False
-    assert result["compliance"]["compliant"] is False
+    assert result["compliance"]["compliant"] is False and result["status"] == "unreadable"
     assert "SMS.INI is missing" in result["compliance"]["error"]
 
 
@@ -129,7 +130,13 @@ def test_single_smsrun32_is_sampled(client, smsrun, module_runner):
 
 def test_bad_manifest_fails(client, module_runner):
     result = module_runner(MODULE, dict(client["args"], manifest=client["root"] + "/nope.json"))
-    assert result.get("failed") is True and "nope.json" in result["msg"]
+    assert result.get("failed") is True and "nope.json" in result["msg"] and result["status"] == "refused"
+    # an existing file at fault is named failed_path, not `path` (Ansible would add its `state` and owner)
+    lab.write(client["root"] + "/broken.json", b"{not json")
+    result = module_runner(MODULE, dict(client["args"], manifest=client["root"] + "/broken.json"))
+    assert result.get("failed") is True and result["status"] == "refused", result
+    assert result["failed_path"] == client["root"] + "/broken.json"
+    assert "path" not in result and "state" not in result and "owner" not in result, result
 
 
 def test_manifest_given_as_data(client, module_runner):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
-module: sms_client_facts
+module: sms_client_info
 short_description: Report whether an SMS 1.2 client has a hotfix's files (read-only)
 description:
   - Compares the client's SMS binaries with the files and SHA-256 a hotfix
@@ -15,8 +15,11 @@ description:
     C(SMS.INI) state (C(SetupPhase), C(CopyListVersion), logon server) and its
     C(SMSRUN32) processes, including the hung state of Q216552.
   - Read-only; always returns C(changed=false). A missing or malformed
-    C(SMS.INI) is reported in C(compliance.error) rather than failing, so one
+    C(SMS.INI) is reported in RV(compliance.error) rather than failing, so one
     compliance run covers the whole fleet.
+  - Returns data, not C(ansible_facts), hence its C(_info) name. It was called
+    C(sms_client_facts) before 1.1.0; that name still works until 2.0.0, with a
+    deprecation warning.
 version_added: "1.0.0"
 author: SMS hotfix rollout maintainers (@sms-hotfix-rollout)
 extends_documentation_fragment:
@@ -73,13 +76,14 @@ options:
     description:
       - Which C(SMSRUN32) processes belong to this client; V(host) is the whole process table,
         V(drive) only processes with a command-line path inside O(drive_root) (a management host, the lab).
-      - Where the process table cannot be read, C(smsrun32.hung) is null and C(smsrun32.known) false.
+      - Where the process table cannot be read, RV(compliance.smsrun32.hung) is null and
+        RV(compliance.smsrun32.known) false.
     type: str
     choices: [host, drive]
     default: host
 notes:
   - Nothing outside O(drive_root) is read and no symbolic link is followed; a link where the module reads is
-    reported in C(compliance.error).
+    reported in RV(compliance.error).
 seealso:
   - module: sms.hotfix.sms_client_upgrade
 attributes:
@@ -94,7 +98,7 @@ attributes:
 
 EXAMPLES = r"""
 - name: Check the client against the hotfix
-  sms_client_facts:
+  sms.hotfix.sms_client_info:
     drive_root: "{{ sms_drive_root }}"
     platform: x86
     manifest: /opt/sms-rollout/hotfixes/Q216552/manifest.json
@@ -103,9 +107,23 @@ EXAMPLES = r"""
 - name: Fail the non-compliant ones
   ansible.builtin.assert:
     that: client.compliance.compliant
+
+- name: List the clients whose SMS.INI could not be read
+  ansible.builtin.debug:
+    msg: "{{ client.compliance.error }}"
+  when: client.status == 'unreadable'
 """
 
 RETURN = r"""
+status:
+  description:
+    - What the module found, in one word, one of V(compliant) (every manifest file of the platform is in place with
+      the manifest's SHA-256), V(not_compliant) (the client could be read, and a file differs or is missing),
+      V(unreadable) (part of the client could not be read, see RV(compliance.error)), V(refused) (the manifest
+      is not valid; the module read nothing on the client and failed).
+  returned: always, unless the task's arguments themselves were refused
+  type: str
+  sample: not_compliant
 compliance:
   description: The client's state against the manifest.
   returned: always
@@ -143,7 +161,7 @@ compliance:
       contains:
         count: {description: Number of instances, type: int}
         pids: {description: Their pids, type: list}
-        cpu: {description: CPU percent of a single instance over cpu_window (null otherwise), type: float}
+        cpu: {description: CPU percent of a single instance over O(cpu_window) (null otherwise), type: float}
         hung: {description: Whether the Q216552 hung state is present (null when unknown), type: bool}
         known: {description: Whether the process table could be read at all, type: bool}
     error:
@@ -209,7 +227,8 @@ def main():
         else:
             manifest = load_manifest(p["manifest"], platforms=[p["platform"]], check_payload=False)
     except ManifestError as exc:
-        module.fail_json(msg="%s: %s" % (client, exc.msg), path=exc.path, **exc.facts)
+        # failed_path, as the action plugin names it (a `path` would get that file's `state` and owner added)
+        module.fail_json(msg="%s: %s" % (client, exc.msg), failed_path=exc.path, status="refused", **exc.facts)
     if p["manifest_data"] is not None:
         # The result echoes its arguments (invocation): a line, not every digest again.
         p["manifest_data"] = manifest_summary(manifest)
@@ -267,7 +286,8 @@ def main():
     else:
         msg = "%s: not compliant with %s: %s" % (
             client, manifest["kb"], "; ".join(errors + (["differs: " + ", ".join(bad)] if bad else [])))
-    module.exit_json(changed=False, compliance=compliance, msg=msg, manifest_path=manifest["path"],
+    status = "unreadable" if errors else "compliant" if compliance["compliant"] else "not_compliant"
+    module.exit_json(changed=False, status=status, compliance=compliance, msg=msg, manifest_path=manifest["path"],
                      manifest_source="host" if manifest["path"] else "controller")
 
 
