@@ -46,10 +46,11 @@ LINT_ENV := ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/collections:$(CURDIR)/$(AWX_COLLE
 
 help:
 	@echo "make demo      set up (virtualenv, payload, lab) and run rollout.yml against the lab"
-	@echo "make test      run the whole test suite (lint, syntax, sanity, unit, lab, end-to-end, fleet, SMB, AWX, molecule)"
+	@echo "make test      run the whole test suite (lint, style, changelog-lint, syntax, sanity, unit, lab, end-to-end, fleet, SMB, AWX, molecule)"
 	@echo "               on ansible-core $(LINE), then the compatibility passes ($(addprefix make compat-,$(COMPAT_LINES)))"
 	@echo "LINE=2.19|2.20|2.21 (default $(LINE)) picks the ansible-core line; PYTHON=... names the Python (README)"
 	@echo "make lab / lab-down / lab-status, make rollback, make compliance, make bench"
+	@echo "make style (STYLE_FORMAT=skip), make role-docs, make changelog: README, \"Contributing\""
 	@echo "make fleet / fleet-down (root): the SSH fleet, hosts in namespaces (docs/FLEET.md)"
 
 # A virtualenv of another Python (an older checkout's 3.11 one, say) is
