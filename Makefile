@@ -42,14 +42,15 @@ PAYLOAD := hotfixes/Q216552/payload
 AWX_COLLECTIONS := $(VENV)/awx-collections
 LINT_ENV := ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/collections:$(CURDIR)/$(AWX_COLLECTIONS)
 
-.PHONY: help venv payload browser-deps lab lab-down lab-status demo rollout rollback compliance test test-deps lint syntax unit molecule bench clean fleet fleet-down fleet-deps bench-ssh bench-smb awx-deps sanity
+.PHONY: help venv payload browser-deps lab lab-down lab-status demo rollout rollback compliance test test-deps lint syntax unit molecule bench clean fleet fleet-down fleet-deps bench-ssh bench-smb awx-deps sanity style changelog-lint changelog role-docs
 
 help:
 	@echo "make demo      set up (virtualenv, payload, lab) and run rollout.yml against the lab"
-	@echo "make test      run the whole test suite (lint, syntax, sanity, unit, lab, end-to-end, fleet, SMB, AWX, molecule)"
+	@echo "make test      run the whole test suite (lint, style, changelog-lint, syntax, sanity, unit, lab, end-to-end, fleet, SMB, AWX, molecule)"
 	@echo "               on ansible-core $(LINE), then the compatibility passes ($(addprefix make compat-,$(COMPAT_LINES)))"
 	@echo "LINE=2.19|2.20|2.21 (default $(LINE)) picks the ansible-core line; PYTHON=... names the Python (README)"
 	@echo "make lab / lab-down / lab-status, make rollback, make compliance, make bench"
+	@echo "make style (STYLE_FORMAT=skip), make role-docs, make changelog: README, \"Contributing\""
 	@echo "make fleet / fleet-down (root): the SSH fleet, hosts in namespaces (docs/FLEET.md)"
 
 # A virtualenv of another Python (an older checkout's 3.11 one, say) is
@@ -146,7 +147,7 @@ test-deps:
 # Then the compatibility passes of the other lines (below), after the whole
 # suite: their sanity and their tests, one line after the other.
 test: payload test-deps browser-deps fleet-deps awx-deps
-	$(MAKE) --no-print-directory -j3 --output-sync=target lint sanity molecule
+	$(MAKE) --no-print-directory -j3 --output-sync=target lint sanity molecule style changelog-lint
 	$(BIN)/python -m pytest -n 2 tests
 	$(MAKE) --no-print-directory $(addprefix compat-,$(COMPAT_LINES))
 
@@ -181,6 +182,32 @@ compat-pass: venv
 .PHONY: collection
 collection: venv
 	$(BIN)/ansible-galaxy collection build --force --output-path dist
+
+# The code's habits (pyproject.toml): ruff's lint rules on the Python of
+# plugins/, bin/, tests/ and benchmarks/, ruff's format check, and mypy on
+# the shared code (module_utils, plugin_utils). STYLE_FORMAT=skip leaves the
+# format check out (make style STYLE_FORMAT=skip).
+STYLE_FORMAT ?= check
+STYLE_PATHS := plugins bin tests benchmarks
+style: venv
+	$(BIN)/ruff check $(STYLE_PATHS)
+	$(if $(filter skip,$(STYLE_FORMAT)),@echo "style: ruff format --check skipped (STYLE_FORMAT=skip)",$(BIN)/ruff format --check $(STYLE_PATHS))
+	$(BIN)/mypy plugins/module_utils plugins/plugin_utils
+
+# Changelog fragments (changelogs/fragments/, one per change; README,
+# "Contributing"): `make changelog-lint` checks them, `make changelog`
+# writes CHANGELOG.md from changelogs/changelog.yaml and the fragments
+# (antsibull-changelog generate; a release is `antsibull-changelog release`).
+changelog-lint: venv
+	$(BIN)/antsibull-changelog lint
+
+changelog: venv
+	$(BIN)/antsibull-changelog generate
+
+# Each role's README.md is written from its meta/argument_specs.yml
+# (bin/sms-role-docs); tests/unit/test_role_docs.py fails when one differs.
+role-docs: venv
+	$(BIN)/python bin/sms-role-docs
 
 # ansible-test sanity on the checkout as the sms.hotfix collection (tests/sanity/run-sanity)
 sanity: venv

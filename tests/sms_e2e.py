@@ -128,7 +128,7 @@ class Run:
         return sum((self.stats.get("changed") or {}).values())
 
     def failed_hosts(self):
-        return sorted(set((self.stats.get("failures") or {})) | set((self.stats.get("dark") or {})))
+        return sorted(set(self.stats.get("failures") or {}) | set(self.stats.get("dark") or {}))
 
     def report(self):
         runs = sorted(os.listdir(self.report_dir)) if os.path.isdir(self.report_dir) else []

@@ -200,7 +200,7 @@ def sms_operator_holder(user):
     return "%s@%s" % (user, socket.gethostname() or "controller")
 
 
-class FilterModule(object):
+class FilterModule:
     """Rollout planning filters."""
 
     def filters(self):

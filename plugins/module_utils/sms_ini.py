@@ -14,6 +14,7 @@ Lines end at CR LF, LF or CR only: `str.splitlines` would also split at
 from __future__ import annotations
 
 import re
+from typing import cast
 
 _SECTION = re.compile(r"^\s*\[([^\]]*)\]\s*$")
 _KEY = re.compile(r"^(\s*)([^=;#\[\s][^=]*?)(\s*=\s*)(.*?)(\s*)$")
@@ -29,7 +30,8 @@ def split_lines(text):
     lines = []
     position, end = 0, len(text)
     while position < end:
-        match = _LINE.match(text, position)
+        # _LINE matches any rest of the text (each part may be empty)
+        match = cast("re.Match[str]", _LINE.match(text, position))
         lines.append([match.group(1), match.group(2)])
         position = match.end()
     return lines
@@ -215,7 +217,9 @@ class IniDocument:
 
     def _section_end(self, wanted_section):
         """Index just after the last key line of a section, or None."""
-        section, start, last = None, None, None
+        section: str | None = None
+        start: int | None = None
+        last = 0  # read only once start is set
         for index, (body, _nl) in enumerate(self._lines):
             match = _SECTION.match(body)
             if match:

@@ -13,6 +13,7 @@ import datetime
 import json
 import os
 import re
+from typing import cast
 
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import LocalVolume, SmsFileError
 
@@ -162,6 +163,7 @@ def validate_manifest(raw, base_dir, platforms=None, check_payload=True, source=
                 raise ManifestError("%s: must be an object" % fwhere, path=path)
             name = entry.get("name")
             check_plain_name(name, fwhere)
+            name = cast(str, name)  # check_plain_name refused anything else
             fwhere = "%s, file %s" % (pwhere, name)
             if name.lower() in seen:
                 raise ManifestError("%s: listed twice (names are case-insensitive)" % fwhere, path=path)

@@ -70,7 +70,7 @@ class OnceZipImporter(zipimport.zipimporter):
             path = self._shipped_path(fullname, code)
             if path is None:
                 return super().get_filename(fullname)  # bytecode compiled elsewhere: ask as zipimport does
-            _imp._fix_co_filename(code, path)  # pylint: disable=protected-access  # as importlib does for .pyc
+            _imp._fix_co_filename(code, path)  # type: ignore[attr-defined]  # pylint: disable=protected-access  # as importlib does for .pyc
         self._compiled[fullname] = code
         return code.co_filename
 

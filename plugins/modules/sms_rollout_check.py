@@ -15,7 +15,7 @@ description:
     will be for that host (play parameters, then the host's variables and extra vars, then the role's
     defaults) and validates them against the role's C(meta/argument_specs.yml). The tiers' roles then run
     without a per-host validation task.
-  - Also refuses what a spec cannot say; a tier group that does not exist or is empty, more than one site
+  - Also refuses what a spec cannot say - a tier group that does not exist or is empty, more than one site
     server, waves that are not positive counts or percentages in (0, 100], a threshold outside 0-100,
     platforms the manifest lacks, and a list of the site's logon server names that does not match the
     logon group.
@@ -46,7 +46,7 @@ options:
     type: dict
   tiers:
     description:
-      - One entry per tier with C(role), C(entry) (the role's entry point, default V(main)), C(group) (the
+      - One entry per tier with C(role), C(entry) (the role's entry point, default C(main)), C(group) (the
         inventory group), C(group_var) (the variable naming that group, for messages), C(label),
         C(params) (variables the playbook passes to the role), C(single) (the group must hold one host),
         C(require_hosts) (default true) and C(platform_var) with C(platforms) (to count clients outside
@@ -54,7 +54,7 @@ options:
     type: list
     elements: dict
   waves:
-    description: The client waves (C(serial)); checked when given.
+    description: The client waves (the client play's C(serial)), like V([1, "10%", "50%", "100%"]); checked when given.
     type: raw
   max_fail_percentage:
     description: The per-wave threshold; checked with O(waves).
@@ -95,6 +95,7 @@ seealso:
 EXAMPLES = r"""
 - name: Check every tier's inputs
   sms.hotfix.sms_rollout_check:
+    core: true
     waves: [1, "10%", "50%", "100%"]
     max_fail_percentage: 20
     tiers:
@@ -108,15 +109,26 @@ EXAMPLES = r"""
 
 RETURN = r"""
 summary:
-  description: Hosts checked per tier.
+  description:
+    - Hosts checked per tier (by the tier's C(label)), and how many clients are outside O(platforms)
+      (C(outside sms_rollout_platforms)) when there are any.
   returned: always
   type: dict
   sample: {"site server": 1, "logon servers": 3, "clients": 12}
 problems:
-  description: Every problem found (the task fails when there is one).
+  description:
+    - Every problem found, one sentence each, naming the variable, the value, the hosts and what to do.
+    - The task fails when there is one, and nothing was changed anywhere.
   returned: failure
   type: list
   elements: str
+  sample:
+    - "sms_rollout_waves: '0%' is not a wave: each wave is a positive number of clients or a percentage in
+      (0, 100], like [1, '10%', '50%', '100%'] (0 would run every client at once, with no canary)"
+msg:
+  description: One line - every input valid (with the hosts per tier), or how many problems stop the rollout, and each.
+  returned: always
+  type: str
 status:
   description:
     - What the check found, in one word, V(passed) (every input holds, the rollout may start) or V(refused)

@@ -12,7 +12,7 @@ short_description: Take or release the rollout lock on an SMS site server
 description:
   - Keeps two rollouts (two AWX jobs, or a person and a schedule) from staging a hotfix on the same
     site server at once. The lock is a file, by default C(<SMS root>/Hotfix/rollout.lock), holding
-    JSON with the C(holder), C(purpose), C(started) (ISO-8601 UTC) and C(epoch) of the run that holds it.
+    JSON with the C(holder), C(purpose), C(started) (ISO-8601 UTC), C(epoch) and C(run) of the run that holds it.
   - O(state=acquired) creates the lock exclusively (nobody else can create it at the same moment).
     If the lock is already held by the same O(holder), the run goes on (re-entrant, e.g. a re-run of the
     same job after a failure) and the lock gets a new C(epoch) and a C(refreshed) date (C(started) is kept,
@@ -25,10 +25,11 @@ description:
     the stale lock is renamed to a unique name, and the new lock is created exclusively. A run that finds
     the lock gone or changed judges again, once. A lock file that
     cannot be read is aged by its file date. Until it is stale, only O(force=true) (the
-    C(playbooks/unlock.yml) playbook with C(-e sms_unlock_force=true)) removes another holder's lock.
+    C(playbooks/unlock.yml) playbook with C(-e sms_unlock_force=true)) removes another holder's lock
+    (O(state=released)).
   - O(state=released) removes the lock if O(holder) holds it (or anyone holds it, with O(force=true)).
   - Taking a free lock and releasing one's own lock are the run's own bookkeeping, not a change of the
-    managed state, so they report C(changed=false) (with RV(acquired) or RV(released) true) and a whole
+    managed state, so they report C(changed=false) (with RV(acquired=true) or RV(released=true)) and a whole
     rollout stays idempotent. Only a takeover of a stale lock or a forced release reports a change.
 version_added: "1.0.0"
 author: SMS hotfix rollout maintainers (@sms-hotfix-rollout)
@@ -63,7 +64,7 @@ options:
     default: 21600
   run:
     description:
-      - The run taking the lock, which the lock records; C(controller) (host name), C(pid) and C(pid_started)
+      - The run taking the lock, which the lock records - C(controller) (host name), C(pid) and C(pid_started)
         of the C(ansible-playbook) process, and C(awx_job) (the AWX workflow job or job id) under AWX. The
         action plugin of the same name fills it in.
       - A re-entry by the same O(holder) is for a run whose predecessor died. When the lock records another
@@ -96,19 +97,25 @@ seealso:
 
 EXAMPLES = r"""
 - name: Take the rollout lock
-  sms_rollout_lock:
+  sms.hotfix.sms_rollout_lock:
     path: "{{ sms_drive_root }}/SMS/Hotfix/rollout.lock"
     holder: "awx job {{ awx_job_id | default('manual') }}"
     purpose: rollout
+  register: lock
+
+- name: Say who had a stale lock that was taken over
+  ansible.builtin.debug:
+    msg: "took over the lock of {{ lock.previous_holder.holder }}"
+  when: lock.previous_holder is defined
 
 - name: Release the rollout lock
-  sms_rollout_lock:
+  sms.hotfix.sms_rollout_lock:
     path: "{{ sms_drive_root }}/SMS/Hotfix/rollout.lock"
     holder: "awx job {{ awx_job_id | default('manual') }}"
     state: released
 
 - name: Break the lock of a run that died
-  sms_rollout_lock:
+  sms.hotfix.sms_rollout_lock:
     path: "{{ sms_drive_root }}/SMS/Hotfix/rollout.lock"
     holder: "alice@controller"
     state: released
@@ -117,16 +124,16 @@ EXAMPLES = r"""
 
 RETURN = r"""
 lock:
-  description: The lock as it is after the run (for O(state=released), the lock that was removed).
+  description: The lock as it is after the run (with O(state=released), the lock that was removed).
   returned: when there is or was a lock
   type: dict
   contains:
     holder:
-      description: Who holds it.
+      description: Who holds it (O(holder) of the run that took it).
       type: str
       sample: awx job 42
     purpose:
-      description: What for.
+      description: What for (O(purpose) of the run that took it).
       type: str
       sample: rollout
     started:
@@ -143,26 +150,30 @@ lock:
       type: str
 acquired:
   description: Whether O(holder) holds the lock now (in check mode, would hold it).
-  returned: state=acquired
+  returned: with O(state=acquired)
   type: bool
 reentrant:
-  description: Whether O(holder) already held the lock.
-  returned: state=acquired
+  description: Whether O(holder) already held the lock (a re-run of the same job goes on).
+  returned: with O(state=acquired)
   type: bool
 released:
   description: Whether a lock was removed (in check mode, would be).
-  returned: state=released
+  returned: with O(state=released)
   type: bool
 same_holder_run:
-  description: The other run of the same holder that the lock records (when the module refused to re-enter).
+  description:
+    - The other run of the same O(holder) that the lock records, with its C(controller), C(pid),
+      C(pid_started) or C(awx_job), when the module refused to re-enter because that run may still be alive.
   returned: when refused for that reason
   type: dict
 previous_holder:
-  description: The lock taken over (stale) or broken (forced), with its holder, purpose, started and age.
+  description:
+    - The lock taken over (stale) or broken (O(force=true)), with its C(holder), C(purpose), C(started)
+      and C(age) (seconds).
   returned: on a takeover or a forced release
   type: dict
 msg:
-  description: What happened.
+  description: What happened, in one sentence (on a refusal, who holds the lock and what to do).
   returned: always
   type: str
 status:

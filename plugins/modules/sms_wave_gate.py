@@ -49,9 +49,9 @@ options:
       - V(previous) (before a wave) judges the previous wave by the clients no longer in the play, and fails
         above the threshold so the rollout stops.
       - V(current) (after a wave, with C(sms_rollout_on_failure=rollback)) judges the wave that just ran by
-        the registered result of every client of the wave (C(result_var)), the failed and unreachable ones
+        the registered result of every client of the wave (O(result_var)), the failed and unreachable ones
         having been ignored so that Ansible does not end the whole run. Above the threshold it does not fail
-        but returns C(wave_gate.stopped=true), so the play can end and the rollout roll back.
+        but returns RV(wave_gate.stopped=true), so the play can end and the rollout roll back.
     type: str
     choices: [previous, current]
     default: previous
@@ -101,13 +101,15 @@ status:
   type: str
   sample: passed
 wave:
-  description: The number of the wave starting now (1 for the first).
+  description: The number of the wave starting now (1 for the first), or with O(judge=current) the wave that just ran.
   returned: always
   type: int
+  sample: 2
 waves:
-  description: How many waves the play has.
+  description: How many waves the play has, cut from O(waves) and the play's hosts as ansible-core cuts them.
   returned: always
   type: int
+  sample: 4
 wave_gate:
   description: What the gate saw.
   returned: always
@@ -141,6 +143,11 @@ wave_gate:
       type: list
       elements: str
     outside_window:
-      description: Set when the gate stopped because the time is outside the window.
+      description: Set when the gate stopped because the time is outside O(window).
       type: bool
+msg:
+  description: One line - the wave and what the gate counted, or why the rollout stops and what to do.
+  returned: always
+  type: str
+  sample: "wave 2 of 4: wave 1 had 0 of 1 client(s) failed or unreachable, within sms_rollout_max_fail_percentage=20%"
 """

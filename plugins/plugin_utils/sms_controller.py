@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+from typing import Any
 
 from ansible.errors import AnsibleActionFail
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import (
@@ -32,7 +33,7 @@ TRANSFER_CHOICES = ("auto", "always", "never")
 ADVICE = "check it with sms_hotfix_manifest (bin/sms-hotfix-manifest verify)"
 
 # (path, mtime_ns, size) -> (bytes, parsed JSON); a worker reads each version once.
-_CACHE = {}
+_CACHE: dict[tuple[str, int, int], tuple[bytes, Any]] = {}
 
 
 def controller_path(path):

@@ -99,7 +99,7 @@ def test_an_upgrade_wave_costs_one_task_and_one_module_run_per_client(make_lab, 
         gates[client] = [t for t in started[client] if t.startswith("Wave gate |")]
         started[client] = [t for t in started[client] if not t.startswith("Wave gate |")]
         finished[client] = [f for f in finished[client]
-                            if not f[0].split(".")[-1] in ("sms_wave_gate", "set_fact", "add_host", "meta")]
+                            if f[0].split(".")[-1] not in ("sms_wave_gate", "set_fact", "add_host", "meta")]
     per_wave = [tasks for tasks in gates.values() if tasks]
     assert len(per_wave) == 4, "the gate's tasks on 4 clients (one per wave of 1, 10%%, 50%%, 100%%): %s" % gates
     assert all(tasks == per_wave[0] for tasks in per_wave) and len(set(per_wave[0])) == len(per_wave[0]), gates

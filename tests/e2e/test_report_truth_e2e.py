@@ -109,7 +109,7 @@ def test_every_docs_sample_is_a_real_run_with_a_stopped_wave(make_lab, tmp_path)
     assert stopped.returncode != 0, out
     docs = samples("rollout-stopped")
     assert sorted(docs) == ["README.md", "docs/REPORTS.md"], docs
-    for doc, blocks in docs.items():
+    for blocks in docs.values():
         for lines in blocks:
             assert_sample_is_the_output(lines, stopped.stdout)
     report = report_of(tmp_path / "reports1")
@@ -123,7 +123,7 @@ def test_every_docs_sample_is_a_real_run_with_a_stopped_wave(make_lab, tmp_path)
     again = run(lab.root, "rollout.yml", reports=tmp_path / "reports2")
     out = again.stdout + again.stderr
     assert again.returncode == 0, out
-    for doc, blocks in samples("rollout-done").items():
+    for blocks in samples("rollout-done").values():
         for lines in blocks:
             assert_sample_is_the_output(lines, again.stdout)
     assert_only_what_ran(again.stdout, report_of(tmp_path / "reports2"))

@@ -28,7 +28,7 @@ def test_record_writes_sizes_dates_and_checksums_and_verify_accepts_them(tmp_pat
     data = json.loads(manifest.read_text())
     assert data["kb"] == "Q999999" and list(data["platforms"]) == ["x86"]
     entries = {e["name"]: e for e in data["platforms"]["x86"]["files"]}
-    for (folder, name), blob in files.items():
+    for (_folder, name), blob in files.items():
         entry = entries[name]
         assert entry["size"] == len(blob) and entry["sha256"] == lab.sha(blob)
         assert entry["date"] == "1999-01-14T23:21:00Z"

@@ -14,7 +14,7 @@ sys.path.insert(0, os.path.join(REPO, "plugins", "filter"))
 from sms_rollout import FilterModule, sms_in_window, sms_waves  # noqa: E402
 
 
-class _Inventory(object):
+class _Inventory:
     def __init__(self, count):
         self.hosts = ["h%03d" % i for i in range(count)]
 
@@ -22,7 +22,7 @@ class _Inventory(object):
         return list(self.hosts)
 
 
-class _Play(object):
+class _Play:
     hosts = "all"
     order = None
 
@@ -30,7 +30,7 @@ class _Play(object):
         self.serial = serial
 
 
-class _Executor(object):
+class _Executor:
     def __init__(self, count):
         self._inventory = _Inventory(count)
 
