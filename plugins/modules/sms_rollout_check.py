@@ -95,7 +95,7 @@ seealso:
 EXAMPLES = r"""
 - name: Check every tier's inputs
   sms.hotfix.sms_rollout_check:
-    core: true
+    check_controller: true
     waves: [1, "10%", "50%", "100%"]
     max_fail_percentage: 20
     tiers:
