@@ -42,6 +42,11 @@ CLIENT_STATUSES = ("done", "failed", "skipped", "deferred", "unreachable", "not_
 LOGON_STATUSES = ("converged", "pushed", "baseline", "restored", "reset", "lagging", "failed", "unreachable",
                   "not_reached")
 SITE_STATUSES = ("staged", "unchanged", "rolled_back", "failed", "unreachable", "not_reached")
+# sms_hotfix_stage's own `status` words and the site status each is reported as
+# (a dry run's would_* is the same status: the console says "would").
+SITE_WORDS = {"staged": "staged", "would_stage": "staged", "rolled_back": "rolled_back",
+              "would_roll_back": "rolled_back", "nothing_to_roll_back": "unchanged", "unchanged": "unchanged"}
+SITE_ROLLBACK_WORDS = ("rolled_back", "would_roll_back", "nothing_to_roll_back")
 # Logon-server states recorded before (baseline) or after (reset) the wait:
 # they never replace what the wait itself found.
 LOGON_BOOKKEEPING = ("baseline", "reset")
@@ -389,14 +394,18 @@ class RunModel(object):
             self.hotfix["kb"] = data.get("kb")
 
         if tier == "site":
+            # sms_hotfix_stage says what it did (`status`) and which job it ran
+            # (`state`: present, or absent for the rollback); the task's own
+            # argument is read only when the module never ran (refused arguments).
+            word = str(data.get("status") or "")
             state = str(data.get("state") or task_state or "")
+            rollback = state in ("absent", "rolled_back") or word in SITE_ROLLBACK_WORDS
             if failed:
                 status = "failed"
-            elif state == "rolled_back":
-                status = "rolled_back" if data.get("changed") else "unchanged"
+            elif word in SITE_WORDS:
+                status = SITE_WORDS[word]
             else:
-                status = "staged" if data.get("changed") else "unchanged"
-            rollback = state == "rolled_back"
+                status = ("rolled_back" if rollback else "staged") if data.get("changed") else "unchanged"
             self.results["site"][host] = site_entry(host, status, msg, data,
                                                     action="rollback" if rollback else "stage", at=at)
             self.note_phase("site rollback" if rollback else "stage", failed)

@@ -640,3 +640,28 @@ def test_compliance_is_recorded_under_the_new_and_the_old_name(action):
     m = report_model.RunModel(playbook="compliance.yml")
     m.record(action, "c01", {"status": "not_compliant", "compliance": {"compliant": False, "kb": "Q216552"}})
     assert m.compliance["c01"]["compliant"] is False and m.hotfix["kb"] == "Q216552"
+
+
+def site_model(data, task_state=None):
+    m = report_model.RunModel(playbook="rollout.yml")
+    m.open_span("Site server", None)
+    m.record("sms_hotfix_stage", "smssite", data, failed=bool(data.get("failed")), task_state=task_state,
+             tiers={"site"})
+    return m.results["site"]["smssite"]
+
+
+@pytest.mark.parametrize("data, task_state, status, action", [
+    # state=absent is the rollback: read from what the module returned, whatever the task said
+    ({"changed": True, "status": "rolled_back", "state": "absent", "files": []}, "absent", "rolled_back", "rollback"),
+    ({"changed": True, "status": "would_roll_back", "state": "absent", "files": []}, None, "rolled_back", "rollback"),
+    ({"changed": False, "status": "nothing_to_roll_back", "state": "absent", "files": []}, None, "unchanged",
+     "rollback"),
+    ({"changed": True, "status": "staged", "state": "present", "files": []}, "rolled_back", "staged", "stage"),
+    ({"changed": True, "status": "would_stage", "state": "present", "files": []}, None, "staged", "stage"),
+    ({"changed": False, "status": "unchanged", "state": "present", "files": []}, None, "unchanged", "stage"),
+    # refused arguments: the module never ran; the task's own state names the job
+    ({"failed": True, "msg": "Unsupported parameters"}, "absent", "failed", "rollback"),
+])
+def test_the_site_tier_is_read_from_the_stage_modules_status(data, task_state, status, action):
+    site = site_model(data, task_state)
+    assert (site["status"], site["action"]) == (status, action)
