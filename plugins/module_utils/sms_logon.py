@@ -36,7 +36,8 @@ from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import (
     JOURNAL_ROOM, BackupJournal, SmsFileError, check_free_space, check_new_folders, check_writable, iso_utc,
     read_json, write_json)
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import (
-    SMB_ARGS, PathRefused, normal_path, open_volume, plain_results, smb_settings)
+    PathRefused, normal_path, open_volume, plain_results)
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_smb_args import SMB_ARGS, smb_settings
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_ini import copy_list_version
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import (
     PLATFORM_DIRS, ManifestError, check_plain_name, load_manifest, payload_parts, payload_volume)

@@ -191,8 +191,8 @@ compile_once()  # first: the utilities below are compiled once on the host, not 
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_client import (
     ClientError, client_bin, drive_volume, logon_server, read_sms_ini, smsrun_state, wrap,
 )
-from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import (
-    SMB_ARGS, SmsFileError, normal_path, plain_results)
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import SmsFileError, normal_path, plain_results
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_smb_args import SMB_ARGS
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import (
     ManifestError, load_manifest, manifest_summary, validate_manifest)
 

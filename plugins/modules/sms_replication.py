@@ -398,7 +398,7 @@ backups_kept:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import SMB_ARGS
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_smb_args import SMB_ARGS
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_logon import (
     DEFAULT_COPY_LISTS, EXPECT_SPEC, run_job)
 

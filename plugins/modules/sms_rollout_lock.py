@@ -208,8 +208,8 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import iso_utc
-from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import (
-    SMB_ARGS, SmsFileError, open_volume, smb_settings, split_file)
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import SmsFileError, open_volume, split_file
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_smb_args import SMB_ARGS, smb_settings
 
 UNLOCK_HINT = "playbooks/unlock.yml -e sms_unlock_force=true"
 
