@@ -669,7 +669,7 @@ class LocalVolume(Volume):
             if mode is None:
                 mode = stat.S_IMODE(st.st_mode) if st is not None else 0o644
             digest = hashlib.sha256()
-            for attempt in range(100):
+            for _attempt in range(100):
                 tmp = temp_name(name)
                 try:
                     wfd = os.open(tmp, _CREATE_FLAGS, 0o600, dir_fd=fd)

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any
+from collections.abc import Callable
 
 from ansible.errors import AnsibleActionFail
 from ansible.utils.display import Display
@@ -35,19 +36,19 @@ from ansible_collections.sms.hotfix.plugins.plugin_utils.sms_bytecode import Byt
 
 display = Display()
 
-Result = Dict[str, Any]
+Result = dict[str, Any]
 
 DEFAULT_PROGRESS_INTERVAL = 30
 FIRST_PROGRESS = 5
 
 
-def manifest_expectations(path: str) -> Tuple[Dict[str, Any], str]:
+def manifest_expectations(path: str) -> tuple[dict[str, Any], str]:
     """The expected files and KB of a manifest read and validated on the controller."""
     _data, _raw, manifest = sms_controller.load(path)
     return expectations_from_manifest(manifest), manifest["kb"]
 
 
-def resolve_manifest(args: Dict[str, Any], job: str = "wait") -> Dict[str, Any]:
+def resolve_manifest(args: dict[str, Any], job: str = "wait") -> dict[str, Any]:
     """The module's arguments, validated: a controller-side manifest read here, a given `expect` checked.
 
     A push keeps the manifest path (the payload transfer handles it); so does
@@ -136,10 +137,10 @@ class LogonAction(BytecodeAction):
     WAITS = False
     PUSHES = False
 
-    def job(self, args: Dict[str, Any]) -> str:
+    def job(self, args: dict[str, Any]) -> str:
         raise NotImplementedError
 
-    def run(self, tmp: Optional[str] = None, task_vars: Optional[Dict[str, Any]] = None) -> Result:
+    def run(self, tmp: str | None = None, task_vars: dict[str, Any] | None = None) -> Result:
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
         del tmp

@@ -222,7 +222,7 @@ def logon_entry(host, status, msg=None, data=None, at=None, missing=None):
     return entry
 
 
-class RunModel(object):
+class RunModel:
     """What one run did, as the callback learns it; `to_report()` gives report.json."""
 
     def __init__(self, playbook=None, started=None):
@@ -912,7 +912,7 @@ def merge(*reports, clients=()):
     # every run of every node, in time order; wave numbers follow that order
     runs = []
     latest = []
-    for node, items in by_node.items():
+    for items in by_node.values():
         node_runs = _runs(items)
         runs.extend(node_runs)
         latest.extend(node_runs[-1])

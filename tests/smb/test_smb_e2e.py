@@ -109,7 +109,7 @@ def test_rollout_rerun_compliance_and_rollback_over_smb(site, tmp_path):
     compliance = run(site, tmp_path, "playbooks/compliance.yml", name="compliance")
     assert compliance.rc == 0, compliance.stdout[-3000:]
     facts = compliance.results("sms_client_info")
-    for client, result in facts.items():
+    for result in facts.values():
         state = result["compliance"]
         assert state["compliant"] is False and state["setup_phase"] == "verify_files"
         assert state["smsrun32"]["known"] is False and state["smsrun32"]["hung"] is None

@@ -292,7 +292,7 @@ def test_only_one_of_many_processes_takes_over_a_stale_lock(site, round_):
     # process renaming the stale lock aside and that process creating its own (which then fails).
     assert results[winners[0]][1] in ("awx job 7", None)
     assert json.loads(read(site["lock"]))["holder"] == "taker %d" % winners[0]
-    for index, (won, info) in results.items():
+    for won, info in results.values():
         if not won:
             assert "taker %d" % winners[0] in info or "changed hands" in info, info
     assert os.listdir(os.path.dirname(site["lock"])) == ["rollout.lock"]
@@ -300,7 +300,6 @@ def test_only_one_of_many_processes_takes_over_a_stale_lock(site, round_):
 
 def test_takeover_retries_once_when_the_stale_lock_vanishes(site, lock, monkeypatch):
     """Another run released the stale lock between our read and our rename: ENOENT, judge again, take it."""
-    from ansible_collections.sms.hotfix.plugins.modules import sms_rollout_lock
     plant(site["lock"], "awx job 7", age=7 * 3600)
     from ansible_collections.sms.hotfix.plugins.module_utils import sms_fs
     real = sms_fs.LocalVolume.rename

@@ -533,12 +533,12 @@ def test_report_under_ansible_runner(project, monkeypatch):
 
 # ---- the callback object itself ---------------------------------------------
 
-class Boom(object):
+class Boom:
     def __getattr__(self, name):
         raise RuntimeError("broken object")
 
 
-class Display(object):
+class Display:
     verbosity = 0
 
     def __init__(self):
