@@ -26,7 +26,7 @@ description:
     and started again after (O(running_policy=restart)), or the client is
     deferred as SMS itself would (O(running_policy=defer)).
   - Puts the cure in force and proves it, in the same run. When a client
-    service file (C(Smssrv32.exe)) changed, O(restart) says what follows:
+    service file (C(Smssrv32.exe)) changed, O(restart) says what follows;
     V(service) stops and starts the SMS client service (O(service_name), or
     O(service_stop_argv) and O(service_start_argv)); V(reboot) asks the
     caller to reboot the client (the C(sms.hotfix.sms_client) role does it
@@ -34,7 +34,7 @@ description:
     second run with O(rebooted=true) watches it; V(none) restarts nothing and
     reports a reboot pending with the list of changed service files.
   - Then, when O(verify_seconds) is more than 0, the client is watched for
-    that long: exactly one C(SMSRUN32), never above O(hung_cpu_threshold)
+    that long; healthy is exactly one C(SMSRUN32), never above O(hung_cpu_threshold)
     over an O(verify_interval), and the client service running where it was
     restarted (when O(service_name) or O(service_status_argv) can tell). A
     failed restart or watch fails the client (RV(status=restart_failed) or
@@ -312,7 +312,7 @@ status:
     - V(upgraded) (something changed, or would in check mode, including a hung
       C(SMSRUN32) ended, and the watch, if any, was healthy), V(unchanged), V(skipped) (the logon server
       does not serve the hotfix yet), V(deferred) (a healthy C(SMSRUN32) runs and the
-      policy is defer), V(rolled_back), V(verified) (after a reboot, O(rebooted=true): the watch was healthy),
+      policy is defer), V(rolled_back), V(verified) (after a reboot, with O(rebooted=true), the watch was healthy),
       V(restart_failed) (the client service did not stop or start), V(verify_failed) (the watch saw the
       hang again, no C(SMSRUN32), or the service not running) or V(refused) (bad options, nothing changed).
   returned: always
