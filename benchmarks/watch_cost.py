@@ -71,7 +71,8 @@ def main():
         for proc in procs:
             proc.kill()
             proc.wait()
-        os.rmdir(top) if os.path.isdir(top) and not os.listdir(top) else None
+        if os.path.isdir(top) and not os.listdir(top):
+            os.rmdir(top)
     if args.out:
         path = os.path.join(args.out, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-watch.json")
         with open(path, "w", encoding="utf-8") as handle:

@@ -39,6 +39,9 @@ CURE_ARGS: Dict[str, Dict[str, Any]] = dict(
     verify_interval=dict(type="float", default=1.0),
     verify_when=dict(type="str", default="changed", choices=["changed", "always"]),
     rebooted=dict(type="bool", default=False),
+    # Judged by the action plugin on the controller before the module runs (restart=reboot).
+    reboot_timeout=dict(type="float", default=600.0),
+    window=dict(type="str", default=""),
 )
 
 

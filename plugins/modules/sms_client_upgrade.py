@@ -152,6 +152,19 @@ options:
     type: str
     choices: [changed, always]
     default: changed
+  reboot_timeout:
+    description:
+      - With O(restart=reboot), the seconds a client may take to come back. The action plugin refuses the
+        client, on the controller and before anything is sent, when now plus this plus O(verify_seconds)
+        would end outside O(window).
+    type: float
+    default: 600
+  window:
+    description:
+      - The maintenance window the reboots must end inside (O(restart=reboot)), like V(22:00-05:00) or
+        V(Mon-Fri 22:00-05:00), on the controller's clock; empty means any time.
+    type: str
+    default: ""
   rebooted:
     description:
       - The caller rebooted this client just before this run (O(restart=reboot)); the result then says

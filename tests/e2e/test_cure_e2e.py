@@ -149,7 +149,9 @@ def test_a_reboot_wave_that_would_end_outside_the_window_does_not_start(make_lab
                        extravars={"sms_rollout_window": window, "sms_client_restart": "reboot"})
     assert run.rc != 0
     assert "this wave's reboots would not finish inside the maintenance window" in run.stdout, run.stdout[-3000:]
-    assert not run.results("sms_client_upgrade"), "a client ran"
+    refused = run.results("sms_client_upgrade")
+    assert sorted(refused) == ["client01"], refused  # the canary wave, refused: no later wave started
+    assert refused["client01"]["status"] == "refused" and refused["client01"]["changed"] is False
     for client in lab.clients():
         assert (lab.snapshot(client), lab.sms_ini(client)) == before[client], client
     # the same window with a reboot that fits goes on
