@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """The cost of the watch of the cure (sms_proc.watch), per client.
 
 A client's watch runs inside its upgrade's module process: it lasts its

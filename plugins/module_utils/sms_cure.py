@@ -203,8 +203,8 @@ def cure(run: Any, res: Dict[str, Any], msg: str) -> str:
         res["verify"] = {"result": "unverified", "reason": str(exc)}
         return msg + "; the cure is unverified (%s)" % exc
     problems = [verify["reason"]] if verify["result"] in ("hung", "not_running") else []
-    if restart.get("how") in ("service", "reboot") and restart.get("done") and (p["service_name"] or
-                                                                               p["service_status_argv"]):
+    can_tell = bool(p["service_name"] or p["service_status_argv"])
+    if restart.get("how") in ("service", "reboot") and restart.get("done") and can_tell:
         running = service_running(module)
         verify["service"] = "running" if running else "not running"
         if running is False:

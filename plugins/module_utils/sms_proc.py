@@ -189,7 +189,7 @@ def watch(name, scope, drive_root, seconds, interval, threshold, expect_running=
             usage = sample_cpu(pids, left)
             cpus = [cpu for cpu in usage.values() if cpu is not None]
             if cpus:
-                highest = max(highest, max(cpus))
+                highest = max(highest, *cpus)
         else:
             time.sleep(left)
             cpus = []

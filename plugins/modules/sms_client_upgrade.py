@@ -342,10 +342,10 @@ restart:
   type: dict
   contains:
     how: {description: "The policy: V(service), V(reboot) or V(none)", type: str}
-    done: {description: Whether the restart was done (by this run, or the reboot before it), type: bool}
-    needed: {description: With V(reboot), the caller must reboot the client now, type: bool}
+    done: {description: "Whether the restart was done (by this run, or the reboot before it)", type: bool}
+    needed: {description: "With V(reboot), the caller must reboot the client now", type: bool}
     pending: {description: The changed client service files waiting for a restart, type: list}
-    note: {description: Why nothing was restarted, or what would be in check mode, type: str}
+    note: {description: "Why nothing was restarted, or what would be in check mode", type: str}
     error: {description: Why the restart failed, type: str}
 verify:
   description: The watch of the cure after the upgrade (see O(verify_seconds)).
@@ -357,14 +357,14 @@ verify:
         - V(healthy), V(hung) (two instances, or one above the threshold), V(not_running),
           V(unverified) (no process table, or nothing was meant to start C(SMSRUN32)), or V(not_watched).
       type: str
-    reason: {description: What was wrong, or why nothing was watched, type: str}
+    reason: {description: "What was wrong, or why nothing was watched", type: str}
     seconds: {description: The window asked for, type: float}
     elapsed: {description: Seconds actually watched (less when a hang ended the watch early), type: float}
     looks: {description: How many times the process table was read, type: int}
     instances: {description: The most C(SMSRUN32) instances seen at one look, type: int}
     highest_cpu: {description: The highest CPU percent (of one core) one instance used over one look, type: float}
     threshold: {description: The hung threshold used, type: float}
-    service: {description: V(running) or V(not running) at the end of the watch, when it could tell, type: str}
+    service: {description: "V(running) or V(not running) at the end of the watch, when it could tell", type: str}
 skipped:
   description: True when the client was skipped because its logon server does not serve the hotfix.
   returned: when skipped

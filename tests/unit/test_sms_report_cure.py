@@ -112,8 +112,8 @@ def test_the_awx_approval_points_at_the_lines_the_canary_job_prints():
     healthy = [line.strip() for line in summary_lines(cure_model("healthy"), "reports/x")]
     hung = [line.strip() for line in summary_lines(cure_model("hung"), "reports/x")]
     for quoted, lines in (("verified healthy (N): ", healthy), ("verification <client>: FAILED: ", hung)):
-        assert '"%s' % quoted.rstrip() in said or quoted.split(" (")[0] in said, said
-        prefix = quoted.replace("(N)", "(").replace("<client>", "client01").split("(")[0]
+        assert '"%s' % quoted.rstrip() in said or quoted.split(" (", maxsplit=1)[0] in said, said
+        prefix = quoted.replace("(N)", "(").replace("<client>", "client01").split("(", maxsplit=1)[0]
         assert any(line.startswith(prefix) for line in lines), (prefix, lines)
     assert "clients[].verify" in said and "verification column" in said
     assert "verify" in json.loads(render_json(cure_model("healthy")))["clients"][0]
