@@ -84,8 +84,8 @@ def test_with_the_hotfix_every_client_is_restarted_and_verifies_healthy(make_lab
     assert all(r["verify"]["result"] == "not_watched" for r in again.results("sms_client_upgrade").values())
 
 
-def test_a_canary_left_with_the_old_binary_fails_verification_and_stops_the_rollout(make_lab, run_playbook,
-                                                                                      tmp_path):
+def test_a_canary_left_with_the_old_binary_fails_verification_and_stops_the_rollout(
+        make_lab, run_playbook, tmp_path):
     lab = make_lab(**SMALL)
     manifest = not_the_hotfix(tmp_path)
     lab.cmd("ie-setup", "--host", "client01", "--lifetime", "5")
