@@ -603,6 +603,11 @@ class Fleet:
                 kill_and_wait([p for p in self.host_pids(name) if p not in keep])
                 if not self.sshd_pids(name):
                     self.start_sshd(name)
+            # the stand-ins' faults (IE 4.01 setup running, a service that fails to start)
+            for marker in ("ie401.json", "svcfail"):
+                path = self.in_host(name, "/run/sms-fleet/lab/run/" + marker)
+                if os.path.lexists(path):
+                    os.unlink(path)
             for folder in ("/root/.ansible", "/tmp", "/var/tmp"):
                 top = self.in_host(name, folder)
                 if os.path.isdir(top):

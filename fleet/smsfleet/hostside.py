@@ -13,6 +13,18 @@ Commands:
                        starts SMSRUN32 stand-ins on this client, detached with
                        their output closed, and returns (the inventory's
                        sms_client_smsrun_argv).
+  ie-setup [--lifetime S] [--cpu C] [--done]
+                       IE 4.01's per-user setup runs on this client: a
+                       pre-hotfix SMSRUN32 started while it runs hangs (two
+                       instances burning CPU, Q216552); the hotfix's does not.
+  service start|stop|status
+                       the SMS client service stand-in (a process named
+                       SMSSRV32); status exits 0 while it runs, 3 when not.
+  service-fault [--clear]
+                       the service's next starts fail (exit 1).
+  reboot               the twin's reboot: every SMSRUN32 and the service end,
+                       then the service and one SMSRUN32 start (a test hook:
+                       the host's kernel is the machine's own).
   small-drive --free BYTES
                        puts this host's drive on a small tmpfs with only BYTES
                        free (a full disk), the files kept.
@@ -192,6 +204,10 @@ def cmd_smsrun(args):
     else:
         image = os.path.join(bin_dir, name)
         argv0 = sys.executable or "/usr/bin/python3"
+    ie = read_json(IE_MARKER)
+    if ie and not args.hung and not is_hotfix(os.path.join(bin_dir, name)):
+        # Q216552: installed while IE 4.01 setup does its per-user configuration
+        args.hung, args.cpu, args.lifetime = True, ie.get("cpu", 0.95), ie.get("lifetime", 60.0)
     lifetime = args.lifetime if args.lifetime is not None else (180.0 if args.hung else 900.0)
     argv = [argv0, LAB_TOOL, "_smsrun32", "--root", CLIENT_LAB, "--host", cfg["name"],
             "--image=" + image, "--mode", "hung" if args.hung else "idle", "--lifetime", repr(lifetime)]
@@ -211,6 +227,130 @@ def cmd_smsrun(args):
         time.sleep(0.02)
     print("SMSRUN32 started on %s: pid %s" % (cfg["name"], ", ".join(map(str, started))))
     return 0
+
+
+IE_MARKER = CLIENT_LAB + "/run/ie401.json"
+FAULT_MARKER = CLIENT_LAB + "/run/svcfail"
+HOTFIX_HEADER = b"Q216552 stand-in payload "  # how the hotfix's stand-in binaries begin (lab/smslab/content.py)
+SERVICE_COMM = "SMSSRV32"
+
+
+def read_json(path):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
+
+
+def is_hotfix(image):
+    try:
+        with open(image, "rb") as handle:
+            return handle.read(len(HOTFIX_HEADER)) == HOTFIX_HEADER
+    except OSError:
+        return False
+
+
+def pids_named(name):
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and comm(int(entry)) == name:
+            try:
+                with open("/proc/%s/stat" % entry) as handle:
+                    state = handle.read().rsplit(")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                continue
+            if state not in ("Z", "X"):
+                found.append(int(entry))
+    return sorted(found)
+
+
+def end(pids):
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline and any(p in pids_named(SERVICE_COMM) + pids_named("SMSRUN32") for p in pids):
+        time.sleep(0.05)
+
+
+def client_only():
+    cfg = load_config()
+    if cfg["role"] != "client":
+        raise HostError("%s is not a client" % cfg["name"])
+    os.makedirs(os.path.join(CLIENT_LAB, "run"), exist_ok=True)
+    return cfg
+
+
+def cmd_ie_setup(args):
+    cfg = client_only()
+    if args.done:
+        if os.path.exists(IE_MARKER):
+            os.unlink(IE_MARKER)
+        print("IE 4.01 per-user setup on %s: finished" % cfg["name"])
+        return 0
+    with open(IE_MARKER, "w", encoding="utf-8") as handle:
+        json.dump({"cpu": args.cpu, "lifetime": args.lifetime}, handle)
+    print("IE 4.01 per-user setup running on %s" % cfg["name"])
+    return 0
+
+
+def service_action(cfg, action):
+    running = pids_named(SERVICE_COMM)
+    if action == "status":
+        print("SMS client service on %s: %s" % (cfg["name"], "running" if running else "stopped"))
+        return 0 if running else 3
+    if action == "stop":
+        end(running)
+        print("SMS client service on %s: stopped" % cfg["name"])
+        return 0
+    if os.path.exists(FAULT_MARKER):
+        print("SMS client service on %s failed to start (fleet fault: service-fault)" % cfg["name"], file=sys.stderr)
+        return 1
+    if running:
+        print("SMS client service on %s: already running" % cfg["name"])
+        return 0
+    image = os.path.join(DRIVE, "MS", "SMS", "BIN", find_ci(os.path.join(DRIVE, "MS", "SMS", "BIN"), "Smssrv32.exe")
+                         or "Smssrv32.exe")
+    argv = ["/usr/bin/python3", LAB_TOOL, "_smsrun32", "--root", CLIENT_LAB, "--host", cfg["name"],
+            "--image=" + image, "--mode", "idle", "--lifetime", "3600.0", "--comm", SERVICE_COMM]
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True, close_fds=True, cwd="/")
+    deadline = time.monotonic() + 3.0
+    while time.monotonic() < deadline and comm(proc.pid) != SERVICE_COMM:
+        time.sleep(0.02)
+    print("SMS client service on %s: started (pid %d)" % (cfg["name"], proc.pid))
+    return 0
+
+
+def cmd_service(args):
+    return service_action(client_only(), args.action)
+
+
+def cmd_service_fault(args):
+    cfg = client_only()
+    if args.clear:
+        if os.path.exists(FAULT_MARKER):
+            os.unlink(FAULT_MARKER)
+    else:
+        with open(FAULT_MARKER, "w", encoding="ascii") as handle:
+            handle.write("fail\n")
+    print("SMS client service on %s: %s" % (cfg["name"], "starts normally" if args.clear else "its next starts fail"))
+    return 0
+
+
+def cmd_reboot(args):
+    cfg = client_only()
+    end(pids_named("SMSRUN32") + pids_named(SERVICE_COMM))
+    if os.path.exists(IE_MARKER):
+        os.unlink(IE_MARKER)  # a reboot ends IE's per-user setup too
+    print("%s rebooted (fleet stand-in: its processes restarted)" % cfg["name"])
+    if service_action(cfg, "start") != 0:
+        return 1
+    args.hung, args.stubborn, args.lifetime, args.cpu = False, False, None, 0.6
+    return cmd_smsrun(args)
 
 
 def tree_bytes(top):
@@ -264,6 +404,19 @@ def main(argv=None):
     p.add_argument("--lifetime", type=float)
     p.add_argument("--cpu", type=float, default=0.6, help="share of a core each hung instance burns")
     p.set_defaults(func=cmd_smsrun)
+    p = sub.add_parser("ie-setup")
+    p.add_argument("--lifetime", type=float, default=60.0)
+    p.add_argument("--cpu", type=float, default=0.95)
+    p.add_argument("--done", action="store_true")
+    p.set_defaults(func=cmd_ie_setup)
+    p = sub.add_parser("service")
+    p.add_argument("action", choices=("start", "stop", "status"))
+    p.set_defaults(func=cmd_service)
+    p = sub.add_parser("service-fault")
+    p.add_argument("--clear", action="store_true")
+    p.set_defaults(func=cmd_service_fault)
+    p = sub.add_parser("reboot")
+    p.set_defaults(func=cmd_reboot)
     p = sub.add_parser("small-drive")
     p.add_argument("--free", type=int, required=True)
     p.set_defaults(func=cmd_small_drive)

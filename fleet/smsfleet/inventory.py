@@ -109,6 +109,22 @@ def write(fleet):
         "\n",
         "# Each client is a host of its own: its whole process table is its own.\n",
         "sms_client_process_scope: host\n",
+        "\n",
+        "# The SMS client service stand-in, restarted after the upgrade, and the\n",
+        "# twin's reboot (a test hook: the hosts share the machine's kernel).\n",
+        "sms_client_restart: service\n",
+        "sms_client_service_start_argv:\n",
+        _list([HOST_PYTHON, IN_HOST_TOOLS + "/sms-fleet-host", "service", "start"], 2),
+        "sms_client_service_stop_argv:\n",
+        _list([HOST_PYTHON, IN_HOST_TOOLS + "/sms-fleet-host", "service", "stop"], 2),
+        "sms_client_service_status_argv:\n",
+        _list([HOST_PYTHON, IN_HOST_TOOLS + "/sms-fleet-host", "service", "status"], 2),
+        "sms_client_reboot_stand_in_argv:\n",
+        _list([HOST_PYTHON, IN_HOST_TOOLS + "/sms-fleet-host", "reboot"], 2),
+        "# The watch of the cure: seconds here.\n",
+        "sms_client_verify_seconds: 1\n",
+        "sms_client_canary_verify_seconds: 2\n",
+        "sms_client_verify_interval: 0.5\n",
     ])
     _write(os.path.join(fleet.inventory_dir, "group_vars", "all.yml"), all_vars)
     for platform in ("x86", "alpha"):

@@ -159,7 +159,62 @@ def cmd_mm(args):
 
 def cmd_smsrun32_body(args):
     return smsrun.run(_root(args), args.host, args.image, args.mode, args.lifetime,
-                      args.cpu, args.stubborn)
+                      args.cpu, args.stubborn, comm=args.comm)
+
+
+def cmd_ie_setup(args):
+    root = _root(args)
+    try:
+        if args.done:
+            smsrun.ie_setup_done(root, args.host)
+            print("IE 4.01 per-user setup on %s: finished" % args.host)
+            return 0
+        pids, kind = smsrun.ie_setup(root, args.host, cpu=args.cpu, lifetime=args.lifetime)
+    except smsrun.SmsrunError as exc:
+        print("sms-lab ie-setup: %s" % exc, file=sys.stderr)
+        return 2
+    if kind == "hotfix":
+        print("IE 4.01 per-user setup running on %s: its SMSRUN32 is the hotfix's, not affected" % args.host)
+    elif pids:
+        print("IE 4.01 per-user setup running on %s: the pre-hotfix SMSRUN32 hangs (Q216552): pid %s"
+              % (args.host, ", ".join(str(p) for p in pids)))
+    else:
+        print("IE 4.01 per-user setup running on %s: a pre-hotfix SMSRUN32 started now hangs (Q216552)" % args.host)
+    return 0
+
+
+def cmd_service(args):
+    try:
+        code, msg = smsrun.service(_root(args), args.host, args.action)
+    except smsrun.SmsrunError as exc:
+        print("sms-lab service: %s" % exc, file=sys.stderr)
+        return 2
+    print(msg, file=sys.stdout if code in (0, 3) else sys.stderr)
+    return code
+
+
+def cmd_reboot(args):
+    try:
+        lines = smsrun.reboot(_root(args), args.host)
+    except smsrun.SmsrunError as exc:
+        print("sms-lab reboot: %s" % exc, file=sys.stderr)
+        return 1
+    print("\n".join(lines))
+    return 0
+
+
+def cmd_service_fault(args):
+    root = _root(args)
+    marker = smsrun.fault_marker(root, args.host)
+    if args.clear:
+        if os.path.exists(marker):
+            os.unlink(marker)
+        print("SMS client service on %s: starts normally" % args.host)
+    else:
+        with open(marker, "w", encoding="ascii") as fh:
+            fh.write("fail\n")
+        print("SMS client service on %s: its next starts fail" % args.host)
+    return 0
 
 
 def parser():
@@ -207,6 +262,23 @@ def parser():
                    help="seconds (default %g healthy, %g hung)" % (smsrun.HEALTHY_LIFETIME, smsrun.HUNG_LIFETIME))
     s.add_argument("--cpu", type=float, default=smsrun.HUNG_CPU, help="hung duty cycle (0..1)")
 
+    ie = add("ie-setup", cmd_ie_setup, "IE 4.01 per-user setup on a client: a pre-hotfix SMSRUN32 hangs (Q216552)")
+    ie.add_argument("--host", required=True)
+    ie.add_argument("--cpu", type=float, default=smsrun.IE_CPU, help="the hang's duty cycle (0..1)")
+    ie.add_argument("--lifetime", type=float, default=smsrun.IE_LIFETIME, help="seconds a hung instance lives")
+    ie.add_argument("--done", action="store_true", help="the per-user setup has finished")
+
+    sv = add("service", cmd_service, "start, stop or query a client's SMS client service stand-in")
+    sv.add_argument("--host", required=True)
+    sv.add_argument("action", choices=("start", "stop", "status"))
+
+    sf = add("service-fault", cmd_service_fault, "make a client's SMS client service fail to start")
+    sf.add_argument("--host", required=True)
+    sf.add_argument("--clear", action="store_true", help="let it start again")
+
+    rb = add("reboot", cmd_reboot, "the twin's reboot of a client: its processes end and start again (test hook)")
+    rb.add_argument("--host", required=True)
+
     add("status", cmd_status, "print the lab's state as JSON")
 
     py = add("payload", cmd_payload, "write the stand-in hotfix payload", root=False)
@@ -233,6 +305,7 @@ def parser():
     h.add_argument("--lifetime", type=float, default=smsrun.HEALTHY_LIFETIME)
     h.add_argument("--cpu", type=float, default=smsrun.HUNG_CPU)
     h.add_argument("--stubborn", action="store_true")
+    h.add_argument("--comm", default="SMSRUN32")
     h.set_defaults(func=cmd_smsrun32_body)
     return p
 

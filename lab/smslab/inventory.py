@@ -55,6 +55,19 @@ def render(root_expr, tool_expr, spec):
     out.append("    sms_client_smsrun_argv:\n")
     out.append(_argv(["{{ ansible_playbook_python }}", "{{ sms_lab_tool }}", "smsrun",
                       "--root", "{{ sms_lab_root }}", "--host", "{{ inventory_hostname }}"], 6))
+    # The client service stand-in (sms-lab service), restarted after an
+    # upgrade and checked by the watch; the watch is seconds long here.
+    tool = ["{{ ansible_playbook_python }}", "{{ sms_lab_tool }}"]
+    where = ["--root", "{{ sms_lab_root }}", "--host", "{{ inventory_hostname }}"]
+    out.append("    sms_client_restart: service\n")
+    for action in ("start", "stop", "status"):
+        out.append("    sms_client_service_%s_argv:\n" % action)
+        out.append(_argv(tool + ["service"] + where + [action], 6))
+    out.append("    sms_client_reboot_stand_in_argv:\n")
+    out.append(_argv(tool + ["reboot"] + where, 6))
+    out.append("    sms_client_verify_seconds: 1\n")
+    out.append("    sms_client_canary_verify_seconds: 2\n")
+    out.append("    sms_client_verify_interval: 0.5\n")
     out.append("  children:\n")
     out.append("    site_server:\n")
     out.append(_hosts([spec.site_server], 6))

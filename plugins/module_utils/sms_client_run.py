@@ -40,7 +40,7 @@ class Run:
         self.result = {
             "changed": False, "status": "unchanged", "files": [], "ini": [],
             "smsrun32": {"found": [], "hung": False, "stopped": [], "signals": [], "restarted": False},
-            "reboot_required": False, "pending_restart": False,
+            "reboot_required": False, "pending_restart": False, "state": self.p["state"],
         }
 
     def fail(self, exc, **extra):
@@ -355,8 +355,15 @@ def _signal_name(name):
 
 def run_client(module):
     """Upgrade or roll back the client of `module` (an AnsibleModule with ARGUMENT_SPEC); exits the module."""
-    run = Run(plain_results(module))
     params = module.params
+    # The undo word is `absent`; the old words stay for one release.
+    old_state = {"upgraded": "present", "rolled_back": "absent"}.get(params["state"])
+    if old_state:
+        module.deprecate("state=%s is renamed to state=%s" % (params["state"], old_state),
+                         version="2.0.0", collection_name="sms.hotfix")
+        params["state"] = old_state
+    params["start_argv"] = params["smsrun_argv"]  # the internals' name for it (the option is smsrun_argv)
+    run = Run(plain_results(module))
     from_data = params["manifest_data"] is not None
     run.result.update(manifest_source="controller" if from_data else "host",
                       manifest_path=None if from_data else os.path.abspath(params["manifest"]))
@@ -378,9 +385,12 @@ def run_client(module):
             module.fail_json(msg="%s: %s must list signal names like TERM, KILL; %s is not one"
                              % (run.client, option, ", ".join(unknown) or "an empty list"))
         params[option] = names
-    if params["state"] == "rolled_back":
+    if params["state"] == "absent":
         # Imported only here: an upgrade never compiles the rollback's code.
         from ansible_collections.sms.hotfix.plugins.module_utils.sms_client_rollback import rollback
         rollback(run, manifest)
     else:
+        # The restart and the watch run when the upgrade exits (sms_cure), in this same module run.
+        from ansible_collections.sms.hotfix.plugins.module_utils.sms_cure import install
+        install(run)
         run.upgrade(manifest)

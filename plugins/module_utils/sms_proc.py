@@ -157,3 +157,58 @@ def stop(pids, signals, timeout):
                 break
             time.sleep(0.05)
     return [pid for pid in remaining if alive(pid)], sent
+
+
+def watch(name, scope, drive_root, seconds, interval, threshold, expect_running=True):
+    """Watch the client's `name` processes for `seconds`: the Q216552 cure holds.
+
+    Healthy means exactly one instance at every look, none above `threshold`
+    percent of one core over any `interval`. Each look lists the processes and
+    samples their CPU over `interval` seconds (the window is spent sampling,
+    not sleeping). The watch ends early at the first unhealthy look: a hang
+    seen once is a failure, and a hung pair burning CPU needs no more proof.
+    With `expect_running` false (nothing was meant to start it), zero
+    instances make the watch `unverified`, not failed.
+
+    Returns a dict: result (healthy, hung, not_running, unverified), reason,
+    seconds (asked), elapsed, looks, instances (the most seen at one look),
+    highest_cpu (percent, the highest one instance used over one interval).
+    """
+    began = time.monotonic()
+    deadline = began + max(0.0, float(seconds))
+    interval = max(0.05, float(interval))
+    looks, most, highest, reason, result = 0, 0, 0.0, None, "healthy"
+    seen_any = False
+    while True:
+        found = list_processes(name, scope, drive_root)
+        pids = [entry["pid"] for entry in found]
+        most = max(most, len(pids))
+        left = max(0.05, min(interval, deadline - time.monotonic()))
+        if pids:
+            seen_any = True
+            usage = sample_cpu(pids, left)
+            cpus = [cpu for cpu in usage.values() if cpu is not None]
+            if cpus:
+                highest = max(highest, *cpus)
+        else:
+            time.sleep(left)
+            cpus = []
+        looks += 1
+        if len(pids) > 1:
+            result, reason = "hung", "%d instances of %s at once (Q216552: two instances, one hung)" % (len(pids), name)
+        elif cpus and max(cpus) > threshold:
+            result, reason = "hung", "%s at %.1f %% CPU over %.2gs, above the hung threshold of %g %%" % (
+                name, max(cpus), left, threshold)
+        if reason:
+            break
+        if time.monotonic() >= deadline:
+            # A start may take a moment: only the last look must see it running.
+            if not pids and expect_running:
+                result, reason = "not_running", "%s is not running at the end of the watch (exactly one " \
+                    "instance is expected)" % name
+            break
+    if result == "healthy" and not seen_any:
+        result, reason = "unverified", "%s did not run during the watch and nothing was meant to start it" % name
+    return {"result": result, "reason": reason, "seconds": float(seconds),
+            "elapsed": round(time.monotonic() - began, 2), "looks": looks, "instances": most,
+            "highest_cpu": round(highest, 1), "threshold": float(threshold)}

@@ -25,8 +25,22 @@ description:
     healthy C(SMSRUN32) is stopped gracefully before its files are replaced
     and started again after (O(running_policy=restart)), or the client is
     deferred as SMS itself would (O(running_policy=defer)).
+  - Puts the cure in force and proves it, in the same run. When a client
+    service file (C(Smssrv32.exe)) changed, O(restart) says what follows;
+    V(service) stops and starts the SMS client service (O(service_name), or
+    O(service_stop_argv) and O(service_start_argv)); V(reboot) asks the
+    caller to reboot the client (the C(sms.hotfix.sms_client) role does it
+    with M(ansible.builtin.reboot), inside the maintenance window) and a
+    second run with O(rebooted=true) watches it; V(none) restarts nothing and
+    reports a reboot pending with the list of changed service files.
+  - Then, when O(verify_seconds) is more than 0, the client is watched for
+    that long; healthy is exactly one C(SMSRUN32), never above O(hung_cpu_threshold)
+    over an O(verify_interval), and the client service running where it was
+    restarted (when O(service_name) or O(service_status_argv) can tell). A
+    failed restart or watch fails the client (RV(status=restart_failed) or
+    RV(status=verify_failed)), with what was seen in RV(verify).
   - Every replaced file and the original C(SMS.INI) are backed up once in
-    O(state_dir). O(state=rolled_back) puts the original files back and sets
+    O(state_dir). O(state=absent) puts the original files back and sets
     C([SMS] CopyListVersion) and C([Local] SetupPhase) back to the original's
     values (removing a key the original lacked); whatever else SMS changed in
     C(SMS.INI) since the upgrade is kept. Only a current C(SMS.INI) that cannot
@@ -77,13 +91,86 @@ options:
     required: true
   state:
     description:
-      - V(upgraded) upgrades the client; V(rolled_back) restores the files
-        recorded in O(state_dir) by earlier runs and the two C(SMS.INI) keys
-        this module manages, then retires the journal. Without a journal there
-        is nothing to roll back (changed=false).
+      - V(present) upgrades the client (then restarts and watches it, see O(restart) and O(verify_seconds)).
+      - V(absent) restores the files recorded in O(state_dir) by earlier runs and the two C(SMS.INI) keys
+        this module manages, then retires the journal. Without a journal there is nothing to roll back
+        (changed=false).
+      - V(upgraded) and V(rolled_back) are the old words for V(present) and V(absent); they still work,
+        with a deprecation warning, and are removed in 2.0.0.
     type: str
-    choices: [upgraded, rolled_back]
-    default: upgraded
+    choices: [present, absent, upgraded, rolled_back]
+    default: present
+  restart:
+    description:
+      - What is restarted after a client service file changed in this run.
+      - V(service) stops and starts the client service (O(service_name) or O(service_stop_argv) and
+        O(service_start_argv)); a failure fails the client (RV(status=restart_failed)).
+      - V(reboot) restarts nothing here; RV(restart.needed) asks the caller for a reboot, and a second
+        run with O(rebooted=true) and O(verify_when=always) watches the client afterwards.
+      - V(none) restarts nothing; RV(restart.note) says a reboot is pending and RV(restart.pending) names
+        the changed service files.
+      - C(SMSRUN32) is started again with O(smsrun_argv) whatever this says.
+    type: str
+    choices: [service, reboot, none]
+    default: none
+  service_name:
+    description:
+      - The client service's name on a host with a service manager (C(systemctl), else C(service)).
+      - Mutually exclusive with the O(service_start_argv), O(service_stop_argv) and O(service_status_argv) lists.
+    type: str
+  service_start_argv:
+    description: Command (argv list, no shell) that starts the client service and returns; needs O(service_stop_argv).
+    type: list
+    elements: str
+    default: []
+  service_stop_argv:
+    description: Command (argv list, no shell) that stops the client service.
+    type: list
+    elements: str
+    default: []
+  service_status_argv:
+    description:
+      - Command (argv list) that exits 0 while the client service runs. Empty means the watch cannot tell
+        and does not check the service.
+    type: list
+    elements: str
+    default: []
+  verify_seconds:
+    description:
+      - How long the client is watched after an upgrade (and its restart); V(0) watches nothing.
+      - The watch ends early at the first unhealthy look (two instances, or one above the threshold).
+    type: float
+    default: 0
+  verify_interval:
+    description: Seconds of each look of the watch (the CPU of every C(SMSRUN32) is sampled over it).
+    type: float
+    default: 1.0
+  verify_when:
+    description:
+      - V(changed) watches only a client this run upgraded; V(always) also one already up to date
+        (after a reboot).
+    type: str
+    choices: [changed, always]
+    default: changed
+  reboot_timeout:
+    description:
+      - With O(restart=reboot), the seconds a client may take to come back. The action plugin refuses the
+        client, on the controller and before anything is sent, when now plus this plus O(verify_seconds)
+        would end outside O(window).
+    type: float
+    default: 600
+  window:
+    description:
+      - The maintenance window the reboots must end inside (O(restart=reboot)), like V(22:00-05:00) or
+        V(Mon-Fri 22:00-05:00), on the controller's clock; empty means any time.
+    type: str
+    default: ""
+  rebooted:
+    description:
+      - The caller rebooted this client just before this run (O(restart=reboot)); the result then says
+        RV(restart.how=reboot), RV(restart.done=true) and, when the watch is healthy, RV(status=verified).
+    type: bool
+    default: false
   client_dir:
     description: The client's SMS binaries folder, relative to O(drive_root).
     type: str
@@ -105,7 +192,9 @@ options:
     choices: [restart, defer]
     default: restart
   hung_cpu_threshold:
-    description: A single C(SMSRUN32) using more than this percentage of one core over O(cpu_window) is hung.
+    description:
+      - A single C(SMSRUN32) using more than this percentage of one core over O(cpu_window) is hung.
+      - The watch (O(verify_seconds)) uses the same threshold over each O(verify_interval).
     type: float
     default: 90
   cpu_window:
@@ -126,14 +215,18 @@ options:
     type: list
     elements: str
     default: [TERM, KILL]
-  start_argv:
+  smsrun_argv:
     description:
       - Command (argv list, no shell) that starts C(SMSRUN32) again, like
         C(net start); it must return at once and leave no process holding its
-        output. Empty means C(SMSRUN32) is not started again (the result says so).
+        output. Empty means C(SMSRUN32) is not started again (the result says so),
+        and the watch then does not count a missing C(SMSRUN32) as a failure.
+      - The role's C(sms_client_smsrun_argv). The old name O(start_argv) still works
+        (deprecated, removed in 2.0.0).
     type: list
     elements: str
     default: []
+    aliases: [start_argv]
   process_name:
     description: Process name of the SMS client runner.
     type: str
@@ -153,7 +246,7 @@ options:
       - The site's logon servers by their SMS (NetBIOS) names, compared case-insensitively.
       - The server C(SMS.INI) names must be a plain server name and one of these; any other client
         is failed, untouched (a client's disk is untrusted).
-      - Required with O(state=upgraded).
+      - Required with O(state=present).
     type: list
     elements: str
   process_scope:
@@ -173,12 +266,16 @@ notes:
     symbolic link is followed; a link found where
     the module reads, backs up or writes fails the client with a message naming it, and nothing changes.
   - O(cpu_window) is spent only when exactly one C(SMSRUN32) runs.
+  - The watch costs O(verify_seconds) of wall time per client (clients of a wave are watched in parallel,
+    one per fork) and little CPU (one read of the process table per look).
 seealso:
   - module: sms.hotfix.sms_client_facts
 attributes:
   check_mode:
     support: full
-    details: Reports the files and keys that would change and the processes that would be stopped; stops nothing.
+    details:
+      - Reports the files and keys that would change and the processes that would be stopped; stops nothing.
+      - Says what would be restarted; restarts and watches nothing.
   diff_mode:
     support: full
     details:
@@ -190,42 +287,84 @@ attributes:
 """
 
 EXAMPLES = r"""
-- name: Upgrade the client from its logon server
-  sms_client_upgrade:
+- name: Upgrade the client, restart its service and watch it for a minute
+  sms.hotfix.sms_client_upgrade:
     drive_root: "{{ sms_drive_root }}"
     platform: x86
     manifest: /opt/sms-rollout/hotfixes/Q216552/manifest.json
     share_path_pattern: /mnt/sms/{server}
-    start_argv: [/usr/local/bin/sms-client, start]
+    logon_servers: [LOGON01, LOGON02]
+    smsrun_argv: [/usr/local/bin/sms-client, start-smsrun32]
+    restart: service
+    service_name: sms-client
+    verify_seconds: 60
   register: upgrade
 
 - name: Leave busy clients for their next restart
-  sms_client_upgrade:
+  sms.hotfix.sms_client_upgrade:
     drive_root: "{{ sms_drive_root }}"
     platform: alpha
     manifest: /opt/sms-rollout/hotfixes/Q216552/manifest.json
     share_path_pattern: /mnt/sms/{server}
+    logon_servers: [LOGON01]
     running_policy: defer
 
 - name: Put the client's original files back
-  sms_client_upgrade:
+  sms.hotfix.sms_client_upgrade:
     drive_root: "{{ sms_drive_root }}"
     platform: x86
     manifest: /opt/sms-rollout/hotfixes/Q216552/manifest.json
     share_path_pattern: /mnt/sms/{server}
-    state: rolled_back
+    state: absent
 """
 
 RETURN = r"""
 status:
   description:
+    - What the run did, in one word.
     - V(upgraded) (something changed, or would in check mode, including a hung
-      C(SMSRUN32) ended), V(unchanged), V(skipped) (the logon server does not
-      serve the hotfix yet), V(deferred) (a healthy C(SMSRUN32) runs and the
-      policy is defer) or V(rolled_back).
+      C(SMSRUN32) ended, and the watch, if any, was healthy), V(unchanged), V(skipped) (the logon server
+      does not serve the hotfix yet), V(deferred) (a healthy C(SMSRUN32) runs and the
+      policy is defer), V(rolled_back), V(verified) (after a reboot, with O(rebooted=true), the watch was healthy),
+      V(restart_failed) (the client service did not stop or start), V(verify_failed) (the watch saw the
+      hang again, no C(SMSRUN32), or the service not running) or V(refused) (bad options, nothing changed).
   returned: always
   type: str
   sample: upgraded
+state:
+  description: The state this run ran (V(present) or V(absent); an old word is returned as its new one).
+  returned: always
+  type: str
+  sample: present
+restart:
+  description: What was restarted after the upgrade, and how.
+  returned: with state=present, when the client was read
+  type: dict
+  contains:
+    how: {description: "The policy: V(service), V(reboot) or V(none)", type: str}
+    done: {description: "Whether the restart was done (by this run, or the reboot before it)", type: bool}
+    needed: {description: "With V(reboot), the caller must reboot the client now", type: bool}
+    pending: {description: The changed client service files waiting for a restart, type: list}
+    note: {description: "Why nothing was restarted, or what would be in check mode", type: str}
+    error: {description: Why the restart failed, type: str}
+verify:
+  description: The watch of the cure after the upgrade (see O(verify_seconds)).
+  returned: with state=present, when the client was read
+  type: dict
+  contains:
+    result:
+      description:
+        - V(healthy), V(hung) (two instances, or one above the threshold), V(not_running),
+          V(unverified) (no process table, or nothing was meant to start C(SMSRUN32)), or V(not_watched).
+      type: str
+    reason: {description: "What was wrong, or why nothing was watched", type: str}
+    seconds: {description: The window asked for, type: float}
+    elapsed: {description: Seconds actually watched (less when a hang ended the watch early), type: float}
+    looks: {description: How many times the process table was read, type: int}
+    instances: {description: The most C(SMSRUN32) instances seen at one look, type: int}
+    highest_cpu: {description: The highest CPU percent (of one core) one instance used over one look, type: float}
+    threshold: {description: The hung threshold used, type: float}
+    service: {description: "V(running) or V(not running) at the end of the watch, when it could tell", type: str}
 skipped:
   description: True when the client was skipped because its logon server does not serve the hotfix.
   returned: when skipped
@@ -290,7 +429,7 @@ smsrun32:
     reason: {description: Why the state counts as hung, type: str}
     stopped: {description: Pids stopped (or that would be stopped in check mode), type: list}
     signals: {description: Signals sent, type: list}
-    restarted: {description: Whether SMSRUN32 was started again with start_argv, type: bool}
+    restarted: {description: Whether SMSRUN32 was started again with O(smsrun_argv), type: bool}
     note: {description: Explains why SMSRUN32 was not started again, type: str}
 reboot_required:
   description: A client service file (C(service) in the manifest, e.g. Smssrv32.exe) changed.
@@ -358,6 +497,7 @@ from ansible_collections.sms.hotfix.plugins.module_utils.sms_zipimport import co
 compile_once()  # first: the utilities below are compiled once on the host, not twice
 
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_client_run import run_client
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_cure import CURE_ARGS
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import SMB_ARGS
 
 ARGUMENT_SPEC = dict(
@@ -366,7 +506,7 @@ ARGUMENT_SPEC = dict(
     manifest=dict(type="path"),
     manifest_data=dict(type="dict"),
     share_path_pattern=dict(type="str", required=True),
-    state=dict(type="str", default="upgraded", choices=["upgraded", "rolled_back"]),
+    state=dict(type="str", default="present", choices=["present", "absent", "upgraded", "rolled_back"]),
     client_dir=dict(type="str", default="MS/SMS/BIN"),
     copy_list=dict(type="str", default="Cl_nt.txt"),
     running_policy=dict(type="str", default="restart", choices=["restart", "defer"]),
@@ -375,12 +515,14 @@ ARGUMENT_SPEC = dict(
     stop_timeout=dict(type="float", default=10.0),
     graceful_signals=dict(type="list", elements="str", default=["TERM"]),
     hung_signals=dict(type="list", elements="str", default=["TERM", "KILL"]),
-    start_argv=dict(type="list", elements="str", default=[]),
+    smsrun_argv=dict(type="list", elements="str", default=[], aliases=["start_argv"],
+                     deprecated_aliases=[dict(name="start_argv", version="2.0.0", collection_name="sms.hotfix")]),
     process_name=dict(type="str", default="SMSRUN32"),
     process_scope=dict(type="str", default="host", choices=["host", "drive"]),
     logon_servers=dict(type="list", elements="str"),
     state_dir=dict(type="str"),
     client_name=dict(type="str"),
+    **CURE_ARGS,
     **SMB_ARGS
 )
 
@@ -388,7 +530,7 @@ ARGUMENT_SPEC = dict(
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, mutually_exclusive=[("manifest", "manifest_data")],
                            required_one_of=[("manifest", "manifest_data")],
-                           required_if=[("state", "upgraded", ("logon_servers",))], supports_check_mode=True)
+                           required_if=[("state", "present", ("logon_servers",)), ("state", "upgraded", ("logon_servers",))], supports_check_mode=True)
     run_client(module)
 
 

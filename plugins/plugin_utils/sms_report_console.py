@@ -16,7 +16,7 @@ import re
 import shlex
 
 from ansible_collections.sms.hotfix.plugins.plugin_utils.sms_report_model import (
-    hosts_with, lock_still_held, names, plural, run_kind, short_text, stop_text)
+    hosts_with, lock_still_held, names, plural, restart_text, run_kind, short_text, stop_text, verify_text)
 
 NAME_LIMIT = 20
 LABEL = "%-14s%s"
@@ -331,8 +331,9 @@ def summary_lines(report, where, step=None, written=True):
         if reboot:
             # the SMS client service file changed: it runs the old one until the restart
             lines.append(LABEL % ("", ("would need a reboot (client service would change): %s" if check else
-                                       "reboot required (client service changed): %s")
+                                       "reboot pending (client service changed, not restarted): %s")
                                   % _hosts(reboot, where, written)))
+        lines.extend(_cure_lines(clients, where, written))
         if pending:
             # SetupPhase=verifying_files (SMSRUN32 running, policy defer) or verify_files (process state
             # unknown, e.g. a client reached over SMB): Client Setup finishes the upgrade
@@ -360,4 +361,32 @@ def summary_lines(report, where, step=None, written=True):
                               % (lock.get("holder"), lock["host"])))
     if step:
         lines.append(LABEL % step)
+    return lines
+
+
+def _cure_lines(clients, where, written):
+    """Per client: how it was restarted and what the watch of the cure saw (sms_cure)."""
+    lines = []
+    restarted = {}
+    for entry in clients:
+        text = restart_text(entry)
+        if text and "FAILED" not in text and not text.startswith("reboot pending"):
+            restarted.setdefault(text, []).append(entry["host"])
+    for text, hosts in sorted(restarted.items()):
+        lines.append(LABEL % ("", "%s (%d): %s" % (text, len(hosts), _hosts(hosts, where, written))))
+    healthy = [e for e in clients if (e.get("verify") or {}).get("result") == "healthy"]
+    if healthy:
+        top = max(float((e["verify"].get("highest_cpu") or 0)) for e in healthy)
+        most = max(int(e["verify"].get("instances") or 0) for e in healthy)
+        lines.append(LABEL % ("", "verified healthy (%d): %s (one SMSRUN32 at most %d, highest CPU %.1f %%)"
+                              % (len(healthy), _hosts([e["host"] for e in healthy], where, written), most, top)))
+    for entry in clients:
+        verify_line = verify_text(entry)
+        restart_line = restart_text(entry)
+        if verify_line.startswith("FAILED"):
+            lines.append(LABEL % ("", "verification %s: %s" % (entry["host"], verify_line)))
+        elif verify_line.startswith("unverified"):
+            lines.append(LABEL % ("", "verification %s: %s" % (entry["host"], verify_line)))
+        if "FAILED" in restart_line:
+            lines.append(LABEL % ("", "%s: %s" % (entry["host"], restart_line)))
     return lines

@@ -19,7 +19,7 @@ import os
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from ansible_collections.sms.hotfix.plugins.plugin_utils.sms_report_model import (
-    CLIENT_STATUSES, hosts_with, lock_still_held, outcome, parse_time, run_kind)
+    CLIENT_STATUSES, hosts_with, lock_still_held, outcome, parse_time, restart_text, run_kind, verify_text)
 
 TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sms_report_templates")
 
@@ -204,11 +204,13 @@ def _client_rows(report):
         restart = "reboot" if entry.get("reboot_required") else "pending" if entry.get("pending_restart") else ""
         if restart and report.get("check_mode"):
             restart = "would " + ("reboot" if restart == "reboot" else "defer")
+        restart = restart_text(entry) or restart
         search = " ".join(str(part) for part in (entry["host"], entry["status"], entry.get("detail"),
                                                  entry.get("logon_server"), full) if part).lower()
         rows.append({"host": entry["host"], "wave": entry.get("wave"), "status": entry["status"],
                      "word": STATUS_WORDS.get(entry["status"], entry["status"]), "detail": entry.get("detail"),
                      "files_changed": entry.get("files_changed"), "restart": restart,
+                     "verify": verify_text(entry),
                      "logon_server": entry.get("logon_server"), "short": short, "full": full, "folded": folded,
                      "search": search})
     return rows

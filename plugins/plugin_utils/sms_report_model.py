@@ -193,10 +193,59 @@ def client_entry(host, status, detail, msg, data=None, wave=None, at=None):
         "files_changed": _files_changed(files),
         "logon_server": data.get("logon_server"),
         "smsrun32": smsrun32,
+        "restart": _picked(data.get("restart"), RESTART_KEYS),
+        "verify": _picked(data.get("verify"), VERIFY_KEYS),
     }
     if at:
         entry["at"] = at
     return entry
+
+
+# What a client's result says of its restart and of the watch of the cure (sms_cure).
+RESTART_KEYS = ("how", "done", "needed", "pending", "note", "error")
+VERIFY_KEYS = ("result", "reason", "seconds", "elapsed", "looks", "instances", "highest_cpu", "threshold", "service")
+
+
+def _picked(value, keys):
+    if not isinstance(value, dict):
+        return None
+    return {key: plain(value[key]) for key in keys if key in value}
+
+
+def restart_text(entry):
+    """How the client was restarted after its upgrade, in a few words ('' when nothing is known)."""
+    restart = entry.get("restart") or {}
+    how = restart.get("how")
+    if restart.get("error"):
+        return "%s restart FAILED: %s" % ("client service" if how == "service" else str(how), restart["error"])
+    if restart.get("done"):
+        return "rebooted" if how == "reboot" else "client service restarted"
+    if restart.get("needed"):
+        return "reboot needed"
+    if restart.get("pending"):
+        return "reboot pending (restart=none): %s" % ", ".join(str(p) for p in restart["pending"])
+    if restart.get("note") and str(restart["note"]).startswith("would "):
+        return str(restart["note"])
+    return ""
+
+
+def verify_text(entry):
+    """The watch of the cure: window, instances, highest CPU, or why there was none ('' when unknown)."""
+    verify = entry.get("verify") or {}
+    result = verify.get("result")
+    if not result:
+        return ""
+    if result == "not_watched":
+        return "not watched: %s" % verify.get("reason")
+    facts = "watched %ss of %ss, %s instance(s) at most, highest CPU %s %%" % (
+        verify.get("elapsed"), verify.get("seconds"), verify.get("instances"), verify.get("highest_cpu"))
+    if verify.get("service"):
+        facts += ", client service %s" % verify["service"]
+    if result == "healthy":
+        return "healthy (%s)" % facts
+    if result == "unverified":
+        return "unverified: %s" % verify.get("reason")
+    return "FAILED: %s (%s)" % (verify.get("reason") or result, facts)
 
 
 def site_entry(host, status, msg, data=None, action="stage", at=None):

@@ -1391,7 +1391,8 @@ def test_a_fifo_for_sms_ini_fails_without_ansibles_file_facts(site, module_runne
     bin_before = lab.snapshot(site.bin)  # (a snapshot of the whole drive would block opening the FIFO)
     result = module_runner(MODULE, site.args())
     assert result.get("failed") is True and site.ini in result["msg"] and "not a regular file" in result["msg"], result
-    assert "state" not in result and "size" not in result, result  # Ansible's add_path_info would say "file", 0
+    # Ansible's add_path_info would say "state": "file", "size": 0; `state` is the state the module ran
+    assert result["state"] == "present" and "size" not in result, result
     assert lab.snapshot(site.bin) == bin_before and not os.path.exists(os.path.join(site.client, "MS", "SMS", "Hotfix"))
 
 

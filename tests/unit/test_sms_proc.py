@@ -156,3 +156,28 @@ def test_stop_stubborn_needs_kill(spawn):
 
 def test_stop_nothing_left(spawn):
     assert sms_proc.stop([999999999], ["TERM"], 0.1) == ([], [])
+
+
+# --- the watch of the cure (sms_client_upgrade verify_seconds) -----------------
+
+def test_watch_one_idle_instance_is_healthy_over_the_whole_window(spawn, tmp_path):
+    spawn(drive=str(tmp_path))
+    seen = sms_proc.watch("SMSRUN32", "drive", str(tmp_path), 0.6, 0.2, 90)
+    assert seen["result"] == "healthy" and seen["reason"] is None, seen
+    assert seen["instances"] == 1 and seen["looks"] >= 3 and seen["elapsed"] >= 0.6
+    assert 0 <= seen["highest_cpu"] < 90
+
+
+def test_watch_two_instances_is_the_hang_and_ends_at_the_first_look(spawn, tmp_path):
+    spawn(drive=str(tmp_path))
+    spawn(drive=str(tmp_path))
+    seen = sms_proc.watch("SMSRUN32", "drive", str(tmp_path), 30, 0.2, 90)
+    assert seen["result"] == "hung" and seen["instances"] == 2 and seen["looks"] == 1, seen
+    assert seen["elapsed"] < 5 and "2 instances of SMSRUN32" in seen["reason"]
+
+
+def test_watch_without_smsrun32_fails_only_when_one_was_expected(tmp_path):
+    expected = sms_proc.watch("SMSRUN32", "drive", str(tmp_path), 0.2, 0.1, 90)
+    assert expected["result"] == "not_running" and expected["instances"] == 0, expected
+    unexpected = sms_proc.watch("SMSRUN32", "drive", str(tmp_path), 0.2, 0.1, 90, expect_running=False)
+    assert unexpected["result"] == "unverified" and "nothing was meant to start it" in unexpected["reason"]
