@@ -453,7 +453,7 @@ class Transaction:
         kept = [("the original of %s is kept in %s" % (item["name"], item["backup"])) if item["existed"]
                 else "%s did not exist before (the journal records it)" % item["name"] for item in self.owed]
         return ("; %s, and the journal %s still names it: fix the cause, then run again or roll back "
-                "(state=rolled_back) to finish" % ("; ".join(kept), self.owed[0]["journal"]))
+                "(state=absent) to finish" % ("; ".join(kept), self.owed[0]["journal"]))
 
     def owed_backups(self):
         return [item["backup"] for item in self.owed if item["backup"]]
