@@ -16,8 +16,9 @@ from __future__ import annotations
 import re
 
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import (
-    FileChanged, PathRefused, SmsFileError, identity, is_unc, open_volume, plain_name, smb_settings, split_rel,
+    FileChanged, PathRefused, SmsFileError, identity, open_volume, plain_name, split_rel,
 )
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_smb_args import is_unc, smb_settings
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_ini import IniDocument, IniError, copy_list_version
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import PLATFORM_DIRS
 

@@ -131,6 +131,10 @@ def start_smsrun(run: Any, res: Dict[str, Any], msg: str) -> str:
     module, p = run.module, run.p
     if not p["start_argv"]:
         return msg
+    if (res.get("smsrun32") or {}).get("restarted") and not (res.get("restart") or {}).get("done"):
+        # the upgrade itself started it again and nothing ended it since: a second
+        # start now (before the first shows in the process table) would make two
+        return msg
     try:
         running = sms_proc.list_processes(p["process_name"], p["process_scope"], run.drive_root)
     except sms_proc.ProcessTableUnavailable:

@@ -38,10 +38,8 @@ import os
 import re
 import stat
 
-# The SMB options and connection settings live in sms_smb_args (re-exported here for modules not moved yet).
-from ansible_collections.sms.hotfix.plugins.module_utils.sms_smb_args import (  # noqa: F401 pylint: disable=unused-import
-    SMB_ARGS, is_unc, smb_settings,
-)
+# The SMB options and connection settings live in sms_smb_args (every module imports them from there).
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_smb_args import is_unc
 
 CHUNK = 1024 * 1024
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)

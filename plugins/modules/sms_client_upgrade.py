@@ -319,6 +319,8 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+extends_documentation_fragment:
+  - sms.hotfix.replace
 status:
   description:
     - What the run did, in one word.
@@ -477,18 +479,6 @@ ini_rebuilt:
       so that the rollout's keys were set on the new content (that writer's change kept).
   returned: when another writer changed SMS.INI during the run
   type: int
-backups_kept:
-  description:
-    - On a failure whose put-back also failed, the backups of the files that could not be put back;
-      the journal still names them, and the next run or a rollback finishes the work.
-  returned: on such a failure
-  type: list
-  elements: str
-stale_temporary_files:
-  description: Temporary files of an interrupted earlier run that this run removed (or would, in check mode).
-  returned: when there were any
-  type: list
-  elements: str
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -498,7 +488,7 @@ compile_once()  # first: the utilities below are compiled once on the host, not 
 
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_client_run import run_client
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_cure import CURE_ARGS
-from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import SMB_ARGS
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_smb_args import SMB_ARGS
 
 ARGUMENT_SPEC = dict(
     drive_root=dict(type="str", required=True),

@@ -17,6 +17,7 @@ import subprocess
 import threading
 
 import pytest
+from sms_testlib import REPO
 
 from ansible_collections.sms.hotfix.plugins.module_utils import sms_fs
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import (
@@ -976,10 +977,19 @@ def test_a_copy_that_does_not_read_back_names_the_disk(tmp_path, monkeypatch):
     assert info.value.msg.endswith("expected %s; check the disk" % hashlib.sha256(b"data").hexdigest())
 
 
-def test_the_smb_options_live_in_their_own_module_and_sms_fs_still_offers_them():
+def test_the_smb_options_live_in_their_own_module_alone():
     from ansible_collections.sms.hotfix.plugins.module_utils import sms_smb_args
 
-    assert sms_fs.SMB_ARGS is sms_smb_args.SMB_ARGS and sms_fs.smb_settings is sms_smb_args.smb_settings
+    # one place: sms_fs offers no second copy, and no plugin imports them from it
+    assert not hasattr(sms_fs, "SMB_ARGS") and not hasattr(sms_fs, "smb_settings")
+    plugins = os.path.join(REPO, "plugins")
+    for folder, _dirs, files in os.walk(plugins):
+        for name in files:
+            if name.endswith(".py"):
+                with open(os.path.join(folder, name)) as handle:
+                    text = handle.read()
+                for names in re.findall(r"sms_fs import (\([^)]*\)|[^\n]*)", text):
+                    assert not re.search(r"\b(SMB_ARGS|smb_settings)\b", names), name
     assert sms_smb_args.SMB_ARGS["smb_password"]["no_log"] is True
     settings = sms_smb_args.smb_settings({"smb_username": "u", "smb_addresses": {"LOGON01": "10.0.0.2"}},
                                          "\\\\logon01\\SMS_SHR")
