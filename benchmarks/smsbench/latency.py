@@ -34,7 +34,7 @@ from .lab import PLATFORM_DIRS, REPO, BenchError, Lab, lab_cmd, prepare, tool
 from .scenarios import CALLBACKS, PROJECT_CALLBACK
 
 ROUND_PLAYBOOK = REPO / "benchmarks" / "playbooks" / "replication_round.yml"
-WAIT_ACTION = "sms_replication"
+WAIT_ACTION = "sms_logon_wait"
 
 
 def percentile(values, fraction):
