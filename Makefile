@@ -128,8 +128,11 @@ lint: venv awx-deps
 	$(LINT_ENV) $(BIN)/ansible-lint --profile production
 	$(BIN)/ansible-playbook --syntax-check rollout.yml playbooks/*.yml
 
+# The true unit tests (tests/unit: plugins/<type>/ as community.general lays
+# them out, and project/ for the repository's tools), then the tests that run
+# real ansible-playbook on a plugin (tests/playbook).
 unit: payload
-	$(BIN)/python -m pytest tests/unit
+	$(BIN)/python -m pytest tests/unit tests/playbook
 
 molecule: payload
 	$(BIN)/molecule test --all
@@ -174,7 +177,7 @@ COMPAT_SANITY := --skip-test pylint --skip-test pep8 --skip-test yamllint
 compat-pass: venv
 	@echo "== compatibility pass: $$($(BIN)/ansible --version | head -n 1) on Python $(VENV_PYTHON_VERSION) ($(VENV))"
 	$(BIN)/python tests/sanity/run-sanity $(COMPAT_SANITY)
-	$(BIN)/python -m pytest -n 2 -p no:cacheprovider tests/unit $(COMPAT_E2E)
+	$(BIN)/python -m pytest -n 2 -p no:cacheprovider tests/unit tests/playbook $(COMPAT_E2E)
 
 # The sms.hotfix collection as people install it (README, "Installing the
 # collection"): dist/sms-hotfix-<version>.tar.gz, what galaxy.yml's
@@ -205,7 +208,7 @@ changelog: venv
 	$(BIN)/antsibull-changelog generate
 
 # Each role's README.md is written from its meta/argument_specs.yml
-# (bin/sms-role-docs); tests/unit/test_role_docs.py fails when one differs.
+# (bin/sms-role-docs); tests/unit/project/test_role_docs.py fails when one differs.
 role-docs: venv
 	$(BIN)/python bin/sms-role-docs
 

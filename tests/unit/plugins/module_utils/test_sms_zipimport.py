@@ -15,7 +15,7 @@ import zipfile
 from sms_testlib import COMPILE_COUNTER
 from ansible_collections.sms.hotfix.plugins.plugin_utils import sms_bytecode
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from sms_testlib import REPO  # noqa: E402
 UTIL = os.path.join(REPO, "plugins", "module_utils", "sms_zipimport.py")
 
 PROBE = r"""

@@ -8,7 +8,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 from ansible.executor.playbook_executor import PlaybookExecutor
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from sms_testlib import REPO  # noqa: E402
 sys.path.insert(0, os.path.join(REPO, "plugins", "filter"))
 
 from sms_rollout import FilterModule, sms_in_window, sms_waves  # noqa: E402

@@ -13,7 +13,7 @@ import re
 import pytest
 import yaml
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from sms_testlib import REPO  # noqa: E402
 MODULES = ["sms_hotfix_manifest", "sms_rollout_check", "sms_rollout_lock", "sms_wave_gate"]
 
 

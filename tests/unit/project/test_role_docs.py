@@ -17,7 +17,7 @@ import sys
 
 import yaml
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from sms_testlib import REPO  # noqa: E402
 PROGRAM = os.path.join(REPO, "bin", "sms-role-docs")
 ROLES = os.path.join(REPO, "roles")
 

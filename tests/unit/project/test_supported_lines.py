@@ -13,7 +13,7 @@ import yaml
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from sms_testlib import REPO  # noqa: E402
 
 
 def read(name):

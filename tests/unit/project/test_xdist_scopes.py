@@ -11,11 +11,13 @@ import sys
 
 from sms_testlib import REPO, xdist_scope
 
-FILES = ["tests/unit/test_sms_ini.py", "tests/unit/test_sms_zipimport.py", "tests/unit/test_sms_manifest.py"]
+FILES = ["tests/unit/plugins/module_utils/test_sms_ini.py", "tests/unit/plugins/module_utils/test_sms_zipimport.py",
+         "tests/unit/plugins/module_utils/test_sms_manifest.py"]
 
 
 def test_the_scope_is_the_file_or_the_shared_world_suite():
-    assert xdist_scope("tests/unit/test_sms_ini.py::test_x[a::b]") == "tests/unit/test_sms_ini.py"
+    assert xdist_scope("tests/unit/plugins/module_utils/test_sms_ini.py::test_x[a::b]") == \
+        "tests/unit/plugins/module_utils/test_sms_ini.py"
     assert xdist_scope("tests/fleet/test_fleet_e2e.py::test_x") == "tests/fleet"
     assert xdist_scope("tests/fleet/test_fleet_faults.py::test_y") == "tests/fleet"
     assert xdist_scope("tests/smb/test_smb_e2e.py::test_z") == "tests/smb"
