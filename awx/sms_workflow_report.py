@@ -93,8 +93,8 @@ def _shared():
     (collections/ links to it) or an installed collection (<path>/ansible_collections/sms/hotfix)."""
     from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
     _AnsibleCollectionFinder(paths=collection_paths(REPO))._install()
-    from ansible_collections.sms.hotfix.plugins.plugin_utils import sms_report_files as files
-    from ansible_collections.sms.hotfix.plugins.plugin_utils import sms_report_model as model
+    from ansible_collections.sms.hotfix.plugins.plugin_utils import _sms_report_files as files
+    from ansible_collections.sms.hotfix.plugins.plugin_utils import _sms_report_model as model
     return model, files
 
 

@@ -298,6 +298,6 @@ def prepare(lab, log, run):
 
 
 def copy_dir_times(src, dst):
-    for folder, dirs, _files in os.walk(src):
+    for folder, _dirs, _files in os.walk(src):
         rel = os.path.relpath(folder, src)
         shutil.copystat(folder, os.path.join(dst, rel))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleActionFail
 
-from ansible_collections.sms.hotfix.plugins.plugin_utils import sms_controller
+from ansible_collections.sms.hotfix.plugins.plugin_utils import _sms_controller as sms_controller
 
 
 class ActionModule(sms_controller.ManifestDataAction):

@@ -21,7 +21,7 @@ import datetime
 from ansible.module_utils.common.text.converters import to_text
 
 from ansible_collections.sms.hotfix.plugins.filter.sms_rollout import sms_in_window
-from ansible_collections.sms.hotfix.plugins.plugin_utils import sms_controller
+from ansible_collections.sms.hotfix.plugins.plugin_utils import _sms_controller as sms_controller
 
 
 def reboot_refusal(args, now=None):

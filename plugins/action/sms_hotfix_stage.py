@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 
-from ansible_collections.sms.hotfix.plugins.plugin_utils import sms_controller
+from ansible_collections.sms.hotfix.plugins.plugin_utils import _sms_controller as sms_controller
 
 
 def lab_not_built(result, lab_root):

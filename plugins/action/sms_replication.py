@@ -4,14 +4,14 @@
 """Front of the deprecated sms_replication module (removed in 2.0.0).
 
 Each old `state` runs the controller side of the module that replaced it
-(plugins/plugin_utils/sms_logon_controller.py): baseline and reset as
+(plugins/plugin_utils/_sms_logon_controller.py): baseline and reset as
 sms_copy_list_baseline, converged as sms_logon_wait, pushed and restored as
 sms_logon_push. meta/runtime.yml's deprecation warns when a task uses it.
 """
 
 from __future__ import annotations
 
-from ansible_collections.sms.hotfix.plugins.plugin_utils.sms_logon_controller import LogonAction
+from ansible_collections.sms.hotfix.plugins.plugin_utils._sms_logon_controller import LogonAction
 
 JOBS = {"baseline": "baseline", "converged": "wait", "pushed": "push", "restored": "restore", "reset": "reset"}
 

@@ -26,7 +26,7 @@ from ansible.errors import AnsibleError
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
-from ansible_collections.sms.hotfix.plugins.plugin_utils.sms_bytecode import SWITCH, bytecode_wanted
+from ansible_collections.sms.hotfix.plugins.plugin_utils._sms_bytecode import SWITCH, bytecode_wanted
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
 ROLES = os.path.join(TOP, "roles")
@@ -194,7 +194,7 @@ def limit_problems(limit, kept, needs, groups, awx=False):
     if awx:
         how = "launch it again with Limit %s" % wider
     else:
-        from ansible_collections.sms.hotfix.plugins.plugin_utils.sms_invocation import current, rerun
+        from ansible_collections.sms.hotfix.plugins.plugin_utils._sms_invocation import current, rerun
         how = rerun(current(), limit=wider)
     return ["--limit %s leaves out %s, which this playbook must go through before any client: the site server "
             "holds the rollout lock and its tier comes first (staged, or rolled back). "

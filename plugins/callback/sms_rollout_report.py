@@ -2,9 +2,9 @@
 # Copyright: (c) 2026, the sms-hotfix-rollout authors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The rollout's operator report, as a callback: it follows the run's events
-and feeds the report model (plugin_utils/sms_report_model.py); the console
+and feeds the report model (plugin_utils/_sms_report_model.py); the console
 lines, report.json, junit.xml and report.html are rendered from that model by
-plugin_utils/sms_report_{console,json,junit,html}.py."""
+plugin_utils/_sms_report_{console,json,junit,html}.py."""
 
 from __future__ import annotations
 
@@ -71,11 +71,11 @@ import traceback
 from ansible import context
 from ansible.plugins.callback import CallbackBase
 
-from ansible_collections.sms.hotfix.plugins.plugin_utils import sms_report_model as model
-from ansible_collections.sms.hotfix.plugins.plugin_utils.sms_report_console import (
+from ansible_collections.sms.hotfix.plugins.plugin_utils import _sms_report_model as model
+from ansible_collections.sms.hotfix.plugins.plugin_utils._sms_report_console import (
     next_step, summary_lines, wave_progress)
-from ansible_collections.sms.hotfix.plugins.plugin_utils.sms_report_files import make_folder, write_report
-from ansible_collections.sms.hotfix.plugins.plugin_utils.sms_invocation import current as current_invocation
+from ansible_collections.sms.hotfix.plugins.plugin_utils._sms_report_files import make_folder, write_report
+from ansible_collections.sms.hotfix.plugins.plugin_utils._sms_invocation import current as current_invocation
 
 # Kept importable from here: tools and tests reach them by the callback's name.
 serial_batches = model.serial_batches

@@ -19,7 +19,7 @@ and fails with the job's message and facts; every result carries `status`
 
 Validation happens once: `check_expectations` is the one check of an
 expectation set (`expect`), run on the controller by the action plugins
-(plugins/plugin_utils/sms_logon_controller.py); the module trusts the typed
+(plugins/plugin_utils/_sms_logon_controller.py); the module trusts the typed
 `expect` its argument spec gives it (EXPECT_SPEC). A manifest that only the
 host has is validated where it is read (sms_manifest.load_manifest).
 """

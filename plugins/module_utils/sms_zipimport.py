@@ -18,7 +18,7 @@ from a zip (tests, ansible-test). A module calls it before importing the
 rest of the collection's utilities.
 
 The action plugins also ship bytecode in the zip (plugins/plugin_utils/
-sms_bytecode.py), compiled on the controller under `SHIPPED_PREFIX` and the
+_sms_bytecode.py), compiled on the controller under `SHIPPED_PREFIX` and the
 file's path inside the zip. For what is imported after `compile_once()`,
 the importer gives such code the full path Python would have given the
 source (`__file__`, tracebacks), and keeps it for `get_code` as it does

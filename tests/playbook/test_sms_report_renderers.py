@@ -1,6 +1,6 @@
 """The report model and each renderer alone, on models built in the test.
 
-The model (plugin_utils/sms_report_model.py) is fed the way the callback feeds
+The model (plugin_utils/_sms_report_model.py) is fed the way the callback feeds
 it, with plain values and a clock the test sets; the renderers (JSON, JUnit,
 HTML, console) are then checked against what the model says: counts, order,
 escaping, the picture's geometry, the closing command. merge() and the
@@ -20,13 +20,13 @@ import pytest
 from sms_html import parse
 from sms_testlib import REPO
 
-from ansible_collections.sms.hotfix.plugins.plugin_utils import sms_report_files as files
-from ansible_collections.sms.hotfix.plugins.plugin_utils import sms_report_html as html_renderer
-from ansible_collections.sms.hotfix.plugins.plugin_utils import sms_report_model as model
-from ansible_collections.sms.hotfix.plugins.plugin_utils.sms_report_console import (
+from ansible_collections.sms.hotfix.plugins.plugin_utils import _sms_report_files as files
+from ansible_collections.sms.hotfix.plugins.plugin_utils import _sms_report_html as html_renderer
+from ansible_collections.sms.hotfix.plugins.plugin_utils import _sms_report_model as model
+from ansible_collections.sms.hotfix.plugins.plugin_utils._sms_report_console import (
     next_step, summary_lines, wave_progress)
-from ansible_collections.sms.hotfix.plugins.plugin_utils.sms_report_json import render_json
-from ansible_collections.sms.hotfix.plugins.plugin_utils.sms_report_junit import render_junit
+from ansible_collections.sms.hotfix.plugins.plugin_utils._sms_report_json import render_json
+from ansible_collections.sms.hotfix.plugins.plugin_utils._sms_report_junit import render_junit
 
 SCHEMA = os.path.join(REPO, "docs", "report.schema.json")
 TOOL = os.path.join(REPO, "bin", "sms-report")

@@ -591,7 +591,7 @@ def test_baseline_alone_is_not_convergence(project):
 
 # ---- the model reads what a module returned (status, state), never the task's arguments ----
 
-from ansible_collections.sms.hotfix.plugins.plugin_utils import sms_report_model as report_model  # noqa: E402
+from ansible_collections.sms.hotfix.plugins.plugin_utils import _sms_report_model as report_model  # noqa: E402
 
 
 def lock_model(*results):

@@ -10,7 +10,7 @@ host (benchmarks/README.md).
 
 from __future__ import annotations
 
-from ansible_collections.sms.hotfix.plugins.plugin_utils.sms_bytecode import BytecodeAction
+from ansible_collections.sms.hotfix.plugins.plugin_utils._sms_bytecode import BytecodeAction
 
 
 class ActionModule(BytecodeAction):

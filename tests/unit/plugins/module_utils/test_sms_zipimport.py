@@ -13,7 +13,7 @@ import sys
 import zipfile
 
 from sms_testlib import COMPILE_COUNTER
-from ansible_collections.sms.hotfix.plugins.plugin_utils import sms_bytecode
+from ansible_collections.sms.hotfix.plugins.plugin_utils import _sms_bytecode as sms_bytecode
 
 from sms_testlib import REPO  # noqa: E402
 UTIL = os.path.join(REPO, "plugins", "module_utils", "sms_zipimport.py")

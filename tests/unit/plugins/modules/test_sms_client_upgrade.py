@@ -21,7 +21,7 @@ import pytest
 import sms_testlib as lab
 from ansible.module_utils.common import parameters
 from ansible_collections.sms.hotfix.plugins.module_utils import sms_proc
-from ansible_collections.sms.hotfix.plugins.plugin_utils import sms_bytecode
+from ansible_collections.sms.hotfix.plugins.plugin_utils import _sms_bytecode as sms_bytecode
 
 MODULE = "sms_client_upgrade"
 
@@ -257,7 +257,7 @@ def test_a_run_on_an_up_to_date_client_writes_nothing_and_echoes_one_line_for_it
 
 # The module as Ansible ships it: AnsiballZ, the module and its utilities in a
 # zip, imported with Python's zipimport. The action plugins add bytecode
-# compiled on the controller (plugin_utils/sms_bytecode.py), so the host
+# compiled on the controller (plugin_utils/_sms_bytecode.py), so the host
 # compiles nothing; without it (another Python, or sms_module_bytecode off)
 # zipimport compiles each file twice (for its spec, then to run it), and
 # sms_zipimport makes that once for what the module imports after it.
@@ -902,7 +902,7 @@ def test_rollback_puts_back_only_the_two_keys_and_keeps_what_sms_changed_since(s
     assert diff_lines(check, "before") == ["SMS.INI [SMS] CopyListVersion=42", "SMS.INI [Local] SetupPhase=installed"]
     assert diff_lines(check, "after") == ["SMS.INI [SMS] CopyListVersion=41",
                                           "SMS.INI [Local] SetupPhase=verifying_files"]
-    assert "sha256" not in "".join(l for l in check["diff"]["before"].splitlines() if "SMS.INI" in l)
+    assert "sha256" not in "".join(line for line in check["diff"]["before"].splitlines() if "SMS.INI" in line)
     assert {(i["key"], i["before"], i["after"], i["changed"]) for i in check["ini"]} == {
         ("CopyListVersion", "42", "41", True), ("SetupPhase", "installed", "verifying_files", True)}
 

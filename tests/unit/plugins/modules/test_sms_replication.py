@@ -625,7 +625,7 @@ def test_reset_removes_the_baselines(site, module_runner):
 # --- the action plugin's slicing -----------------------------------------------------
 
 def load_controller():
-    from ansible_collections.sms.hotfix.plugins.plugin_utils import sms_logon_controller
+    from ansible_collections.sms.hotfix.plugins.plugin_utils import _sms_logon_controller as sms_logon_controller
     return sms_logon_controller
 
 

@@ -25,7 +25,7 @@ sms_testlib.install_collection_loader()
 
 from ansible.errors import AnsibleActionFail  # noqa: E402
 from ansible_collections.sms.hotfix.plugins.module_utils import sms_zipimport  # noqa: E402
-from ansible_collections.sms.hotfix.plugins.plugin_utils import sms_bytecode  # noqa: E402
+from ansible_collections.sms.hotfix.plugins.plugin_utils import _sms_bytecode as sms_bytecode  # noqa: E402
 
 STAMP = (2026, 12, 4, 12, 0, 0)
 SOURCES = {

@@ -12,10 +12,10 @@ import yaml
 from sms_html import parse
 from sms_testlib import REPO
 
-from ansible_collections.sms.hotfix.plugins.plugin_utils import sms_report_html as html_renderer
-from ansible_collections.sms.hotfix.plugins.plugin_utils import sms_report_model as model
-from ansible_collections.sms.hotfix.plugins.plugin_utils.sms_report_console import summary_lines
-from ansible_collections.sms.hotfix.plugins.plugin_utils.sms_report_json import render_json
+from ansible_collections.sms.hotfix.plugins.plugin_utils import _sms_report_html as html_renderer
+from ansible_collections.sms.hotfix.plugins.plugin_utils import _sms_report_model as model
+from ansible_collections.sms.hotfix.plugins.plugin_utils._sms_report_console import summary_lines
+from ansible_collections.sms.hotfix.plugins.plugin_utils._sms_report_json import render_json
 
 T0 = datetime.datetime(2026, 11, 24, 22, 15, 0, tzinfo=datetime.timezone.utc)
 FILES = [{"name": "Smsrun32.exe", "changed": True}, {"name": "Smssrv32.exe", "changed": True}]

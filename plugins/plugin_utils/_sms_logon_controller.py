@@ -4,7 +4,7 @@
 """Controller side of the logon-tier modules (sms_logon_wait, sms_copy_list_baseline, sms_logon_push).
 
 The one place their inputs are validated: a manifest that is a file on the
-controller is read and validated here (plugins/plugin_utils/sms_controller.py)
+controller is read and validated here (plugins/plugin_utils/_sms_controller.py)
 and the module gets its expected files and KB, so the logon servers need no
 copy of it; an `expect` given by the task is checked here once
 (`sms_logon.check_expectations`). The module trusts what it gets.
@@ -31,8 +31,8 @@ from ansible.utils.display import Display
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_logon import (
     ReplicationError, check_expectations, converged_message, expectations_from_manifest, not_converged_message)
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import PLATFORM_DIRS
-from ansible_collections.sms.hotfix.plugins.plugin_utils import sms_controller
-from ansible_collections.sms.hotfix.plugins.plugin_utils.sms_bytecode import BytecodeAction
+from ansible_collections.sms.hotfix.plugins.plugin_utils import _sms_controller as sms_controller
+from ansible_collections.sms.hotfix.plugins.plugin_utils._sms_bytecode import BytecodeAction
 
 display = Display()
 

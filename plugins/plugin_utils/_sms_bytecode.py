@@ -57,7 +57,7 @@ from ansible.plugins.action import ActionBase
 from ansible.release import __version__ as ANSIBLE_VERSION
 from ansible.utils.display import Display
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_zipimport import shipped_pyc
-from ansible_collections.sms.hotfix.plugins.plugin_utils.sms_atomic import write_bytes
+from ansible_collections.sms.hotfix.plugins.plugin_utils._sms_atomic import write_bytes
 
 display = Display()
 

@@ -27,7 +27,7 @@ from typing import Any
 from ansible.errors import AnsibleActionFail
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import (
     ManifestError, read_manifest, validate_manifest)
-from ansible_collections.sms.hotfix.plugins.plugin_utils.sms_bytecode import BytecodeAction
+from ansible_collections.sms.hotfix.plugins.plugin_utils._sms_bytecode import BytecodeAction
 
 TRANSFER_CHOICES = ("auto", "always", "never")
 ADVICE = "check it with sms_hotfix_manifest (bin/sms-hotfix-manifest verify)"

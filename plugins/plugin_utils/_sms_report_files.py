@@ -11,10 +11,10 @@ from __future__ import annotations
 import os
 import re
 
-from ansible_collections.sms.hotfix.plugins.plugin_utils.sms_atomic import write_bytes
-from ansible_collections.sms.hotfix.plugins.plugin_utils.sms_report_html import render_html
-from ansible_collections.sms.hotfix.plugins.plugin_utils.sms_report_json import render_json
-from ansible_collections.sms.hotfix.plugins.plugin_utils.sms_report_junit import render_junit
+from ansible_collections.sms.hotfix.plugins.plugin_utils._sms_atomic import write_bytes
+from ansible_collections.sms.hotfix.plugins.plugin_utils._sms_report_html import render_html
+from ansible_collections.sms.hotfix.plugins.plugin_utils._sms_report_json import render_json
+from ansible_collections.sms.hotfix.plugins.plugin_utils._sms_report_junit import render_junit
 
 RENDERERS = (("report.json", render_json), ("junit.xml", render_junit), ("report.html", render_html))
 

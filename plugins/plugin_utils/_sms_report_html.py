@@ -18,7 +18,7 @@ import os
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from ansible_collections.sms.hotfix.plugins.plugin_utils.sms_report_model import (
+from ansible_collections.sms.hotfix.plugins.plugin_utils._sms_report_model import (
     CLIENT_STATUSES, hosts_with, lock_still_held, outcome, parse_time, restart_text, run_kind, verify_text)
 
 TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sms_report_templates")

@@ -15,7 +15,7 @@ import os
 import re
 import shlex
 
-from ansible_collections.sms.hotfix.plugins.plugin_utils.sms_report_model import (
+from ansible_collections.sms.hotfix.plugins.plugin_utils._sms_report_model import (
     hosts_with, lock_still_held, names, plural, restart_text, run_kind, short_text, stop_text, verify_text)
 
 NAME_LIMIT = 20
@@ -376,7 +376,7 @@ def _cure_lines(clients, where, written):
         lines.append(LABEL % ("", "%s (%d): %s" % (text, len(hosts), _hosts(hosts, where, written))))
     healthy = [e for e in clients if (e.get("verify") or {}).get("result") == "healthy"]
     if healthy:
-        top = max(float((e["verify"].get("highest_cpu") or 0)) for e in healthy)
+        top = max(float(e["verify"].get("highest_cpu") or 0) for e in healthy)
         most = max(int(e["verify"].get("instances") or 0) for e in healthy)
         lines.append(LABEL % ("", "verified healthy (%d): %s (one SMSRUN32 at most %d, highest CPU %.1f %%)"
                               % (len(healthy), _hosts([e["host"] for e in healthy], where, written), most, top)))
