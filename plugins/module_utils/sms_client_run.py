@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import signal
+from typing import Any, Dict, List
 
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_client import (
     KEY_PHASE, KEY_VERSION, PHASE_DEFERRED, PHASE_INSTALLED, PHASE_VERIFY, ClientError, client_bin, compare_files,
@@ -37,7 +38,7 @@ class Run:
         self.drive_root = normal_path(self.p["drive_root"])
         self.client = (self.p["client_name"] or os.path.basename(self.drive_root.replace("\\", "/").rstrip("/"))
                        or os.uname()[1])
-        self.result = {
+        self.result: Dict[str, Any] = {
             "changed": False, "status": "unchanged", "files": [], "ini": [],
             "smsrun32": {"found": [], "hung": False, "stopped": [], "signals": [], "restarted": False},
             "reboot_required": False, "pending_restart": False, "state": self.p["state"],
@@ -125,7 +126,7 @@ class Run:
         p, res = self.p, self.result
         try:
             drive = drive_volume(self.drive_root, self.client, p)
-            ini_read = []
+            ini_read: List[Any] = []
             ini_parts, ini_bytes, doc = read_sms_ini(drive, stamped=ini_read)
             ini_path = drive.path(ini_parts)
             server, unc = logon_server(doc, ini_path, p["logon_servers"] or [])

@@ -15,6 +15,7 @@ import datetime
 import hashlib
 import json
 import time
+from typing import Any, Dict, Tuple
 
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import SmsFileError
 
@@ -269,7 +270,7 @@ def check_free_space(needs):
 
     Each file is rounded up to whole blocks, plus one block for its folder entry.
     """
-    by_dev = {}
+    by_dev: Dict[Tuple[str, Any], Dict[str, Any]] = {}
     for volume, parts, size in needs:
         dev, have, block = volume.free_bytes(parts)
         rounded = ((size + block - 1) // block) * block + block
@@ -414,8 +415,8 @@ class Transaction:
         keep = {journal.backup_parts(entries[key]) for key in owed if entries[key].get("backup")}
         final = entries
         try:
-            base = (json.loads(self.journal_bytes.decode("utf-8")) if self.journal_bytes
-                    else {"version": 1, "entries": {}})
+            base: Dict[str, Any] = (json.loads(self.journal_bytes.decode("utf-8")) if self.journal_bytes
+                                    else {"version": 1, "entries": {}})
             final = base["entries"]
             if owed:
                 # The journal is rewritten first, naming what is owed: never a backup it names is removed.

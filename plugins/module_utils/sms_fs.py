@@ -37,6 +37,7 @@ import hashlib
 import os
 import re
 import stat
+from typing import List, Tuple
 
 # The SMB options and connection settings live in sms_smb_args (every module imports them from there).
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_smb_args import is_unc
@@ -623,7 +624,7 @@ class LocalVolume(Volume):
         A missing top (an operator-configured state folder) is made first, as given.
         """
         parts = self._names(parts, "folder name")
-        created = []
+        created: List[Tuple[str, ...]] = []
         if not os.path.lexists(self.top):
             missing, path = [], self.top
             while not os.path.lexists(path) and os.path.dirname(path) != path:
@@ -904,7 +905,7 @@ def split_file(path, depth=1):
             raise SmsFileError("%s does not name a file inside a share" % path, path=path)
         return "\\\\" + "\\".join(pieces[:-depth]), tuple(pieces[-depth:])
     path = os.path.abspath(path)
-    parts = []
+    parts: List[str] = []
     while len(parts) < depth:
         path, name = os.path.split(path)
         parts.insert(0, name)

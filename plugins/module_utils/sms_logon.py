@@ -338,7 +338,7 @@ class Context:
         if p.get("state_dir"):
             path = normal_path(p["state_dir"])
             self.volume = open_volume(path, label="the hotfix's state folder", smb=smb_settings(p, path))
-            self.state_parts = ()
+            self.state_parts: Tuple[str, ...] = ()
             self.kb = kb or path.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
         elif kb:
             self.kb = kb
@@ -351,6 +351,12 @@ class Context:
             raise ReplicationError("name the hotfix's state folder: give kb (or manifest, or state_dir) with expect")
         self.state_dir = self.volume.path(self.state_parts)
 
+    def expected_files(self) -> Expected:
+        """The expected files of a job that compares them (the modules require manifest or expect for it)."""
+        if self.expected is None:
+            raise ReplicationError("the %s job needs the expected files: give manifest or expect" % self.job)
+        return self.expected
+
     def baseline_parts(self) -> Tuple[str, ...]:
         return self.state_parts + ("copylist-baseline-%s.json" % expectation_key(self.expected or {}),)
 
@@ -360,9 +366,10 @@ class Context:
 
 def run_baseline(ctx: Context, server: LogonServer) -> Result:
     started = time.monotonic()
-    dirs = {p: server.platform_dir(p) for p in ctx.expected}
+    expected = ctx.expected_files()
+    dirs = {p: server.platform_dir(p) for p in expected}
     versions = server.copy_list_versions()
-    files = server.files(ctx.expected, dirs)
+    files = server.files(expected, dirs)
     parts = ctx.baseline_parts()
     path = ctx.volume.path(parts)
     existing = read_json(ctx.volume, parts)
@@ -377,7 +384,7 @@ def run_baseline(ctx: Context, server: LogonServer) -> Result:
             "recorded": iso_utc(time.time()), "server": ctx.label,
             "files_already_current": all(item["ok"] for item in files),
             "files": {"%s/%s" % (i["platform"], i["name"].lower()): i["found_sha256"] for i in files},
-            "expected": dict(sorted(ctx.expected.items())),
+            "expected": dict(sorted(expected.items())),
         }
         # Checked in check mode too, so the preflight refuses a server it could not record on.
         check_new_folders(ctx.volume, [ctx.state_parts])
@@ -414,7 +421,8 @@ def run_converged(ctx: Context, server: LogonServer) -> Result:
         raise ReplicationError("sleep must be a positive number of seconds, not %s" % p["sleep"])
     timeout = 0 if ctx.module.check_mode else p["timeout"]
     started = time.monotonic()
-    dirs = {platform: server.platform_dir(platform) for platform in ctx.expected}
+    expected = ctx.expected_files()
+    dirs = {platform: server.platform_dir(platform) for platform in expected}
     parts = ctx.baseline_parts()
     polls = 0
     baseline = None
@@ -422,7 +430,7 @@ def run_converged(ctx: Context, server: LogonServer) -> Result:
         polls += 1
         if baseline is None:
             baseline = read_json(ctx.volume, parts)
-        files = server.files(ctx.expected, dirs)
+        files = server.files(expected, dirs)
         copy_list = copy_list_status(server.copy_list_versions(), baseline, p["require_copy_list_bump"])
         converged = all(item["ok"] for item in files) and (copy_list["ok"] or not copy_list["required"])
         elapsed = time.monotonic() - started
@@ -696,8 +704,9 @@ def run_job(module: Any, job: str, state: str, extra: Optional[Result] = None) -
     except (ReplicationError, SmsFileError) as exc:
         facts.update(exc.facts)
         facts.pop("missing", None)
-        if getattr(exc, "path", None):
-            facts.setdefault("path", exc.path)
+        path = getattr(exc, "path", None)  # a ReplicationError's path is in its facts
+        if path:
+            facts.setdefault("path", path)
         refused = isinstance(exc, PathRefused)
         if refused:
             facts["refused"] = True

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from typing import List, Tuple
 
 
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import (
@@ -276,7 +277,7 @@ class SmbVolume(Volume):
 
     def read_stamped(self, parts):
         """(bytes, Entry): as LocalVolume.read_stamped (the entry's inode is the server's file id)."""
-        found = []
+        found: List[Entry] = []
         data = b"".join(self.chunks(parts, entry_out=found))
         return data, found[0]
 
@@ -300,7 +301,7 @@ class SmbVolume(Volume):
 
     # -- writing ---------------------------------------------------------------------------------
     def makedirs(self, parts):
-        created = []
+        created: List[Tuple[str, ...]] = []
         self._check_folders(tuple(parts), create=created)
         return created
 

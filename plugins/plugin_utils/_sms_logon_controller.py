@@ -176,7 +176,8 @@ class LogonAction(BytecodeAction):
                 result.update(source)
                 return sms_controller.unreachable_over_smb(result)
 
-            server = args.get("server_name") or task_vars.get("inventory_hostname") or args.get("sms_root")
+            # Only shown in messages (inventory_hostname is always set): str() as "%s" would print it.
+            server = str(args.get("server_name") or task_vars.get("inventory_hostname") or args.get("sms_root"))
 
             def run_slice(seconds: int) -> Result:
                 slice_args = dict(args, timeout=seconds, fail_on_timeout=False)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+from typing import Any
 
 SCHEMA_VERSION = 1
 
@@ -52,7 +53,7 @@ SITE_ROLLBACK_WORDS = ("rolled_back", "would_roll_back", "nothing_to_roll_back")
 LOGON_BOOKKEEPING = ("baseline", "reset")
 # The job a logon module's result is about, by the `state` it returned (None: a
 # result without one, e.g. a task the action plugin refused before the module ran).
-LOGON_JOBS = {
+LOGON_JOBS: dict[str, dict[str | None, str]] = {
     "sms_logon_wait": {None: "wait"},
     "sms_copy_list_baseline": {"present": "baseline", "absent": "reset", None: "baseline"},
     "sms_logon_push": {"present": "pushed", "absent": "restored", None: "pushed"},
@@ -286,8 +287,8 @@ class RunModel:
         # compliance sum-up): host -> message
         self.run_failures = {}
         # tier -> host -> entry; tier -> ordered hosts the tier's plays target
-        self.results = {"site": {}, "logon": {}, "client": {}}
-        self.targets = {"site": [], "logon": [], "client": []}
+        self.results: dict[str, dict[str, dict[str, Any]]] = {"site": {}, "logon": {}, "client": {}}
+        self.targets: dict[str, list[str]] = {"site": [], "logon": [], "client": []}
         self.compliance = {}
         self.unreachable = {}
         self.client_plan = []
@@ -626,7 +627,7 @@ class RunModel:
 
 def wave_rows(clients, planned_of):
     """report["waves"]: per serial batch that ran, its clients by status."""
-    waves = {}
+    waves: dict[Any, dict[str, int]] = {}
     for entry in clients:
         if entry["wave"] is None:
             continue
@@ -910,7 +911,7 @@ def _source_label(report):
 def _runs(sources):
     """Reports of one node grouped into runs: reports that overlap in time are
     concurrent slices of one run; a later, separate one is a re-run."""
-    runs = []
+    runs: list[list[dict[str, Any]]] = []
     for source in sorted(sources, key=_started):
         if runs and _started(source) < max(_ended(item) for item in runs[-1]):
             runs[-1].append(source)
@@ -955,7 +956,7 @@ def merge(*reports, clients=()):
     sources = sorted([r for r in reports if r], key=lambda r: (_started(r), _source_label(r)))
     if not sources:
         raise ReportError("nothing to merge: no report given")
-    by_node = {}
+    by_node: dict[str, list[dict[str, Any]]] = {}
     for source in sources:
         by_node.setdefault(_node(source), []).append(source)
     # every run of every node, in time order; wave numbers follow that order
@@ -966,20 +967,21 @@ def merge(*reports, clients=()):
         runs.extend(node_runs)
         latest.extend(node_runs[-1])
     runs.sort(key=lambda run: _started(run[0]))
-    wave_key = {}
-    planned = {}
+    wave_key: dict[int, tuple[int, Any]] = {}
+    planned: dict[tuple[int, Any], int] = {}
     for index, run in enumerate(runs):
         for source in run:
             for row in source.get("waves") or []:
-                key = (index, row["wave"])
+                slot = (index, row["wave"])
                 if row.get("planned") is not None:
-                    planned[key] = planned.get(key, 0) + int(row["planned"])
+                    planned[slot] = planned.get(slot, 0) + int(row["planned"])
             for entry in source.get("clients") or []:
                 if entry.get("wave"):
                     wave_key[id(entry)] = (index, entry["wave"])
 
     def fold(key, bookkeeping=()):
-        chosen, order = {}, []
+        chosen: dict[str, Any] = {}
+        order: list[str] = []
         for source in sources:
             for entry in source.get(key) or []:
                 host = entry["host"]
@@ -997,7 +999,7 @@ def merge(*reports, clients=()):
         if _untouched(entry):
             copy.update(status="not_reached", detail="not_reached", wave=None)
         else:
-            copy["wave"] = number.get(wave_key.get(id(entry)))
+            copy["wave"] = number.get(wave_key[id(entry)]) if id(entry) in wave_key else None
         merged_clients.append(copy)
     seen = set(entry["host"] for entry in merged_clients)
     for host in clients or ():
@@ -1005,6 +1007,10 @@ def merge(*reports, clients=()):
             seen.add(host)
             merged_clients.append(client_entry(host, "not_reached", "not_reached", None))
     by_number = dict((value, key) for key, value in number.items())
+
+    def planned_of(wave):
+        run_wave = by_number.get(wave)
+        return planned.get(run_wave) if run_wave is not None else None
     site_servers = fold("site_servers")
     first, last = sources[0], max(sources, key=_ended)
     lock = None
@@ -1020,17 +1026,17 @@ def merge(*reports, clients=()):
     plan = None
     for source in sources:
         plan = source.get("plan") or plan
-    hotfix = {"kb": None, "title": None}
+    hotfix: dict[str, Any] = {"kb": None, "title": None}
     for source in sources:
         for key in ("kb", "title"):
             hotfix[key] = hotfix[key] or (source.get("hotfix") or {}).get(key)
-    stats = {}
+    stats: dict[str, dict[str, int]] = {}
     for source in sources:
         for host, counters in (source.get("ansible_stats") or {}).items():
             mine = stats.setdefault(host, dict((k, 0) for k in counters))
             for key, value in counters.items():
                 mine[key] = mine.get(key, 0) + int(value or 0)
-    failures = []
+    failures: list[dict[str, Any]] = []
     for source in latest:
         failures.extend(source.get("failures") or [])
         if not source.get("ok") and not source.get("failures"):
@@ -1058,7 +1064,7 @@ def merge(*reports, clients=()):
         "site_servers": site_servers,
         "logon_servers": fold("logon_servers", LOGON_BOOKKEEPING),
         "clients": merged_clients,
-        "waves": wave_rows(merged_clients, lambda n: planned.get(by_number.get(n))),
+        "waves": wave_rows(merged_clients, planned_of),
         "client_plan": [dict(plan_row) for s in sources for plan_row in (s.get("client_plan") or [])],
         "totals": {},
         "ansible_stats": dict(sorted(stats.items())),

@@ -323,6 +323,22 @@ def test_unknown_expect_platform_and_bad_sha_refused(site, module_runner):
     assert lib.snapshot(root) == before
 
 
+@pytest.mark.parametrize("job, handler", [("baseline", "run_baseline"), ("wait", "run_converged")])
+def test_a_job_without_expected_files_is_refused_by_name(site, job, handler):
+    """The modules require manifest or expect for these jobs; called without, the job says so (not a TypeError)."""
+    from ansible_collections.sms.hotfix.plugins.module_utils import sms_logon
+    _manifest, sms, root = site
+    before = lib.snapshot(root)
+    params = {"sms_root": sms, "server_name": "logon01", "kb": "Q216552", "manifest": None, "expect": None,
+              "platforms": None, "state_dir": None, "timeout": 0, "sleep": 1, "require_copy_list_bump": True}
+    module = type("Module", (), {"params": params, "check_mode": False})()
+    ctx = sms_logon.Context(module, job)
+    with pytest.raises(sms_logon.ReplicationError) as info:
+        getattr(sms_logon, handler)(ctx, None)
+    assert str(info.value) == "the %s job needs the expected files: give manifest or expect" % job
+    assert lib.snapshot(root) == before
+
+
 def test_not_a_logon_server_refused(tmp_path, module_runner):
     manifest = lib.make_hotfix(tmp_path)
     sms = lib.make_logon(tmp_path)
