@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from typing import Dict, Optional
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -116,7 +117,7 @@ def sample_cpu(pids, window):
     began = time.monotonic()
     time.sleep(window)
     elapsed = max(time.monotonic() - began, 1e-6)
-    usage = {}
+    usage: Dict[int, Optional[float]] = {}
     for pid in pids:
         end = cpu_ticks(pid)
         if start[pid] is None or end is None:

@@ -367,7 +367,7 @@ def summary_lines(report, where, step=None, written=True):
 def _cure_lines(clients, where, written):
     """Per client: how it was restarted and what the watch of the cure saw (sms_cure)."""
     lines = []
-    restarted = {}
+    restarted: dict[str, list[str]] = {}
     for entry in clients:
         text = restart_text(entry)
         if text and "FAILED" not in text and not text.startswith("reboot pending"):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import os
+from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
@@ -142,7 +143,7 @@ def _timeline(report):
     kinds = {"play": 0, "wave": 0, "host": 1}
     spans.sort(key=lambda item: (item[0], kinds.get(item[2].get("kind"), 2)))
     hidden = shown_hosts = 0
-    rows = []
+    rows: list[dict[str, Any]] = []
     for start, end, span in spans:
         kind = span.get("kind") or "play"
         if kind == "host":
@@ -183,7 +184,7 @@ def _logon_chart(report):
     if not timed:
         return None
     longest = max(float(e["elapsed"]) for e in timed) or 1.0
-    rows = []
+    rows: list[dict[str, Any]] = []
     for entry in sorted(timed, key=lambda e: -float(e["elapsed"]))[:MAX_HOST_ROWS]:
         elapsed = float(entry["elapsed"])
         rows.append({"host": entry["host"], "label": _fit(entry["host"]), "status": entry["status"],
