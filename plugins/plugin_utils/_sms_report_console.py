@@ -378,7 +378,7 @@ def _cure_lines(clients, where, written):
     if healthy:
         top = max(float(e["verify"].get("highest_cpu") or 0) for e in healthy)
         most = max(int(e["verify"].get("instances") or 0) for e in healthy)
-        lines.append(LABEL % ("", "verified healthy (%d): %s (one SMSRUN32 at most %d, highest CPU %.1f %%)"
+        lines.append(LABEL % ("", "verified healthy (%d): %s (at most %d SMSRUN32 at once, highest CPU %.1f %%)"
                               % (len(healthy), _hosts([e["host"] for e in healthy], where, written), most, top)))
     for entry in clients:
         verify_line = verify_text(entry)

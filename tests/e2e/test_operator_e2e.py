@@ -342,7 +342,9 @@ def test_rollout_plan_reports_and_compliance_match_the_lab(make_lab, run_playboo
         assert lab.ini_value(client, "SetupPhase") == "installed", client
         assert int(lab.ini_value(client, "CopyListVersion")) == lab.copy_list_version(servers[client]), client
         assert entry["logon_server"] == servers[client].upper()
-        assert entry["files_changed"] == 2 and entry["reboot_required"] is True, entry
+        assert entry["files_changed"] == 2 and entry["reboot_required"] is False, entry  # restarted, so no reboot
+        assert entry["restart"]["how"] == "service" and entry["restart"]["done"] is True, entry
+        assert entry["verify"]["result"] == "healthy" and entry["verify"]["instances"] == 1, entry
     assert entries["client01"]["smsrun32"]["hung"] is True  # the lab's hung client, cured
     assert [(e["wave"], len([c for c in entries.values() if c["wave"] == e["wave"]])) for e in report["waves"]] \
         == [(1, 1), (2, 1), (3, 6), (4, 4)]

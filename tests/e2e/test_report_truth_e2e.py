@@ -56,6 +56,7 @@ def normal(line):
     line = re.sub(r" \*+$", "", line)                      # ansible's TASK/PLAY rulers
     line = re.sub(r"report: \S+?/(\d{8}T\d{6}Z-)", "report: reports/<stamp>-", line)
     line = re.sub(r"\b\d+\.\ds\b", "<t>s", line)
+    line = re.sub(r"highest CPU \d+\.\d %", "highest CPU <cpu> %", line)  # the watch's sample of the moment
     line = re.sub(r"still held by \S+ on", "still held by <holder> on", line)
     line = re.sub(r'"lock holder: [^"]*"', '"lock holder: <holder>"', line)
     return line

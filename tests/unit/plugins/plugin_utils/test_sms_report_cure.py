@@ -71,7 +71,7 @@ def test_console_says_how_each_client_was_restarted_and_that_it_verified_healthy
     lines = [line.strip() for line in summary_lines(report, "reports/x")]
     assert "client service restarted (1): client01" in lines, lines
     assert "reboot pending (client service changed, not restarted): client02, client03" in lines, lines
-    assert ("verified healthy (3): client01, client02, client03 (one SMSRUN32 at most 1, highest CPU 2.5 %)"
+    assert ("verified healthy (3): client01, client02, client03 (at most 1 SMSRUN32 at once, highest CPU 2.5 %)"
             in lines), lines
     assert not any("FAILED" in line for line in lines)
     validate(report)
