@@ -42,6 +42,9 @@ class Run:
             "smsrun32": {"found": [], "hung": False, "stopped": [], "signals": [], "restarted": False},
             "reboot_required": False, "pending_restart": False, "state": self.p["state"],
         }
+        # (volume, parts, kb) of this client's state folder once the upgrade knows it: where sms_cure keeps
+        # the record of a cure still owed (a restart or a watch a failed run left undone).
+        self.cure_state = None
 
     def fail(self, exc, **extra):
         exc = wrap(exc)
@@ -154,6 +157,7 @@ class Run:
 
         state_vol, state_parts = self.state_folder(drive, manifest["kb"])
         res["state_dir"] = state_vol.path(state_parts)
+        self.cure_state = (state_vol, tuple(state_parts), manifest["kb"])
         try:
             plan = compare_files(drive, bin_parts, share, srv["files"], mfiles)
             if state_vol.entry(state_parts).kind == "dir":
