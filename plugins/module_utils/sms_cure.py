@@ -264,8 +264,8 @@ def cure(run: Any, res: Dict[str, Any], msg: str) -> str:
             restart["note"] = "would %s (client service changed: %s)" % (
                 {"service": "restart the client service", "reboot": "reboot the client",
                  "none": "leave a reboot pending"}[how], ", ".join(pending))
-            if owed is not None and how == "service":
-                res["changed"] = True
+            if owed is not None and how in ("service", "reboot"):
+                res["changed"] = True  # a real run restarts (or asks for the reboot)
         elif how == "service":
             try:
                 restart.update(restart_service(module))
