@@ -45,6 +45,7 @@ class Run:
         # (volume, parts, kb) of this client's state folder once the upgrade knows it: where sms_cure keeps
         # the record of a cure still owed (a restart or a watch a failed run left undone).
         self.cure_state = None
+        self.before_replace = None  # sms_cure's hook: records the cure owed before the first file is replaced
 
     def fail(self, exc, **extra):
         exc = wrap(exc)
@@ -262,6 +263,8 @@ class Run:
             engine.clean()
         except SmsFileError as exc:
             self.fail(exc)
+        if self.before_replace is not None:
+            self.before_replace(res)
         stopped = self.stop_for_work(procs, must_stop, bool(hung))
         rebuilt = []
 

@@ -197,9 +197,9 @@ def write_owed(run: Any, record: Dict[str, Any], res: Optional[Dict[str, Any]] =
     except SmsFileError as exc:
         res = dict(res if res is not None else run.result)
         res.pop("msg", None)
-        run.module.fail_json(msg="%s: the files are replaced, but the record of the cure still owed could not be "
-                                 "written (%s): restart the client service and check SMSRUN32 by hand, or fix the "
-                                 "state folder and roll the client back and forward" % (run.client, exc.msg),
+        run.module.fail_json(msg="%s: the record of the cure still owed (the restart and the watch after the "
+                                 "upgrade) could not be written (%s); fix the state folder and run again"
+                                 % (run.client, exc.msg),
                              **dict(res, status="restart_failed", path=volume.path(parts + (RECORD,))))
     record["path"] = volume.path(parts + (RECORD,))
 
@@ -217,6 +217,25 @@ def clear_owed(run: Any) -> Optional[str]:
     except SmsFileError as exc:
         run.fail(exc)
     return volume.path(parts + (RECORD,))
+
+
+def owe(run: Any, res: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """Record the cure this upgrade owes (the restart by policy, the watch), before anything is replaced,
+    so a run that fails or is killed after the replacement still owes it; None (and no record) when
+    nothing is owed (restart none and verify_seconds 0)."""
+    p = run.p
+    due = bool(res.get("reboot_required"))
+    restart_owed = due and p["restart"] != "none"
+    if not (restart_owed or p["verify_seconds"] > 0):
+        clear_owed(run)
+        return None
+    place = _record_place(run)
+    record = {"kb": place[2] if place else None, "since": _now(), "restart": p["restart"],
+              "restart_owed": restart_owed, "service_files": _service_files(res, run.module) if due else [],
+              "watch_owed": p["verify_seconds"] > 0, "last_status": None}
+    write_owed(run, record, res)
+    run.cure_record = record
+    return record
 
 
 def cure(run: Any, res: Dict[str, Any], msg: str) -> str:
@@ -242,15 +261,8 @@ def cure(run: Any, res: Dict[str, Any], msg: str) -> str:
     record: Optional[Dict[str, Any]] = None
     if not module.check_mode:
         if upgraded:
-            restart_owed = due and how != "none"
-            if restart_owed or p["verify_seconds"] > 0:
-                place = _record_place(run)
-                record = {"kb": place[2] if place else None, "since": _now(), "restart": how,
-                          "restart_owed": restart_owed, "service_files": pending if due else [],
-                          "watch_owed": p["verify_seconds"] > 0, "last_status": None}
-                write_owed(run, record, res)  # before the restart: a failure from here on stays owed
-            else:
-                clear_owed(run)  # nothing owed by this upgrade (restart none, no watch)
+            # Written before the files were replaced (owe, through the upgrade's hook); here when it was not.
+            record = getattr(run, "cure_record", None) or owe(run, res)
         elif owed is not None:
             record = owed
     restart: Dict[str, Any] = {"how": how, "done": False}
@@ -378,3 +390,5 @@ def install(run: Any) -> None:
         return original(**kwargs)
 
     module.exit_json = exit_json
+    # Called by the upgrade just before the files are replaced (not in check mode).
+    run.before_replace = lambda res: owe(run, res)

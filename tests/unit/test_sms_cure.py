@@ -294,3 +294,20 @@ def test_a_rollback_removes_the_record_of_the_cure_owed(site, smsrun, module_run
     again = module_runner(MODULE, site.args(smsrun_argv=launch(site.client), verify_seconds=0.5,
                                             verify_interval=0.25))
     assert again["status"] == "upgraded" and owed_record(again) is None, again
+
+
+def test_the_record_is_written_before_the_files_are_replaced(site, smsrun, module_runner):
+    # SMSRUN32 is stopped for the work and cannot be started again: the run fails after the replacement,
+    # before the restart and the watch; the cure is still owed
+    smsrun(site.client)
+    first = module_runner(MODULE, site.args(smsrun_argv=cmd("import sys; sys.exit(1)"), running_policy="restart",
+                                            verify_seconds=1.0, verify_interval=0.25))
+    assert first["failed"] is True, first
+    assert_upgraded(site)
+    record = owed_record(first)
+    assert record is not None and record["watch_owed"] is True and record["last_status"] is None, record
+    again = module_runner(MODULE, site.args(smsrun_argv=launch(site.client), verify_seconds=1.0,
+                                            verify_interval=0.25))
+    assert again.get("failed") is not True and again["status"] == "verified", again
+    assert again["smsrun32"]["restarted"] is True and again["verify"]["instances"] == 1, again
+    assert owed_record(again) is None
