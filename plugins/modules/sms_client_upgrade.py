@@ -42,8 +42,8 @@ description:
   - The cure is owed until it held. An upgrade that replaces files (and owes a
     restart by its policy or a watch) writes a record of it,
     C(cure_owed.json) in O(state_dir) (the hotfix's KB, whether the restart is
-    still needed, the changed service files, the last failure), atomically, and
-    removes it once the restart and the watch both succeeded. A re-run that
+    still needed, the changed service files, the last failure), atomically,
+    before the first file is replaced, and removes it once the restart and the watch both succeeded. A re-run that
     finds the files in place and the record there does what is still owed
     (the restart, then the watch), with RV(status=verified) when the cure holds
     now, or RV(status=restart_failed) / RV(status=verify_failed) again.
