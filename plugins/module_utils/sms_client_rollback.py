@@ -17,6 +17,7 @@ from ansible_collections.sms.hotfix.plugins.module_utils.sms_client import (
     KEY_PHASE, KEY_VERSION, ClientError, client_bin, drive_volume, wrap, write_ini_keys,
 )
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_client_run import undone
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_cure import RECORD as CURE_RECORD
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import BackupJournal, SmsFileError, check_writable
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import PathRefused, stale_temps, temp_paths
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_replace import (
@@ -161,6 +162,15 @@ def rollback(run, manifest):
                     exc.msg, journal.path, state_vol.path(state_parts + ("backup",))), path=exc.path))
         summary = rollback_summary(run, todo, ini_item, must_stop, retire, foreign, journal,
                                    retired=res["journal_retired"])
+    # The files the cure was owed for are gone: so is the record of it (sms_cure).
+    try:
+        owed = state_vol.entry(state_parts + (CURE_RECORD,))
+        if owed.kind == "file":
+            state_vol.unlink(state_parts + (CURE_RECORD,), missing_ok=True)
+            res["cure_owed_removed"] = state_vol.path(state_parts + (CURE_RECORD,))
+    except SmsFileError as exc:
+        run.restart_after_failure(stopped)
+        run.fail(exc)
     run.finish_start(stopped, summary)
     module.exit_json(msg=summary, **res)
 

@@ -43,6 +43,10 @@ class Run:
             "smsrun32": {"found": [], "hung": False, "stopped": [], "signals": [], "restarted": False},
             "reboot_required": False, "pending_restart": False, "state": self.p["state"],
         }
+        # (volume, parts, kb) of this client's state folder once the upgrade knows it: where sms_cure keeps
+        # the record of a cure still owed (a restart or a watch a failed run left undone).
+        self.cure_state = None
+        self.before_replace = None  # sms_cure's hook: records the cure owed before the first file is replaced
 
     def fail(self, exc, **extra):
         exc = wrap(exc)
@@ -155,6 +159,7 @@ class Run:
 
         state_vol, state_parts = self.state_folder(drive, manifest["kb"])
         res["state_dir"] = state_vol.path(state_parts)
+        self.cure_state = (state_vol, tuple(state_parts), manifest["kb"])
         try:
             plan = compare_files(drive, bin_parts, share, srv["files"], mfiles)
             if state_vol.entry(state_parts).kind == "dir":
@@ -259,6 +264,8 @@ class Run:
             engine.clean()
         except SmsFileError as exc:
             self.fail(exc)
+        if self.before_replace is not None:
+            self.before_replace(res)
         stopped = self.stop_for_work(procs, must_stop, bool(hung))
         rebuilt = []
 

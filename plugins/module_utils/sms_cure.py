@@ -23,9 +23,12 @@ run after the work and before the result leaves (one module run per client).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional
+import json
+import time
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ansible_collections.sms.hotfix.plugins.module_utils import sms_proc
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import SmsFileError
 
 RESTARTS = ("service", "reboot", "none")
 
@@ -151,32 +154,150 @@ def start_smsrun(run: Any, res: Dict[str, Any], msg: str) -> str:
     return msg + "; %s started" % p["process_name"]
 
 
+# The record of a cure still owed, in the client's state folder (beside the journal).
+RECORD = "cure_owed.json"
+
+
+def _record_place(run: Any) -> Optional[Tuple[Any, Tuple[str, ...], str]]:
+    return getattr(run, "cure_state", None)
+
+
+def read_owed(run: Any) -> Optional[Dict[str, Any]]:
+    """The cure an earlier run left owed on this client (restart and/or watch), or None."""
+    place = _record_place(run)
+    if place is None:
+        return None
+    volume, parts, kb = place
+    try:
+        data = volume.read_or_none(parts + (RECORD,))
+    except SmsFileError as exc:
+        run.fail(exc)
+    if data is None:
+        return None
+    try:
+        record = json.loads(data.decode("utf-8"))
+        if not isinstance(record, dict):
+            raise ValueError("not an object")
+    except ValueError:
+        # Unreadable: the whole cure is owed again (a restart and a watch do no harm).
+        record = {"kb": kb, "restart_owed": True, "watch_owed": True, "service_files": [],
+                  "note": "%s could not be read: treated as a restart and a watch still owed"
+                          % volume.path(parts + (RECORD,))}
+    record["path"] = volume.path(parts + (RECORD,))
+    return record
+
+
+def write_owed(run: Any, record: Dict[str, Any], res: Optional[Dict[str, Any]] = None) -> None:
+    """Write the record atomically (sms_fs: temporary file, then rename); a failure fails the client."""
+    place = _record_place(run)
+    if place is None:
+        return
+    volume, parts, _kb = place
+    body = {k: v for k, v in record.items() if k != "path"}
+    try:
+        if volume.entry(parts).kind != "dir":
+            volume.makedirs(parts)
+        volume.write_bytes(parts + (RECORD,), (json.dumps(body, indent=1, sort_keys=True) + "\n").encode("utf-8"))
+    except SmsFileError as exc:
+        res = dict(res if res is not None else run.result)
+        res.pop("msg", None)
+        run.module.fail_json(msg="%s: the record of the cure still owed (the restart and the watch after the "
+                                 "upgrade) could not be written (%s); fix the state folder and run again"
+                                 % (run.client, exc.msg),
+                             **dict(res, status="restart_failed", path=volume.path(parts + (RECORD,))))
+    record["path"] = volume.path(parts + (RECORD,))
+
+
+def clear_owed(run: Any) -> Optional[str]:
+    """Remove the record (the cure held); its path when there was one."""
+    place = _record_place(run)
+    if place is None:
+        return None
+    volume, parts, _kb = place
+    try:
+        if volume.entry(parts + (RECORD,)).kind is None:
+            return None
+        volume.unlink(parts + (RECORD,), missing_ok=True)
+    except SmsFileError as exc:
+        run.fail(exc)
+    return volume.path(parts + (RECORD,))
+
+
+def owe(run: Any, res: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """Record the cure this upgrade owes (the restart by policy, the watch), before anything is replaced,
+    so a run that fails or is killed after the replacement still owes it; None (and no record) when
+    nothing is owed (restart none and verify_seconds 0)."""
+    p = run.p
+    due = bool(res.get("reboot_required"))
+    restart_owed = due and p["restart"] != "none"
+    if not (restart_owed or p["verify_seconds"] > 0):
+        clear_owed(run)
+        return None
+    place = _record_place(run)
+    record = {"kb": place[2] if place else None, "since": _now(), "restart": p["restart"],
+              "restart_owed": restart_owed, "service_files": _service_files(res, run.module) if due else [],
+              "watch_owed": p["verify_seconds"] > 0, "last_status": None}
+    write_owed(run, record, res)
+    run.cure_record = record
+    return record
+
+
 def cure(run: Any, res: Dict[str, Any], msg: str) -> str:
-    """Restart and watch after an upgrade; returns the message, or fails the module."""
+    """Restart and watch after an upgrade, or what an earlier run left owed; returns the message, or fails."""
     module, p = run.module, run.p
     how = p["restart"]
     upgraded = res.get("status") == "upgraded"
-    service_changed = bool(res.get("reboot_required"))
     rebooted = bool(p["rebooted"])
+    # A re-run finds the files in place ("unchanged"): the cure an earlier run
+    # did not finish (its restart or its watch failed) is still owed.
+    owed = None if upgraded else read_owed(run)
+    if owed is not None:
+        res["cure_owed"] = {k: owed.get(k) for k in ("kb", "since", "restart_owed", "service_files", "last_status",
+                                                     "path")}
+    if upgraded:
+        due, pending = bool(res.get("reboot_required")), _service_files(res, module)
+    elif owed is not None:
+        due, pending = bool(owed.get("restart_owed")), list(owed.get("service_files") or [])
+        if due:
+            res["reboot_required"] = True
+    else:
+        due, pending = False, []
+    record: Optional[Dict[str, Any]] = None
+    if not module.check_mode:
+        if upgraded:
+            # Written before the files were replaced (owe, through the upgrade's hook); here when it was not.
+            record = getattr(run, "cure_record", None) or owe(run, res)
+        elif owed is not None:
+            record = owed
     restart: Dict[str, Any] = {"how": how, "done": False}
+    restarted_now = False
     if rebooted:
         restart.update(how="reboot", done=True)
-    elif upgraded and service_changed:
-        pending = _service_files(res, module)
+        if record is not None:
+            record["restart_owed"] = False
+    elif due:
         if module.check_mode:
             restart["note"] = "would %s (client service changed: %s)" % (
                 {"service": "restart the client service", "reboot": "reboot the client",
                  "none": "leave a reboot pending"}[how], ", ".join(pending))
+            if owed is not None and how in ("service", "reboot"):
+                res["changed"] = True  # a real run restarts (or asks for the reboot)
         elif how == "service":
             try:
                 restart.update(restart_service(module))
             except CureError as exc:
                 res.update(status=exc.status, restart=dict(restart, error=exc.msg), changed=True)
+                _still_owed(run, res, record, exc.status)
                 module.fail_json(msg="%s; %s" % (msg, exc.msg), **res)
+            restarted_now = True
+            res["changed"] = True
             res["reboot_required"] = False
+            if record is not None:
+                record["restart_owed"] = False
             msg += "; client service restarted"
         elif how == "reboot":
             restart.update(needed=True, pending=pending)
+            res["changed"] = True  # the reboot handler runs only for a changed result
             msg += "; reboot follows (client service changed)"
         else:
             restart.update(pending=pending, note="reboot pending: %s changed and restart is none" % ", ".join(pending))
@@ -184,17 +305,27 @@ def cure(run: Any, res: Dict[str, Any], msg: str) -> str:
     else:
         restart["note"] = "no client service file changed: nothing to restart"
     res["restart"] = restart
-    if upgraded and not module.check_mode and not restart.get("needed"):
+    if (upgraded or restarted_now or (owed is not None and not rebooted)) and not module.check_mode \
+            and not restart.get("needed"):
         msg = start_smsrun(run, res, msg)
 
-    watch_now = (upgraded or p["verify_when"] == "always") and p["verify_seconds"] > 0
+    watch_now = (upgraded or owed is not None or p["verify_when"] == "always") and p["verify_seconds"] > 0
     if module.check_mode:
         res["verify"] = {"result": "not_watched", "reason": "check mode watches nothing"}
+        if owed is not None:
+            msg += "; the cure of an earlier run is still owed (%s): a real run would %swatch the client" % (
+                owed["path"], "restart the client service, then " if due and how == "service" else "")
         return msg
     if not watch_now:
         res["verify"] = {"result": "not_watched", "reason": (
             "verify_seconds is 0" if p["verify_seconds"] <= 0 else "status %s: nothing was upgraded in this run"
             % res.get("status"))}
+        if record is not None and not restart.get("needed"):
+            clear_owed(run)  # nothing to watch: what was owed (the restart, by policy) is done
+            if owed is not None:
+                res["cure_owed"]["cleared"] = True
+                if restarted_now:
+                    res["status"] = "restarted"
         return msg
     if restart.get("needed"):
         res["verify"] = {"result": "not_watched", "reason": "watched after the reboot"}
@@ -205,6 +336,7 @@ def cure(run: Any, res: Dict[str, Any], msg: str) -> str:
                                 p["verify_interval"], p["hung_cpu_threshold"], expect_running=expect)
     except sms_proc.ProcessTableUnavailable as exc:
         res["verify"] = {"result": "unverified", "reason": str(exc)}
+        _still_owed(run, res, record, "unverified")
         return msg + "; the cure is unverified (%s)" % exc
     problems = [verify["reason"]] if verify["result"] in ("hung", "not_running") else []
     can_tell = bool(p["service_name"] or p["service_status_argv"])
@@ -214,16 +346,38 @@ def cure(run: Any, res: Dict[str, Any], msg: str) -> str:
         if running is False:
             problems.append("the client service is not running")
     res["verify"] = verify
-    if rebooted and not problems:
+    if (rebooted or owed is not None) and not problems:
         res["status"] = "verified"
     facts = "watched %gs: %d instance(s) at most, highest CPU %.1f %%" % (
         verify["elapsed"], verify["instances"], verify["highest_cpu"])
     if problems:
         res.update(status="verify_failed", changed=res.get("changed", False) or upgraded)
+        _still_owed(run, res, record, "verify_failed")
         module.fail_json(msg="%s; but the cure did not hold: %s (%s)" % (msg, "; ".join(problems), facts), **res)
     if verify["result"] == "unverified":
+        _still_owed(run, res, record, "unverified")
         return msg + "; the cure is unverified: %s" % verify["reason"]
+    if record is not None:
+        clear_owed(run)  # the restart (by policy) and the watch both held
+        if owed is not None:
+            res["cure_owed"]["cleared"] = True
+            msg += "; the cure an earlier run left owed now holds"
     return msg + "; verified healthy (%s)" % facts
+
+
+def _still_owed(run: Any, res: Dict[str, Any], record: Optional[Dict[str, Any]], status: str) -> None:
+    """Keep the record (with what is still owed) after a failed restart or watch; the result says where."""
+    if record is None or run.module.check_mode:
+        return
+    record["last_status"] = status
+    record["last_run"] = _now()
+    write_owed(run, record, res)
+    res["cure_owed"] = dict(res.get("cure_owed") or {}, restart_owed=record["restart_owed"], last_status=status,
+                            path=record.get("path"))
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def install(run: Any) -> None:
@@ -240,3 +394,5 @@ def install(run: Any) -> None:
         return original(**kwargs)
 
     module.exit_json = exit_json
+    # Called by the upgrade just before the files are replaced (not in check mode).
+    run.before_replace = lambda res: owe(run, res)

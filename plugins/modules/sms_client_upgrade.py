@@ -39,6 +39,16 @@ description:
     restarted (when O(service_name) or O(service_status_argv) can tell). A
     failed restart or watch fails the client (RV(status=restart_failed) or
     RV(status=verify_failed)), with what was seen in RV(verify).
+  - The cure is owed until it held. An upgrade that replaces files (and owes a
+    restart by its policy or a watch) writes a record of it,
+    C(cure_owed.json) in O(state_dir) (the hotfix's KB, whether the restart is
+    still needed, the changed service files, the last failure), atomically,
+    before the first file is replaced, and removes it once the restart and the watch both succeeded. A re-run that
+    finds the files in place and the record there does what is still owed
+    (the restart, then the watch), with RV(status=verified) when the cure holds
+    now, or RV(status=restart_failed) / RV(status=verify_failed) again.
+    O(state=absent) removes the record; check mode writes nothing and says what
+    a real run would do.
   - Every replaced file and the original C(SMS.INI) are backed up once in
     O(state_dir). O(state=absent) puts the original files back and sets
     C([SMS] CopyListVersion) and C([Local] SetupPhase) back to the original's
@@ -327,7 +337,9 @@ status:
     - V(upgraded) (something changed, or would in check mode, including a hung
       C(SMSRUN32) ended, and the watch, if any, was healthy), V(unchanged), V(skipped) (the logon server
       does not serve the hotfix yet), V(deferred) (a healthy C(SMSRUN32) runs and the
-      policy is defer), V(rolled_back), V(verified) (after a reboot, with O(rebooted=true), the watch was healthy),
+      policy is defer), V(rolled_back), V(verified) (after a reboot, with O(rebooted=true), or on a re-run that
+      found the cure still owed (RV(cure_owed)), the watch was healthy), V(restarted) (a re-run did the restart
+      still owed and O(verify_seconds) is 0),
       V(restart_failed) (the client service did not stop or start), V(verify_failed) (the watch saw the
       hang again, no C(SMSRUN32), or the service not running) or V(refused) (bad options, nothing changed).
   returned: always
@@ -367,6 +379,26 @@ verify:
     highest_cpu: {description: The highest CPU percent (of one core) one instance used over one look, type: float}
     threshold: {description: The hung threshold used, type: float}
     service: {description: "V(running) or V(not running) at the end of the watch, when it could tell", type: str}
+cure_owed:
+  description:
+    - The record of a cure an earlier run left owed (its restart or its watch failed), found by this run;
+      or, when this run's restart or watch failed, where the record it keeps is.
+  returned: with state=present, when a cure is or stays owed
+  type: dict
+  contains:
+    kb: {description: The hotfix the cure is owed for, type: str}
+    since: {description: When the upgrade that owes it replaced the files (UTC), type: str}
+    restart_owed: {description: Whether the restart (by policy) is still needed, type: bool}
+    service_files: {description: The client service files that changed, type: list}
+    last_status:
+      description: "The status of the last run that tried: V(restart_failed), V(verify_failed) or V(unverified)"
+      type: str
+    path: {description: The record's path in the state folder, type: str}
+    cleared: {description: True when this run removed the record (the cure holds now), type: bool}
+cure_owed_removed:
+  description: With state=absent, the path of the record of a cure owed that the rollback removed.
+  returned: when a rollback removed one
+  type: str
 skipped:
   description: True when the client was skipped because its logon server does not serve the hotfix.
   returned: when skipped

@@ -160,3 +160,29 @@ def test_a_reboot_wave_that_would_end_outside_the_window_does_not_start(make_lab
                                    "sms_client_reboot_timeout": 30})
     assert fits.rc == 0, fits.stdout[-3000:]
     assert json.dumps(sorted(fits.results("sms_client_upgrade"))) == json.dumps(lab.clients())
+
+
+def test_a_canary_that_failed_its_watch_is_watched_again_when_the_rollout_is_run_again(
+        make_lab, run_playbook, tmp_path):
+    lab = make_lab(**SMALL)
+    manifest = not_the_hotfix(tmp_path)
+    lab.cmd("ie-setup", "--host", "client01", "--lifetime", "5")
+    first = run_playbook(lab, extravars={"sms_hotfix_manifest": manifest})
+    assert first.rc != 0
+    assert first.results("sms_client_upgrade")["client01"]["status"] == "verify_failed"
+    # the operator ends the hang (IE 4.01's per-user setup is over, the hung pair dies) and runs again:
+    # the canary's files are already in place, but its watch is still owed
+    lab.cmd("ie-setup", "--host", "client01", "--done")
+    deadline = time.monotonic() + 20
+    while lab.status()["smsrun32"].get("client01") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not lab.status()["smsrun32"].get("client01"), "the hung pair outlived its lifetime"
+    again = run_playbook(lab, extravars={"sms_hotfix_manifest": manifest})
+    assert again.rc == 0, again.stdout[-3000:]
+    results = again.results("sms_client_upgrade")
+    canary = results["client01"]
+    assert canary["status"] == "verified", canary
+    assert canary["verify"]["result"] == "healthy" and canary["verify"]["instances"] == 1, canary
+    assert canary["verify"]["elapsed"] >= 2.0 and canary["cure_owed"]["cleared"] is True, canary
+    assert sorted(results) == lab.clients()  # and the later waves ran after the canary held
+    assert all(results[c]["status"] == "upgraded" for c in results if c != "client01"), results

@@ -6,7 +6,9 @@ table. "The old binary under IE 4.01 setup" is a start command that starts
 two instances (the KB's symptom); the hotfix's is one that starts one.
 """
 
+import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -167,3 +169,145 @@ def test_the_old_words_still_work_with_a_deprecation(site, smsrun, module_runner
     assert os.path.exists(os.path.join(site.bin, "Smsrun32.exe"))
     assert lab.sha(open(os.path.join(site.bin, "Smsrun32.exe"), "rb").read()) != lab.sha(
         open(os.path.join(os.path.dirname(site.manifest), "payload", "X86.bin", "Smsrun32.exe"), "rb").read())
+
+
+# -- the cure is owed until it held (a re-run finds the files in place) ----------------------------------
+
+
+def kill_instances(drive):
+    for entry in instances(drive):
+        try:
+            os.kill(entry["pid"], signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    wait_for(lambda: not instances(drive))
+
+
+def owed_record(result):
+    path = os.path.join(result["state_dir"], "cure_owed.json")
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def test_a_canary_that_failed_its_watch_is_watched_again_on_the_re_run(site, smsrun, module_runner):
+    smsrun.drives.add(site.client)
+    first = module_runner(MODULE, site.args(smsrun_argv=launch(site.client, count=2), verify_seconds=2.0,
+                                            verify_interval=0.25))
+    assert first["status"] == "verify_failed", first
+    record = owed_record(first)
+    assert record is not None and record["last_status"] == "verify_failed" and record["watch_owed"] is True, record
+    assert record["kb"] == "Q216552" and first["cure_owed"]["path"].endswith("cure_owed.json"), first
+    # the hang is gone (the operator ended it); the re-run finds the files in place
+    kill_instances(site.client)
+    again = module_runner(MODULE, site.args(smsrun_argv=launch(site.client), verify_seconds=1.0,
+                                            verify_interval=0.25))
+    assert again.get("failed") is not True and again["status"] == "verified", again
+    assert again["verify"]["result"] == "healthy" and again["verify"]["elapsed"] >= 1.0, again
+    assert again["cure_owed"]["cleared"] is True and owed_record(again) is None
+    assert "the cure an earlier run left owed now holds" in again["msg"]
+    # held: the next run owes nothing and watches nothing
+    third = module_runner(MODULE, site.args(smsrun_argv=launch(site.client), verify_seconds=30))
+    assert third["status"] == "unchanged" and third["changed"] is False, third
+    assert third["verify"]["result"] == "not_watched" and "cure_owed" not in third
+
+
+def test_a_re_run_with_the_hang_still_there_fails_again_and_stays_owed(site, smsrun, module_runner):
+    smsrun.drives.add(site.client)
+    first = module_runner(MODULE, site.args(smsrun_argv=launch(site.client, count=2), verify_seconds=2.0,
+                                            verify_interval=0.25))
+    assert first["status"] == "verify_failed", first
+    kill_instances(site.client)
+    # nothing runs when the re-run looks (the upgrade sees nothing to do); SMSRUN32 started again still hangs
+    again = module_runner(MODULE, site.args(smsrun_argv=launch(site.client, count=2), verify_seconds=2.0,
+                                            verify_interval=0.25))
+    assert again["failed"] is True and again["status"] == "verify_failed", again
+    assert again["verify"]["result"] == "hung" and again["verify"]["instances"] == 2, again
+    assert "the cure did not hold" in again["msg"]
+    record = owed_record(again)
+    assert record is not None and record["last_status"] == "verify_failed", record
+
+
+def test_a_restart_that_failed_is_done_on_the_re_run_then_watched(site, smsrun, tmp_path, module_runner):
+    smsrun.drives.add(site.client)
+    first = module_runner(MODULE, site.args(smsrun_argv=launch(site.client), restart="service", verify_seconds=1,
+                                            **marker_service(tmp_path, fail_start=True)))
+    assert first["status"] == "restart_failed", first
+    record = owed_record(first)
+    assert record["restart_owed"] is True and record["service_files"] == ["Smssrv32.exe"], record
+    assert (tmp_path / "service.state").read_text() == "stopped"  # stopped, never started
+    # the service is repaired; the re-run restarts it (files unchanged), then watches
+    again = module_runner(MODULE, site.args(smsrun_argv=launch(site.client), restart="service", verify_seconds=1.0,
+                                            verify_interval=0.25, **marker_service(tmp_path)))
+    assert again.get("failed") is not True and again["status"] == "verified", again
+    assert again["changed"] is True and again["restart"]["done"] is True, again
+    assert again["verify"]["service"] == "running" and again["verify"]["instances"] == 1, again
+    assert (tmp_path / "service.state").read_text() == "running"
+    assert owed_record(again) is None and again["reboot_required"] is False
+
+
+def test_a_restart_done_but_a_watch_failed_owes_the_watch_only(site, smsrun, tmp_path, module_runner):
+    smsrun.drives.add(site.client)
+    first = module_runner(MODULE, site.args(smsrun_argv=launch(site.client, count=2), restart="service",
+                                            verify_seconds=2.0, verify_interval=0.25, **marker_service(tmp_path)))
+    assert first["status"] == "verify_failed" and first["restart"]["done"] is True, first
+    assert owed_record(first)["restart_owed"] is False
+    (tmp_path / "service.state").write_text("stopped-by-test")  # a restart on the re-run would overwrite it
+    kill_instances(site.client)
+    again = module_runner(MODULE, site.args(smsrun_argv=launch(site.client), restart="service", verify_seconds=1.0,
+                                            verify_interval=0.25, **marker_service(tmp_path)))
+    assert again["status"] == "verified" and again["changed"] is False, again
+    assert (tmp_path / "service.state").read_text() == "stopped-by-test"
+
+
+def test_check_mode_on_an_owed_client_says_what_it_would_do_and_writes_nothing(site, smsrun, tmp_path,
+                                                                               module_runner):
+    smsrun.drives.add(site.client)
+    first = module_runner(MODULE, site.args(smsrun_argv=launch(site.client), restart="service", verify_seconds=1,
+                                            **marker_service(tmp_path, fail_start=True)))
+    assert first["status"] == "restart_failed", first
+    before = site.snap()
+    preview = module_runner(MODULE, site.args(smsrun_argv=launch(site.client), restart="service", verify_seconds=1,
+                                              **marker_service(tmp_path)), check_mode=True)
+    assert preview["changed"] is True and preview["verify"]["result"] == "not_watched", preview
+    assert "still owed" in preview["msg"] and "restart the client service, then watch" in preview["msg"], preview
+    assert site.snap() == before and (tmp_path / "service.state").read_text() == "stopped"
+
+
+def test_nothing_is_owed_with_restart_none_and_no_watch(site, smsrun, module_runner):
+    smsrun.drives.add(site.client)
+    result = module_runner(MODULE, site.args(smsrun_argv=launch(site.client)))
+    assert result["status"] == "upgraded" and owed_record(result) is None, result
+
+
+def test_a_rollback_removes_the_record_of_the_cure_owed(site, smsrun, module_runner):
+    smsrun.drives.add(site.client)
+    first = module_runner(MODULE, site.args(smsrun_argv=launch(site.client, count=2), verify_seconds=2.0,
+                                            verify_interval=0.25))
+    assert first["status"] == "verify_failed" and owed_record(first) is not None, first
+    back = module_runner(MODULE, site.args(state="absent"))
+    assert back["status"] == "rolled_back", back
+    assert owed_record(first) is None and back["cure_owed_removed"].endswith("cure_owed.json"), back
+    kill_instances(site.client)
+    # a re-run upgrades again (the record did not survive to confuse it)
+    again = module_runner(MODULE, site.args(smsrun_argv=launch(site.client), verify_seconds=0.5,
+                                            verify_interval=0.25))
+    assert again["status"] == "upgraded" and owed_record(again) is None, again
+
+
+def test_the_record_is_written_before_the_files_are_replaced(site, smsrun, module_runner):
+    # SMSRUN32 is stopped for the work and cannot be started again: the run fails after the replacement,
+    # before the restart and the watch; the cure is still owed
+    smsrun(site.client)
+    first = module_runner(MODULE, site.args(smsrun_argv=cmd("import sys; sys.exit(1)"), running_policy="restart",
+                                            verify_seconds=1.0, verify_interval=0.25))
+    assert first["failed"] is True, first
+    assert_upgraded(site)
+    record = owed_record(first)
+    assert record is not None and record["watch_owed"] is True and record["last_status"] is None, record
+    again = module_runner(MODULE, site.args(smsrun_argv=launch(site.client), verify_seconds=1.0,
+                                            verify_interval=0.25))
+    assert again.get("failed") is not True and again["status"] == "verified", again
+    assert again["smsrun32"]["restarted"] is True and again["verify"]["instances"] == 1, again
+    assert owed_record(again) is None
