@@ -31,11 +31,21 @@ RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+f
 
 
 def run(tree, playbook, inventory, work, tag, check_clean=True):
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(tree, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               SMS_REPORT_DIR=os.path.join(work, "reports", tag))
+    env = dict(
+        os.environ,
+        ANSIBLE_CONFIG=os.path.join(tree, "ansible.cfg"),
+        ANSIBLE_NOCOLOR="1",
+        SMS_REPORT_DIR=os.path.join(work, "reports", tag),
+    )
     env.pop("ANSIBLE_COLLECTIONS_PATH", None)
-    argv = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", inventory,
-            os.path.join(tree, playbook), "-e", json.dumps({"sms_rollout_waves": WAVES})]
+    argv = [
+        os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
+        "-i",
+        inventory,
+        os.path.join(tree, playbook),
+        "-e",
+        json.dumps({"sms_rollout_waves": WAVES}),
+    ]
     start, used = time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(argv, cwd=tree, env=env, capture_output=True, text=True, check=False)
     wall = time.monotonic() - start
@@ -44,11 +54,12 @@ def run(tree, playbook, inventory, work, tag, check_clean=True):
     with open(os.path.join(work, tag + ".log"), "w", encoding="utf-8") as handle:
         handle.write(done.stdout + done.stderr)
     recap = RECAP.findall(done.stdout)
-    bad = [r for r in recap if r[0].startswith("client") and (int(r[4]) or int(r[3]) or
-                                                              (check_clean and int(r[2])))]
+    bad = [r for r in recap if r[0].startswith("client") and (int(r[4]) or int(r[3]) or (check_clean and int(r[2])))]
     if done.returncode != 0 or bad or not recap:
-        sys.exit("A/B FAILED: %s (%s) exited %d; hosts changed/failed: %s; log %s"
-                 % (tag, playbook, done.returncode, bad[:5], os.path.join(work, tag + ".log")))
+        sys.exit(
+            "A/B FAILED: %s (%s) exited %d; hosts changed/failed: %s; log %s"
+            % (tag, playbook, done.returncode, bad[:5], os.path.join(work, tag + ".log"))
+        )
     return wall, cpu
 
 
@@ -63,8 +74,11 @@ def main():
     work = tempfile.mkdtemp(prefix="sms-ab-")
     lab = os.path.join(work, "lab")
     sms_lab = os.path.join(a_tree, "lab", "sms-lab")
-    subprocess.run([sys.executable, sms_lab, "build", "--root", lab, "--clients", str(args.clients), "--no-smsrun"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, sms_lab, "build", "--root", lab, "--clients", str(args.clients), "--no-smsrun"],
+        check=True,
+        capture_output=True,
+    )
     inventory = os.path.join(lab, "inventory.yml")
     try:
         for playbook in ("playbooks/site.yml", "playbooks/logon.yml"):
@@ -76,19 +90,36 @@ def main():
             got = {}
             for name, tree in order:
                 got[name] = run(tree, "playbooks/clients.yml", inventory, work, "%s.%d" % (name, round_no))
-            got["floor"] = run(a_tree, "benchmarks/playbooks/ping_floor.yml", inventory, work,
-                               "floor.%d" % round_no, check_clean=False)
+            got["floor"] = run(
+                a_tree, "benchmarks/playbooks/ping_floor.yml", inventory, work, "floor.%d" % round_no, check_clean=False
+            )
             rows.append(got)
-            print("round %d (%s then floor): wall A %.1f s, B %.1f s, floor %.1f s (A %.2fx, B %.2fx); "
-                  "CPU A %.1f s, B %.1f s, floor %.1f s (A %.2fx, B %.2fx)"
-                  % (round_no, "".join(n for n, _t in order), got["A"][0], got["B"][0], got["floor"][0],
-                     got["A"][0] / got["floor"][0], got["B"][0] / got["floor"][0], got["A"][1], got["B"][1],
-                     got["floor"][1], got["A"][1] / got["floor"][1], got["B"][1] / got["floor"][1]), flush=True)
+            print(
+                "round %d (%s then floor): wall A %.1f s, B %.1f s, floor %.1f s (A %.2fx, B %.2fx); "
+                "CPU A %.1f s, B %.1f s, floor %.1f s (A %.2fx, B %.2fx)"
+                % (
+                    round_no,
+                    "".join(n for n, _t in order),
+                    got["A"][0],
+                    got["B"][0],
+                    got["floor"][0],
+                    got["A"][0] / got["floor"][0],
+                    got["B"][0] / got["floor"][0],
+                    got["A"][1],
+                    got["B"][1],
+                    got["floor"][1],
+                    got["A"][1] / got["floor"][1],
+                    got["B"][1] / got["floor"][1],
+                ),
+                flush=True,
+            )
         for name in ("A", "B"):
             for index, kind in ((0, "wall"), (1, "CPU")):
                 ratios = [got[name][index] / got["floor"][index] for got in rows]
-                print("%s: %s %.2f-%.2fx the floor (mean %.2f)"
-                      % (name, kind, min(ratios), max(ratios), sum(ratios) / len(ratios)))
+                print(
+                    "%s: %s %.2f-%.2fx the floor (mean %.2f)"
+                    % (name, kind, min(ratios), max(ratios), sum(ratios) / len(ratios))
+                )
     finally:
         subprocess.run([sys.executable, sms_lab, "down", "--root", lab], check=False, capture_output=True)
     print("logs: %s" % work)

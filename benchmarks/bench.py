@@ -46,7 +46,12 @@ from smsbench import measure  # noqa: E402
 from smsbench.lab import REPO, BenchError, Lab, prepare, smsrun_pids, tool  # noqa: E402
 from smsbench.latency import measure_replication  # noqa: E402
 from smsbench.scenarios import (  # noqa: E402
-    Context, NaivePlaybook, ProjectClients, default_scenarios, optional_scenarios)
+    Context,
+    NaivePlaybook,
+    ProjectClients,
+    default_scenarios,
+    optional_scenarios,
+)
 
 DEFAULT_WAVES = [1, "10%", "50%", "100%"]
 # Other processes keeping more than this much of a core busy make a run's
@@ -97,14 +102,15 @@ class Bench:
         commands = scenario.commands(self.ctx, tag)
         usage = measure.run(commands, sample_interval=self.sample_interval)
         if any(rc != 0 for rc in usage.rcs):
-            raise BenchError("%s: ansible-playbook exited %s; log %s:\n%s"
-                             % (scenario.name, usage.rcs, usage.logs[0], tail(usage.logs[0])))
+            raise BenchError(
+                "%s: ansible-playbook exited %s; log %s:\n%s"
+                % (scenario.name, usage.rcs, usage.logs[0], tail(usage.logs[0]))
+            )
         clients = scenario.clients(self.ctx)
         counts = scenario.counts(self.ctx, tag, len(commands))
         scenario.check(self.ctx, counts, clients)
         modules = self.lab.module_runs()
-        tasks = [sum(counts.get(c, {}).get(k, 0) for k in ("ok", "failed", "skipped", "unreachable"))
-                 for c in clients]
+        tasks = [sum(counts.get(c, {}).get(k, 0) for k in ("ok", "failed", "skipped", "unreachable")) for c in clients]
         module_runs = [sum(modules.get(c, {}).values()) for c in clients]
         by_action, by_module = {}, {}
         for c in clients:
@@ -115,14 +121,22 @@ class Bench:
                 by_module[module] = by_module.get(module, 0) + value
         other = usage.other_cpu_s / usage.wall_s if usage.other_cpu_s is not None else None
         return {
-            "clients": len(clients), "wall_s": usage.wall_s, "cpu_s": usage.cpu_s,
-            "controller_peak_rss_mb": usage.controller_peak_rss_mb, "tree_max_rss_mb": usage.tree_max_rss_mb,
-            "tree_peak_pss_mb": usage.tree_peak_pss_mb, "pss_samples": usage.pss_samples,
-            "other_cores": other, "sampler_cpu_s": usage.sampler_cpu_s,
-            "tasks_per_client": sum(tasks) / len(tasks), "tasks_max": max(tasks),
-            "module_runs_per_client": sum(module_runs) / len(module_runs), "module_runs_max": max(module_runs),
+            "clients": len(clients),
+            "wall_s": usage.wall_s,
+            "cpu_s": usage.cpu_s,
+            "controller_peak_rss_mb": usage.controller_peak_rss_mb,
+            "tree_max_rss_mb": usage.tree_max_rss_mb,
+            "tree_peak_pss_mb": usage.tree_peak_pss_mb,
+            "pss_samples": usage.pss_samples,
+            "other_cores": other,
+            "sampler_cpu_s": usage.sampler_cpu_s,
+            "tasks_per_client": sum(tasks) / len(tasks),
+            "tasks_max": max(tasks),
+            "module_runs_per_client": sum(module_runs) / len(module_runs),
+            "module_runs_max": max(module_runs),
             "module_runs_min": min(module_runs),
-            "results_by_action": dict(sorted(by_action.items())), "module_runs_by_module": dict(sorted(by_module.items())),
+            "results_by_action": dict(sorted(by_action.items())),
+            "module_runs_by_module": dict(sorted(by_module.items())),
             "clients_changed": sum(1 for c in clients if counts.get(c, {}).get("changed")),
         }
 
@@ -134,17 +148,29 @@ class Bench:
             record["round"] = number
             self.runs[scenario.name].append(record)
             self.state = scenario.leaves or self.state
-            say("  round %d  %-15s wall %7.1fs  CPU %7.1fs  tasks/client %.2f  module runs/client %.2f  "
-                "other %.2f cores" % (number, scenario.name, record["wall_s"], record["cpu_s"],
-                                      record["tasks_per_client"], record["module_runs_per_client"],
-                                      record["other_cores"] or 0.0))
+            say(
+                "  round %d  %-15s wall %7.1fs  CPU %7.1fs  tasks/client %.2f  module runs/client %.2f  "
+                "other %.2f cores"
+                % (
+                    number,
+                    scenario.name,
+                    record["wall_s"],
+                    record["cpu_s"],
+                    record["tasks_per_client"],
+                    record["module_runs_per_client"],
+                    record["other_cores"] or 0.0,
+                )
+            )
 
 
 def paired_ratio(runs, base_runs, key):
     """Median over rounds of (per-client cost ÷ the base's per-client cost in the same round)."""
     base = {r["round"]: r for r in base_runs}
-    ratios = [(r[key] / r["clients"]) / (base[r["round"]][key] / base[r["round"]]["clients"])
-              for r in runs if r["round"] in base and base[r["round"]][key] > 0]
+    ratios = [
+        (r[key] / r["clients"]) / (base[r["round"]][key] / base[r["round"]]["clients"])
+        for r in runs
+        if r["round"] in base and base[r["round"]][key] > 0
+    ]
     return statistics.median(ratios) if ratios else None
 
 
@@ -181,44 +207,63 @@ def fmt(value, spec):
 
 
 def table(size):
-    cols = [("scenario", "<", lambda n, s: n), ("clients", ">", lambda n, s: str(s["clients"])),
-            ("runs", ">", lambda n, s: str(s["runs"])),
-            ("wall min s", ">", lambda n, s: fmt(s["wall_min_s"], ".1f")),
-            ("wall med s", ">", lambda n, s: fmt(s["wall_median_s"], ".1f")),
-            ("CPU s", ">", lambda n, s: fmt(s["cpu_median_s"], ".1f")),
-            ("s/client", ">", lambda n, s: fmt(s["s_per_client"], ".3f")),
-            ("CPU ×floor", ">", lambda n, s: fmt(s.get("cpu_ratio_to_floor"), ".2f")),
-            ("wall ×floor", ">", lambda n, s: fmt(s.get("wall_ratio_to_floor"), ".2f")),
-            ("CPU ×floor bc", ">", lambda n, s: fmt(s.get("cpu_ratio_to_floor_bytecode"), ".2f")),
-            ("CPU ×naive", ">", lambda n, s: fmt(s.get("cpu_ratio_to_naive"), ".2f")),
-            ("tasks/client", ">", lambda n, s: fmt(s["tasks_per_client"], ".2f")),
-            ("modules/client", ">", lambda n, s: fmt(s["module_runs_per_client"], ".2f")),
-            ("ctrl RSS MB", ">", lambda n, s: fmt(s["controller_peak_rss_mb"], ".0f")),
-            ("tree PSS MB", ">", lambda n, s: fmt(s["tree_peak_pss_mb"], ".0f")),
-            ("other cores", ">", lambda n, s: fmt(s["other_cores_max"], ".2f"))]
+    cols = [
+        ("scenario", "<", lambda n, s: n),
+        ("clients", ">", lambda n, s: str(s["clients"])),
+        ("runs", ">", lambda n, s: str(s["runs"])),
+        ("wall min s", ">", lambda n, s: fmt(s["wall_min_s"], ".1f")),
+        ("wall med s", ">", lambda n, s: fmt(s["wall_median_s"], ".1f")),
+        ("CPU s", ">", lambda n, s: fmt(s["cpu_median_s"], ".1f")),
+        ("s/client", ">", lambda n, s: fmt(s["s_per_client"], ".3f")),
+        ("CPU ×floor", ">", lambda n, s: fmt(s.get("cpu_ratio_to_floor"), ".2f")),
+        ("wall ×floor", ">", lambda n, s: fmt(s.get("wall_ratio_to_floor"), ".2f")),
+        ("CPU ×floor bc", ">", lambda n, s: fmt(s.get("cpu_ratio_to_floor_bytecode"), ".2f")),
+        ("CPU ×naive", ">", lambda n, s: fmt(s.get("cpu_ratio_to_naive"), ".2f")),
+        ("tasks/client", ">", lambda n, s: fmt(s["tasks_per_client"], ".2f")),
+        ("modules/client", ">", lambda n, s: fmt(s["module_runs_per_client"], ".2f")),
+        ("ctrl RSS MB", ">", lambda n, s: fmt(s["controller_peak_rss_mb"], ".0f")),
+        ("tree PSS MB", ">", lambda n, s: fmt(s["tree_peak_pss_mb"], ".0f")),
+        ("other cores", ">", lambda n, s: fmt(s["other_cores_max"], ".2f")),
+    ]
     rows = [[get(name, summary) for _head, _align, get in cols] for name, summary in size["summary"].items()]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, (h, _align, _get) in enumerate(cols)]
-    out = [" | ".join(format(h, a + str(w)) for (h, a, _get), w in zip(cols, widths)),
-           "-+-".join("-" * w for w in widths)]
+    out = [
+        " | ".join(format(h, a + str(w)) for (h, a, _get), w in zip(cols, widths)),
+        "-+-".join("-" * w for w in widths),
+    ]
     out += [" | ".join(format(v, a + str(w)) for v, (_head, a, _get), w in zip(r, cols, widths)) for r in rows]
     return "\n".join(out)
 
 
 def markdown_table(result):
     """The README's table: one row per size and scenario."""
-    head = ("| clients | scenario | runs | wall min s | wall median s | CPU s | s/client | CPU ×floor | wall ×floor "
-            "| CPU ×floor, bytecode | CPU ×naive | tasks/client | module runs/client | controller peak RSS MB | tree peak PSS MB |")
+    head = (
+        "| clients | scenario | runs | wall min s | wall median s | CPU s | s/client | CPU ×floor | wall ×floor "
+        "| CPU ×floor, bytecode | CPU ×naive | tasks/client | module runs/client | controller peak RSS MB | tree peak PSS MB |"
+    )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for size in result["sizes"]:
         for name, s in size["summary"].items():
-            lines.append("| %d | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
-                size["clients"], name if s["clients"] == size["clients"] else "%s (%d clients)" % (name, s["clients"]),
-                s["runs"], fmt(s["wall_min_s"], ".1f"), fmt(s["wall_median_s"], ".1f"), fmt(s["cpu_median_s"], ".1f"),
-                fmt(s["s_per_client"], ".3f"), fmt(s.get("cpu_ratio_to_floor"), ".2f"),
-                fmt(s.get("wall_ratio_to_floor"), ".2f"), fmt(s.get("cpu_ratio_to_floor_bytecode"), ".2f"),
-                fmt(s.get("cpu_ratio_to_naive"), ".2f"),
-                fmt(s["tasks_per_client"], ".2f"), fmt(s["module_runs_per_client"], ".2f"),
-                fmt(s["controller_peak_rss_mb"], ".0f"), fmt(s["tree_peak_pss_mb"], ".0f")))
+            lines.append(
+                "| %d | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |"
+                % (
+                    size["clients"],
+                    name if s["clients"] == size["clients"] else "%s (%d clients)" % (name, s["clients"]),
+                    s["runs"],
+                    fmt(s["wall_min_s"], ".1f"),
+                    fmt(s["wall_median_s"], ".1f"),
+                    fmt(s["cpu_median_s"], ".1f"),
+                    fmt(s["s_per_client"], ".3f"),
+                    fmt(s.get("cpu_ratio_to_floor"), ".2f"),
+                    fmt(s.get("wall_ratio_to_floor"), ".2f"),
+                    fmt(s.get("cpu_ratio_to_floor_bytecode"), ".2f"),
+                    fmt(s.get("cpu_ratio_to_naive"), ".2f"),
+                    fmt(s["tasks_per_client"], ".2f"),
+                    fmt(s["module_runs_per_client"], ".2f"),
+                    fmt(s["controller_peak_rss_mb"], ".0f"),
+                    fmt(s["tree_peak_pss_mb"], ".0f"),
+                )
+            )
     return "\n".join(lines)
 
 
@@ -235,13 +280,25 @@ def machine():
                 mem = round(int(line.split()[1]) / 1024 / 1024, 1)
     except OSError:
         pass
-    ansible_version = subprocess.run([tool("ansible"), "--version"], capture_output=True, text=True,
-                                     check=False).stdout.splitlines()[:1]
-    git = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty", "--abbrev=12"],
-                         capture_output=True, text=True, check=False).stdout.strip()
-    return {"cpus": os.cpu_count(), "cpu_model": model, "mem_gb": mem, "kernel": platform.release(),
-            "python": platform.python_version(), "ansible": ansible_version[0] if ansible_version else "unknown",
-            "checkout": git or "unknown", "load_before": os.getloadavg()}
+    ansible_version = subprocess.run(
+        [tool("ansible"), "--version"], capture_output=True, text=True, check=False
+    ).stdout.splitlines()[:1]
+    git = subprocess.run(
+        ["git", "-C", str(REPO), "describe", "--always", "--dirty", "--abbrev=12"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "mem_gb": mem,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "ansible": ansible_version[0] if ansible_version else "unknown",
+        "checkout": git or "unknown",
+        "load_before": os.getloadavg(),
+    }
 
 
 def check_naive_on_lab(work, forks, waves):
@@ -267,8 +324,13 @@ def check_naive_on_lab(work, forks, waves):
             time.sleep(0.2)
         if wrong:
             raise BenchError("naive check: SMSRUN32 instances per client after the run: %s" % wrong)
-        return {"clients": 12, "hung_before": hung, "tasks_per_client": record["tasks_per_client"],
-                "module_runs_per_client": record["module_runs_per_client"], "wall_s": record["wall_s"]}
+        return {
+            "clients": 12,
+            "hung_before": hung,
+            "tasks_per_client": record["tasks_per_client"],
+            "module_runs_per_client": record["module_runs_per_client"],
+            "wall_s": record["wall_s"],
+        }
     finally:
         lab.down()
 
@@ -284,23 +346,49 @@ def write_json(result, path):
 
 def parse(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
-    parser.add_argument("--clients", type=int, nargs="*", default=[200], metavar="N",
-                        help="lab sizes to measure, one lab each (default 200; none: the replication latency only)")
+    parser.add_argument(
+        "--clients",
+        type=int,
+        nargs="*",
+        default=[200],
+        metavar="N",
+        help="lab sizes to measure, one lab each (default 200; none: the replication latency only)",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="rounds per size (default 3)")
     parser.add_argument("--forks", type=int, default=25, help="forks of every run (default 25)")
-    parser.add_argument("--waves", type=json.loads, default=DEFAULT_WAVES,
-                        help='serial waves as JSON (default \'[1, "10%%", "50%%", "100%%"]\')')
-    parser.add_argument("--naive-clients", type=int, default=100,
-                        help="the naive playbook runs on the first M clients only (default 100; 0: all)")
-    parser.add_argument("--scenario", action="append", default=None,
-                        help="run only these scenarios (repeatable; default all)")
-    parser.add_argument("--latency-passes", type=int, default=20,
-                        help="Maintenance Manager passes for the replication latency (default 20; 0 skips it)")
-    parser.add_argument("--skip-naive-check", action="store_true",
-                        help="do not check the naive playbook on a small lab first (it is still checked after every run)")
+    parser.add_argument(
+        "--waves",
+        type=json.loads,
+        default=DEFAULT_WAVES,
+        help='serial waves as JSON (default \'[1, "10%%", "50%%", "100%%"]\')',
+    )
+    parser.add_argument(
+        "--naive-clients",
+        type=int,
+        default=100,
+        help="the naive playbook runs on the first M clients only (default 100; 0: all)",
+    )
+    parser.add_argument(
+        "--scenario", action="append", default=None, help="run only these scenarios (repeatable; default all)"
+    )
+    parser.add_argument(
+        "--latency-passes",
+        type=int,
+        default=20,
+        help="Maintenance Manager passes for the replication latency (default 20; 0 skips it)",
+    )
+    parser.add_argument(
+        "--skip-naive-check",
+        action="store_true",
+        help="do not check the naive playbook on a small lab first (it is still checked after every run)",
+    )
     parser.add_argument("--sample-interval", type=float, default=1.0, help="seconds between PSS samples (default 1)")
-    parser.add_argument("--json", type=Path, default=None,
-                        help="where to write the result (default benchmarks/results/<UTC time>-bench.json)")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        help="where to write the result (default benchmarks/results/<UTC time>-bench.json)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, counts, labs torn down)")
     args = parser.parse_args(argv)
     if min(args.clients, default=2) < 2 or args.repeat < 1 or args.forks < 1:
@@ -337,21 +425,35 @@ def main(argv=None):
     started = datetime.datetime.now(datetime.timezone.utc)
     out = args.json or REPO / "benchmarks" / "results" / ("%s-bench.json" % started.strftime("%Y%m%dT%H%M%SZ"))
     work = Path(tempfile.mkdtemp(prefix="sms-bench-"))
-    result = {"benchmark": "sms-bench", "issue": 12, "started": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
-              "machine": machine(), "settings": {"repeat": args.repeat, "forks": args.forks, "waves": args.waves,
-                                                 "naive_clients": args.naive_clients, "scenarios": names},
-              "sizes": []}
+    result = {
+        "benchmark": "sms-bench",
+        "issue": 12,
+        "started": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": machine(),
+        "settings": {
+            "repeat": args.repeat,
+            "forks": args.forks,
+            "waves": args.waves,
+            "naive_clients": args.naive_clients,
+            "scenarios": names,
+        },
+        "sizes": [],
+    }
     ok = False
     try:
         if naive and args.clients and not args.skip_naive_check:
             say("checking the naive playbook on a 12-client lab with SMSRUN32 running (one hung)")
             result["naive_check"] = check_naive_on_lab(work, args.forks, args.waves)
-            say("  correct: files, dates, SMS.INI, one SMSRUN32 per client (%.1f tasks, %.1f module runs per client)"
-                % (result["naive_check"]["tasks_per_client"], result["naive_check"]["module_runs_per_client"]))
+            say(
+                "  correct: files, dates, SMS.INI, one SMSRUN32 per client (%.1f tasks, %.1f module runs per client)"
+                % (result["naive_check"]["tasks_per_client"], result["naive_check"]["module_runs_per_client"])
+            )
         for clients in args.clients:
             alpha = max(1, clients // 10)
-            say("size %d: building the lab (%d Alpha), preparing site and logon servers (not measured)"
-                % (clients, alpha))
+            say(
+                "size %d: building the lab (%d Alpha), preparing site and logon servers (not measured)"
+                % (clients, alpha)
+            )
             lab = Lab.build(work / ("lab%d" % clients), work / ("w%d" % clients), clients=clients, alpha=alpha)
             try:
                 took = prepare(lab, work / ("prepare%d.log" % clients), run_one)
@@ -363,7 +465,9 @@ def main(argv=None):
                 bench = Bench(lab, ctx, scenarios, args.sample_interval)
                 for number in range(1, args.repeat + 1):
                     bench.round(number)
-                summary = {name: summarize(runs, bench.runs, floor, naive, floor_bytecode) for name, runs in bench.runs.items()}
+                summary = {
+                    name: summarize(runs, bench.runs, floor, naive, floor_bytecode) for name, runs in bench.runs.items()
+                }
                 size = {"clients": clients, "alpha": alpha, "summary": summary, "runs": bench.runs}
                 result["sizes"].append(size)
                 say()
@@ -376,17 +480,33 @@ def main(argv=None):
             say("replication notice: %d passes, 5 logon servers" % args.latency_passes)
             rep = measure_replication(work / "replication", passes=args.latency_passes, forks=args.forks, say=say)
             result["replication"] = rep
-            say("  p50 %.3fs  p95 %.3fs  max %.3fs over %d samples (%d early, not counted); %d over 0.5s; "
-                "waiting costs %.3f cores (%.3f per waiter)" % (
-                    rep["p50_s"], rep["p95_s"], rep["max_s"], rep["samples"], rep["early_samples"],
-                    rep["over_0_5_s"], rep["wait_cpu_cores"] or 0, rep["wait_cpu_cores_per_waiter"] or 0))
+            say(
+                "  p50 %.3fs  p95 %.3fs  max %.3fs over %d samples (%d early, not counted); %d over 0.5s; "
+                "waiting costs %.3f cores (%.3f per waiter)"
+                % (
+                    rep["p50_s"],
+                    rep["p95_s"],
+                    rep["max_s"],
+                    rep["samples"],
+                    rep["early_samples"],
+                    rep["over_0_5_s"],
+                    rep["wait_cpu_cores"] or 0,
+                    rep["wait_cpu_cores_per_waiter"] or 0,
+                )
+            )
         result["finished"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        noisy = [(size["clients"], name) for size in result["sizes"] for name, s in size["summary"].items()
-                 if s["other_cores_max"] > NOISE_CORES]
+        noisy = [
+            (size["clients"], name)
+            for size in result["sizes"]
+            for name, s in size["summary"].items()
+            if s["other_cores_max"] > NOISE_CORES
+        ]
         result["noisy"] = bool(noisy)
         if noisy:
-            say("WARNING: other processes kept more than %.1f of a core busy during some runs (%s): compare the "
-                "CPU columns; wall times are not clean" % (NOISE_CORES, ", ".join("%d %s" % n for n in noisy[:6])))
+            say(
+                "WARNING: other processes kept more than %.1f of a core busy during some runs (%s): compare the "
+                "CPU columns; wall times are not clean" % (NOISE_CORES, ", ".join("%d %s" % n for n in noisy[:6]))
+            )
         write_json(result, out)
         say("markdown:\n" + markdown_table(result))
         say("written: %s" % out)

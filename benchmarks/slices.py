@@ -144,6 +144,7 @@ def reap(work):
     """Stop what an interrupted run left: every process whose command line
     names this run's folder (slices run in sessions of their own)."""
     import signal
+
     mine = []
     for entry in os.listdir("/proc"):
         if entry.isdigit() and int(entry) != os.getpid():
@@ -163,18 +164,29 @@ def reap(work):
 
 
 def lab(*args):
-    subprocess.run([sys.executable, LAB_TOOL] + list(args), check=True, capture_output=True, text=True,
-                   timeout=1800)
+    subprocess.run([sys.executable, LAB_TOOL] + list(args), check=True, capture_output=True, text=True, timeout=1800)
 
 
 def prepare_site(work, root, clients, env):
     """plan, site and logon once, so every logon server serves the hotfix."""
     log = os.path.join(work, "prepare.log")
     with open(log, "w") as handle:
-        result = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
-                                 "-i", os.path.join(root, "inventory.yml"), "playbooks/plan.yml",
-                                 "playbooks/site.yml", "playbooks/logon.yml"],
-                                cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT, timeout=3600, check=False)
+        result = subprocess.run(
+            [
+                os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
+                "-i",
+                os.path.join(root, "inventory.yml"),
+                "playbooks/plan.yml",
+                "playbooks/site.yml",
+                "playbooks/logon.yml",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            timeout=3600,
+            check=False,
+        )
     if result.returncode != 0:
         raise SystemExit("preparing the lab failed, see %s" % log)
 
@@ -182,8 +194,10 @@ def prepare_site(work, root, clients, env):
 def expected_hashes():
     with open(MANIFEST, encoding="utf-8") as handle:
         manifest = json.load(handle)
-    return dict((platform_name, dict((f["name"].lower(), f["sha256"]) for f in spec["files"]))
-                for platform_name, spec in manifest["platforms"].items())
+    return dict(
+        (platform_name, dict((f["name"].lower(), f["sha256"]) for f in spec["files"]))
+        for platform_name, spec in manifest["platforms"].items()
+    )
 
 
 def client_platforms(root):
@@ -221,10 +235,28 @@ def main(argv=None):
 
     work = tempfile.mkdtemp(prefix="sms-slices-")
     root = os.path.join(work, "lab")
-    lab("build", "--root", root, "--clients", str(args.clients), "--alpha", str(alpha), "--hung", "0",
-        "--no-smsrun", "--cycle", "2", "--idle-timeout", "7200")
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), SMS_REPORT_DIR=os.path.join(work, "r0"),
-               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    lab(
+        "build",
+        "--root",
+        root,
+        "--clients",
+        str(args.clients),
+        "--alpha",
+        str(alpha),
+        "--hung",
+        "0",
+        "--no-smsrun",
+        "--cycle",
+        "2",
+        "--idle-timeout",
+        "7200",
+    )
+    env = dict(
+        os.environ,
+        ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
+        SMS_REPORT_DIR=os.path.join(work, "r0"),
+        PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
+    )
     rows = []
     try:
         t0 = time.monotonic()
@@ -234,8 +266,12 @@ def main(argv=None):
         platforms = client_platforms(root)
         for client in platforms:
             shutil.copytree(os.path.join(root, "hosts", client), os.path.join(pristine, client), symlinks=True)
-        awx = Awx(os.path.join(work, "awx"), [os.path.join(root, "inventory.yml")], os.path.join(work, "reports"),
-                  job_timeout=7200)
+        awx = Awx(
+            os.path.join(work, "awx"),
+            [os.path.join(root, "inventory.yml")],
+            os.path.join(work, "reports"),
+            job_timeout=7200,
+        )
         sampler = TreeSampler()
         awx.watchers.append(sampler)
         want = expected_hashes()
@@ -248,8 +284,7 @@ def main(argv=None):
                 before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 busy = busy_seconds()
                 start = time.monotonic()
-                job = awx.launch_job_template(TEMPLATE, extra_vars={"sms_rollout_waves": args.waves},
-                                              job_slice_count=k)
+                job = awx.launch_job_template(TEMPLATE, extra_vars={"sms_rollout_waves": args.waves}, job_slice_count=k)
                 wall = time.monotonic() - start
                 after = resource.getrusage(resource.RUSAGE_CHILDREN)
                 busy = busy_seconds() - busy
@@ -257,19 +292,27 @@ def main(argv=None):
                 failed = [j for j in jobs if j.status != "successful"]
                 wrong = verify(root, platforms, want)
                 cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-                row = {"round": round_number, "slices": k, "jobs": len(jobs), "wall_s": round(wall, 1),
-                       "cpu_s": round(cpu, 1),
-                       # cores other processes of the machine kept busy meanwhile: noise
-                       "other_cores": round(max(0.0, busy - cpu) / wall, 2),
-                       "s_per_client": round(wall / args.clients, 3),
-                       "peak_pss_mb": round(sampler.peak_pss_kb / 1024.0, 1),
-                       "peak_controller_rss_mb": round(sampler.peak_controller_rss_kb / 1024.0, 1),
-                       "peak_processes": sampler.peak_processes,
-                       "failed_jobs": len(failed), "wrong_clients": len(wrong)}
+                row = {
+                    "round": round_number,
+                    "slices": k,
+                    "jobs": len(jobs),
+                    "wall_s": round(wall, 1),
+                    "cpu_s": round(cpu, 1),
+                    # cores other processes of the machine kept busy meanwhile: noise
+                    "other_cores": round(max(0.0, busy - cpu) / wall, 2),
+                    "s_per_client": round(wall / args.clients, 3),
+                    "peak_pss_mb": round(sampler.peak_pss_kb / 1024.0, 1),
+                    "peak_controller_rss_mb": round(sampler.peak_controller_rss_kb / 1024.0, 1),
+                    "peak_processes": sampler.peak_processes,
+                    "failed_jobs": len(failed),
+                    "wrong_clients": len(wrong),
+                }
                 rows.append(row)
-                print("K=%(slices)d: %(wall_s).1fs wall, %(cpu_s).1fs CPU, peak PSS %(peak_pss_mb).0f MB, "
-                      "largest controller %(peak_controller_rss_mb).0f MB, %(peak_processes)d processes, "
-                      "%(other_cores).2f cores busy elsewhere" % row)
+                print(
+                    "K=%(slices)d: %(wall_s).1fs wall, %(cpu_s).1fs CPU, peak PSS %(peak_pss_mb).0f MB, "
+                    "largest controller %(peak_controller_rss_mb).0f MB, %(peak_processes)d processes, "
+                    "%(other_cores).2f cores busy elsewhere" % row
+                )
                 if failed or wrong:
                     print("FAILED: jobs %s, clients not upgraded: %s" % (failed, wrong[:20]))
                     return 1
@@ -284,18 +327,34 @@ def main(argv=None):
             print("kept %s" % work)
 
     print()
-    header = ("K", "jobs", "wall s", "CPU s", "s/client", "speed-up", "peak PSS MB", "largest ctl MB", "procs",
-              "noise")
+    header = ("K", "jobs", "wall s", "CPU s", "s/client", "speed-up", "peak PSS MB", "largest ctl MB", "procs", "noise")
     print("%-3s %5s %8s %8s %9s %9s %12s %15s %6s %6s" % header)
     base = dict((row["round"], row["wall_s"]) for row in rows if row["slices"] == counts[0])
     for row in rows:
-        print("%-3d %5d %8.1f %8.1f %9.3f %9.2f %12.1f %15.1f %6d %6.2f" % (
-            row["slices"], row["jobs"], row["wall_s"], row["cpu_s"], row["s_per_client"],
-            base[row["round"]] / row["wall_s"], row["peak_pss_mb"], row["peak_controller_rss_mb"],
-            row["peak_processes"], row["other_cores"]))
-    result = {"benchmark": "slices", "when": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-              "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "system": platform.platform()},
-              "clients": args.clients, "alpha": alpha, "waves": args.waves, "rows": rows}
+        print(
+            "%-3d %5d %8.1f %8.1f %9.3f %9.2f %12.1f %15.1f %6d %6.2f"
+            % (
+                row["slices"],
+                row["jobs"],
+                row["wall_s"],
+                row["cpu_s"],
+                row["s_per_client"],
+                base[row["round"]] / row["wall_s"],
+                row["peak_pss_mb"],
+                row["peak_controller_rss_mb"],
+                row["peak_processes"],
+                row["other_cores"],
+            )
+        )
+    result = {
+        "benchmark": "slices",
+        "when": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "system": platform.platform()},
+        "clients": args.clients,
+        "alpha": alpha,
+        "waves": args.waves,
+        "rows": rows,
+    }
     if args.save:
         folder = os.path.join(REPO, "benchmarks", "results")
         os.makedirs(folder, exist_ok=True)

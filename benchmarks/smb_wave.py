@@ -65,8 +65,11 @@ PROJECT_CALLBACK = "sms.hotfix.sms_rollout_report"
 SCENARIOS = ("clients.yml over SMB", "clients.yml local", "ping floor")
 # One line per SMB session set up (Samba's auth_audit at level 3): the
 # controller's port tells TCP connections apart, the local address the host.
-AUTH_LINE = re.compile(r"^Auth: \[SMB2.*status \[NT_STATUS_OK\].*remote host \[ipv4:[0-9.]+:(\d+)\]"
-                       r".*local host \[ipv4:([0-9.]+):445\]", re.M)
+AUTH_LINE = re.compile(
+    r"^Auth: \[SMB2.*status \[NT_STATUS_OK\].*remote host \[ipv4:[0-9.]+:(\d+)\]"
+    r".*local host \[ipv4:([0-9.]+):445\]",
+    re.M,
+)
 
 
 def isolate():
@@ -133,14 +136,21 @@ class Bench:
         self.lab = Lab(self.site.lab.root, self.work)
         self.lab.clients = self.lab.read_clients()
         if len(self.lab.clients) != self.args.clients:
-            raise BenchError("%s: %d clients, expected %d" % (self.lab.inventory, len(self.lab.clients),
-                                                              self.args.clients))
+            raise BenchError(
+                "%s: %d clients, expected %d" % (self.lab.inventory, len(self.lab.clients), self.args.clients)
+            )
         self.lab.write_interpreters()
         return alpha
 
     def prepare(self):
-        argv = [tool("ansible-playbook"), "-i", self.site.inventory, "playbooks/plan.yml", "playbooks/site.yml",
-                "playbooks/logon.yml"]
+        argv = [
+            tool("ansible-playbook"),
+            "-i",
+            self.site.inventory,
+            "playbooks/plan.yml",
+            "playbooks/site.yml",
+            "playbooks/logon.yml",
+        ]
         usage = measure([Command(argv, self.env(), str(self.work / "prepare.log"), str(REPO))])
         if usage.rcs != [0]:
             raise BenchError("preparing the site over SMB failed (rc=%s); log %s" % (usage.rcs, usage.logs[0]))
@@ -148,8 +158,14 @@ class Bench:
         return usage.wall_s
 
     def env(self, **extra):
-        env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-                   SMS_REPORT_DIR=str(self.work / "reports"), **self.lab.interpreter_env(), **extra)
+        env = dict(
+            os.environ,
+            ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+            ANSIBLE_NOCOLOR="1",
+            SMS_REPORT_DIR=str(self.work / "reports"),
+            **self.lab.interpreter_env(),
+            **extra,
+        )
         env.pop("ANSIBLE_STDOUT_CALLBACK", None)
         return env
 
@@ -162,18 +178,29 @@ class Bench:
         callbacks = "bench_count" if scenario == "ping floor" else PROJECT_CALLBACK + ",bench_count"
         counts_file = self.work / (tag + ".counts.json")
         extravars = dict(self.lab.interpreter_vars(), sms_rollout_waves=self.args.waves)
-        argv = [tool("ansible-playbook"), "-i", inventory, playbook, "--forks", str(self.args.forks),
-                "-e", json.dumps(extravars)]
-        env = self.env(BENCH_COUNT_FILE=str(counts_file), ANSIBLE_CALLBACKS_ENABLED=callbacks,
-                       ANSIBLE_CALLBACK_PLUGINS="%s%s%s" % (BENCH / "callbacks", os.pathsep,
-                                                            REPO / "plugins" / "callback"))
+        argv = [
+            tool("ansible-playbook"),
+            "-i",
+            inventory,
+            playbook,
+            "--forks",
+            str(self.args.forks),
+            "-e",
+            json.dumps(extravars),
+        ]
+        env = self.env(
+            BENCH_COUNT_FILE=str(counts_file),
+            ANSIBLE_CALLBACKS_ENABLED=callbacks,
+            ANSIBLE_CALLBACK_PLUGINS="%s%s%s" % (BENCH / "callbacks", os.pathsep, REPO / "plugins" / "callback"),
+        )
         self.lab.clear_module_log()
         samba = self.site.samba
         log_path = Path(samba.workdir, "smbd.stdout")
         log_from = log_path.stat().st_size
         smbd_before = smbd_cpu(samba, self.idle_smbd)
-        usage = measure([Command(argv, env, str(self.work / (tag + ".log")), str(REPO))],
-                        sample_interval=self.args.sample_interval)
+        usage = measure(
+            [Command(argv, env, str(self.work / (tag + ".log")), str(REPO))], sample_interval=self.args.sample_interval
+        )
         smbd_s = smbd_cpu(samba, self.idle_smbd) - smbd_before
         with open(log_path, "rb") as handle:
             handle.seek(log_from)
@@ -190,11 +217,18 @@ class Bench:
         own = [self.addresses[c] for c in clients]
         n = len(clients)
         return {
-            "scenario": scenario, "tag": tag, "wall_s": usage.wall_s, "cpu_s": usage.cpu_s, "smbd_cpu_s": smbd_s,
+            "scenario": scenario,
+            "tag": tag,
+            "wall_s": usage.wall_s,
+            "cpu_s": usage.cpu_s,
+            "smbd_cpu_s": smbd_s,
             "other_cores": (usage.other_cpu_s / usage.wall_s) if usage.other_cpu_s is not None else None,
-            "controller_peak_rss_mb": usage.controller_peak_rss_mb, "tree_peak_pss_mb": usage.tree_peak_pss_mb,
-            "tasks_per_client": sum(sum(counts.get(c, {}).get(k, 0) for k in ("ok", "failed", "skipped",
-                                                                              "unreachable")) for c in clients) / n,
+            "controller_peak_rss_mb": usage.controller_peak_rss_mb,
+            "tree_peak_pss_mb": usage.tree_peak_pss_mb,
+            "tasks_per_client": sum(
+                sum(counts.get(c, {}).get(k, 0) for k in ("ok", "failed", "skipped", "unreachable")) for c in clients
+            )
+            / n,
             "module_runs_per_client": sum(sum(runs.get(c, {}).values()) for c in clients) / n,
             "module_runs": runs,
             "smb_sessions_per_client": sum(len(sessions.get(a, [])) for a in own) / n,
@@ -232,8 +266,9 @@ class Bench:
             if ini_value(after, "Local", "SetupPhase") != "verify_files":
                 wrong.append("%s: SetupPhase %s" % (name, ini_value(after, "Local", "SetupPhase")))
             old, new = before.split(b"\r\n"), after.split(b"\r\n")
-            if len(old) != len(new) or any(a != b and not a.lower().startswith(b"setupphase=")
-                                           for a, b in zip(old, new)):
+            if len(old) != len(new) or any(
+                a != b and not a.lower().startswith(b"setupphase=") for a, b in zip(old, new)
+            ):
                 wrong.append("%s: SMS.INI changed beyond SetupPhase" % name)
             pristine_bin = self.lab.pristine.joinpath(name, *CLIENT_BIN)
             now_bin = self.lab.host(name, *CLIENT_BIN)
@@ -247,8 +282,9 @@ class Bench:
                     wrong.append("%s: BIN %s changed" % (name, file))
         if wrong:
             more = " (and %d more)" % (len(wrong) - 10) if len(wrong) > 10 else ""
-            raise BenchError("clients not deferred to Client Setup as promised over SMB: " + "; ".join(wrong[:10])
-                             + more)
+            raise BenchError(
+                "clients not deferred to Client Setup as promised over SMB: " + "; ".join(wrong[:10]) + more
+            )
 
     def stop(self):
         return self.site.stop() if self.site is not None else []
@@ -269,24 +305,37 @@ def summarize(runs, clients):
 
         def ratio(key, base, rs=mine):
             pairs = [(r, base.get(r["round"])) for r in rs]
-            return statistics.median(r[key] / b[key] for r, b in pairs if b and b[key]) if all(
-                b and b[key] for _r, b in pairs) else None
+            return (
+                statistics.median(r[key] / b[key] for r, b in pairs if b and b[key])
+                if all(b and b[key] for _r, b in pairs)
+                else None
+            )
 
         total = [r["cpu_s"] + r["smbd_cpu_s"] for r in mine]
-        rows.append({
-            "scenario": scenario, "runs": len(mine), "wall_min_s": min(r["wall_s"] for r in mine),
-            "wall_med_s": med("wall_s"), "cpu_s": med("cpu_s"), "smbd_cpu_s": med("smbd_cpu_s"),
-            "cpu_total_s": statistics.median(total), "s_per_client": med("wall_s") / clients,
-            "cpu_ms_per_client": 1000.0 * statistics.median(total) / clients,
-            "cpu_x_floor": ratio("cpu_s", floors), "wall_x_floor": ratio("wall_s", floors),
-            "cpu_x_local": ratio("cpu_s", locals_), "wall_x_local": ratio("wall_s", locals_),
-            "tasks_per_client": med("tasks_per_client"), "module_runs_per_client": med("module_runs_per_client"),
-            "smb_sessions_per_client": med("smb_sessions_per_client"),
-            "smb_connections_per_client": med("smb_connections_per_client"),
-            "smb_sessions_to_servers": med("smb_sessions_to_servers"),
-            "controller_peak_rss_mb": max(r["controller_peak_rss_mb"] for r in mine),
-            "other_cores_max": max((r["other_cores"] or 0.0) for r in mine),
-        })
+        rows.append(
+            {
+                "scenario": scenario,
+                "runs": len(mine),
+                "wall_min_s": min(r["wall_s"] for r in mine),
+                "wall_med_s": med("wall_s"),
+                "cpu_s": med("cpu_s"),
+                "smbd_cpu_s": med("smbd_cpu_s"),
+                "cpu_total_s": statistics.median(total),
+                "s_per_client": med("wall_s") / clients,
+                "cpu_ms_per_client": 1000.0 * statistics.median(total) / clients,
+                "cpu_x_floor": ratio("cpu_s", floors),
+                "wall_x_floor": ratio("wall_s", floors),
+                "cpu_x_local": ratio("cpu_s", locals_),
+                "wall_x_local": ratio("wall_s", locals_),
+                "tasks_per_client": med("tasks_per_client"),
+                "module_runs_per_client": med("module_runs_per_client"),
+                "smb_sessions_per_client": med("smb_sessions_per_client"),
+                "smb_connections_per_client": med("smb_connections_per_client"),
+                "smb_sessions_to_servers": med("smb_sessions_to_servers"),
+                "controller_peak_rss_mb": max(r["controller_peak_rss_mb"] for r in mine),
+                "other_cores_max": max((r["other_cores"] or 0.0) for r in mine),
+            }
+        )
     return rows
 
 
@@ -294,19 +343,50 @@ def markdown(rows):
     def num(value, fmt):
         return "-" if value is None else format(value, fmt)
 
-    head = ["scenario", "runs", "wall min s", "wall med s", "CPU s (tree)", "smbd CPU s", "s/client",
-            "CPU ms/client (tree+smbd)", "CPU ×floor", "wall ×floor", "CPU ×local", "wall ×local", "tasks/client",
-            "module runs/client", "SMB sessions/client", "SMB conn/client", "SMB sessions to logon servers",
-            "ctrl RSS MB", "other cores"]
+    head = [
+        "scenario",
+        "runs",
+        "wall min s",
+        "wall med s",
+        "CPU s (tree)",
+        "smbd CPU s",
+        "s/client",
+        "CPU ms/client (tree+smbd)",
+        "CPU ×floor",
+        "wall ×floor",
+        "CPU ×local",
+        "wall ×local",
+        "tasks/client",
+        "module runs/client",
+        "SMB sessions/client",
+        "SMB conn/client",
+        "SMB sessions to logon servers",
+        "ctrl RSS MB",
+        "other cores",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cells = [r["scenario"], str(r["runs"]), num(r["wall_min_s"], ".1f"), num(r["wall_med_s"], ".1f"),
-                 num(r["cpu_s"], ".1f"), num(r["smbd_cpu_s"], ".2f"), num(r["s_per_client"], ".3f"),
-                 num(r["cpu_ms_per_client"], ".0f"), num(r["cpu_x_floor"], ".2f"), num(r["wall_x_floor"], ".2f"),
-                 num(r["cpu_x_local"], ".2f"), num(r["wall_x_local"], ".2f"), num(r["tasks_per_client"], ".2f"),
-                 num(r["module_runs_per_client"], ".2f"), num(r["smb_sessions_per_client"], ".2f"),
-                 num(r["smb_connections_per_client"], ".2f"), num(r["smb_sessions_to_servers"], "g"),
-                 num(r["controller_peak_rss_mb"], ".0f"), num(r["other_cores_max"], ".2f")]
+        cells = [
+            r["scenario"],
+            str(r["runs"]),
+            num(r["wall_min_s"], ".1f"),
+            num(r["wall_med_s"], ".1f"),
+            num(r["cpu_s"], ".1f"),
+            num(r["smbd_cpu_s"], ".2f"),
+            num(r["s_per_client"], ".3f"),
+            num(r["cpu_ms_per_client"], ".0f"),
+            num(r["cpu_x_floor"], ".2f"),
+            num(r["wall_x_floor"], ".2f"),
+            num(r["cpu_x_local"], ".2f"),
+            num(r["wall_x_local"], ".2f"),
+            num(r["tasks_per_client"], ".2f"),
+            num(r["module_runs_per_client"], ".2f"),
+            num(r["smb_sessions_per_client"], ".2f"),
+            num(r["smb_connections_per_client"], ".2f"),
+            num(r["smb_sessions_to_servers"], "g"),
+            num(r["controller_peak_rss_mb"], ".0f"),
+            num(r["other_cores_max"], ".2f"),
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -320,8 +400,9 @@ def write_json(path, data):
 
 
 def git_describe():
-    done = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"], check=False,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["git", "-C", str(REPO), "describe", "--always", "--dirty"], check=False, capture_output=True, text=True
+    )
     return done.stdout.strip() or None
 
 
@@ -335,8 +416,12 @@ def main(argv=None):
     parser.add_argument("--clients", type=int, default=12, help="lab clients, 10%% Alpha (default 12)")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds A B C (default 2)")
     parser.add_argument("--forks", type=int, default=25, help="forks of every run (default 25)")
-    parser.add_argument("--waves", type=json.loads, default=["100%"],
-                        help='serial waves of every run as JSON (default ["100%%"], as ssh_wave.py)')
+    parser.add_argument(
+        "--waves",
+        type=json.loads,
+        default=["100%"],
+        help='serial waves of every run as JSON (default ["100%%"], as ssh_wave.py)',
+    )
     parser.add_argument("--sample-interval", type=float, default=1.0, help="seconds between RSS/PSS samples")
     parser.add_argument("--json", type=Path, help="result file (default benchmarks/results/<UTC time>-smb_wave.json)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, counts, Samba's log)")
@@ -360,8 +445,10 @@ def main(argv=None):
     try:
         print("building an SMB site with %d clients in %s" % (args.clients, work), flush=True)
         alpha = bench.build()
-        print("  Samba up: %d addresses; preparing over SMB (plan, site, logon; not measured)"
-              % len(bench.addresses), flush=True)
+        print(
+            "  Samba up: %d addresses; preparing over SMB (plan, site, logon; not measured)" % len(bench.addresses),
+            flush=True,
+        )
         prep_s = bench.prepare()
         print("  prepared in %.1fs" % prep_s, flush=True)
         runs = []
@@ -370,17 +457,41 @@ def main(argv=None):
                 tag = "r%d-%s" % (index, re.sub(r"[^a-z0-9]+", "-", scenario.lower()).strip("-"))
                 result = dict(bench.run(scenario, tag), round=index)
                 runs.append(result)
-                print("  round %d %-22s wall %6.1fs  CPU %6.1fs  smbd %5.2fs  SMB sessions/client %.2f  checked"
-                      % (index, scenario, result["wall_s"], result["cpu_s"], result["smbd_cpu_s"],
-                         result["smb_sessions_per_client"]), flush=True)
+                print(
+                    "  round %d %-22s wall %6.1fs  CPU %6.1fs  smbd %5.2fs  SMB sessions/client %.2f  checked"
+                    % (
+                        index,
+                        scenario,
+                        result["wall_s"],
+                        result["cpu_s"],
+                        result["smbd_cpu_s"],
+                        result["smb_sessions_per_client"],
+                    ),
+                    flush=True,
+                )
         rows = summarize(runs, args.clients)
-        data = {"benchmark": "smb_wave", "time": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "machine": {"cpus": os.cpu_count(), "kernel": os.uname().release, "python": sys.version.split()[0],
-                            "ansible_core": ansible_core,
-                            "git": git_describe(), "load_avg_1m_start": os.getloadavg()[0]},
-                "settings": {"clients": args.clients, "alpha": alpha, "rounds": args.rounds, "forks": args.forks,
-                             "waves": args.waves},
-                "prepare_s": prep_s, "runs": runs, "summary": rows}
+        data = {
+            "benchmark": "smb_wave",
+            "time": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "machine": {
+                "cpus": os.cpu_count(),
+                "kernel": os.uname().release,
+                "python": sys.version.split()[0],
+                "ansible_core": ansible_core,
+                "git": git_describe(),
+                "load_avg_1m_start": os.getloadavg()[0],
+            },
+            "settings": {
+                "clients": args.clients,
+                "alpha": alpha,
+                "rounds": args.rounds,
+                "forks": args.forks,
+                "waves": args.waves,
+            },
+            "prepare_s": prep_s,
+            "runs": runs,
+            "summary": rows,
+        }
         write_json(out, data)
         print()
         print(markdown(rows))

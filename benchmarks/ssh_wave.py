@@ -41,8 +41,18 @@ sys.path.insert(0, str(REPO / "fleet"))
 from smsfleet import fleet as fleetmod  # noqa: E402
 
 MANIFEST = REPO / "hotfixes" / "Q216552" / "manifest.json"
-CONTROLLER_ACTIONS = {"validate_argument_spec", "set_fact", "debug", "assert", "fail", "meta", "include_role",
-                      "include_tasks", "import_tasks", "include_vars"}
+CONTROLLER_ACTIONS = {
+    "validate_argument_spec",
+    "set_fact",
+    "debug",
+    "assert",
+    "fail",
+    "meta",
+    "include_role",
+    "include_tasks",
+    "import_tasks",
+    "include_vars",
+}
 
 # Counts every task result per host and action; written when the run ends.
 COUNT_CALLBACK = '''
@@ -117,18 +127,24 @@ def measured(name, argv, env, work, fleet, clients):
     log = work / f"{name}.log"
     with open(log, "wb") as out:
         start = time.monotonic()
-        proc = subprocess.Popen(argv, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(argv, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
         _pid, status, usage = os.wait4(proc.pid, 0)
         wall = time.monotonic() - start
     rc = os.waitstatus_to_exitcode(status)
     after = {c: sshd_counts(fleet, c) for c in clients}
     connections = [after[c][0] - before[c][0] for c in clients]
     sessions = [after[c][1] - before[c][1] for c in clients]
-    return {"rc": rc, "wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime,
-            "peak_rss_mb": usage.ru_maxrss / 1024.0, "log": str(log),
-            "ssh_connections_per_client": sum(connections) / len(clients), "ssh_connections_max": max(connections),
-            "ssh_sessions_per_client": sum(sessions) / len(clients), "ssh_sessions_max": max(sessions)}
+    return {
+        "rc": rc,
+        "wall_s": wall,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "peak_rss_mb": usage.ru_maxrss / 1024.0,
+        "log": str(log),
+        "ssh_connections_per_client": sum(connections) / len(clients),
+        "ssh_connections_max": max(connections),
+        "ssh_sessions_per_client": sum(sessions) / len(clients),
+        "ssh_sessions_max": max(sessions),
+    }
 
 
 def tail(path, lines=30):
@@ -137,11 +153,22 @@ def tail(path, lines=30):
 
 def client_tier(name, work, env, fleet, clients, manifest, forks, expect_changed):
     count_file = work / f"{name}.counts.json"
-    env = dict(env, SSH_BENCH_COUNT_FILE=str(count_file),
-               ANSIBLE_CALLBACK_PLUGINS=f"{work / 'callbacks'}{os.pathsep}{REPO / 'plugins' / 'callback'}",
-               ANSIBLE_CALLBACKS_ENABLED="sms.hotfix.sms_rollout_report,ssh_bench_count")
-    argv = [tool("ansible-playbook"), "-i", fleet.inventory, "playbooks/clients.yml", "--forks", str(forks),
-            "-e", json.dumps({"sms_rollout_waves": ["100%"]})]
+    env = dict(
+        env,
+        SSH_BENCH_COUNT_FILE=str(count_file),
+        ANSIBLE_CALLBACK_PLUGINS=f"{work / 'callbacks'}{os.pathsep}{REPO / 'plugins' / 'callback'}",
+        ANSIBLE_CALLBACKS_ENABLED="sms.hotfix.sms_rollout_report,ssh_bench_count",
+    )
+    argv = [
+        tool("ansible-playbook"),
+        "-i",
+        fleet.inventory,
+        "playbooks/clients.yml",
+        "--forks",
+        str(forks),
+        "-e",
+        json.dumps({"sms_rollout_waves": ["100%"]}),
+    ]
     result = measured(name, argv, env, work, fleet, clients)
     if result["rc"] != 0:
         raise BenchError(f"{name}: ansible-playbook exited {result['rc']}; log {result['log']}:\n{tail(result['log'])}")
@@ -178,19 +205,28 @@ def verify(fleet, clients, manifest):
 
 def table(r):
     up, ping = r["upgrade"], r["ping"]
-    cols = [("clients", f"{r['clients']}"), ("forks", f"{r['forks']}"),
-            ("upgrade wall s", f"{up['wall_s']:.1f}"), ("s/client", f"{up['wall_s'] / r['clients']:.3f}"),
-            ("module runs/client", f"{up['module_runs_per_client']:g}"),
-            ("SSH conn/client", f"{up['ssh_connections_per_client']:g}"),
-            ("SSH sessions/client", f"{up['ssh_sessions_per_client']:g}"),
-            ("no-op re-run s", f"{r['rerun']['wall_s']:.1f}"), ("ping s", f"{ping['wall_s']:.1f}"),
-            ("ping conn/client", f"{ping['ssh_connections_per_client']:g}"),
-            ("upgrade/ping", f"{up['wall_s'] / ping['wall_s']:.2f}"),
-            ("CPU upgrade/ping", f"{up['cpu_s'] / ping['cpu_s']:.2f}")]
+    cols = [
+        ("clients", f"{r['clients']}"),
+        ("forks", f"{r['forks']}"),
+        ("upgrade wall s", f"{up['wall_s']:.1f}"),
+        ("s/client", f"{up['wall_s'] / r['clients']:.3f}"),
+        ("module runs/client", f"{up['module_runs_per_client']:g}"),
+        ("SSH conn/client", f"{up['ssh_connections_per_client']:g}"),
+        ("SSH sessions/client", f"{up['ssh_sessions_per_client']:g}"),
+        ("no-op re-run s", f"{r['rerun']['wall_s']:.1f}"),
+        ("ping s", f"{ping['wall_s']:.1f}"),
+        ("ping conn/client", f"{ping['ssh_connections_per_client']:g}"),
+        ("upgrade/ping", f"{up['wall_s'] / ping['wall_s']:.2f}"),
+        ("CPU upgrade/ping", f"{up['cpu_s'] / ping['cpu_s']:.2f}"),
+    ]
     widths = [max(len(h), len(v)) for h, v in cols]
-    return "\n".join((" | ".join(h.rjust(w) for (h, _value), w in zip(cols, widths)),
-                      "-+-".join("-" * w for w in widths),
-                      " | ".join(v.rjust(w) for (_head, v), w in zip(cols, widths))))
+    return "\n".join(
+        (
+            " | ".join(h.rjust(w) for (h, _value), w in zip(cols, widths)),
+            "-+-".join("-" * w for w in widths),
+            " | ".join(v.rjust(w) for (_head, v), w in zip(cols, widths)),
+        )
+    )
 
 
 def main(argv=None):
@@ -211,8 +247,9 @@ def main(argv=None):
     (work / "callbacks").mkdir()
     (work / "callbacks" / "ssh_bench_count.py").write_text(COUNT_CALLBACK)
     fleet = fleetmod.Fleet(str(work / "fleet"))
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               SMS_REPORT_DIR=str(work / "reports"))
+    env = dict(
+        os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1", SMS_REPORT_DIR=str(work / "reports")
+    )
     ok = False
     try:
         print(f"building a fleet with {args.clients} clients ({alpha} Alpha) in {fleet.root}", flush=True)
@@ -220,8 +257,21 @@ def main(argv=None):
         fleet.up(clients=args.clients, alpha=alpha, smsrun=False)
         print(f"  up in {time.monotonic() - started:.1f}s", flush=True)
         clients = fleet.clients
-        prep = measured("prepare", [tool("ansible-playbook"), "-i", fleet.inventory, "playbooks/plan.yml",
-                                    "playbooks/site.yml", "playbooks/logon.yml"], env, work, fleet, clients)
+        prep = measured(
+            "prepare",
+            [
+                tool("ansible-playbook"),
+                "-i",
+                fleet.inventory,
+                "playbooks/plan.yml",
+                "playbooks/site.yml",
+                "playbooks/logon.yml",
+            ],
+            env,
+            work,
+            fleet,
+            clients,
+        )
         if prep["rc"] != 0:
             raise BenchError(f"preparation failed; log {prep['log']}:\n{tail(prep['log'])}")
         print(f"prepared (plan, site, logon; not measured) in {prep['wall_s']:.1f}s", flush=True)
@@ -229,16 +279,42 @@ def main(argv=None):
         print(f"upgrade: {upgrade['wall_s']:.1f}s, every client matches the manifest", flush=True)
         rerun = client_tier("rerun", work, env, fleet, clients, manifest, args.forks, False)
         print(f"re-run: {rerun['wall_s']:.1f}s, nothing changed", flush=True)
-        ping = measured("ping", [tool("ansible"), "-i", fleet.inventory, "clients", "-m", "ansible.builtin.ping",
-                                 "--forks", str(args.forks), "-o"], env, work, fleet, clients)
+        ping = measured(
+            "ping",
+            [
+                tool("ansible"),
+                "-i",
+                fleet.inventory,
+                "clients",
+                "-m",
+                "ansible.builtin.ping",
+                "--forks",
+                str(args.forks),
+                "-o",
+            ],
+            env,
+            work,
+            fleet,
+            clients,
+        )
         answered = set(re.findall(r"^(\S+) \| SUCCESS", Path(ping["log"]).read_text(errors="replace"), re.M))
         if ping["rc"] != 0 or answered != set(clients):
             raise BenchError(f"ping: rc {ping['rc']}, answered {len(answered)}/{len(clients)}; log {ping['log']}")
         print(f"ping: {ping['wall_s']:.1f}s", flush=True)
         now = datetime.datetime.now(datetime.timezone.utc)
-        result = {"benchmark": "ssh_wave", "date": now.strftime("%Y-%m-%d"), "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                  "clients": args.clients, "alpha": alpha, "forks": args.forks, "cpus": os.cpu_count(),
-                  "load_avg_1m": os.getloadavg()[0], "upgrade": upgrade, "rerun": rerun, "ping": ping}
+        result = {
+            "benchmark": "ssh_wave",
+            "date": now.strftime("%Y-%m-%d"),
+            "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "clients": args.clients,
+            "alpha": alpha,
+            "forks": args.forks,
+            "cpus": os.cpu_count(),
+            "load_avg_1m": os.getloadavg()[0],
+            "upgrade": upgrade,
+            "rerun": rerun,
+            "ping": ping,
+        }
         print()
         print(table(result))
         print(f"load average (1 min) at the end: {result['load_avg_1m']:.1f} on {os.cpu_count()} CPUs")
@@ -259,8 +335,10 @@ def main(argv=None):
         return 1
     finally:
         if args.keep:
-            print(f"kept: fleet {fleet.root} (inventory {fleet.inventory}), logs in {work}; "
-                  f"tear down with: fleet/sms-fleet --root {fleet.root} down && rm -rf {work}")
+            print(
+                f"kept: fleet {fleet.root} (inventory {fleet.inventory}), logs in {work}; "
+                f"tear down with: fleet/sms-fleet --root {fleet.root} down && rm -rf {work}"
+            )
         else:
             try:
                 fleet.down()

@@ -24,13 +24,16 @@ sys.path.insert(0, os.path.join(REPO, "collections"))
 
 from ansible_collections.sms.hotfix.plugins.module_utils import sms_proc  # noqa: E402
 
-CHILD = ("import ctypes, sys, time\nctypes.CDLL(None).prctl(15, b'SMSRUN32', 0, 0, 0)\n"
-         "end = time.monotonic() + 600\nwhile time.monotonic() < end:\n    time.sleep(0.2)\n")
+CHILD = (
+    "import ctypes, sys, time\nctypes.CDLL(None).prctl(15, b'SMSRUN32', 0, 0, 0)\n"
+    "end = time.monotonic() + 600\nwhile time.monotonic() < end:\n    time.sleep(0.2)\n"
+)
 
 
 def spawn(drive):
-    return subprocess.Popen([sys.executable, "-c", CHILD, "--image=%s/MS/SMS/BIN/Smsrun32.exe" % drive],
-                            stdin=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, "--image=%s/MS/SMS/BIN/Smsrun32.exe" % drive], stdin=subprocess.DEVNULL
+    )
 
 
 def cpu():
@@ -60,11 +63,19 @@ def main():
                 seen = sms_proc.watch("SMSRUN32", "drive", mine, args.window, interval, 90)
                 spent_cpu, wall = cpu() - began_cpu, time.monotonic() - began
                 assert seen["result"] == "healthy", seen
-                rows.append({"other_smsrun32": others, "processes_in_table": len(os.listdir("/proc")),
-                             "window_s": args.window, "interval_s": interval, "looks": seen["looks"],
-                             "wall_s": round(wall, 3), "cpu_ms": round(spent_cpu * 1000, 1),
-                             "cpu_ms_per_look": round(spent_cpu * 1000 / seen["looks"], 2),
-                             "cpu_ms_per_window_second": round(spent_cpu * 1000 / args.window, 2)})
+                rows.append(
+                    {
+                        "other_smsrun32": others,
+                        "processes_in_table": len(os.listdir("/proc")),
+                        "window_s": args.window,
+                        "interval_s": interval,
+                        "looks": seen["looks"],
+                        "wall_s": round(wall, 3),
+                        "cpu_ms": round(spent_cpu * 1000, 1),
+                        "cpu_ms_per_look": round(spent_cpu * 1000 / seen["looks"], 2),
+                        "cpu_ms_per_window_second": round(spent_cpu * 1000 / args.window, 2),
+                    }
+                )
                 print(json.dumps(rows[-1]))
     finally:
         for proc in procs:

@@ -66,6 +66,7 @@ def run_module(name, args, check_mode=False, diff=False, capsys=None):
 def module_runner(capsys):
     def _run(name, args, check_mode=False, diff=False):
         return run_module(name, args, check_mode=check_mode, diff=diff, capsys=capsys)
+
     return _run
 
 
@@ -75,6 +76,7 @@ def _modules_run_as_on_a_host(monkeypatch):
     the controller and sends module warnings to Display instead of into the
     result; modules under test must behave as they do on a managed host."""
     from ansible.module_utils import _internal
+
     monkeypatch.setattr(_internal, "is_controller", False, raising=False)
 
 

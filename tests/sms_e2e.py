@@ -20,8 +20,7 @@ def load_manifest_json():
 
 
 def lab_cmd(*args, check=True):
-    return subprocess.run([sys.executable, LAB_TOOL, *args], check=check, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run([sys.executable, LAB_TOOL, *args], check=check, capture_output=True, text=True, timeout=120)
 
 
 class Lab:
@@ -41,8 +40,11 @@ class Lab:
         return sorted(name for name in os.listdir(os.path.join(self.root, "hosts")) if name.startswith("client"))
 
     def logon_servers(self):
-        return sorted(name for name in os.listdir(os.path.join(self.root, "hosts"))
-                      if os.path.isdir(self.host(name, "SMS", "Logon.srv")))
+        return sorted(
+            name
+            for name in os.listdir(os.path.join(self.root, "hosts"))
+            if os.path.isdir(self.host(name, "SMS", "Logon.srv"))
+        )
 
     def files(self, *parts):
         """name (lower case) -> sha256 of every file in a folder."""
@@ -95,8 +97,7 @@ def results_of(events, action):
     found = {}
     for event in events:
         data = event.get("event_data", {})
-        if event.get("event") not in ("runner_on_ok", "runner_on_failed", "runner_on_skipped",
-                                      "runner_on_unreachable"):
+        if event.get("event") not in ("runner_on_ok", "runner_on_failed", "runner_on_skipped", "runner_on_unreachable"):
             continue
         if data.get("task_action", "").split(".")[-1] != action:
             continue

@@ -22,15 +22,26 @@ sys.path.insert(0, os.path.join(REPO, "fleet"))
 from smsfleet import fleet as fleetmod  # noqa: E402
 
 HOTFIX = load_manifest_json()
-WANT = {platform: {f["name"].lower(): f["sha256"] for f in spec["files"]}
-        for platform, spec in HOTFIX["platforms"].items()}
+WANT = {
+    platform: {f["name"].lower(): f["sha256"] for f in spec["files"]} for platform, spec in HOTFIX["platforms"].items()
+}
 DIRS = {"x86": "X86.bin", "alpha": "Alpha.bin"}
 CLIENT_SRC = ("SMS", "Site.srv", "Maincfg.box", "Client.src")
 BIN = ("MS", "SMS", "BIN")
 # Actions that run in the controller's worker and ship no module to a host.
-CONTROLLER_ACTIONS = {"validate_argument_spec", "set_fact", "debug", "assert", "fail", "meta", "include_role",
-                      "sms_wave_gate", "sms_rollout_check",
-                      "include_tasks", "import_tasks"}
+CONTROLLER_ACTIONS = {
+    "validate_argument_spec",
+    "set_fact",
+    "debug",
+    "assert",
+    "fail",
+    "meta",
+    "include_role",
+    "sms_wave_gate",
+    "sms_rollout_check",
+    "include_tasks",
+    "import_tasks",
+}
 
 
 def sha(data):
@@ -38,6 +49,7 @@ def sha(data):
 
 
 # -- a host's own disk ----------------------------------------------------------------
+
 
 def drive_path(fleet, host, *parts):
     return os.path.join(fleet.drive(host), *parts)
@@ -85,8 +97,9 @@ def has_hotfix(fleet, client):
 
 
 def server_has_hotfix(fleet, server):
-    return all(all(files(fleet, server, "SMS", "Logon.srv", DIRS[p]).get(n) == d for n, d in WANT[p].items())
-               for p in DIRS)
+    return all(
+        all(files(fleet, server, "SMS", "Logon.srv", DIRS[p]).get(n) == d for n, d in WANT[p].items()) for p in DIRS
+    )
 
 
 def ini_value(fleet, host, name, key):
@@ -109,8 +122,7 @@ def temp_files(fleet):
         top = fleet.drive(host)
         for folder, _dirs, names in os.walk(top):
             for name in names:
-                if name.endswith(".tmp") or name.startswith(".~") or "ansible_tmp" in name \
-                        or "ansible-tmp" in name:
+                if name.endswith(".tmp") or name.startswith(".~") or "ansible_tmp" in name or "ansible-tmp" in name:
                     found.append("%s:%s" % (host, os.path.relpath(os.path.join(folder, name), top)))
     return found
 
@@ -136,11 +148,16 @@ def sshd_log(fleet, host):
 
 # -- playbook runs ------------------------------------------------------------------------
 
+
 def base_env(fleet, reports, control_path_dir=None):
-    return {"ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"), "SMS_REPORT_DIR": str(reports),
-            "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0",
-            "ANSIBLE_SSH_CONTROL_PATH_DIR": control_path_dir or fleet.control_path_dir,
-            "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
+    return {
+        "ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"),
+        "SMS_REPORT_DIR": str(reports),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_FORCE_COLOR": "0",
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": control_path_dir or fleet.control_path_dir,
+        "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
+    }
 
 
 class Player:
@@ -151,18 +168,26 @@ class Player:
         self.tmp = tmp_path
         self.count = 0
 
-    def __call__(self, playbook="rollout.yml", extravars=None, check=False, diff=False, control_path_dir=None,
-                 event_handler=None):
+    def __call__(
+        self, playbook="rollout.yml", extravars=None, check=False, diff=False, control_path_dir=None, event_handler=None
+    ):
         self.count += 1
         private = self.tmp / ("runner%d" % self.count)
         reports = self.tmp / ("reports%d" % self.count)
         private.mkdir()
         cmdline = " ".join(flag for flag, on in (("--check", check), ("--diff", diff)) if on) or None
         runner = ansible_runner.run(
-            private_data_dir=str(private), project_dir=REPO, playbook=os.path.join(REPO, playbook),
-            inventory=self.fleet.inventory, extravars=extravars or {}, cmdline=cmdline,
-            envvars=base_env(self.fleet, reports, control_path_dir), quiet=True, timeout=600,
-            event_handler=event_handler)
+            private_data_dir=str(private),
+            project_dir=REPO,
+            playbook=os.path.join(REPO, playbook),
+            inventory=self.fleet.inventory,
+            extravars=extravars or {},
+            cmdline=cmdline,
+            envvars=base_env(self.fleet, reports, control_path_dir),
+            quiet=True,
+            timeout=600,
+            event_handler=event_handler,
+        )
         run = Run(runner, str(reports))
         with open(os.path.join(str(private), "stdout.txt"), "w") as handle:
             handle.write(run.stdout)
@@ -188,6 +213,7 @@ def summary(run):
 
 
 # -- the controller killed on cue ------------------------------------------------------------
+
 
 def descendants(pid):
     kids = {}
@@ -217,10 +243,23 @@ def run_and_kill(fleet, tmp_path, name, banner, host, extravars=None, timeout=30
     reports = tmp_path / ("reports-%s" % name)
     env = dict(os.environ)
     env.update(base_env(fleet, reports))
-    argv = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", fleet.inventory,
-            os.path.join(REPO, "rollout.yml"), "-e", json.dumps(extravars or {})]
-    proc = subprocess.Popen(argv, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    argv = [
+        os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
+        "-i",
+        fleet.inventory,
+        os.path.join(REPO, "rollout.yml"),
+        "-e",
+        json.dumps(extravars or {}),
+    ]
+    proc = subprocess.Popen(
+        argv,
+        cwd=REPO,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     lines, seen = [], threading.Event()
 
     def reader():

@@ -22,6 +22,7 @@ class Element:
                     walk(part)
                 else:
                     out.append(part)
+
         walk(self)
         return " ".join("".join(out).split())
 

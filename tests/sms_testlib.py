@@ -41,6 +41,7 @@ def install_collection_loader():
     """Make `ansible_collections.sms.hotfix` (this checkout) importable, once per process."""
     import sys
     from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
+
     if any(isinstance(f, _AnsibleCollectionFinder) for f in sys.meta_path):
         return
     _AnsibleCollectionFinder(paths=[COLLECTIONS])._install()
@@ -82,16 +83,30 @@ def write(path, data, mtime=None):
 def make_hotfix(root, platforms=("x86", "alpha"), kb="Q216552"):
     """A manifest plus payload under root/hotfix; returns the manifest path."""
     base = os.path.join(str(root), "hotfix")
-    manifest = {"schema": 1, "kb": kb, "title": "test hotfix", "product": "Microsoft Systems Management Server",
-                "version": "1.2", "platforms": {}}
+    manifest = {
+        "schema": 1,
+        "kb": kb,
+        "title": "test hotfix",
+        "product": "Microsoft Systems Management Server",
+        "version": "1.2",
+        "platforms": {},
+    }
     for platform in platforms:
         files = []
         for name in ("Smsrun32.exe", "Smssrv32.exe"):
             data = blob("hotfix:%s:%s" % (platform, name), SIZES[platform])
             relative = "payload/%s/%s" % (DIRS[platform], name)
             write(os.path.join(base, relative), data)
-            files.append({"name": name, "size": len(data), "date": HOTFIX_DATE[name], "sha256": sha(data),
-                          "payload": relative, "service": name == "Smssrv32.exe"})
+            files.append(
+                {
+                    "name": name,
+                    "size": len(data),
+                    "date": HOTFIX_DATE[name],
+                    "sha256": sha(data),
+                    "payload": relative,
+                    "service": name == "Smssrv32.exe",
+                }
+            )
         manifest["platforms"][platform] = {"files": files}
     path = os.path.join(base, "manifest.json")
     with open(path, "w") as handle:
@@ -101,8 +116,10 @@ def make_hotfix(root, platforms=("x86", "alpha"), kb="Q216552"):
 
 def original_files(platform):
     """The pre-hotfix client files of a platform: name -> bytes."""
-    return {name: blob("original:%s:%s" % (platform, name), 3000 + i * 100)
-            for i, name in enumerate(("Smsrun32.exe", "Smssrv32.exe", "Cli_nt.exe"))}
+    return {
+        name: blob("original:%s:%s" % (platform, name), 3000 + i * 100)
+        for i, name in enumerate(("Smsrun32.exe", "Smssrv32.exe", "Cli_nt.exe"))
+    }
 
 
 ORIGINAL_MTIME = 898516800  # 1998-06-22T12:00:00Z
@@ -128,27 +145,30 @@ def make_logon(root, name="logon01", platforms=("x86", "alpha"), version=41):
         for fname, data in original_files(platform).items():
             write(os.path.join(sms, "Logon.srv", DIRS[platform], fname), data, ORIGINAL_MTIME)
     for copy_list in ("Cl_nt.txt", "Cl_win95.txt"):
-        write(os.path.join(sms, "Logon.srv", copy_list),
-              b"[Copy List]" + CRLF + b"CopyListVersion=%d" % version + CRLF + b"[Files]" + CRLF
-              + b"Smsrun32.exe" + CRLF)
+        write(
+            os.path.join(sms, "Logon.srv", copy_list),
+            b"[Copy List]" + CRLF + b"CopyListVersion=%d" % version + CRLF + b"[Files]" + CRLF + b"Smsrun32.exe" + CRLF,
+        )
     return sms
 
 
 def sms_ini(server="LOGON01", version=41, phase="installed"):
-    return CRLF.join([
-        b"; SMS.INI written by SMS Client Setup",
-        b"[SMS]",
-        b"SMS_Unique_ID=LAB00001",
-        b"CopyListVersion=%d" % version,
-        b"SMS_Local_Dir=C:\\MS\\SMS",
-        b"[Servers]",
-        b"Current_Logon_Server=\\\\%s\\SMS_SHR" % server.encode(),
-        b"[Local]",
-        b"SetupPhase=%s" % phase.encode(),
-        b"[Inventory Agent]",
-        b"Hardware_Scan = 1",
-        b"",
-    ])
+    return CRLF.join(
+        [
+            b"; SMS.INI written by SMS Client Setup",
+            b"[SMS]",
+            b"SMS_Unique_ID=LAB00001",
+            b"CopyListVersion=%d" % version,
+            b"SMS_Local_Dir=C:\\MS\\SMS",
+            b"[Servers]",
+            b"Current_Logon_Server=\\\\%s\\SMS_SHR" % server.encode(),
+            b"[Local]",
+            b"SetupPhase=%s" % phase.encode(),
+            b"[Inventory Agent]",
+            b"Hardware_Scan = 1",
+            b"",
+        ]
+    )
 
 
 def make_client(root, name="client01", platform="x86", server="LOGON01", version=41):
@@ -180,6 +200,7 @@ def enospc_on(monkeypatch, marker, count):
     """
     import errno
     from ansible_collections.sms.hotfix.plugins.module_utils import sms_fs
+
     real = sms_fs.LocalVolume.copy_from
     calls = {"n": 0}
 
@@ -189,8 +210,10 @@ def enospc_on(monkeypatch, marker, count):
             calls["n"] += 1
             if calls["n"] == count:
                 raise sms_fs.SmsFileError(
-                    sms_fs.describe_os_error(OSError(errno.ENOSPC, "No space left"), dest), path=dest)
+                    sms_fs.describe_os_error(OSError(errno.ENOSPC, "No space left"), dest), path=dest
+                )
         return real(volume, source, src_parts, parts, **kwargs)
+
     monkeypatch.setattr(sms_fs.LocalVolume, "copy_from", copy)
     return calls
 
@@ -205,6 +228,7 @@ def disk_fills_at(monkeypatch, marker, count, fill=None):
     """
     import errno
     from ansible_collections.sms.hotfix.plugins.module_utils import sms_fs
+
     real_copy, real_write = sms_fs.LocalVolume.copy_from, sms_fs.LocalVolume.write
     calls = {"n": 0, "full": False}
 
@@ -224,6 +248,7 @@ def disk_fills_at(monkeypatch, marker, count, fill=None):
         if calls["full"] and fill is None and marker in volume.path(parts):
             raise enospc(volume.path(parts))
         return real_write(volume, parts, chunks, **kwargs)
+
     monkeypatch.setattr(sms_fs.LocalVolume, "copy_from", copy)
     monkeypatch.setattr(sms_fs.LocalVolume, "write", write)
     return calls

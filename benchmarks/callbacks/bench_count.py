@@ -65,10 +65,20 @@ class CallbackModule(CallbackBase):
         if status in ("ok", "failed") and res.get("changed"):
             counts["changed"] += 1
         if self._watch(result._task.action):
-            self._line({"event": "result", "time": time.time(), "host": host, "status": status,
-                        "action": result._task.action, "task": result._task.get_name(),
-                        "converged": res.get("converged"), "polls": res.get("polls"),
-                        "slices": res.get("slices"), "elapsed": res.get("elapsed")})
+            self._line(
+                {
+                    "event": "result",
+                    "time": time.time(),
+                    "host": host,
+                    "status": status,
+                    "action": result._task.action,
+                    "task": result._task.get_name(),
+                    "converged": res.get("converged"),
+                    "polls": res.get("polls"),
+                    "slices": res.get("slices"),
+                    "elapsed": res.get("elapsed"),
+                }
+            )
 
     def v2_runner_on_ok(self, result):
         self._add(result, "ok")

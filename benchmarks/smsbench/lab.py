@@ -43,14 +43,21 @@ def tool(name):
         return str(candidate)
     found = shutil.which(name)
     if not found:
-        raise BenchError("%s not found beside %s nor on PATH: run with the checkout's .venv/bin/python"
-                         % (name, sys.executable))
+        raise BenchError(
+            "%s not found beside %s nor on PATH: run with the checkout's .venv/bin/python" % (name, sys.executable)
+        )
     return found
 
 
 def lab_cmd(*args, check=True):
-    return subprocess.run([sys.executable, str(LAB_TOOL), *map(str, args)], cwd=REPO, check=check,
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, str(LAB_TOOL), *map(str, args)],
+        cwd=REPO,
+        check=check,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+    )
 
 
 def sha256(path):
@@ -88,9 +95,23 @@ class Lab:
     def build(cls, root, work, clients, alpha, logon_servers=2, smsrun=False, hung=0, idle_timeout=900):
         """Build a lab; the Maintenance Manager twin passes only when asked (cycle of an hour)."""
         lab = cls(root, work)
-        args = ["build", "--root", lab.root, "--clients", clients, "--alpha", alpha,
-                "--logon-servers", logon_servers, "--hung", hung, "--cycle", 3600,
-                "--idle-timeout", idle_timeout]
+        args = [
+            "build",
+            "--root",
+            lab.root,
+            "--clients",
+            clients,
+            "--alpha",
+            alpha,
+            "--logon-servers",
+            logon_servers,
+            "--hung",
+            hung,
+            "--cycle",
+            3600,
+            "--idle-timeout",
+            idle_timeout,
+        ]
         if not smsrun:
             args.append("--no-smsrun")
         done = lab_cmd(*args, check=False)
@@ -215,12 +236,14 @@ class Lab:
                     continue
                 digest = sha256(paths[0])
                 if digest != spec["sha256"]:
-                    wrong.append("%s: %s has SHA-256 %s…, manifest %s…"
-                                 % (name, paths[0], digest[:12], spec["sha256"][:12]))
+                    wrong.append(
+                        "%s: %s has SHA-256 %s…, manifest %s…" % (name, paths[0], digest[:12], spec["sha256"][:12])
+                    )
                 want = datetime.datetime.fromisoformat(spec["date"].replace("Z", "+00:00")).timestamp()
                 if int(os.stat(paths[0]).st_mtime) != int(want):
-                    wrong.append("%s: %s dated %s, manifest %s" % (name, paths[0], os.stat(paths[0]).st_mtime,
-                                                                   spec["date"]))
+                    wrong.append(
+                        "%s: %s dated %s, manifest %s" % (name, paths[0], os.stat(paths[0]).st_mtime, spec["date"])
+                    )
             wrong += self._check_sms_ini(name, versions)
         if wrong:
             more = " (and %d more)" % (len(wrong) - 10) if len(wrong) > 10 else ""
@@ -244,8 +267,10 @@ class Lab:
                 return ["%s: SMS.INI line %r became %r" % (name, a, b)]
         wrong = []
         if ini_value(after, "SMS", "CopyListVersion") != versions[server]:
-            wrong.append("%s: SMS.INI CopyListVersion %s, logon server %s has %s"
-                         % (name, ini_value(after, "SMS", "CopyListVersion"), server, versions[server]))
+            wrong.append(
+                "%s: SMS.INI CopyListVersion %s, logon server %s has %s"
+                % (name, ini_value(after, "SMS", "CopyListVersion"), server, versions[server])
+            )
         if ini_value(after, "Local", "SetupPhase") != "installed":
             wrong.append("%s: SMS.INI SetupPhase %s" % (name, ini_value(after, "Local", "SetupPhase")))
         return wrong
@@ -286,10 +311,20 @@ def smsrun_pids(lab, client):
 
 def prepare(lab, log, run):
     """Not measured: stage the site and converge the logon servers with the project's own tiers."""
-    argv = [tool("ansible-playbook"), "-i", str(lab.inventory), "playbooks/plan.yml", "playbooks/site.yml",
-            "playbooks/logon.yml"]
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               SMS_REPORT_DIR=str(lab.work / "reports"))
+    argv = [
+        tool("ansible-playbook"),
+        "-i",
+        str(lab.inventory),
+        "playbooks/plan.yml",
+        "playbooks/site.yml",
+        "playbooks/logon.yml",
+    ]
+    env = dict(
+        os.environ,
+        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+        ANSIBLE_NOCOLOR="1",
+        SMS_REPORT_DIR=str(lab.work / "reports"),
+    )
     env.pop("ANSIBLE_STDOUT_CALLBACK", None)
     usage = run(argv, env, log)
     if usage.rcs != [0]:

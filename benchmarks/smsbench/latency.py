@@ -111,8 +111,12 @@ class Driver(threading.Thread):
         def ticks():
             pids = measure.tree(self.root)
             waiting = [p for p in pids if "AnsiballZ_%s" % WAIT_ACTION in measure.cmdline(p)]
-            return (sum(measure.cpu_ticks(p) for p in pids), sum(measure.cpu_ticks(p) for p in waiting),
-                    len(waiting), time.monotonic())
+            return (
+                sum(measure.cpu_ticks(p) for p in pids),
+                sum(measure.cpu_ticks(p) for p in waiting),
+                len(waiting),
+                time.monotonic(),
+            )
 
         if self.cancel.wait(max(0.0, self.waiters_started + first - time.time())):
             return None
@@ -122,8 +126,12 @@ class Driver(threading.Thread):
         b = ticks()
         hz = os.sysconf("SC_CLK_TCK")
         span = b[3] - a[3]
-        return {"seconds": span, "tree_cores": (b[0] - a[0]) / hz / span,
-                "waiter_cores": (b[1] - a[1]) / hz / span, "waiter_processes": min(a[2], b[2])}
+        return {
+            "seconds": span,
+            "tree_cores": (b[0] - a[0]) / hz / span,
+            "waiter_cores": (b[1] - a[1]) / hz / span,
+            "waiter_processes": min(a[2], b[2]),
+        }
 
 
 def run_one(argv, env, log):
@@ -165,17 +173,30 @@ def run_round(lab, work, index, delay, forks, servers, originals, sample_cpu=Fal
     os.utime(system_map, ns=(now_ns, now_ns))
     env = dict(os.environ)
     env.pop("ANSIBLE_STDOUT_CALLBACK", None)
-    env.update(ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_CALLBACK_PLUGINS=str(CALLBACKS),
-               ANSIBLE_CALLBACKS_ENABLED="%s,bench_count" % PROJECT_CALLBACK,
-               BENCH_TIMELINE_FILE=str(timeline), BENCH_TIMELINE_ACTIONS=WAIT_ACTION,
-               BENCH_COUNT_FILE=str(work / ("round%02d.counts.json" % index)),
-               SMS_REPORT_DIR=str(work / "reports"))
+    env.update(
+        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_CALLBACK_PLUGINS=str(CALLBACKS),
+        ANSIBLE_CALLBACKS_ENABLED="%s,bench_count" % PROJECT_CALLBACK,
+        BENCH_TIMELINE_FILE=str(timeline),
+        BENCH_TIMELINE_ACTIONS=WAIT_ACTION,
+        BENCH_COUNT_FILE=str(work / ("round%02d.counts.json" % index)),
+        SMS_REPORT_DIR=str(work / "reports"),
+    )
     env.update(lab.interpreter_env())
-    argv = [tool("ansible-playbook"), "-i", str(lab.inventory), str(ROUND_PLAYBOOK), "--forks", str(forks),
-            # A lagging server fails after this; no round should come near it.
-            "-e", json.dumps(dict(lab.interpreter_vars(), sms_replication_timeout=120,
-                                  sms_hotfix_manifest=str(lab.manifest_path)))]
+    argv = [
+        tool("ansible-playbook"),
+        "-i",
+        str(lab.inventory),
+        str(ROUND_PLAYBOOK),
+        "--forks",
+        str(forks),
+        # A lagging server fails after this; no round should come near it.
+        "-e",
+        json.dumps(
+            dict(lab.interpreter_vars(), sms_replication_timeout=120, sms_hotfix_manifest=str(lab.manifest_path))
+        ),
+    ]
     lab.clear_module_log()
     trigger = Driver(lab, timeline, delay, len(servers), time.monotonic() + 120, sample_cpu)
 
@@ -184,8 +205,9 @@ def run_round(lab, work, index, delay, forks, servers, originals, sample_cpu=Fal
         trigger.start()
 
     log = work / ("round%02d.log" % index)
-    usage = measure.run([measure.Command(argv=argv, env=env, log=str(log), cwd=str(REPO))], sample_interval=5,
-                        on_start=started)
+    usage = measure.run(
+        [measure.Command(argv=argv, env=env, log=str(log), cwd=str(REPO))], sample_interval=5, on_start=started
+    )
     trigger.cancel.set()
     trigger.join()
     if usage.rcs != [0]:
@@ -194,8 +216,10 @@ def run_round(lab, work, index, delay, forks, servers, originals, sample_cpu=Fal
         raise BenchError("replication round %d: %s; log %s" % (index, trigger.error, log))
     after = mm_state(lab)
     if after.get("passes", 0) != before.get("passes", 0) + 1:
-        raise BenchError("replication round %d: %s passes of the twin, expected exactly 1"
-                         % (index, after.get("passes", 0) - before.get("passes", 0)))
+        raise BenchError(
+            "replication round %d: %s passes of the twin, expected exactly 1"
+            % (index, after.get("passes", 0) - before.get("passes", 0))
+        )
     if after.get("copy_list_version") != (before.get("copy_list_version") or 0) + 1:
         raise BenchError("replication round %d: the pass did not bump CopyListVersion" % index)
     landed = after["last_pass_finished"]
@@ -209,16 +233,26 @@ def run_round(lab, work, index, delay, forks, servers, originals, sample_cpu=Fal
             raise BenchError("replication round %d: %s did not converge (%s)" % (index, host, result))
         version = lab.server_version(host)
         if version is None or int(version) != after["copy_list_version"]:
-            raise BenchError("replication round %d: %s has CopyListVersion %s, the twin %s"
-                             % (index, host, version, after["copy_list_version"]))
+            raise BenchError(
+                "replication round %d: %s has CopyListVersion %s, the twin %s"
+                % (index, host, version, after["copy_list_version"])
+            )
         if (result.get("polls") or 0) < 2 and (result.get("slices") or 1) < 2:
             early += 1
             continue
-        samples.append({"round": index, "server": host, "latency_s": result["time"] - landed,
-                        "polls": result.get("polls")})
-    return {"round": index, "delay_s": delay, "wall_s": usage.wall_s, "cpu_s": usage.cpu_s,
-            "pass_landed_after_waiters_started_s": landed - trigger.waiters_started, "samples": samples,
-            "early": early, "waiting_cpu": trigger.cpu}
+        samples.append(
+            {"round": index, "server": host, "latency_s": result["time"] - landed, "polls": result.get("polls")}
+        )
+    return {
+        "round": index,
+        "delay_s": delay,
+        "wall_s": usage.wall_s,
+        "cpu_s": usage.cpu_s,
+        "pass_landed_after_waiters_started_s": landed - trigger.waiters_started,
+        "samples": samples,
+        "early": early,
+        "waiting_cpu": trigger.cpu,
+    }
 
 
 def measure_replication(work, passes=20, forks=25, long_rounds=2, long_delay=10.0, seed=None, say=print):
@@ -228,14 +262,15 @@ def measure_replication(work, passes=20, forks=25, long_rounds=2, long_delay=10.
     rng = random.Random(seed)
     lab = Lab.build(work / "lab", work, clients=5, alpha=1, logon_servers=4, idle_timeout=1800)
     try:
-        servers = sorted(p.name for p in (lab.root / "hosts").iterdir()
-                         if (p / "SMS" / "Logon.srv").is_dir())
+        servers = sorted(p.name for p in (lab.root / "hosts").iterdir() if (p / "SMS" / "Logon.srv").is_dir())
         if len(servers) != 5:
             raise BenchError("replication lab has %d logon servers, expected 5" % len(servers))
         originals = hotfix_files_on_servers(lab, servers)
         if len(originals) != 5 * sum(len(spec["files"]) for spec in lab.manifest["platforms"].values()):
-            raise BenchError("replication lab: %d pre-hotfix files on the logon servers, expected each "
-                             "server to hold every manifest file" % len(originals))
+            raise BenchError(
+                "replication lab: %d pre-hotfix files on the logon servers, expected each "
+                "server to hold every manifest file" % len(originals)
+            )
         say("  replication: preparing a lab with 5 logon servers (not measured)")
         prepare(lab, work / "prepare.log", run_one)
         # Long rounds first and last so drift in the machine's load touches both ends.
@@ -244,11 +279,16 @@ def measure_replication(work, passes=20, forks=25, long_rounds=2, long_delay=10.
         delays = [long_delay] + [rng.uniform(1.0, 2.0) for _pass in range(passes)] + [long_delay] * (long_rounds - 1)
         rounds = []
         for index, delay in enumerate(delays, 1):
-            rounds.append(run_round(lab, work, index, delay, forks, servers, originals,
-                                    sample_cpu=delay == long_delay))
-            say("  replication round %d/%d: pass %.2fs after the waiters started, noticed after %s" % (
-                index, len(delays), rounds[-1]["pass_landed_after_waiters_started_s"],
-                ", ".join("%.2f" % s["latency_s"] for s in rounds[-1]["samples"]) or "(early)"))
+            rounds.append(run_round(lab, work, index, delay, forks, servers, originals, sample_cpu=delay == long_delay))
+            say(
+                "  replication round %d/%d: pass %.2fs after the waiters started, noticed after %s"
+                % (
+                    index,
+                    len(delays),
+                    rounds[-1]["pass_landed_after_waiters_started_s"],
+                    ", ".join("%.2f" % s["latency_s"] for s in rounds[-1]["samples"]) or "(early)",
+                )
+            )
         latencies = [s["latency_s"] for r in rounds for s in r["samples"]]
         cpu = [r["waiting_cpu"] for r in rounds if r["waiting_cpu"]]
         return {
@@ -264,8 +304,9 @@ def measure_replication(work, passes=20, forks=25, long_rounds=2, long_delay=10.
             # While every server waits and nothing lands: the whole tree (controller,
             # workers, waiters) and the waiters' own module processes, per waiter.
             "wait_cpu_cores": statistics.fmean(c["tree_cores"] for c in cpu) if cpu else None,
-            "wait_cpu_cores_per_waiter": (statistics.fmean(c["waiter_cores"] for c in cpu) / len(servers)
-                                          if cpu else None),
+            "wait_cpu_cores_per_waiter": (
+                statistics.fmean(c["waiter_cores"] for c in cpu) / len(servers) if cpu else None
+            ),
             "rounds": rounds,
         }
     finally:

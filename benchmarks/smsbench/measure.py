@@ -156,8 +156,16 @@ def run(commands, sample_interval=1.0, on_start=None):
         for command in commands:
             log = open(command.log, "wb")
             handles.append(log)
-            procs.append(subprocess.Popen(command.argv, cwd=command.cwd, env=command.env,
-                                          stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT))
+            procs.append(
+                subprocess.Popen(
+                    command.argv,
+                    cwd=command.cwd,
+                    env=command.env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
         sampler = Sampler([p.pid for p in procs], sample_interval)
         sampler.start()
         if on_start is not None:
@@ -191,7 +199,15 @@ def run(commands, sample_interval=1.0, on_start=None):
     other = None
     if busy_before is not None and busy_after is not None:
         other = max(0.0, busy_after - busy_before - cpu - sampler.cpu_s)
-    return Usage(rcs=rcs, wall_s=wall, cpu_s=cpu, controller_peak_rss_mb=sampler.hwm_kb / 1024.0,
-                 tree_max_rss_mb=maxrss / 1024.0, tree_peak_pss_mb=sampler.pss_kb / 1024.0,
-                 pss_samples=sampler.samples, other_cpu_s=other, sampler_cpu_s=sampler.cpu_s,
-                 logs=[c.log for c in commands])
+    return Usage(
+        rcs=rcs,
+        wall_s=wall,
+        cpu_s=cpu,
+        controller_peak_rss_mb=sampler.hwm_kb / 1024.0,
+        tree_max_rss_mb=maxrss / 1024.0,
+        tree_peak_pss_mb=sampler.pss_kb / 1024.0,
+        pss_samples=sampler.samples,
+        other_cpu_s=other,
+        sampler_cpu_s=sampler.cpu_s,
+        logs=[c.log for c in commands],
+    )

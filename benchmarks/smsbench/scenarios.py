@@ -54,8 +54,8 @@ class Scenario:
 
     name = "scenario"
     playbook = None
-    needs = "any"          # "fresh": pristine clients; "upgraded": after a project upgrade
-    leaves = None          # "upgraded" when the run upgrades the clients; None: lab as it was
+    needs = "any"  # "fresh": pristine clients; "upgraded": after a project upgrade
+    leaves = None  # "upgraded" when the run upgrades the clients; None: lab as it was
     callbacks = ("bench_count",)
 
     def clients(self, ctx):
@@ -90,8 +90,16 @@ class Scenario:
         return ctx.work / ("%s.%d.counts.json" % (tag, part))
 
     def command(self, ctx, tag, limit=None, part=0):
-        argv = [tool("ansible-playbook"), "-i", str(self.inventory(ctx)), str(self.playbook),
-                "--forks", str(ctx.forks), "-e", json.dumps(self.extravars(ctx))]
+        argv = [
+            tool("ansible-playbook"),
+            "-i",
+            str(self.inventory(ctx)),
+            str(self.playbook),
+            "--forks",
+            str(ctx.forks),
+            "-e",
+            json.dumps(self.extravars(ctx)),
+        ]
         if limit:
             argv += ["--limit", limit]
         env = self.env(ctx, tag)
@@ -148,8 +156,11 @@ class ProjectClients(Scenario):
     callbacks = (PROJECT_CALLBACK, "bench_count")
 
     def check_host(self, host, counts):
-        return [] if counts.get("changed") else ["%s: not changed by the upgrade (skipped=%d)"
-                                                 % (host, counts.get("skipped", 0))]
+        return (
+            []
+            if counts.get("changed")
+            else ["%s: not changed by the upgrade (skipped=%d)" % (host, counts.get("skipped", 0))]
+        )
 
     def check_lab(self, ctx, clients):
         ctx.lab.check_upgraded(clients)
@@ -209,7 +220,7 @@ class NaivePlaybook(Scenario):
 
     def clients(self, ctx):
         names = list(ctx.lab.clients)
-        return names[:ctx.naive_clients] if ctx.naive_clients else names
+        return names[: ctx.naive_clients] if ctx.naive_clients else names
 
     def check_host(self, host, counts):
         return [] if counts.get("changed") else ["%s: not changed by the naive playbook" % host]

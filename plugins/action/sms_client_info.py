@@ -20,7 +20,6 @@ from ansible_collections.sms.hotfix.plugins.plugin_utils import _sms_controller 
 
 
 class ActionModule(sms_controller.ManifestDataAction):
-
     def run(self, tmp=None, task_vars=None):
         try:
             return super().run(tmp, task_vars)

@@ -40,18 +40,24 @@ def reboot_refusal(args, now=None):
     end = now + datetime.timedelta(seconds=timeout + watch)
     if sms_in_window(now, window) and sms_in_window(end, window):
         return None
-    return ("restart is reboot, and this wave's reboots would not finish inside the maintenance window '%s': it is "
-            "%s, and a reboot may take up to %gs plus a %gs watch (until %s). Nothing of this wave was changed. Run "
-            "again inside the window, or lower sms_client_reboot_timeout"
-            % (window, now.strftime("%Y-%m-%dT%H:%M:%S"), timeout, watch, end.strftime("%Y-%m-%dT%H:%M:%S")))
+    return (
+        "restart is reboot, and this wave's reboots would not finish inside the maintenance window '%s': it is "
+        "%s, and a reboot may take up to %gs plus a %gs watch (until %s). Nothing of this wave was changed. Run "
+        "again inside the window, or lower sms_client_reboot_timeout"
+        % (window, now.strftime("%Y-%m-%dT%H:%M:%S"), timeout, watch, end.strftime("%Y-%m-%dT%H:%M:%S"))
+    )
 
 
 class ActionModule(sms_controller.ManifestDataAction):
-
     def run(self, tmp=None, task_vars=None):
         refusal = reboot_refusal(dict(self._task.args))
         if refusal:
             host = to_text((task_vars or {}).get("inventory_hostname", ""))
-            return {"failed": True, "changed": False, "status": "refused", "state": "present",
-                    "msg": "%s: %s" % (host, refusal) if host else refusal}
+            return {
+                "failed": True,
+                "changed": False,
+                "status": "refused",
+                "state": "present",
+                "msg": "%s: %s" % (host, refusal) if host else refusal,
+            }
         return super().run(tmp, task_vars)

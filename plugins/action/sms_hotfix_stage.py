@@ -36,12 +36,12 @@ def lab_not_built(result, lab_root):
     result["msg"] = (
         "SMS root %s does not exist: this inventory is the lab twin's (sms_lab_root=%s) and no lab is built "
         "there; run `make lab` (or `lab/sms-lab build --root %s`) and run again. Nothing was changed."
-        % (result.get("path") or "", lab_root, lab_root))
+        % (result.get("path") or "", lab_root, lab_root)
+    )
     return result
 
 
 class ActionModule(sms_controller.PayloadAction):
-
     def needs_payload(self, args):
         # absent (and its deprecated alias rolled_back) restores from the journal: no payload.
         return args.get("state", "present") not in ("absent", "rolled_back")

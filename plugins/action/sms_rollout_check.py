@@ -52,8 +52,10 @@ def wave_problems(waves, max_fail):
     if isinstance(waves, (str, int)) and not isinstance(waves, bool):
         waves = [waves]
     if not isinstance(waves, list) or not waves:
-        return ["sms_rollout_waves must be a list of client counts or percentages, like [1, '10%%', '50%%', "
-                "'100%%'], not %r" % (waves,)]
+        return [
+            "sms_rollout_waves must be a list of client counts or percentages, like [1, '10%%', '50%%', "
+            "'100%%'], not %r" % (waves,)
+        ]
     for wave in waves:
         text = str(wave).strip()
         ok = False
@@ -64,16 +66,19 @@ def wave_problems(waves, max_fail):
         elif re.match(r"^[0-9]+(\.[0-9]+)?%$", text):
             ok = 0 < float(text[:-1]) <= 100
         if not ok:
-            problems.append("sms_rollout_waves: %r is not a wave: each wave is a positive number of clients or a "
-                            "percentage in (0, 100], like [1, '10%%', '50%%', '100%%'] (0 would run every client "
-                            "at once, with no canary)" % (wave,))
+            problems.append(
+                "sms_rollout_waves: %r is not a wave: each wave is a positive number of clients or a "
+                "percentage in (0, 100], like [1, '10%%', '50%%', '100%%'] (0 would run every client "
+                "at once, with no canary)" % (wave,)
+            )
     try:
         value = int(str(max_fail).strip())
         if not 0 <= value <= 100:
             raise ValueError(value)
     except (TypeError, ValueError):
-        problems.append("sms_rollout_max_fail_percentage must be a whole percentage from 0 to 100, not %r"
-                        % (max_fail,))
+        problems.append(
+            "sms_rollout_max_fail_percentage must be a whole percentage from 0 to 100, not %r" % (max_fail,)
+        )
     return problems
 
 
@@ -110,17 +115,21 @@ def unknown_problems(found, known=None):
         if name in known or name.startswith(_LAB):
             continue
         near = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
-        problems.append("%s is not a variable the rollout knows (set %s); a misspelt setting would be ignored, so "
-                        "the rollout does not start: correct or remove it%s"
-                        % (name, ", ".join(sorted(found[name])), (". Did you mean %s?" % near[0]) if near else ""))
+        problems.append(
+            "%s is not a variable the rollout knows (set %s); a misspelt setting would be ignored, so "
+            "the rollout does not start: correct or remove it%s"
+            % (name, ", ".join(sorted(found[name])), (". Did you mean %s?" % near[0]) if near else "")
+        )
     return problems
 
 
 def extra_var_names():
     """The sms_* names given with -e (strings, JSON/YAML or @files) in this run."""
     from ansible.utils.vars import load_extra_vars  # the parse Ansible itself uses
+
     try:
         from ansible.parsing.dataloader import DataLoader
+
         data = load_extra_vars(DataLoader())
     except Exception:  # pylint: disable=broad-except  # Ansible has already refused bad extra vars
         return set()
@@ -144,12 +153,14 @@ def where_set(name, host, hostvars):
 def core_problems():
     """An ansible-core outside meta/runtime.yml's requires_ansible, or a run without the rollout's ansible.cfg."""
     from ansible.release import __version__ as found
+
     with open(os.path.join(TOP, "meta", "runtime.yml"), encoding="utf-8") as handle:
         wanted = str(yaml.safe_load(handle).get("requires_ansible") or "")
     problems = []
     try:
         from packaging.specifiers import SpecifierSet
         from packaging.version import Version
+
         ok = not wanted or Version(found) in SpecifierSet(wanted)
     except Exception:  # pylint: disable=broad-except  # no packaging: leave it to ansible-core's own warning
         ok = True
@@ -157,23 +168,31 @@ def core_problems():
         problems.append(
             "ansible-core %s is not supported by the sms.hotfix collection (supported: %s, from meta/runtime.yml); "
             "nothing was changed. Install a supported one: `make venv` in the checkout, or `%s -m pip install "
-            "'ansible-core%s'`" % (found, wanted, sys.executable, wanted))
+            "'ansible-core%s'`" % (found, wanted, sys.executable, wanted)
+        )
     if CALLBACK not in (C.CALLBACKS_ENABLED or []):
         config = C.CONFIG_FILE
         read = ("the settings read were %s" % config) if config else "no ansible.cfg was read"
-        enable = ("ANSIBLE_CALLBACKS_ENABLED=%s (or callbacks_enabled in your ansible.cfg)" % CALLBACK)
+        enable = "ANSIBLE_CALLBACKS_ENABLED=%s (or callbacks_enabled in your ansible.cfg)" % CALLBACK
         settings = os.path.join(TOP, "ansible.cfg")
         if os.path.isfile(settings):  # a checkout: its own ansible.cfg names the callback
             playbooks = [os.path.abspath(p) for p in (context.CLIARGS or {}).get("args") or ()]
-            program = (os.path.join(os.path.dirname(sys.argv[0]), "ansible-playbook")
-                       if os.sep in (sys.argv[0] or "") else "ansible-playbook")
-            how = ("Run it from the checkout (cd %s), or name its settings: ANSIBLE_CONFIG=%s %s %s; with the "
-                   "collection installed elsewhere, enable the callback with %s"
-                   % (TOP, settings, program, " ".join(playbooks) or "rollout.yml", enable))
+            program = (
+                os.path.join(os.path.dirname(sys.argv[0]), "ansible-playbook")
+                if os.sep in (sys.argv[0] or "")
+                else "ansible-playbook"
+            )
+            how = (
+                "Run it from the checkout (cd %s), or name its settings: ANSIBLE_CONFIG=%s %s %s; with the "
+                "collection installed elsewhere, enable the callback with %s"
+                % (TOP, settings, program, " ".join(playbooks) or "rollout.yml", enable)
+            )
         else:  # an installed collection
             how = "Enable it with %s" % enable
-        problems.append("the rollout's report callback (%s) is not enabled: %s, so this run would print no summary "
-                        "and write no report; nothing was changed. %s" % (CALLBACK, read, how))
+        problems.append(
+            "the rollout's report callback (%s) is not enabled: %s, so this run would print no summary "
+            "and write no report; nothing was changed. %s" % (CALLBACK, read, how)
+        )
     return problems
 
 
@@ -195,11 +214,13 @@ def limit_problems(limit, kept, needs, groups, awx=False):
         how = "launch it again with Limit %s" % wider
     else:
         from ansible_collections.sms.hotfix.plugins.plugin_utils._sms_invocation import current, rerun
+
         how = rerun(current(), limit=wider)
-    return ["--limit %s leaves out %s, which this playbook must go through before any client: the site server "
-            "holds the rollout lock and its tier comes first (staged, or rolled back). "
-            "Keep it in the limit (what is already done there reports no change): %s"
-            % (limit, "; ".join(missing), how)]
+    return [
+        "--limit %s leaves out %s, which this playbook must go through before any client: the site server "
+        "holds the rollout lock and its tier comes first (staged, or rolled back). "
+        "Keep it in the limit (what is already done there reports no change): %s" % (limit, "; ".join(missing), how)
+    ]
 
 
 def named(hosts):
@@ -210,8 +231,21 @@ def named(hosts):
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("tiers", "waves", "max_fail_percentage", "on_failure", "platforms", "manifest_platforms",
-                             "logon_server_names", "logon_names_explicit", "check_controller", "core", "limit"))
+    _VALID_ARGS = frozenset(
+        (
+            "tiers",
+            "waves",
+            "max_fail_percentage",
+            "on_failure",
+            "platforms",
+            "manifest_platforms",
+            "logon_server_names",
+            "logon_names_explicit",
+            "check_controller",
+            "core",
+            "limit",
+        )
+    )
 
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
@@ -225,38 +259,54 @@ class ActionModule(ActionBase):
 
         if "core" in args:  # its name until 1.1.0, said nothing of what it checks
             if "check_controller" in args:
-                result.update(failed=True, status="refused", msg="sms_rollout_check takes check_controller or its "
-                              "old name core, not both; remove core")
+                result.update(
+                    failed=True,
+                    status="refused",
+                    msg="sms_rollout_check takes check_controller or its old name core, not both; remove core",
+                )
                 return result
-            self._display.deprecated("sms_rollout_check: the option core is now called check_controller; "
-                                     "use that name", version="2.0.0", collection_name="sms.hotfix")
+            self._display.deprecated(
+                "sms_rollout_check: the option core is now called check_controller; use that name",
+                version="2.0.0",
+                collection_name="sms.hotfix",
+            )
         # First what makes every other check moot: the wrong ansible-core, a
         # run without the rollout's settings, a --limit that skips the lock.
         if boolean(args.get("check_controller", args.get("core", False)), strict=False):
             problems += core_problems()
         limit = args.get("limit")
         if limit and not problems:
-            problems += limit_problems(limit.get("value"), limit.get("kept"), limit.get("needs"), groups,
-                                       awx="awx_job_id" in task_vars)
+            problems += limit_problems(
+                limit.get("value"), limit.get("kept"), limit.get("needs"), groups, awx="awx_job_id" in task_vars
+            )
         if problems:
-            result.update(failed=True, status="refused", problems=problems, summary=summary,
-                          msg="the rollout does not start, and nothing was changed: %s" % "; ".join(problems))
+            result.update(
+                failed=True,
+                status="refused",
+                problems=problems,
+                summary=summary,
+                msg="the rollout does not start, and nothing was changed: %s" % "; ".join(problems),
+            )
             return result
 
         found = {name: {"with -e"} for name in extra_var_names()}
         if "waves" in args:
             problems += wave_problems(args.get("waves"), args.get("max_fail_percentage"))
         if args.get("on_failure", "stop") not in ("stop", "rollback"):
-            problems.append("sms_rollout_on_failure must be stop (a wave over the threshold stops the rollout) or "
-                            "rollback (it stops and rolls back what the rollout did), not %r" % (args["on_failure"],))
+            problems.append(
+                "sms_rollout_on_failure must be stop (a wave over the threshold stops the rollout) or "
+                "rollback (it stops and rolls back what the rollout did), not %r" % (args["on_failure"],)
+            )
         platforms = list(args.get("platforms") or [])
         manifest_platforms = list(args.get("manifest_platforms") or [])
         for platform in platforms:
             if platform not in PLATFORMS:
                 problems.append("sms_rollout_platforms: %r is not a platform (x86, alpha, mips)" % (platform,))
             elif manifest_platforms and platform not in manifest_platforms:
-                problems.append("sms_rollout_platforms: the hotfix's manifest has no files for %s (it has %s)"
-                                % (platform, ", ".join(manifest_platforms)))
+                problems.append(
+                    "sms_rollout_platforms: the hotfix's manifest has no files for %s (it has %s)"
+                    % (platform, ", ".join(manifest_platforms))
+                )
 
         for tier in args.get("tiers") or []:
             problems += self.check_tier(tier, hostvars, groups, summary, found)
@@ -272,13 +322,16 @@ class ActionModule(ActionBase):
             result["failed"] = True
             result["status"] = "refused"
             result["problems"] = problems
-            result["msg"] = ("the rollout's inputs do not hold (%d problem%s), so it does not start and nothing was "
-                             "changed: %s" % (len(problems), "" if len(problems) == 1 else "s", "; ".join(problems)))
+            result["msg"] = (
+                "the rollout's inputs do not hold (%d problem%s), so it does not start and nothing was "
+                "changed: %s" % (len(problems), "" if len(problems) == 1 else "s", "; ".join(problems))
+            )
         else:
             result["changed"] = False
             result["status"] = "passed"
             result["msg"] = "every input of every tier is valid: %s" % ", ".join(
-                "%s %d host(s)" % (k, v) for k, v in summary.items())
+                "%s %d host(s)" % (k, v) for k, v in summary.items()
+            )
         return result
 
     def check_tier(self, tier, hostvars, groups, summary, found=None):
@@ -290,15 +343,21 @@ class ActionModule(ActionBase):
         if not hosts:
             if tier.get("require_hosts", True):
                 if group not in groups:
-                    return ["the inventory has no group %r for the %s (%s); name the right group with %s=<group> "
-                            "or add the group to the inventory" % (group, label, group_var, group_var)]
-                return ["the inventory group %r of the %s (%s) has no hosts; add the hosts, or name the right group "
-                        "with %s=<group>" % (group, label, group_var, group_var)]
+                    return [
+                        "the inventory has no group %r for the %s (%s); name the right group with %s=<group> "
+                        "or add the group to the inventory" % (group, label, group_var, group_var)
+                    ]
+                return [
+                    "the inventory group %r of the %s (%s) has no hosts; add the hosts, or name the right group "
+                    "with %s=<group>" % (group, label, group_var, group_var)
+                ]
             return []
         problems = []
         if tier.get("single") and len(hosts) > 1:
-            problems.append("the inventory group %r of the %s holds %d hosts (%s); an SMS site has one site server"
-                            % (group, label, len(hosts), named(hosts)))
+            problems.append(
+                "the inventory group %r of the %s holds %d hosts (%s); an SMS site has one site server"
+                % (group, label, len(hosts), named(hosts))
+            )
         spec = role_spec(tier["role"], tier.get("entry", "main"))
         params = tier.get("params") or {}
         validator = ArgumentSpecValidator(spec)
@@ -383,8 +442,12 @@ class ActionModule(ActionBase):
         problems = []
         for value, is_explicit, users in lists.values():
             where = " (clients %s)" % named(users) if len(lists) > 1 else ""
-            problems += [p + where for p in self._check_names(value, is_explicit, members, logon_group, hostvars,
-                                                              bool(users) or bool(members))]
+            problems += [
+                p + where
+                for p in self._check_names(
+                    value, is_explicit, members, logon_group, hostvars, bool(users) or bool(members)
+                )
+            ]
         return problems
 
     @staticmethod
@@ -396,8 +459,10 @@ class ActionModule(ActionBase):
         problems = []
         bad = [n for n in names if not isinstance(n, str) or not _NETBIOS.match(n) or ".." in n]
         if bad:
-            problems.append("sms_logon_server_names: %s %s not a plain server name (NetBIOS: up to 15 characters, "
-                            "no path)" % (", ".join(repr(b) for b in bad), "is" if len(bad) == 1 else "are"))
+            problems.append(
+                "sms_logon_server_names: %s %s not a plain server name (NetBIOS: up to 15 characters, "
+                "no path)" % (", ".join(repr(b) for b in bad), "is" if len(bad) == 1 else "are")
+            )
         if explicit and members:
             inventory = {}
             for host in members:
@@ -411,12 +476,20 @@ class ActionModule(ActionBase):
                 problems.append(
                     "sms_logon_server_names (%s) does not match the logon servers of group %r (%s)%s%s; clients are "
                     "only upgraded from the site's own logon servers, so fix the list (or the servers' "
-                    "sms_server_name)" % (", ".join(str(n) for n in names), logon_group, ", ".join(sorted(inventory)),
-                                          "; not listed: %s" % ", ".join(missing) if missing else "",
-                                          "; listed but not in the group: %s" % ", ".join(extra) if extra else ""))
+                    "sms_server_name)"
+                    % (
+                        ", ".join(str(n) for n in names),
+                        logon_group,
+                        ", ".join(sorted(inventory)),
+                        "; not listed: %s" % ", ".join(missing) if missing else "",
+                        "; listed but not in the group: %s" % ", ".join(extra) if extra else "",
+                    )
+                )
         if not names and needed:
-            problems.append("no logon server names are known, so no client can be checked against its logon server: "
-                            "set sms_logon_server_names (the site's logon servers by SMS name, on the clients' group or "
-                            "all; needed where a job sees only part of the inventory, as under AWX job slicing), or run "
-                            "with the logon servers' group in the inventory")
+            problems.append(
+                "no logon server names are known, so no client can be checked against its logon server: "
+                "set sms_logon_server_names (the site's logon servers by SMS name, on the clients' group or "
+                "all; needed where a job sees only part of the inventory, as under AWX job slicing), or run "
+                "with the logon servers' group in the inventory"
+            )
         return problems

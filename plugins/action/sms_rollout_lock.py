@@ -54,8 +54,13 @@ def this_run(task_vars):
         if task_vars.get(name) not in (None, ""):
             awx = str(task_vars[name])
             break
-    return {"controller": socket.gethostname(), "pid": pid, "pid_started": process_started(pid),
-            "started": started_at(pid), "awx_job": awx}
+    return {
+        "controller": socket.gethostname(),
+        "pid": pid,
+        "pid_started": process_started(pid),
+        "started": started_at(pid),
+        "awx_job": awx,
+    }
 
 
 def alive(run):
@@ -86,17 +91,22 @@ class ActionModule(ActionBase):
         if args.get("state", "acquired") == "acquired" and not args.get("run"):
             args["run"] = this_run(task_vars)
         try:
-            outcome = self._execute_module(module_name="sms.hotfix.sms_rollout_lock", module_args=args,
-                                           task_vars=task_vars)
+            outcome = self._execute_module(
+                module_name="sms.hotfix.sms_rollout_lock", module_args=args, task_vars=task_vars
+            )
             recorded = outcome.get("same_holder_run") if outcome.get("failed") else None
             if isinstance(recorded, dict):
                 state = alive(recorded)
                 if state is False:
                     # dead on this very controller: take its place, as the re-run it is
-                    args["replace_run"] = "%s/%s/%s" % (recorded.get("controller"), recorded.get("pid"),
-                                                        recorded.get("pid_started"))
-                    outcome = self._execute_module(module_name="sms.hotfix.sms_rollout_lock", module_args=args,
-                                                   task_vars=task_vars)
+                    args["replace_run"] = "%s/%s/%s" % (
+                        recorded.get("controller"),
+                        recorded.get("pid"),
+                        recorded.get("pid_started"),
+                    )
+                    outcome = self._execute_module(
+                        module_name="sms.hotfix.sms_rollout_lock", module_args=args, task_vars=task_vars
+                    )
                 elif state is True:
                     lock = outcome.get("lock") or {}
                     outcome.pop("exception", None)  # the module's own wording of the same refusal
@@ -104,8 +114,13 @@ class ActionModule(ActionBase):
                         "rollout lock %s is held by %s for another run that is still going on this controller: "
                         "pid %s, started %s. This run stops before it changes anything (two runs of one holder "
                         "would race on the same files): let that run finish, then run again if it is still needed"
-                        % (lock.get("path") or args.get("path"), lock.get("holder") or args.get("holder"),
-                           recorded.get("pid"), recorded.get("started") or "?"))
+                        % (
+                            lock.get("path") or args.get("path"),
+                            lock.get("holder") or args.get("holder"),
+                            recorded.get("pid"),
+                            recorded.get("started") or "?",
+                        )
+                    )
             result.update(outcome)
             return result
         finally:

@@ -29,7 +29,7 @@ SHOW = 20
 def batches(hosts, serial):
     out, start = [], 0
     for size in sms_waves(len(hosts), serial):
-        out.append(hosts[start:start + size])
+        out.append(hosts[start : start + size])
         start += size
     return out
 
@@ -63,7 +63,7 @@ def judged_after(all_hosts, batch, active, outcomes, serial, max_fail):
         outcome = outcomes.get(host)
         if host not in active or (isinstance(outcome, dict) and (outcome.get("failed") or outcome.get("unreachable"))):
             bad.append(host)
-    later = [host for wave in waves[current + 1:] for host in wave]
+    later = [host for wave in waves[current + 1 :] for host in wave]
     stop = bool(wave_hosts) and 100.0 * len(bad) / len(wave_hosts) > float(max_fail)
     return current + 1, wave_hosts, bad, stop, later, len(waves)
 
@@ -102,9 +102,20 @@ class ActionModule(ActionBase):
             return self.judge_current(result, task_vars, all_hosts, batch, active, serial, max_fail)
         wave, bad, size, stop, later = gate(all_hosts, batch, active, serial, max_fail)
         count = len(batches(list(all_hosts), serial))
-        result.update(changed=False, wave=wave, waves=count, wave_gate={
-            "wave": wave, "waves": count, "previous_wave_size": size, "previous_wave_failed_or_unreachable": bad,
-            "threshold": max_fail, "stopped": stop, "not_reached": later if stop else []})
+        result.update(
+            changed=False,
+            wave=wave,
+            waves=count,
+            wave_gate={
+                "wave": wave,
+                "waves": count,
+                "previous_wave_size": size,
+                "previous_wave_failed_or_unreachable": bad,
+                "threshold": max_fail,
+                "stopped": stop,
+                "not_reached": later if stop else [],
+            },
+        )
         if stop:
             result["failed"] = True
             result["status"] = "stopped"
@@ -113,7 +124,8 @@ class ActionModule(ActionBase):
                 "sms_rollout_max_fail_percentage=%s%%; %d client(s) not reached. Nothing more was changed. Fix or "
                 "bring back those clients and run again (the clients already done report no change), or roll back "
                 "with playbooks/rollback.yml"
-                % (wave, count, wave - 1, len(bad), size, named(bad), max_fail, len(later)))
+                % (wave, count, wave - 1, len(bad), size, named(bad), max_fail, len(later))
+            )
             return result
         window = args.get("window") or ""
         force = str(args.get("force", False)).lower() in ("1", "true", "yes", "on")
@@ -127,12 +139,18 @@ class ActionModule(ActionBase):
                 "It is %s on the controller, outside the maintenance window '%s' (sms_rollout_window): wave %d of %d "
                 "does not start. Nothing more was changed. Run again inside the window (a re-run goes on where this "
                 "one stopped), or pass -e sms_rollout_force=true to go on anyway."
-                % (moment.strftime("%a %H:%M"), window, wave, count))
+                % (moment.strftime("%a %H:%M"), window, wave, count)
+            )
             return result
         result["status"] = "passed"
         result["msg"] = "wave %d of %d: %s" % (
-            wave, count, "the first wave" if wave == 1 else "wave %d had %d of %d client(s) failed or unreachable, "
-            "within sms_rollout_max_fail_percentage=%s%%" % (wave - 1, len(bad), size, max_fail))
+            wave,
+            count,
+            "the first wave"
+            if wave == 1
+            else "wave %d had %d of %d client(s) failed or unreachable, "
+            "within sms_rollout_max_fail_percentage=%s%%" % (wave - 1, len(bad), size, max_fail),
+        )
         return result
 
     def judge_current(self, result, task_vars, all_hosts, batch, active, serial, max_fail):
@@ -145,20 +163,36 @@ class ActionModule(ActionBase):
         for host in all_hosts:
             if host in hostvars and name in hostvars[host]:
                 outcomes[host] = hostvars[host][name]
-        wave, wave_hosts, bad, stop, later, count = judged_after(all_hosts, batch, active, outcomes, serial,
-                                                                 max_fail)
-        result.update(changed=False, wave=wave, waves=count, wave_gate={
-            "wave": wave, "waves": count, "wave_size": len(wave_hosts), "failed_or_unreachable": bad,
-            "threshold": max_fail, "stopped": stop, "not_reached": later if stop else [],
-            "reached": reached(all_hosts, outcomes)})
+        wave, wave_hosts, bad, stop, later, count = judged_after(all_hosts, batch, active, outcomes, serial, max_fail)
+        result.update(
+            changed=False,
+            wave=wave,
+            waves=count,
+            wave_gate={
+                "wave": wave,
+                "waves": count,
+                "wave_size": len(wave_hosts),
+                "failed_or_unreachable": bad,
+                "threshold": max_fail,
+                "stopped": stop,
+                "not_reached": later if stop else [],
+                "reached": reached(all_hosts, outcomes),
+            },
+        )
         result["status"] = "stopped" if stop else "passed"
         if stop:
             result["msg"] = (
                 "wave %d of %d had %d of %d client(s) failed or unreachable (%s), above "
                 "sms_rollout_max_fail_percentage=%s%%: no further wave starts (%d client(s) not reached) and, as "
                 "sms_rollout_on_failure=rollback asks, the rollout rolls back what it did"
-                % (wave, count, len(bad), len(wave_hosts), named(bad), max_fail, len(later)))
+                % (wave, count, len(bad), len(wave_hosts), named(bad), max_fail, len(later))
+            )
         else:
             result["msg"] = "wave %d of %d: %d of %d client(s) failed or unreachable, within %s%%" % (
-                wave, count, len(bad), len(wave_hosts), max_fail)
+                wave,
+                count,
+                len(bad),
+                len(wave_hosts),
+                max_fail,
+            )
         return result

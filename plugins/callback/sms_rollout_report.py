@@ -73,7 +73,10 @@ from ansible.plugins.callback import CallbackBase
 
 from ansible_collections.sms.hotfix.plugins.plugin_utils import _sms_report_model as model
 from ansible_collections.sms.hotfix.plugins.plugin_utils._sms_report_console import (
-    next_step, summary_lines, wave_progress)
+    next_step,
+    summary_lines,
+    wave_progress,
+)
 from ansible_collections.sms.hotfix.plugins.plugin_utils._sms_report_files import make_folder, write_report
 from ansible_collections.sms.hotfix.plugins.plugin_utils._sms_invocation import current as current_invocation
 
@@ -84,6 +87,7 @@ short_action = model.short_action
 
 def walk_tasks(play):
     """Every static task of a play (pre_tasks, roles, tasks, post_tasks, blocks)."""
+
     def blocks_of(items):
         for item in items or []:
             if hasattr(item, "block"):
@@ -105,18 +109,21 @@ def walk_tasks(play):
 
 def guarded(method):
     """A callback must never break the run: errors become a warning."""
+
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
         try:
             return method(self, *args, **kwargs)
         except Exception as exc:
             try:
-                self._display.warning("sms_rollout_report: %s failed (%s: %s); the run goes on, "
-                                      "the report may be incomplete"
-                                      % (method.__name__, type(exc).__name__, exc))
+                self._display.warning(
+                    "sms_rollout_report: %s failed (%s: %s); the run goes on, "
+                    "the report may be incomplete" % (method.__name__, type(exc).__name__, exc)
+                )
                 self._display.vvv(traceback.format_exc())
             except Exception:
                 pass
+
     return wrapper
 
 
@@ -133,12 +140,12 @@ class CallbackModule(CallbackBase):
     def reset(self):
         self.model = model.RunModel()
         self.started_clock = time.monotonic()
-        self.plays = {}            # play uuid -> {"tiers", "batches", "hosts", "serial", "name", "waves"}
-        self.announced = set()     # tiers whose hosts were named once on the console
+        self.plays = {}  # play uuid -> {"tiers", "batches", "hosts", "serial", "name", "waves"}
+        self.announced = set()  # tiers whose hosts were named once on the console
         self.current_play = None
         self.invocation = {}
-        self.wave = None           # the client wave whose results are arriving
-        self.named = False         # the model has its playbook name
+        self.wave = None  # the client wave whose results are arriving
+        self.named = False  # the model has its playbook name
 
     # ---- helpers -----------------------------------------------------------
 
@@ -203,16 +210,30 @@ class CallbackModule(CallbackBase):
     def _start_wave(self, state):
         waves = state.get("waves") or []
         number = state["batches"]
-        self.wave = {"wave": number, "of": max(len(waves), number),
-                     "planned": waves[number - 1] if number - 1 < len(waves) else None,
-                     "started": time.monotonic(), "last": time.monotonic(), "done": False, "seen": False}
+        self.wave = {
+            "wave": number,
+            "of": max(len(waves), number),
+            "planned": waves[number - 1] if number - 1 < len(waves) else None,
+            "started": time.monotonic(),
+            "last": time.monotonic(),
+            "done": False,
+            "seen": False,
+        }
 
     def _wave_line(self, finished):
         wave = self.wave
         counts = self.model.wave_counts(wave["wave"])
-        self._display.display(wave_progress(wave["wave"], wave["of"], counts, wave["planned"],
-                                            time.monotonic() - wave["started"], finished=finished,
-                                            check_mode=self.model.check_mode))
+        self._display.display(
+            wave_progress(
+                wave["wave"],
+                wave["of"],
+                counts,
+                wave["planned"],
+                time.monotonic() - wave["started"],
+                finished=finished,
+                check_mode=self.model.check_mode,
+            )
+        )
         return counts
 
     def _wave_result(self):
@@ -278,8 +299,13 @@ class CallbackModule(CallbackBase):
         state = self.plays.get(uuid)
         if state is None:
             hosts = self._resolve_hosts(play)
-            state = {"tiers": self._play_tiers(play), "batches": 0, "hosts": hosts,
-                     "serial": list(play.serial or []), "name": play.get_name().strip()}
+            state = {
+                "tiers": self._play_tiers(play),
+                "batches": 0,
+                "hosts": hosts,
+                "serial": list(play.serial or []),
+                "name": play.get_name().strip(),
+            }
             self.plays[uuid] = state
             for tier in state["tiers"]:
                 self.model.add_targets(tier, hosts)
@@ -290,13 +316,19 @@ class CallbackModule(CallbackBase):
                 waves = self.model.add_client_play(state["name"], hosts, state["serial"])
                 state["waves"] = waves
                 if hosts:  # a client play with no host (a rollback that did not happen) announces nothing
-                    self._display.display("SMS rollout: clients — %s in %s: %s"
-                                          % (model.plural(len(hosts), "host"), model.plural(len(waves), "wave"),
-                                             ", ".join(str(size) for size in waves)))
+                    self._display.display(
+                        "SMS rollout: clients — %s in %s: %s"
+                        % (
+                            model.plural(len(hosts), "host"),
+                            model.plural(len(waves), "wave"),
+                            ", ".join(str(size) for size in waves),
+                        )
+                    )
             elif "logon" in state["tiers"] and "logon" not in self.announced:
                 self.announced.add("logon")  # once: the preflight, baseline and wait plays share the tier
-                self._display.display("SMS rollout: logon servers — %s: %s"
-                                      % (model.plural(len(hosts), "host"), ", ".join(hosts)))
+                self._display.display(
+                    "SMS rollout: logon servers — %s: %s" % (model.plural(len(hosts), "host"), ", ".join(hosts))
+                )
             elif "site" in state["tiers"] and "site" not in self.announced:
                 self.announced.add("site")
                 self._display.display("SMS rollout: site server — %s" % ", ".join(hosts))
@@ -306,8 +338,9 @@ class CallbackModule(CallbackBase):
         if client and state["hosts"]:
             self._start_wave(state)
             if len(state.get("waves", [])) > 1:
-                self._display.display("SMS rollout: client wave %d of %d starting"
-                                      % (state["batches"], len(state["waves"])))
+                self._display.display(
+                    "SMS rollout: client wave %d of %d starting" % (state["batches"], len(state["waves"]))
+                )
 
     @guarded
     def v2_playbook_on_task_start(self, task, is_conditional):
@@ -344,9 +377,17 @@ class CallbackModule(CallbackBase):
             return
         # The logon tier is read from its modules' own `state` and `status`; task_state is still the
         # fallback of the site and lock results only, until their modules return `state` (issue 26).
-        self.model.record(short_action(task.action), result.host.get_name(), result.result, failed=failed,
-                          task_name=task.get_name().strip(), task_state=(task.args or {}).get("state"),
-                          wave=self._wave(), tiers=self._tiers(), at=self._now())
+        self.model.record(
+            short_action(task.action),
+            result.host.get_name(),
+            result.result,
+            failed=failed,
+            task_name=task.get_name().strip(),
+            task_state=(task.args or {}).get("state"),
+            wave=self._wave(),
+            tiers=self._tiers(),
+            at=self._now(),
+        )
         if model.TIER_ACTIONS.get(short_action(task.action)) == "client" or "client" in self._tiers():
             self._wave_result()
 
@@ -372,8 +413,11 @@ class CallbackModule(CallbackBase):
         tier = model.TIER_ACTIONS.get(short_action(result.task.action))
         if tier is None:
             tiers = self._tiers()
-            tier = "client" if "client" in tiers else ("logon" if "logon" in tiers else
-                                                       ("site" if "site" in tiers else None))
+            tier = (
+                "client"
+                if "client" in tiers
+                else ("logon" if "logon" in tiers else ("site" if "site" in tiers else None))
+            )
         self.model.record_unreachable(host, msg, tier, wave=self._wave(), at=self._now())
         if tier == "client":
             self._wave_result()
@@ -387,16 +431,19 @@ class CallbackModule(CallbackBase):
             return out
         for host in sorted(stats.processed.keys()):
             summary = stats.summarize(host)
-            out[host] = dict((key, int(summary.get(key, 0))) for key in
-                             ("ok", "changed", "failures", "unreachable", "skipped", "rescued", "ignored"))
+            out[host] = dict(
+                (key, int(summary.get(key, 0)))
+                for key in ("ok", "changed", "failures", "unreachable", "skipped", "rescued", "ignored")
+            )
         return out
 
     def build_report(self, stats=None):
         return self.model.to_report(self._stats(stats), duration=time.monotonic() - self.started_clock)
 
     def write_report(self, report):
-        folder = make_folder(self._option("report_dir", "reports"), self.model.started, report["playbook"],
-                             report.get("awx"))
+        folder = make_folder(
+            self._option("report_dir", "reports"), self.model.started, report["playbook"], report.get("awx")
+        )
         return write_report(report, folder)
 
     @guarded
@@ -415,10 +462,12 @@ class CallbackModule(CallbackBase):
                 where = os.path.relpath(folder) if not os.path.relpath(folder).startswith("..") else folder
                 written = True
             except Exception as exc:
-                self._display.warning("sms_rollout_report: could not write the report folder under %r (%s: %s); "
-                                      "the run is not affected. Set SMS_REPORT_DIR or [callback_sms_rollout_report] "
-                                      "report_dir to a writable folder."
-                                      % (str(self._option("report_dir", "reports")), type(exc).__name__, exc))
+                self._display.warning(
+                    "sms_rollout_report: could not write the report folder under %r (%s: %s); "
+                    "the run is not affected. Set SMS_REPORT_DIR or [callback_sms_rollout_report] "
+                    "report_dir to a writable folder."
+                    % (str(self._option("report_dir", "reports")), type(exc).__name__, exc)
+                )
         self._display.display("")
         for line in summary_lines(report, where, step, written=written):
             self._display.display(line)

@@ -12,12 +12,12 @@ def sms_expect_from_stage(result):
     if not isinstance(result, dict) or "files" not in result:
         raise AnsibleFilterError(
             "sms_expect_from_stage: the site server's result has no 'files'; "
-            "did the site server play run (and succeed) in this playbook?")
+            "did the site server play run (and succeed) in this playbook?"
+        )
     expect = {}
     for entry in result["files"]:
         if entry.get("after_sha256"):
-            expect.setdefault(entry["platform"], []).append(
-                {"name": entry["name"], "sha256": entry["after_sha256"]})
+            expect.setdefault(entry["platform"], []).append({"name": entry["name"], "sha256": entry["after_sha256"]})
     return expect
 
 

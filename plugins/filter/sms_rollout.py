@@ -16,13 +16,25 @@ from ansible.errors import AnsibleFilterError
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _DAY_ALIASES = {
-    "monday": "mon", "tuesday": "tue", "tues": "tue", "wednesday": "wed", "thursday": "thu",
-    "thur": "thu", "thurs": "thu", "friday": "fri", "saturday": "sat", "sunday": "sun",
+    "monday": "mon",
+    "tuesday": "tue",
+    "tues": "tue",
+    "wednesday": "wed",
+    "thursday": "thu",
+    "thur": "thu",
+    "thurs": "thu",
+    "friday": "fri",
+    "saturday": "sat",
+    "sunday": "sun",
 }
-_WINDOW_FORM = ("expected '[DAYS ]HH:MM-HH:MM', e.g. '22:00-05:00', 'Sat,Sun 01:00-06:00' or "
-                "'Mon-Fri 22:00-05:00' (several joined with ';')")
-_WINDOW_RE = re.compile(r"^(?:(?P<days>[A-Za-z][A-Za-z,\- ]*?)\s+)?"
-                        r"(?P<start>\d{1,2}:\d{2})\s*-\s*(?P<end>\d{1,2}:\d{2})$")
+_WINDOW_FORM = (
+    "expected '[DAYS ]HH:MM-HH:MM', e.g. '22:00-05:00', 'Sat,Sun 01:00-06:00' or "
+    "'Mon-Fri 22:00-05:00' (several joined with ';')"
+)
+_WINDOW_RE = re.compile(
+    r"^(?:(?P<days>[A-Za-z][A-Za-z,\- ]*?)\s+)?"
+    r"(?P<start>\d{1,2}:\d{2})\s*-\s*(?P<end>\d{1,2}:\d{2})$"
+)
 
 
 def _serial_value(value, host_count):
@@ -34,8 +46,7 @@ def _serial_value(value, host_count):
             raise ValueError(value)
         return int(value)
     except (TypeError, ValueError):
-        raise AnsibleFilterError(
-            "sms_waves: serial value %r is not an integer or a 'N%%' percentage" % (value,))
+        raise AnsibleFilterError("sms_waves: serial value %r is not an integer or a 'N%%' percentage" % (value,))
 
 
 def sms_waves(host_count, serial=None):
@@ -74,8 +85,9 @@ def _parse_clock(text, what, window):
     hours, minutes = text.split(":")
     hours, minutes = int(hours), int(minutes)
     if minutes > 59 or hours > 24 or (hours == 24 and (minutes or what == "start")):
-        raise AnsibleFilterError("sms_in_window: bad %s time %r in maintenance window %r; %s"
-                                 % (what, text, window, _WINDOW_FORM))
+        raise AnsibleFilterError(
+            "sms_in_window: bad %s time %r in maintenance window %r; %s" % (what, text, window, _WINDOW_FORM)
+        )
     return hours * 60 + minutes
 
 
@@ -83,8 +95,9 @@ def _day_index(name, window):
     key = name.strip().lower()
     key = _DAY_ALIASES.get(key, key)
     if key not in _DAYS:
-        raise AnsibleFilterError("sms_in_window: unknown day %r in maintenance window %r; %s"
-                                 % (name.strip(), window, _WINDOW_FORM))
+        raise AnsibleFilterError(
+            "sms_in_window: unknown day %r in maintenance window %r; %s" % (name.strip(), window, _WINDOW_FORM)
+        )
     return _DAYS.index(key)
 
 
@@ -93,8 +106,7 @@ def _parse_days(text, window):
     for part in text.split(","):
         part = part.strip()
         if not part:
-            raise AnsibleFilterError("sms_in_window: empty day in maintenance window %r; %s"
-                                     % (window, _WINDOW_FORM))
+            raise AnsibleFilterError("sms_in_window: empty day in maintenance window %r; %s" % (window, _WINDOW_FORM))
         if "-" in part:
             first, last = part.split("-", 1)
             start, end = _day_index(first, window), _day_index(last, window)
@@ -114,14 +126,14 @@ def _parse_window(window):
         parts = []
         for item in window:
             if not isinstance(item, str):
-                raise AnsibleFilterError("sms_in_window: maintenance window item %r is not a string; %s"
-                                         % (item, _WINDOW_FORM))
+                raise AnsibleFilterError(
+                    "sms_in_window: maintenance window item %r is not a string; %s" % (item, _WINDOW_FORM)
+                )
             parts.extend(item.split(";"))
     elif isinstance(window, str):
         parts = window.split(";")
     else:
-        raise AnsibleFilterError("sms_in_window: maintenance window %r is not a string; %s"
-                                 % (window, _WINDOW_FORM))
+        raise AnsibleFilterError("sms_in_window: maintenance window %r is not a string; %s" % (window, _WINDOW_FORM))
     spans = []
     for part in parts:
         part = part.strip()
@@ -131,8 +143,9 @@ def _parse_window(window):
         if not match:
             raise AnsibleFilterError("sms_in_window: cannot read maintenance window %r; %s" % (part, _WINDOW_FORM))
         days = _parse_days(match.group("days"), part) if match.group("days") else None
-        spans.append((days, _parse_clock(match.group("start"), "start", part),
-                      _parse_clock(match.group("end"), "end", part)))
+        spans.append(
+            (days, _parse_clock(match.group("start"), "start", part), _parse_clock(match.group("end"), "end", part))
+        )
     return spans
 
 
@@ -149,8 +162,10 @@ def _to_datetime(now):
             return datetime.datetime.fromisoformat(text)
         except ValueError:
             pass
-    raise AnsibleFilterError("sms_in_window: cannot read time %r; expected an ISO-8601 date and time "
-                             "such as '2026-11-24T22:15:00' or a datetime" % (now,))
+    raise AnsibleFilterError(
+        "sms_in_window: cannot read time %r; expected an ISO-8601 date and time "
+        "such as '2026-11-24T22:15:00' or a datetime" % (now,)
+    )
 
 
 def sms_in_window(now, window=None):
@@ -185,6 +200,7 @@ def _account():
     """The account this controller process runs as, where no USER is set (cron, containers)."""
     try:
         import pwd
+
         return pwd.getpwuid(os.getuid()).pw_name
     except (ImportError, KeyError, OSError):
         return "uid%s" % (os.getuid() if hasattr(os, "getuid") else "-unknown")

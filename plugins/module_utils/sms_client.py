@@ -16,7 +16,13 @@ from __future__ import annotations
 import re
 
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import (
-    FileChanged, PathRefused, SmsFileError, identity, open_volume, plain_name, split_rel,
+    FileChanged,
+    PathRefused,
+    SmsFileError,
+    identity,
+    open_volume,
+    plain_name,
+    split_rel,
 )
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_smb_args import is_unc, smb_settings
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_ini import IniDocument, IniError, copy_list_version
@@ -57,6 +63,7 @@ def wrap(exc):
 
 # --- SMS.INI -----------------------------------------------------------------
 
+
 def drive_volume(drive_root, client, params=None):
     """The client's drive: a local folder, or its drive share (`\\\\CLIENT\\C$`) reached over SMB."""
     try:
@@ -64,8 +71,9 @@ def drive_volume(drive_root, client, params=None):
     except SmsFileError as exc:
         raise wrap(exc)
     if volume.entry(()).kind != "dir":
-        raise ClientError("client drive root %s does not exist; check sms_drive_root for this host" % drive_root,
-                          path=drive_root)
+        raise ClientError(
+            "client drive root %s does not exist; check sms_drive_root for this host" % drive_root, path=drive_root
+        )
     return volume
 
 
@@ -82,7 +90,8 @@ def read_sms_ini(drive, stamped=None):
             raise ClientError(
                 "SMS.INI is missing at %s: this host is not an installed SMS client; install it with Client "
                 "Setup (or take it out of the client group) and run again" % drive.path((INI_NAME,)),
-                path=drive.path((INI_NAME,)))
+                path=drive.path((INI_NAME,)),
+            )
         parts = (name,)
         data, entry = drive.read_stamped(parts)
         if stamped is not None:
@@ -93,15 +102,20 @@ def read_sms_ini(drive, stamped=None):
     try:
         doc = IniDocument.parse(data, name=path)
     except IniError as exc:
-        raise ClientError("SMS.INI is malformed: %s; repair the file (or rerun Client Setup) and run again"
-                          % exc.msg, path=path, line=exc.line)
+        raise ClientError(
+            "SMS.INI is malformed: %s; repair the file (or rerun Client Setup) and run again" % exc.msg,
+            path=path,
+            line=exc.line,
+        )
     present = {section.lower() for section in doc.sections()}
     missing = [section for section in ("SMS", "Servers") if section.lower() not in present]
     if missing:
         raise ClientError(
             "%s has no %s section, so this is not a working SMS client (Client Setup writes both [SMS] and "
             "[Servers]); rerun Client Setup on it (or take it out of the client group) and run again; nothing "
-            "was changed" % (path, " and no ".join("[%s]" % m for m in missing)), path=path)
+            "was changed" % (path, " and no ".join("[%s]" % m for m in missing)),
+            path=path,
+        )
     return parts, data, doc
 
 
@@ -119,7 +133,9 @@ def parse_server(entry):
         raise ClientError(
             "SMS.INI names the logon server %r, which is not \\\\NAME\\%s with a plain server name (NetBIOS: up "
             "to 15 characters, no path, no '..'); the client was left untouched: rerun Client Setup on it"
-            % (text, SHARE_NAME), logon_server_entry=text)
+            % (text, SHARE_NAME),
+            logon_server_entry=text,
+        )
     return name
 
 
@@ -140,19 +156,24 @@ def logon_server(doc, ini_path, allowed=None):
     if not name:
         raise ClientError(
             "%s names no logon server ([Servers] Current_Logon_Server or Logon_Server_List are empty or "
-            "missing); rerun Client Setup on this client and run again" % ini_path, path=ini_path)
+            "missing); rerun Client Setup on this client and run again" % ini_path,
+            path=ini_path,
+        )
     if allowed is not None:
         known = {str(server).strip().lower(): str(server).strip() for server in allowed if str(server).strip()}
         if not known:
             raise ClientError(
                 "the play names no logon servers of the site (logon_servers is empty), so the client's server "
-                "%s cannot be checked; set sms_logon_server_names (or the logon group) and run again" % name)
+                "%s cannot be checked; set sms_logon_server_names (or the logon group) and run again" % name
+            )
         if name.lower() not in known:
             raise ClientError(
                 "SMS.INI names \\\\%s\\%s as the logon server, which is not one of the site's logon servers (%s); "
                 "the client was left untouched: check its SMS.INI (rerun Client Setup) or add the server to "
                 "sms_logon_server_names" % (name, SHARE_NAME, ", ".join(sorted(known.values()))),
-                path=ini_path, logon_server=name)
+                path=ini_path,
+                logon_server=name,
+            )
     return name, "\\\\%s\\%s" % (name, SHARE_NAME)
 
 
@@ -163,8 +184,10 @@ def share_volume(pattern, server, params=None):
     a share pattern (`\\\\{server}\\SMS_SHR`) is reached over SMB.
     """
     if "{server}" not in pattern:
-        raise ClientError("share_path_pattern %r has no {server} placeholder; set it like /mnt/sms/{server} or "
-                          "\\\\{server}\\SMS_SHR" % pattern)
+        raise ClientError(
+            "share_path_pattern %r has no {server} placeholder; set it like /mnt/sms/{server} or "
+            "\\\\{server}\\SMS_SHR" % pattern
+        )
     plain_name(server, "logon server name")
     path = pattern.replace("{server}", server if is_unc(pattern) else server.lower())
     try:
@@ -174,6 +197,7 @@ def share_volume(pattern, server, params=None):
 
 
 # --- the logon server ----------------------------------------------------------
+
 
 def read_server(share, server, unc, platform, copy_list):
     """The logon server's share as the client sees it.
@@ -188,8 +212,10 @@ def read_server(share, server, unc, platform, copy_list):
     if top is None or top.kind != "dir":
         raise ClientError(
             "logon server share %s unreachable at %s; check that the server is up and the share is "
-            "mounted (sms_share_path_pattern), then run again" % (unc, share.top), path=share.top,
-            logon_server=server)
+            "mounted (sms_share_path_pattern), then run again" % (unc, share.top),
+            path=share.top,
+            logon_server=server,
+        )
     folder_name = PLATFORM_DIRS[platform]
     try:
         folder = share.find((), folder_name)
@@ -200,8 +226,10 @@ def read_server(share, server, unc, platform, copy_list):
             raise ClientError(
                 "logon server %s has no %s for platform %s (looked in %s); the site does not serve %s clients "
                 "from this server: check the client's platform group or the server's Logon.srv"
-                % (unc, folder_name, platform, share.top, platform), path=share.path((folder_name,)),
-                logon_server=server)
+                % (unc, folder_name, platform, share.top, platform),
+                path=share.path((folder_name,)),
+                logon_server=server,
+            )
         files = {}
         for entry in share.listdir((folder,)):
             if entry.kind == "link":
@@ -209,23 +237,38 @@ def read_server(share, server, unc, platform, copy_list):
                 raise ClientError(
                     "%s on logon server %s is a symbolic link; the rollout never follows links: the client was "
                     "left untouched; remove the link on the server (let the maintenance cycle restore the file) "
-                    "and run again" % (path, unc), path=path, logon_server=server, refused=True)
+                    "and run again" % (path, unc),
+                    path=path,
+                    logon_server=server,
+                    refused=True,
+                )
             if entry.kind == "file":
                 files[entry.name.lower()] = (folder, entry.name)
         list_name = share.find((), copy_list)
         if list_name is None:
             raise ClientError(
                 "logon server %s has no copy list %s (looked in %s); wait for the maintenance cycle to write it "
-                "and run again" % (unc, copy_list, share.top), path=share.path((copy_list,)), logon_server=server)
+                "and run again" % (unc, copy_list, share.top),
+                path=share.path((copy_list,)),
+                logon_server=server,
+            )
         version = copy_list_version(share.read((list_name,)))
     except SmsFileError as exc:
         raise wrap(exc)
     if not version:
-        raise ClientError("the copy list %s has no CopyListVersion; wait for the maintenance cycle to "
-                          "regenerate it and run again" % share.path((list_name,)), path=share.path((list_name,)),
-                          logon_server=server)
-    return {"share": share.top, "platform_parts": (folder,), "files": files,
-            "copy_list": share.path((list_name,)), "copy_list_version": version.strip()}
+        raise ClientError(
+            "the copy list %s has no CopyListVersion; wait for the maintenance cycle to "
+            "regenerate it and run again" % share.path((list_name,)),
+            path=share.path((list_name,)),
+            logon_server=server,
+        )
+    return {
+        "share": share.top,
+        "platform_parts": (folder,),
+        "files": files,
+        "copy_list": share.path((list_name,)),
+        "copy_list_version": version.strip(),
+    }
 
 
 def stale_files(share, manifest_files, server_files):
@@ -244,6 +287,7 @@ def stale_files(share, manifest_files, server_files):
 
 # --- the client's files ----------------------------------------------------------
 
+
 def client_bin(drive, client_dir):
     """Parts of the client's SMS binaries folder (a real folder of the drive, never a link)."""
     try:
@@ -256,7 +300,9 @@ def client_bin(drive, client_dir):
     path = drive.path(parts)
     raise ClientError(
         "the client's SMS folder %s does not exist; this host is not an installed SMS client (client_dir "
-        "%s)" % (path, client_dir), path=path)
+        "%s)" % (path, client_dir),
+        path=path,
+    )
 
 
 def compare_files(drive, bin_parts, share, server_files, manifest_files):
@@ -269,17 +315,28 @@ def compare_files(drive, bin_parts, share, server_files, manifest_files):
             dest = bin_parts + ((name or src[-1]),)
             info = drive.entry(dest) if name else None
             if info is not None and info.kind != "file":
-                raise PathRefused("%s is %s; the rollout never follows links or replaces folders on a client: "
-                                  "restore the real file and run again. Refused"
-                                  % (drive.path(dest), "a symbolic link" if info.kind == "link" else "not a file"),
-                                  path=drive.path(dest))
+                raise PathRefused(
+                    "%s is %s; the rollout never follows links or replaces folders on a client: "
+                    "restore the real file and run again. Refused"
+                    % (drive.path(dest), "a symbolic link" if info.kind == "link" else "not a file"),
+                    path=drive.path(dest),
+                )
             server_sha = share.sha256(src)
             before = drive.sha256(dest) if info is not None else None
-            plan.append({
-                "name": dest[-1], "parts": dest, "path": drive.path(dest), "source": src,
-                "before_sha256": before, "after_sha256": server_sha, "changed": before != server_sha,
-                "service": lower in services, "mtime": share.entry(src).mtime, "size": share.entry(src).size,
-            })
+            plan.append(
+                {
+                    "name": dest[-1],
+                    "parts": dest,
+                    "path": drive.path(dest),
+                    "source": src,
+                    "before_sha256": before,
+                    "after_sha256": server_sha,
+                    "changed": before != server_sha,
+                    "service": lower in services,
+                    "mtime": share.entry(src).mtime,
+                    "size": share.entry(src).size,
+                }
+            )
     except SmsFileError as exc:
         raise wrap(exc)
     return plan
@@ -298,8 +355,9 @@ def replace_files(drive, share, plan, tx, group="BIN"):
             current = item["parts"] if item["before_sha256"] is not None else None
             tx.record(group, item["name"], drive, current)
             tx.remember(drive, current, item["parts"])
-            drive.copy_from(share, item["source"], item["parts"], mtime=item["mtime"],
-                            expect_sha256=item["after_sha256"])
+            drive.copy_from(
+                share, item["source"], item["parts"], mtime=item["mtime"], expect_sha256=item["after_sha256"]
+            )
     except (SmsFileError, ClientError, OSError) as exc:
         raise undone(tx, exc, "the files this run replaced")
 
@@ -308,12 +366,16 @@ def undone(tx, exc, what):
     """Put back what `tx` noted after `exc`; the ClientError to fail with, saying how that went."""
     restored, problems = tx.rollback()
     if isinstance(exc, OSError):
-        error = ClientError("cannot write %s: %s" % (exc.filename or "a client file", exc.strerror or exc),
-                            path=exc.filename)
+        error = ClientError(
+            "cannot write %s: %s" % (exc.filename or "a client file", exc.strerror or exc), path=exc.filename
+        )
     else:
         error = wrap(exc)
-    error.msg += ("; %s were put back" % what) if not problems else (
-        "; putting back %s ALSO failed: %s%s" % (what, "; ".join(problems), tx.owed_note()))
+    error.msg += (
+        ("; %s were put back" % what)
+        if not problems
+        else ("; putting back %s ALSO failed: %s%s" % (what, "; ".join(problems), tx.owed_note()))
+    )
     error.facts["restored"] = restored
     if problems:
         error.facts["put_back_failed"] = problems
@@ -328,8 +390,10 @@ def write_ini(drive, parts, data, mtime=None):
     try:
         drive.write_bytes(parts, data, mtime=mtime)
         if drive.read(parts) != data:
-            raise ClientError("%s reads back different from what was written; check the disk" % drive.path(parts),
-                              path=drive.path(parts))
+            raise ClientError(
+                "%s reads back different from what was written; check the disk" % drive.path(parts),
+                path=drive.path(parts),
+            )
     except SmsFileError as exc:
         raise wrap(exc)
 
@@ -356,9 +420,12 @@ def write_ini_keys(drive, parts, data, entry, targets, tx, first=None):
             try:
                 doc = IniDocument.parse(data, name=path)
             except IniError as exc:
-                raise ClientError("SMS.INI was changed by another writer while the rollout worked and is now "
-                                  "malformed: %s; repair the file (or rerun Client Setup) and run again"
-                                  % exc.msg, path=path, line=exc.line)
+                raise ClientError(
+                    "SMS.INI was changed by another writer while the rollout worked and is now "
+                    "malformed: %s; repair the file (or rerun Client Setup) and run again" % exc.msg,
+                    path=path,
+                    line=exc.line,
+                )
             for (section, key), value in targets:
                 if value is None:
                     doc.remove(section, key)
@@ -388,10 +455,14 @@ def write_ini_keys(drive, parts, data, entry, targets, tx, first=None):
     raise ClientError(
         "%s was changed by another writer each of the %d times the rollout was about to write it (Client Setup, "
         "a user or a script is writing it now); it was left as that writer left it: run again once it is done"
-        % (path, INI_ATTEMPTS), path=path, ini_attempts=INI_ATTEMPTS)
+        % (path, INI_ATTEMPTS),
+        path=path,
+        ini_attempts=INI_ATTEMPTS,
+    )
 
 
 # --- SMSRUN32 ----------------------------------------------------------------
+
 
 def smsrun_state(process_name, scope, drive_root, threshold, window):
     """The client's SMSRUN32 instances and whether they are hung (Q216552).
@@ -403,10 +474,17 @@ def smsrun_state(process_name, scope, drive_root, threshold, window):
     "not hung".
     """
     if is_unc(drive_root):
-        return {"found": [], "pids": [], "hung": None, "known": False, "reason": None,
-                "note": "a client reached over SMB has no process table the rollout can read (no process channel "
-                        "is configured)"}
+        return {
+            "found": [],
+            "pids": [],
+            "hung": None,
+            "known": False,
+            "reason": None,
+            "note": "a client reached over SMB has no process table the rollout can read (no process channel "
+            "is configured)",
+        }
     from ansible_collections.sms.hotfix.plugins.module_utils import sms_proc
+
     try:
         procs = sms_proc.list_processes(process_name, scope=scope, drive_root=drive_root)
     except sms_proc.ProcessTableUnavailable as exc:
@@ -420,8 +498,10 @@ def smsrun_state(process_name, scope, drive_root, threshold, window):
     if len(pids) >= 2:
         hung, reason = True, "%d instances of %s are running (Q216552)" % (len(pids), process_name)
     elif len(pids) == 1 and cpu[pids[0]] is not None and cpu[pids[0]] > threshold:
-        hung, reason = True, "%s pid %d uses %.1f%% CPU, above %.1f%% (Q216552)" % (
-            process_name, pids[0], cpu[pids[0]], threshold)
+        hung, reason = (
+            True,
+            "%s pid %d uses %.1f%% CPU, above %.1f%% (Q216552)" % (process_name, pids[0], cpu[pids[0]], threshold),
+        )
     else:
         hung, reason = False, None
     return {"found": found, "pids": pids, "hung": hung, "known": True, "reason": reason}
@@ -430,11 +510,14 @@ def smsrun_state(process_name, scope, drive_root, threshold, window):
 def stop_or_fail(pids, signals, timeout, process_name, client):
     """Stop `pids` with `signals`; raise naming the first survivor."""
     from ansible_collections.sms.hotfix.plugins.module_utils import sms_proc
+
     survivors, sent = sms_proc.stop(pids, signals, timeout)
     if survivors:
         raise ClientError(
             "%s pid %d on %s did not exit after %s within %gs; end it from Task Manager or restart the "
-            "client, then run again" % (process_name, survivors[0], client, ", ".join(s.upper() for s in signals),
-                                        timeout),
-            survivors=survivors, signals=sent)
+            "client, then run again"
+            % (process_name, survivors[0], client, ", ".join(s.upper() for s in signals), timeout),
+            survivors=survivors,
+            signals=sent,
+        )
     return sent

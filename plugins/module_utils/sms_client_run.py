@@ -17,16 +17,41 @@ import signal
 from typing import Any, Dict, List
 
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_client import (
-    KEY_PHASE, KEY_VERSION, PHASE_DEFERRED, PHASE_INSTALLED, PHASE_VERIFY, ClientError, client_bin, compare_files,
-    drive_volume, logon_server, read_server, read_sms_ini, share_volume, smsrun_state, stale_files, stop_or_fail,
-    wrap, write_ini_keys,
+    KEY_PHASE,
+    KEY_VERSION,
+    PHASE_DEFERRED,
+    PHASE_INSTALLED,
+    PHASE_VERIFY,
+    ClientError,
+    client_bin,
+    compare_files,
+    drive_volume,
+    logon_server,
+    read_server,
+    read_sms_ini,
+    share_volume,
+    smsrun_state,
+    stale_files,
+    stop_or_fail,
+    wrap,
+    write_ini_keys,
 )
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import (
-    SmsFileError, normal_path, open_volume, plain_results, stale_temps, temp_paths)
+    SmsFileError,
+    normal_path,
+    open_volume,
+    plain_results,
+    stale_temps,
+    temp_paths,
+)
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_smb_args import smb_settings
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_ini import IniDocument
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import (
-    ManifestError, load_manifest, manifest_summary, validate_manifest)
+    ManifestError,
+    load_manifest,
+    manifest_summary,
+    validate_manifest,
+)
 
 
 class Run:
@@ -36,12 +61,18 @@ class Run:
         self.module = module
         self.p = module.params
         self.drive_root = normal_path(self.p["drive_root"])
-        self.client = (self.p["client_name"] or os.path.basename(self.drive_root.replace("\\", "/").rstrip("/"))
-                       or os.uname()[1])
+        self.client = (
+            self.p["client_name"] or os.path.basename(self.drive_root.replace("\\", "/").rstrip("/")) or os.uname()[1]
+        )
         self.result: Dict[str, Any] = {
-            "changed": False, "status": "unchanged", "files": [], "ini": [],
+            "changed": False,
+            "status": "unchanged",
+            "files": [],
+            "ini": [],
             "smsrun32": {"found": [], "hung": False, "stopped": [], "signals": [], "restarted": False},
-            "reboot_required": False, "pending_restart": False, "state": self.p["state"],
+            "reboot_required": False,
+            "pending_restart": False,
+            "state": self.p["state"],
         }
         # (volume, parts, kb) of this client's state folder once the upgrade knows it: where sms_cure keeps
         # the record of a cure still owed (a restart or a watch a failed run left undone).
@@ -68,8 +99,13 @@ class Run:
     # -- SMSRUN32 --------------------------------------------------------------
 
     def check_processes(self):
-        procs = smsrun_state(self.p["process_name"], self.p["process_scope"], self.drive_root,
-                             self.p["hung_cpu_threshold"], self.p["cpu_window"])
+        procs = smsrun_state(
+            self.p["process_name"],
+            self.p["process_scope"],
+            self.drive_root,
+            self.p["hung_cpu_threshold"],
+            self.p["cpu_window"],
+        )
         self.result["smsrun32"].update(found=procs["found"], hung=procs["hung"])
         if procs["reason"]:
             self.result["smsrun32"]["reason"] = procs["reason"]
@@ -91,12 +127,12 @@ class Run:
         if not argv:
             self.result["smsrun32"]["note"] = (
                 "start_argv is empty: %s was not started again; it starts at the next logon or restart"
-                % self.p["process_name"])
+                % self.p["process_name"]
+            )
             return None
         rc, out, err = self.module.run_command(argv)
         if rc != 0:
-            return "starting %s with %s failed (rc %d): %s" % (
-                self.p["process_name"], argv, rc, (err or out).strip())
+            return "starting %s with %s failed (rc %d): %s" % (self.p["process_name"], argv, rc, (err or out).strip())
         self.result["smsrun32"]["restarted"] = True
         return None
 
@@ -108,7 +144,7 @@ class Run:
         if problem:
             self.result["changed"] = True
             prefix = "%s: " % self.client
-            done = summary[len(prefix):] if summary.startswith(prefix) else summary
+            done = summary[len(prefix) :] if summary.startswith(prefix) else summary
             self.fail(ClientError("%s, but %s; start it by hand" % (done, problem)))
 
     def stop_for_work(self, procs, must_stop, hung):
@@ -152,10 +188,16 @@ class Run:
             res.update(status="skipped", skipped=True, stale_files=stale)
             self.module.exit_json(
                 msg="%s: skipped: logon server %s (%s) does not serve %s yet (%s); the maintenance cycle has "
-                    "not reached it — run again once it has" % (
-                        self.client, unc, share.path(srv["platform_parts"]), manifest["kb"],
-                        ", ".join("%s has %s" % (s["name"], s["found_sha256"] or "no file") for s in stale)),
-                **res)
+                "not reached it — run again once it has"
+                % (
+                    self.client,
+                    unc,
+                    share.path(srv["platform_parts"]),
+                    manifest["kb"],
+                    ", ".join("%s has %s" % (s["name"], s["found_sha256"] or "no file") for s in stale),
+                ),
+                **res,
+            )
 
         state_vol, state_parts = self.state_folder(drive, manifest["kb"])
         res["state_dir"] = state_vol.path(state_parts)
@@ -175,10 +217,19 @@ class Run:
                 if sha:
                     item.update(after_sha256=sha, changed=item["before_sha256"] != sha)
             for lower, sha in expected.items():
-                plan.append({"name": lower, "parts": bin_parts + (lower,), "path": drive.path(bin_parts + (lower,)),
-                             "source": None, "before_sha256": None, "after_sha256": sha, "changed": True,
-                             "service": any(f["service"] for f in mfiles if f["name"].lower() == lower),
-                             "mtime": None})
+                plan.append(
+                    {
+                        "name": lower,
+                        "parts": bin_parts + (lower,),
+                        "path": drive.path(bin_parts + (lower,)),
+                        "source": None,
+                        "before_sha256": None,
+                        "after_sha256": sha,
+                        "changed": True,
+                        "service": any(f["service"] for f in mfiles if f["name"].lower() == lower),
+                        "mtime": None,
+                    }
+                )
             res["projected"] = True
             res["stale_files"] = stale
         differing = [item for item in plan if item["changed"]]
@@ -203,17 +254,22 @@ class Run:
         for (section, key), value in targets:
             before = doc.get(section, key)
             new_doc.set(section, key, value)
-            ini.append({"section": section, "key": key, "before": before, "after": value,
-                        "changed": before != value})
+            ini.append({"section": section, "key": key, "before": before, "after": value, "changed": before != value})
         new_ini = new_doc.to_bytes()
         ini_changed = new_ini != ini_bytes
         must_stop = bool(hung) or (running and bool(to_replace))
 
         res["files"] = [
-            {"name": i["name"], "path": i["path"], "before_sha256": i["before_sha256"],
-             "after_sha256": i["after_sha256"] if i in to_replace else i["before_sha256"],
-             "changed": i in to_replace, **({"pending": True} if defer and i["changed"] else {})}
-            for i in plan]
+            {
+                "name": i["name"],
+                "path": i["path"],
+                "before_sha256": i["before_sha256"],
+                "after_sha256": i["after_sha256"] if i in to_replace else i["before_sha256"],
+                "changed": i in to_replace,
+                **({"pending": True} if defer and i["changed"] else {}),
+            }
+            for i in plan
+        ]
         res["ini"] = ini
         res["reboot_required"] = any(i["service"] for i in to_replace)
         res["pending_restart"] = defer
@@ -229,10 +285,14 @@ class Run:
         summary = self.summary(to_replace, ini, procs, defer, srv, unc)
         if temps:
             summary += "; %d temporary file(s) of an interrupted run %s" % (
-                len(res["stale_temporary_files"]), "would be removed" if self.module.check_mode else "removed")
+                len(res["stale_temporary_files"]),
+                "would be removed" if self.module.check_mode else "removed",
+            )
         if projected:
-            summary += (" (preview against %s: logon server %s does not serve it yet, so a real run now would "
-                        "skip this client)" % (manifest["kb"], unc))
+            summary += (
+                " (preview against %s: logon server %s does not serve it yet, so a real run now would "
+                "skip this client)" % (manifest["kb"], unc)
+            )
         if not res["changed"]:
             self.module.exit_json(msg=summary, **res)
 
@@ -240,18 +300,43 @@ class Run:
         # a client already up to date (a re-run) never compiles them.
         from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import BackupJournal
         from ansible_collections.sms.hotfix.plugins.module_utils.sms_replace import (
-            BACKUP, Change, Replacement, ReplaceFailed)
+            BACKUP,
+            Change,
+            Replacement,
+            ReplaceFailed,
+        )
 
         journal = BackupJournal(state_vol, state_parts)
-        changes = [Change(group="BIN", name=item["name"], parts=item["parts"],
-                          current=item["parts"] if item["before_sha256"] is not None else None,
-                          before_sha256=item["before_sha256"], after_sha256=item["after_sha256"], source=share,
-                          source_parts=item["source"], mtime=item["mtime"], size=item.get("size"), path=item["path"])
-                   for item in to_replace]
+        changes = [
+            Change(
+                group="BIN",
+                name=item["name"],
+                parts=item["parts"],
+                current=item["parts"] if item["before_sha256"] is not None else None,
+                before_sha256=item["before_sha256"],
+                after_sha256=item["after_sha256"],
+                source=share,
+                source_parts=item["source"],
+                mtime=item["mtime"],
+                size=item.get("size"),
+                path=item["path"],
+            )
+            for item in to_replace
+        ]
         if ini_changed:
             # Backed up and journaled with the files; written below, key by key, in the same transaction.
-            changes.append(Change(group="INI", name=ini_parts[-1], parts=ini_parts, current=ini_parts,
-                                  action=BACKUP, size=len(ini_bytes), changed=True, path=ini_path))
+            changes.append(
+                Change(
+                    group="INI",
+                    name=ini_parts[-1],
+                    parts=ini_parts,
+                    current=ini_parts,
+                    action=BACKUP,
+                    size=len(ini_bytes),
+                    changed=True,
+                    path=ini_path,
+                )
+            )
         engine = Replacement(drive, journal, temps=temps)
         try:
             self.preflight(engine, changes, ini_parts if ini_changed else None, len(ini_bytes))
@@ -285,27 +370,33 @@ class Run:
             self.fail(undone(exc, "the files this run replaced"))
         if rebuilt and rebuilt[0]:
             res["ini_rebuilt"] = rebuilt[0]
-            summary += ("; SMS.INI was changed by another writer during the run, so the two keys were set "
-                        "on its new content (%d time(s)), keeping that change" % rebuilt[0])
+            summary += (
+                "; SMS.INI was changed by another writer during the run, so the two keys were set "
+                "on its new content (%d time(s)), keeping that change" % rebuilt[0]
+            )
         self.finish_start(stopped, summary)
         self.module.exit_json(msg=summary, **res)
 
     def preflight(self, engine, changes, ini_parts, ini_size):
         """Before anything changes: every folder to write is writable and has room (SMS.INI's new copy too)."""
-        engine.preflight(changes, files=[ini_parts] if ini_parts else [],
-                         needs=[(engine.volume, (), ini_size)] if ini_parts else [])
+        engine.preflight(
+            changes, files=[ini_parts] if ini_parts else [], needs=[(engine.volume, (), ini_size)] if ini_parts else []
+        )
 
     def summary(self, to_replace, ini, procs, defer, srv, unc):
         parts = []
         if procs["hung"]:
             parts.append("hung %s ended (%s)" % (self.p["process_name"], procs["reason"]))
         if defer and procs["known"]:
-            parts.append("deferred: %s pid %d is running and running_policy is defer; SetupPhase=%s, the files "
-                         "are downloaded at the next restart" % (self.p["process_name"], procs["pids"][0],
-                                                                 PHASE_DEFERRED))
+            parts.append(
+                "deferred: %s pid %d is running and running_policy is defer; SetupPhase=%s, the files "
+                "are downloaded at the next restart" % (self.p["process_name"], procs["pids"][0], PHASE_DEFERRED)
+            )
         elif defer:
-            parts.append("deferred to Client Setup: %s; SetupPhase=%s, no file changed here" % (
-                self.result["smsrun32"].get("note", "the process table cannot be read"), PHASE_VERIFY))
+            parts.append(
+                "deferred to Client Setup: %s; SetupPhase=%s, no file changed here"
+                % (self.result["smsrun32"].get("note", "the process table cannot be read"), PHASE_VERIFY)
+            )
         if to_replace:
             parts.append("%d file(s) from %s: %s" % (len(to_replace), unc, ", ".join(i["name"] for i in to_replace)))
         keys = ["%s=%s" % (i["key"], i["after"]) for i in ini if i["changed"]]
@@ -320,20 +411,34 @@ class Run:
         before, after = [], []
         if procs:
             name = self.p["process_name"]
-            before.append("%s pid %s%s" % (name, ", ".join(str(pid) for pid in procs["pids"]),
-                                           " (hung: %s)" % procs["reason"] if procs["hung"] else " (running)"))
+            before.append(
+                "%s pid %s%s"
+                % (
+                    name,
+                    ", ".join(str(pid) for pid in procs["pids"]),
+                    " (hung: %s)" % procs["reason"] if procs["hung"] else " (running)",
+                )
+            )
             after.append("%s stopped%s" % (name, ", then started again" if self.p["start_argv"] else ""))
         for item in files:
             before.append("%s sha256=%s" % (item["path"], item["before_sha256"] or "(absent)"))
             after.append("%s sha256=%s" % (item["path"], item["after_sha256"]))
         for entry in ini:
             if entry["changed"]:
-                before.append("SMS.INI [%s] %s=%s" % (entry["section"], entry["key"],
-                                                      "(absent)" if entry["before"] is None else entry["before"]))
-                after.append("SMS.INI [%s] %s=%s" % (entry["section"], entry["key"],
-                                                     "(absent)" if entry["after"] is None else entry["after"]))
-        return {"before_header": self.drive_root, "after_header": self.drive_root,
-                "before": "".join(line + "\n" for line in before), "after": "".join(line + "\n" for line in after)}
+                before.append(
+                    "SMS.INI [%s] %s=%s"
+                    % (entry["section"], entry["key"], "(absent)" if entry["before"] is None else entry["before"])
+                )
+                after.append(
+                    "SMS.INI [%s] %s=%s"
+                    % (entry["section"], entry["key"], "(absent)" if entry["after"] is None else entry["after"])
+                )
+        return {
+            "before_header": self.drive_root,
+            "after_header": self.drive_root,
+            "before": "".join(line + "\n" for line in before),
+            "after": "".join(line + "\n" for line in after),
+        }
 
 
 def undone(exc, what):
@@ -341,12 +446,16 @@ def undone(exc, what):
     saying how that went."""
     cause = exc.cause
     if isinstance(cause, OSError):
-        error = ClientError("cannot write %s: %s" % (cause.filename or "a client file", cause.strerror or cause),
-                            path=cause.filename)
+        error = ClientError(
+            "cannot write %s: %s" % (cause.filename or "a client file", cause.strerror or cause), path=cause.filename
+        )
     else:
         error = wrap(cause)
-    error.msg += ("; %s were put back" % what) if not exc.problems else (
-        "; putting back %s ALSO failed: %s%s" % (what, "; ".join(exc.problems), exc.owed_note()))
+    error.msg += (
+        ("; %s were put back" % what)
+        if not exc.problems
+        else ("; putting back %s ALSO failed: %s%s" % (what, "; ".join(exc.problems), exc.owed_note()))
+    )
     error.facts["restored"] = exc.restored
     if exc.problems:
         error.facts["put_back_failed"] = exc.problems
@@ -367,18 +476,28 @@ def run_client(module):
     # The undo word is `absent`; the old words stay for one release.
     old_state = {"upgraded": "present", "rolled_back": "absent"}.get(params["state"])
     if old_state:
-        module.deprecate("state=%s is renamed to state=%s" % (params["state"], old_state),
-                         version="2.0.0", collection_name="sms.hotfix")
+        module.deprecate(
+            "state=%s is renamed to state=%s" % (params["state"], old_state),
+            version="2.0.0",
+            collection_name="sms.hotfix",
+        )
         params["state"] = old_state
     params["start_argv"] = params["smsrun_argv"]  # the internals' name for it (the option is smsrun_argv)
     run = Run(plain_results(module))
     from_data = params["manifest_data"] is not None
-    run.result.update(manifest_source="controller" if from_data else "host",
-                      manifest_path=None if from_data else os.path.abspath(params["manifest"]))
+    run.result.update(
+        manifest_source="controller" if from_data else "host",
+        manifest_path=None if from_data else os.path.abspath(params["manifest"]),
+    )
     try:
         if from_data:
-            manifest = validate_manifest(params["manifest_data"], None, platforms=[params["platform"]],
-                                         check_payload=False, source="manifest_data")
+            manifest = validate_manifest(
+                params["manifest_data"],
+                None,
+                platforms=[params["platform"]],
+                check_payload=False,
+                source="manifest_data",
+            )
         else:
             manifest = load_manifest(params["manifest"], platforms=[params["platform"]], check_payload=False)
     except ManifestError as exc:
@@ -390,15 +509,19 @@ def run_client(module):
         names = [_signal_name(name) for name in params[option]]
         unknown = [name for name in names if not hasattr(signal, "SIG" + name)]
         if unknown or not names:
-            module.fail_json(msg="%s: %s must list signal names like TERM, KILL; %s is not one"
-                             % (run.client, option, ", ".join(unknown) or "an empty list"))
+            module.fail_json(
+                msg="%s: %s must list signal names like TERM, KILL; %s is not one"
+                % (run.client, option, ", ".join(unknown) or "an empty list")
+            )
         params[option] = names
     if params["state"] == "absent":
         # Imported only here: an upgrade never compiles the rollback's code.
         from ansible_collections.sms.hotfix.plugins.module_utils.sms_client_rollback import rollback
+
         rollback(run, manifest)
     else:
         # The restart and the watch run when the upgrade exits (sms_cure), in this same module run.
         from ansible_collections.sms.hotfix.plugins.module_utils.sms_cure import install
+
         install(run)
         run.upgrade(manifest)

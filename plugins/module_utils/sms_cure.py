@@ -63,18 +63,27 @@ def check_params(module: Any, client: str) -> None:
     if p["restart"] == "service" and not (p["service_name"] or p["service_start_argv"]):
         module.fail_json(
             msg="%s: restart=service needs the client service: set service_name (a host with a service manager) "
-                "or service_start_argv and service_stop_argv (role: sms_client_service_name, or "
-                "sms_client_service_start_argv and sms_client_service_stop_argv); nothing was changed" % client,
-            status="refused")
+            "or service_start_argv and service_stop_argv (role: sms_client_service_name, or "
+            "sms_client_service_start_argv and sms_client_service_stop_argv); nothing was changed" % client,
+            status="refused",
+        )
     if p["service_name"] and (p["service_start_argv"] or p["service_stop_argv"] or p["service_status_argv"]):
-        module.fail_json(msg="%s: give service_name or the service_*_argv lists, not both; nothing was changed"
-                         % client, status="refused")
+        module.fail_json(
+            msg="%s: give service_name or the service_*_argv lists, not both; nothing was changed" % client,
+            status="refused",
+        )
     if p["service_start_argv"] and not p["service_stop_argv"]:
-        module.fail_json(msg="%s: service_start_argv needs service_stop_argv (a restart is a stop, then a start); "
-                         "nothing was changed" % client, status="refused")
+        module.fail_json(
+            msg="%s: service_start_argv needs service_stop_argv (a restart is a stop, then a start); "
+            "nothing was changed" % client,
+            status="refused",
+        )
     if p["verify_seconds"] < 0 or p["verify_interval"] <= 0:
-        module.fail_json(msg="%s: verify_seconds must be 0 or more and verify_interval more than 0 (got %s and %s); "
-                         "nothing was changed" % (client, p["verify_seconds"], p["verify_interval"]), status="refused")
+        module.fail_json(
+            msg="%s: verify_seconds must be 0 or more and verify_interval more than 0 (got %s and %s); "
+            "nothing was changed" % (client, p["verify_seconds"], p["verify_interval"]),
+            status="refused",
+        )
 
 
 def service_commands(module: Any) -> Dict[str, List[str]]:
@@ -83,13 +92,22 @@ def service_commands(module: Any) -> Dict[str, List[str]]:
     if p["service_name"]:
         systemctl = module.get_bin_path("systemctl")
         if systemctl:
-            return {"stop": [systemctl, "stop", p["service_name"]], "start": [systemctl, "start", p["service_name"]],
-                    "status": [systemctl, "is-active", "--quiet", p["service_name"]]}
+            return {
+                "stop": [systemctl, "stop", p["service_name"]],
+                "start": [systemctl, "start", p["service_name"]],
+                "status": [systemctl, "is-active", "--quiet", p["service_name"]],
+            }
         service = module.get_bin_path("service", required=True)
-        return {"stop": [service, p["service_name"], "stop"], "start": [service, p["service_name"], "start"],
-                "status": [service, p["service_name"], "status"]}
-    return {"stop": list(p["service_stop_argv"]), "start": list(p["service_start_argv"]),
-            "status": list(p["service_status_argv"])}
+        return {
+            "stop": [service, p["service_name"], "stop"],
+            "start": [service, p["service_name"], "start"],
+            "status": [service, p["service_name"], "status"],
+        }
+    return {
+        "stop": list(p["service_stop_argv"]),
+        "start": list(p["service_start_argv"]),
+        "status": list(p["service_status_argv"]),
+    }
 
 
 def _run(module: Any, argv: List[str]) -> Optional[str]:
@@ -108,8 +126,10 @@ def restart_service(module: Any) -> Dict[str, Any]:
         raise CureError("stopping %s failed (%s)" % (label, problem))
     problem = _run(module, commands["start"])
     if problem:
-        raise CureError("%s failed to start (%s); the client runs without its service: start it by hand, "
-                        "or roll the client back" % (label, problem))
+        raise CureError(
+            "%s failed to start (%s); the client runs without its service: start it by hand, "
+            "or roll the client back" % (label, problem)
+        )
     return {"how": "service", "done": True, "service": label}
 
 
@@ -146,10 +166,14 @@ def start_smsrun(run: Any, res: Dict[str, Any], msg: str) -> str:
         return msg
     problem = _run(module, list(p["start_argv"]))
     if problem:
-        res.update(status="restart_failed", changed=True,
-                   restart=dict(res.get("restart") or {}, error="starting %s failed (%s)" % (p["process_name"], problem)))
-        module.fail_json(msg="%s; but starting %s failed (%s); start it by hand" % (msg, p["process_name"], problem),
-                         **res)
+        res.update(
+            status="restart_failed",
+            changed=True,
+            restart=dict(res.get("restart") or {}, error="starting %s failed (%s)" % (p["process_name"], problem)),
+        )
+        module.fail_json(
+            msg="%s; but starting %s failed (%s); start it by hand" % (msg, p["process_name"], problem), **res
+        )
     res.setdefault("smsrun32", {})["restarted"] = True
     return msg + "; %s started" % p["process_name"]
 
@@ -180,9 +204,14 @@ def read_owed(run: Any) -> Optional[Dict[str, Any]]:
             raise ValueError("not an object")
     except ValueError:
         # Unreadable: the whole cure is owed again (a restart and a watch do no harm).
-        record = {"kb": kb, "restart_owed": True, "watch_owed": True, "service_files": [],
-                  "note": "%s could not be read: treated as a restart and a watch still owed"
-                          % volume.path(parts + (RECORD,))}
+        record = {
+            "kb": kb,
+            "restart_owed": True,
+            "watch_owed": True,
+            "service_files": [],
+            "note": "%s could not be read: treated as a restart and a watch still owed"
+            % volume.path(parts + (RECORD,)),
+        }
     record["path"] = volume.path(parts + (RECORD,))
     return record
 
@@ -201,10 +230,11 @@ def write_owed(run: Any, record: Dict[str, Any], res: Optional[Dict[str, Any]] =
     except SmsFileError as exc:
         res = dict(res if res is not None else run.result)
         res.pop("msg", None)
-        run.module.fail_json(msg="%s: the record of the cure still owed (the restart and the watch after the "
-                                 "upgrade) could not be written (%s); fix the state folder and run again"
-                                 % (run.client, exc.msg),
-                             **dict(res, status="restart_failed", path=volume.path(parts + (RECORD,))))
+        run.module.fail_json(
+            msg="%s: the record of the cure still owed (the restart and the watch after the "
+            "upgrade) could not be written (%s); fix the state folder and run again" % (run.client, exc.msg),
+            **dict(res, status="restart_failed", path=volume.path(parts + (RECORD,))),
+        )
     record["path"] = volume.path(parts + (RECORD,))
 
 
@@ -234,9 +264,15 @@ def owe(run: Any, res: Dict[str, Any]) -> Optional[Dict[str, Any]]:
         clear_owed(run)
         return None
     place = _record_place(run)
-    record = {"kb": place[2] if place else None, "since": _now(), "restart": p["restart"],
-              "restart_owed": restart_owed, "service_files": _service_files(res, run.module) if due else [],
-              "watch_owed": p["verify_seconds"] > 0, "last_status": None}
+    record = {
+        "kb": place[2] if place else None,
+        "since": _now(),
+        "restart": p["restart"],
+        "restart_owed": restart_owed,
+        "service_files": _service_files(res, run.module) if due else [],
+        "watch_owed": p["verify_seconds"] > 0,
+        "last_status": None,
+    }
     write_owed(run, record, res)
     run.cure_record = record
     return record
@@ -252,8 +288,9 @@ def cure(run: Any, res: Dict[str, Any], msg: str) -> str:
     # did not finish (its restart or its watch failed) is still owed.
     owed = None if upgraded else read_owed(run)
     if owed is not None:
-        res["cure_owed"] = {k: owed.get(k) for k in ("kb", "since", "restart_owed", "service_files", "last_status",
-                                                     "path")}
+        res["cure_owed"] = {
+            k: owed.get(k) for k in ("kb", "since", "restart_owed", "service_files", "last_status", "path")
+        }
     if upgraded:
         due, pending = bool(res.get("reboot_required")), _service_files(res, module)
     elif owed is not None:
@@ -278,8 +315,13 @@ def cure(run: Any, res: Dict[str, Any], msg: str) -> str:
     elif due:
         if module.check_mode:
             restart["note"] = "would %s (client service changed: %s)" % (
-                {"service": "restart the client service", "reboot": "reboot the client",
-                 "none": "leave a reboot pending"}[how], ", ".join(pending))
+                {
+                    "service": "restart the client service",
+                    "reboot": "reboot the client",
+                    "none": "leave a reboot pending",
+                }[how],
+                ", ".join(pending),
+            )
             if owed is not None and how in ("service", "reboot"):
                 res["changed"] = True  # a real run restarts (or asks for the reboot)
         elif how == "service":
@@ -305,8 +347,11 @@ def cure(run: Any, res: Dict[str, Any], msg: str) -> str:
     else:
         restart["note"] = "no client service file changed: nothing to restart"
     res["restart"] = restart
-    if (upgraded or restarted_now or (owed is not None and not rebooted)) and not module.check_mode \
-            and not restart.get("needed"):
+    if (
+        (upgraded or restarted_now or (owed is not None and not rebooted))
+        and not module.check_mode
+        and not restart.get("needed")
+    ):
         msg = start_smsrun(run, res, msg)
 
     watch_now = (upgraded or owed is not None or p["verify_when"] == "always") and p["verify_seconds"] > 0
@@ -314,12 +359,19 @@ def cure(run: Any, res: Dict[str, Any], msg: str) -> str:
         res["verify"] = {"result": "not_watched", "reason": "check mode watches nothing"}
         if owed is not None:
             msg += "; the cure of an earlier run is still owed (%s): a real run would %swatch the client" % (
-                owed["path"], "restart the client service, then " if due and how == "service" else "")
+                owed["path"],
+                "restart the client service, then " if due and how == "service" else "",
+            )
         return msg
     if not watch_now:
-        res["verify"] = {"result": "not_watched", "reason": (
-            "verify_seconds is 0" if p["verify_seconds"] <= 0 else "status %s: nothing was upgraded in this run"
-            % res.get("status"))}
+        res["verify"] = {
+            "result": "not_watched",
+            "reason": (
+                "verify_seconds is 0"
+                if p["verify_seconds"] <= 0
+                else "status %s: nothing was upgraded in this run" % res.get("status")
+            ),
+        }
         if record is not None and not restart.get("needed"):
             clear_owed(run)  # nothing to watch: what was owed (the restart, by policy) is done
             if owed is not None:
@@ -332,8 +384,15 @@ def cure(run: Any, res: Dict[str, Any], msg: str) -> str:
         return msg
     expect = bool(p["start_argv"]) or bool((res.get("smsrun32") or {}).get("found"))
     try:
-        verify = sms_proc.watch(p["process_name"], p["process_scope"], run.drive_root, p["verify_seconds"],
-                                p["verify_interval"], p["hung_cpu_threshold"], expect_running=expect)
+        verify = sms_proc.watch(
+            p["process_name"],
+            p["process_scope"],
+            run.drive_root,
+            p["verify_seconds"],
+            p["verify_interval"],
+            p["hung_cpu_threshold"],
+            expect_running=expect,
+        )
     except sms_proc.ProcessTableUnavailable as exc:
         res["verify"] = {"result": "unverified", "reason": str(exc)}
         _still_owed(run, res, record, "unverified")
@@ -349,7 +408,10 @@ def cure(run: Any, res: Dict[str, Any], msg: str) -> str:
     if (rebooted or owed is not None) and not problems:
         res["status"] = "verified"
     facts = "watched %gs: %d instance(s) at most, highest CPU %.1f %%" % (
-        verify["elapsed"], verify["instances"], verify["highest_cpu"])
+        verify["elapsed"],
+        verify["instances"],
+        verify["highest_cpu"],
+    )
     if problems:
         res.update(status="verify_failed", changed=res.get("changed", False) or upgraded)
         _still_owed(run, res, record, "verify_failed")
@@ -372,8 +434,9 @@ def _still_owed(run: Any, res: Dict[str, Any], record: Optional[Dict[str, Any]],
     record["last_status"] = status
     record["last_run"] = _now()
     write_owed(run, record, res)
-    res["cure_owed"] = dict(res.get("cure_owed") or {}, restart_owed=record["restart_owed"], last_status=status,
-                            path=record.get("path"))
+    res["cure_owed"] = dict(
+        res.get("cure_owed") or {}, restart_owed=record["restart_owed"], last_status=status, path=record.get("path")
+    )
 
 
 def _now() -> str:

@@ -37,8 +37,9 @@ def read_json(volume, parts, default=None):
     except (ValueError, UnicodeDecodeError) as exc:
         path = volume.path(parts)
         raise SmsFileError(
-            "%s is not valid JSON (%s); restore it from the backup area or remove it if it holds nothing"
-            % (path, exc), path=path)
+            "%s is not valid JSON (%s); restore it from the backup area or remove it if it holds nothing" % (path, exc),
+            path=path,
+        )
 
 
 def dump_json(data):
@@ -74,8 +75,9 @@ class BackupJournal:
         if self._data is None:
             self._data = read_json(self.volume, self.file_parts, default={"version": 1, "entries": {}})
             if not isinstance(self._data, dict) or not isinstance(self._data.get("entries"), dict):
-                raise SmsFileError("%s is not a backup journal (no 'entries'); restore it or move it aside"
-                                   % self.path, path=self.path)
+                raise SmsFileError(
+                    "%s is not a backup journal (no 'entries'); restore it or move it aside" % self.path, path=self.path
+                )
         return self._data
 
     def exists(self):
@@ -136,8 +138,15 @@ class BackupJournal:
         self.volume.makedirs(target[:-1])
         owner = (info.uid, info.gid) if info.uid is not None else None
         digest = self.volume.copy_from(source, src_parts, target, mtime=info.mtime, mode=info.mode, owner=owner)
-        entry = {"name": info.name, "existed": True, "backup": relative, "size": info.size,
-                 "date": iso_utc(info.mtime), "mtime": info.mtime, "sha256": digest}
+        entry = {
+            "name": info.name,
+            "existed": True,
+            "backup": relative,
+            "size": info.size,
+            "date": iso_utc(info.mtime),
+            "mtime": info.mtime,
+            "sha256": digest,
+        }
         if info.mode is not None and source.kind == "local":
             entry["mode"] = "%04o" % info.mode
         if owner is not None:
@@ -148,8 +157,15 @@ class BackupJournal:
         """Copy the backup of `entry` over `parts` of `volume` with its date, mode and owner; verified."""
         mode = int(entry["mode"], 8) if entry.get("mode") and volume.kind == "local" else None
         owner = (entry["uid"], entry["gid"]) if entry.get("uid") is not None else None
-        return volume.copy_from(self.volume, self.backup_parts(entry), parts, mtime=entry["mtime"],
-                                expect_sha256=entry["sha256"], mode=mode, owner=owner)
+        return volume.copy_from(
+            self.volume,
+            self.backup_parts(entry),
+            parts,
+            mtime=entry["mtime"],
+            expect_sha256=entry["sha256"],
+            mode=mode,
+            owner=owner,
+        )
 
     def record(self, group, name, source=None, src_parts=None, save=True):
         """Back up `src_parts` of `source` (None: no original) once; return the entry."""
@@ -173,13 +189,16 @@ class BackupJournal:
         parts = self.backup_parts(entry)
         path = self.volume.path(parts)
         if self.volume.entry(parts).kind != "file":
-            raise SmsFileError("the backup %s is missing; the original cannot be restored from it" % path,
-                               path=path)
+            raise SmsFileError("the backup %s is missing; the original cannot be restored from it" % path, path=path)
         found = self.volume.sha256(parts)
         if found != entry["sha256"]:
             raise SmsFileError(
                 "the backup %s has SHA-256 %s but the journal recorded %s; it cannot be trusted"
-                % (path, found, entry["sha256"]), path=path, expected=entry["sha256"], found=found)
+                % (path, found, entry["sha256"]),
+                path=path,
+                expected=entry["sha256"],
+                found=found,
+            )
 
     def _retired_parts(self):
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time()))
@@ -251,13 +270,19 @@ def check_writable(volume, folders=(), files=()):
     for parts in sorted(set(tuple(f) for f in folders)):
         if not volume.writable(parts):
             path = volume.path(parts) if parts or volume.entry(()).exists else volume._top_or_parent()
-            raise SmsFileError("cannot write in %s: it is read-only (or not writable for this account); make it "
-                               "writable and run again" % path, path=path)
+            raise SmsFileError(
+                "cannot write in %s: it is read-only (or not writable for this account); make it "
+                "writable and run again" % path,
+                path=path,
+            )
     for parts in sorted(set(tuple(f) for f in files)):
         if not volume.writable(parts):
             path = volume.path(parts)
-            raise SmsFileError("cannot change %s: it is read-only (or not writable for this account); make it "
-                               "writable and run again" % path, path=path)
+            raise SmsFileError(
+                "cannot change %s: it is read-only (or not writable for this account); make it "
+                "writable and run again" % path,
+                path=path,
+            )
 
 
 def check_new_folders(volume, folders):
@@ -281,7 +306,10 @@ def check_free_space(needs):
             raise SmsFileError(
                 "not enough free space on the filesystem of %s: need %d bytes, have %d; free some space "
                 "and run again" % (slot["path"], slot["need"], slot["have"]),
-                path=slot["path"], need=slot["need"], have=slot["have"])
+                path=slot["path"],
+                need=slot["need"],
+                have=slot["have"],
+            )
 
 
 # -- undoing a change that failed half-way -----------------------------------------------------------
@@ -381,8 +409,10 @@ class Transaction:
                 volume.write_bytes(before, data, mtime_ns=mtime, mode=mode)
                 found = volume.sha256(before)
                 if found != hashlib.sha256(data).hexdigest():
-                    raise SmsFileError("%s reads back with SHA-256 %s after it was put back, not the original's %s"
-                                       % (volume.path(before), found, hashlib.sha256(data).hexdigest()))
+                    raise SmsFileError(
+                        "%s reads back with SHA-256 %s after it was put back, not the original's %s"
+                        % (volume.path(before), found, hashlib.sha256(data).hexdigest())
+                    )
                 restored.append(volume.path(before))
             except (OSError, SmsFileError) as exc:
                 problems.append("%s: %s" % (volume.path(before or after), getattr(exc, "msg", None) or exc))
@@ -411,12 +441,14 @@ class Transaction:
                 volume, parts = self.sources[key]
                 return any(volume is v and parts == p for v, p in failed)
             return key.split("/", 1)[1] in failed_names  # no original: matched by name, erring on keeping
+
         owed = [key for key in self.new_keys if key in entries and is_owed(key)]
         keep = {journal.backup_parts(entries[key]) for key in owed if entries[key].get("backup")}
         final = entries
         try:
-            base: Dict[str, Any] = (json.loads(self.journal_bytes.decode("utf-8")) if self.journal_bytes
-                                    else {"version": 1, "entries": {}})
+            base: Dict[str, Any] = (
+                json.loads(self.journal_bytes.decode("utf-8")) if self.journal_bytes else {"version": 1, "entries": {}}
+            )
             final = base["entries"]
             if owed:
                 # The journal is rewritten first, naming what is owed: never a backup it names is removed.
@@ -442,19 +474,32 @@ class Transaction:
             except (OSError, SmsFileError) as exc:
                 problems.append("backup %s: %s" % (journal.volume.path(parts), getattr(exc, "msg", None) or exc))
         # What the journal now names for each file not put back: the next run or a rollback finishes it.
-        self.owed = [{"key": key, "name": entry["name"], "backup": journal.backup_path(entry),
-                      "journal": journal.path, "existed": bool(entry.get("existed"))}
-                     for key, entry in sorted(final.items())
-                     if (key in owed) or (key not in self.new_keys and key.split("/", 1)[1] in failed_names)]
+        self.owed = [
+            {
+                "key": key,
+                "name": entry["name"],
+                "backup": journal.backup_path(entry),
+                "journal": journal.path,
+                "existed": bool(entry.get("existed")),
+            }
+            for key, entry in sorted(final.items())
+            if (key in owed) or (key not in self.new_keys and key.split("/", 1)[1] in failed_names)
+        ]
 
     def owed_note(self):
         """What a failed put-back left owed, for the failure message ('' when nothing)."""
         if not self.owed:
             return ""
-        kept = [("the original of %s is kept in %s" % (item["name"], item["backup"])) if item["existed"]
-                else "%s did not exist before (the journal records it)" % item["name"] for item in self.owed]
-        return ("; %s, and the journal %s still names it: fix the cause, then run again or roll back "
-                "(state=absent) to finish" % ("; ".join(kept), self.owed[0]["journal"]))
+        kept = [
+            ("the original of %s is kept in %s" % (item["name"], item["backup"]))
+            if item["existed"]
+            else "%s did not exist before (the journal records it)" % item["name"]
+            for item in self.owed
+        ]
+        return (
+            "; %s, and the journal %s still names it: fix the cause, then run again or roll back "
+            "(state=absent) to finish" % ("; ".join(kept), self.owed[0]["journal"])
+        )
 
     def owed_backups(self):
         return [item["backup"] for item in self.owed if item["backup"]]
@@ -464,5 +509,4 @@ def _unchanged(volume, parts, data, mtime_ns, mode):
     info = volume.entry(parts)
     if info.kind != "file":
         return False
-    return (info.mtime_ns == mtime_ns and info.mode == mode and info.size == len(data)
-            and volume.read(parts) == data)
+    return info.mtime_ns == mtime_ns and info.mode == mode and info.size == len(data) and volume.read(parts) == data

@@ -44,10 +44,8 @@ from ansible_collections.sms.hotfix.plugins.module_utils.sms_smb_args import is_
 
 CHUNK = 1024 * 1024
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-_READ_FLAGS = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-               | getattr(os, "O_CLOEXEC", 0))
-_CREATE_FLAGS = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-                 | getattr(os, "O_CLOEXEC", 0))
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 _BAD_CHARS = frozenset('/\\\0:*?"<>|')
 # Temporary files are named after their writer, so a run killed half-way
 # leaves files the next run can tell apart from a live writer's and remove.
@@ -69,6 +67,7 @@ def opened(chunks):
         if first is not None:
             yield first
         yield from iterator
+
     return replay()
 
 
@@ -109,7 +108,10 @@ def hard_link_refused(path, nlink):
         "%s has %d hard links: the same file is also reachable under another name, perhaps outside every folder "
         "the rollout manages, and the rollout never backs up, copies or serves such a file: replace it with a "
         "plain copy of its own (copy it, then move the copy over it) and run again. Refused" % (path, nlink),
-        path=path, link=True, nlink=nlink)
+        path=path,
+        link=True,
+        nlink=nlink,
+    )
 
 
 def identity(entry, data):
@@ -126,10 +128,18 @@ def changed_since(path, was, now, digest):
 
 def plain_name(name, what="name"):
     """`name` if it is one plain Windows-style name, else PathRefused."""
-    if not isinstance(name, str) or not name or name in (".", "..") or any(c in _BAD_CHARS for c in name) \
-            or name != name.strip() or name.endswith("."):
-        raise PathRefused("%s %r is not a plain file or folder name (no path, drive, '..' or wildcard); "
-                          "refused" % (what, name), path=None)
+    if (
+        not isinstance(name, str)
+        or not name
+        or name in (".", "..")
+        or any(c in _BAD_CHARS for c in name)
+        or name != name.strip()
+        or name.endswith(".")
+    ):
+        raise PathRefused(
+            "%s %r is not a plain file or folder name (no path, drive, '..' or wildcard); refused" % (what, name),
+            path=None,
+        )
     return name
 
 
@@ -149,16 +159,31 @@ def describe_os_error(exc, path):
     if code == errno.ENOSPC or code == errno.EDQUOT:
         return "no space left on the device holding %s: free space and run again" % path
     if code in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return ("cannot write in %s (%s): make it writable for the rollout account and run again"
-                % (path, exc.strerror or exc))
+        return "cannot write in %s (%s): make it writable for the rollout account and run again" % (
+            path,
+            exc.strerror or exc,
+        )
     return "cannot use %s: %s" % (path, getattr(exc, "strerror", None) or exc)
 
 
 class Entry:
     """What is at a path: kind ('file', 'dir', 'link', 'other' or None when missing), size, mtime, mode."""
 
-    __slots__ = ("name", "kind", "size", "mtime", "mtime_ns", "mode", "dev", "ino", "ctime_ns", "target",
-                 "nlink", "uid", "gid")
+    __slots__ = (
+        "name",
+        "kind",
+        "size",
+        "mtime",
+        "mtime_ns",
+        "mode",
+        "dev",
+        "ino",
+        "ctime_ns",
+        "target",
+        "nlink",
+        "uid",
+        "gid",
+    )
 
     def __init__(self, name, st=None, target=None):
         self.name = name
@@ -249,8 +274,18 @@ class Volume:
     def read(self, parts, links_ok=False):  # pragma: no cover
         raise NotImplementedError
 
-    def write(self, parts, chunks, mtime=None, mode=None, expect_sha256=None, sync=True, mtime_ns=None,
-              owner=None, unchanged=None):  # pragma: no cover
+    def write(
+        self,
+        parts,
+        chunks,
+        mtime=None,
+        mode=None,
+        expect_sha256=None,
+        sync=True,
+        mtime_ns=None,
+        owner=None,
+        unchanged=None,
+    ):  # pragma: no cover
         raise NotImplementedError
 
     def unlink(self, parts, missing_ok=True):  # pragma: no cover
@@ -271,8 +306,11 @@ class Volume:
         found = [e.name for e in self.listdir(parts) if e.name.lower() == wanted]
         if len(found) > 1:
             path = self.path(parts)
-            raise SmsFileError("%s holds %s, which differ only in case; keep one of them and run again"
-                               % (path, " and ".join(sorted(found))), path=path)
+            raise SmsFileError(
+                "%s holds %s, which differ only in case; keep one of them and run again"
+                % (path, " and ".join(sorted(found))),
+                path=path,
+            )
         return found[0] if found else None
 
     def resolve(self, names, base=()):
@@ -336,22 +374,35 @@ class Volume:
         return removed
 
     def write_bytes(self, parts, data, mtime=None, mode=None, sync=True, mtime_ns=None, owner=None, unchanged=None):
-        return self.write(parts, [data], mtime=mtime, mode=mode, sync=sync, mtime_ns=mtime_ns, owner=owner,
-                          unchanged=unchanged)
+        return self.write(
+            parts, [data], mtime=mtime, mode=mode, sync=sync, mtime_ns=mtime_ns, owner=owner, unchanged=unchanged
+        )
 
-    def copy_from(self, source, src_parts, parts, mtime=None, expect_sha256=None, sync=True, verify=True,
-                  mode=None, owner=None):
+    def copy_from(
+        self, source, src_parts, parts, mtime=None, expect_sha256=None, sync=True, verify=True, mode=None, owner=None
+    ):
         """Copy file `src_parts` of volume `source` over `parts` atomically, then check it on disk."""
         if mtime is None:
             mtime = source.entry(src_parts).mtime
-        written = self.write(parts, opened(source.chunks(src_parts)), mtime=mtime, expect_sha256=expect_sha256,
-                             sync=sync, mode=mode, owner=owner)
+        written = self.write(
+            parts,
+            opened(source.chunks(src_parts)),
+            mtime=mtime,
+            expect_sha256=expect_sha256,
+            sync=sync,
+            mode=mode,
+            owner=owner,
+        )
         if verify:
             found = self.sha256(parts)
             if found != written:
-                raise SmsFileError("%s reads back with SHA-256 %s after the copy, expected %s; %s"
-                                   % (self.path(parts), found, written, self.reread_hint), path=self.path(parts),
-                                   expected=written, found=found)
+                raise SmsFileError(
+                    "%s reads back with SHA-256 %s after the copy, expected %s; %s"
+                    % (self.path(parts), found, written, self.reread_hint),
+                    path=self.path(parts),
+                    expected=written,
+                    found=found,
+                )
         return written
 
 
@@ -422,9 +473,13 @@ class LocalVolume(Volume):
                 target = os.readlink(name, dir_fd=fd)
             except OSError:
                 target = "?"
-            return PathRefused("%s is a symbolic link (to %s); the rollout never follows links on a managed host: "
-                               "remove the link (or restore the real folder or file) and run again. Refused"
-                               % (path, target), path=path, link=True, link_target=target)
+            return PathRefused(
+                "%s is a symbolic link (to %s); the rollout never follows links on a managed host: "
+                "remove the link (or restore the real folder or file) and run again. Refused" % (path, target),
+                path=path,
+                link=True,
+                link_target=target,
+            )
         return None
 
     def _dir_fd(self, parts, create=None):
@@ -437,21 +492,23 @@ class LocalVolume(Volume):
         fd = self._open_top()
         try:
             for index, name in enumerate(parts):
-                here = parts[:index + 1]
+                here = parts[: index + 1]
                 try:
                     try:
                         nfd = os.open(name, _DIR_FLAGS, dir_fd=fd)
                     except FileNotFoundError:
                         if create is None:
-                            raise SmsFileError("%s does not exist" % self.path(here), path=self.path(here),
-                                               missing=True)
+                            raise SmsFileError(
+                                "%s does not exist" % self.path(here), path=self.path(here), missing=True
+                            )
                         try:
                             os.mkdir(name, 0o755, dir_fd=fd)
                         except FileExistsError:
                             pass
                         except OSError as exc:
-                            raise SmsFileError(describe_os_error(exc, self.path(parts[:index])),
-                                               path=self.path(parts[:index]))
+                            raise SmsFileError(
+                                describe_os_error(exc, self.path(parts[:index])), path=self.path(parts[:index])
+                            )
                         create.append(here)
                         # Opened without following a link: a folder swapped for one meanwhile is refused.
                         nfd = os.open(name, _DIR_FLAGS, dir_fd=fd)
@@ -461,8 +518,9 @@ class LocalVolume(Volume):
                         raise refused
                     if exc.errno == errno.ENOTDIR:
                         raise PathRefused("%s is not a folder; refused" % self.path(here), path=self.path(here))
-                    raise SmsFileError("cannot open %s: %s" % (self.path(here), exc.strerror or exc),
-                                       path=self.path(here))
+                    raise SmsFileError(
+                        "cannot open %s: %s" % (self.path(here), exc.strerror or exc), path=self.path(here)
+                    )
                 os.close(fd)
                 fd = nfd
             return fd
@@ -539,8 +597,9 @@ class LocalVolume(Volume):
                 refused = self._refuse_entry(fd, name, parts)
                 if refused is not None:
                     raise refused
-                raise SmsFileError("cannot read %s: %s" % (self.path(parts), exc.strerror or exc),
-                                   path=self.path(parts))
+                raise SmsFileError(
+                    "cannot read %s: %s" % (self.path(parts), exc.strerror or exc), path=self.path(parts)
+                )
         finally:
             os.close(fd)
         st = os.fstat(ffd)
@@ -639,8 +698,18 @@ class LocalVolume(Volume):
         os.close(fd)
         return created
 
-    def write(self, parts, chunks, mtime=None, mode=None, expect_sha256=None, sync=True, mtime_ns=None,
-              owner=None, unchanged=None):
+    def write(
+        self,
+        parts,
+        chunks,
+        mtime=None,
+        mode=None,
+        expect_sha256=None,
+        sync=True,
+        mtime_ns=None,
+        owner=None,
+        unchanged=None,
+    ):
         """Write `chunks` to `parts` atomically; returns the SHA-256 written.
 
         A temporary file is created exclusively in the target's folder, filled,
@@ -696,7 +765,11 @@ class LocalVolume(Volume):
             if expect_sha256 and written != expect_sha256:
                 raise SmsFileError(
                     "the copy for %s has SHA-256 %s, expected %s; the source changed while it was read"
-                    % (path, written, expect_sha256), path=path, expected=expect_sha256, found=written)
+                    % (path, written, expect_sha256),
+                    path=path,
+                    expected=expect_sha256,
+                    found=written,
+                )
             if unchanged is not None:
                 self._check_unchanged(fd, name, path, unchanged)
             os.replace(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
@@ -862,7 +935,7 @@ def stale_temps(places):
             continue
         folders = volume.walk(parts) if deep else [(parts, None)]
         for folder, _entries in folders:
-            key = (volume.path(folder))
+            key = volume.path(folder)
             if key in seen:
                 continue
             seen.add(key)
@@ -925,5 +998,6 @@ def open_volume(path, label=None, smb=None):
     """
     if is_unc(path):
         from ansible_collections.sms.hotfix.plugins.module_utils.sms_smb import SmbVolume
+
         return SmbVolume(path, label=label, **(smb or {}))
     return LocalVolume(path, label=label)

@@ -111,7 +111,8 @@ class IniDocument:
                 raise IniError(
                     "%s is saved as %s (as Notepad saves it when 'Unicode' is chosen); SMS reads its INI files as "
                     "ANSI text: open it in Notepad and save it again with Encoding: ANSI (or rerun Client Setup), "
-                    "then run again" % (name, encoding))
+                    "then run again" % (name, encoding)
+                )
             if b"\x00" in data:
                 raise IniError("%s holds NUL bytes; it is not an INI file" % name)
             text = data.decode("latin-1")
@@ -189,7 +190,12 @@ class IniDocument:
                 if match.group(4) == value:
                     return False
                 self._lines[index][0] = "%s%s%s%s%s" % (
-                    match.group(1), match.group(2), match.group(3), value, match.group(5))
+                    match.group(1),
+                    match.group(2),
+                    match.group(3),
+                    value,
+                    match.group(5),
+                )
                 return True
         line = ["%s=%s" % (key, value), self.newline]
         insert_at = self._section_end(wanted_section)

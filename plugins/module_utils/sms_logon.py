@@ -33,24 +33,50 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import (
-    JOURNAL_ROOM, BackupJournal, SmsFileError, check_free_space, check_new_folders, check_writable, iso_utc,
-    read_json, write_json)
+    JOURNAL_ROOM,
+    BackupJournal,
+    SmsFileError,
+    check_free_space,
+    check_new_folders,
+    check_writable,
+    iso_utc,
+    read_json,
+    write_json,
+)
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import (
-    PathRefused, normal_path, open_volume, plain_results)
+    PathRefused,
+    normal_path,
+    open_volume,
+    plain_results,
+)
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_smb_args import SMB_ARGS, smb_settings
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_ini import copy_list_version
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import (
-    PLATFORM_DIRS, ManifestError, check_plain_name, load_manifest, payload_parts, payload_volume)
+    PLATFORM_DIRS,
+    ManifestError,
+    check_plain_name,
+    load_manifest,
+    payload_parts,
+    payload_volume,
+)
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_replace import (
-    Change, Replacement, ReplaceFailed, restore_change)
+    Change,
+    Replacement,
+    ReplaceFailed,
+    restore_change,
+)
 
 DEFAULT_COPY_LISTS = ["Cl_nt.txt", "Cl_win95.txt", "Cl_win.txt", "Cl_dos.txt", "Cl_os2.txt"]
 # What to do about a server that has not converged: the one text the module and the action plugin use.
-ADVICE = ("check that the Maintenance Manager runs on the site server (SMS Service Manager), "
-          "trigger a pass, or use push mode (sms_replication_mode=push)")
-BUMP_ADVICE = ("the hotfix files are here but the copy lists were never regenerated: give System.map a new "
-               "timestamp on the site server (run the site tier again with -e sms_stage_bump=always), then wait "
-               "again")
+ADVICE = (
+    "check that the Maintenance Manager runs on the site server (SMS Service Manager), "
+    "trigger a pass, or use push mode (sms_replication_mode=push)"
+)
+BUMP_ADVICE = (
+    "the hotfix files are here but the copy lists were never regenerated: give System.map a new "
+    "timestamp on the site server (run the site tier again with -e sms_stage_bump=always), then wait "
+    "again"
+)
 PUSH_JOURNAL = "push"
 _KB = re.compile(r"^Q[0-9]{5,7}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -70,10 +96,17 @@ Result = Dict[str, Any]
 
 # `expect` as the modules declare it: platform -> [{name, sha256}]. Typed by the
 # argument spec; its content was checked once, on the controller (check_expectations).
-EXPECT_SPEC = dict(type="dict", options={
-    platform: dict(type="list", elements="dict", options=dict(
-        name=dict(type="str", required=True), sha256=dict(type="str", required=True)))
-    for platform in sorted(PLATFORM_DIRS)})
+EXPECT_SPEC = dict(
+    type="dict",
+    options={
+        platform: dict(
+            type="list",
+            elements="dict",
+            options=dict(name=dict(type="str", required=True), sha256=dict(type="str", required=True)),
+        )
+        for platform in sorted(PLATFORM_DIRS)
+    },
+)
 
 
 def short(digest: Optional[str]) -> str:
@@ -82,20 +115,23 @@ def short(digest: Optional[str]) -> str:
 
 # --- expectations --------------------------------------------------------
 
+
 def check_expectations(expect: Any, platforms: Optional[List[str]] = None) -> Expected:
     """The one check of `expect` (platform -> [{name, sha256}]); return it normalised (lower-case keys, digests).
 
     Run on the controller by the action plugins, before anything reaches a host.
     """
     if not isinstance(expect, dict):
-        raise ReplicationError("expect must be a dict of platform -> list of {name, sha256}, not %s"
-                               % type(expect).__name__)
+        raise ReplicationError(
+            "expect must be a dict of platform -> list of {name, sha256}, not %s" % type(expect).__name__
+        )
     result = {}
     for platform, files in expect.items():
         key = str(platform).lower()
         if key not in PLATFORM_DIRS:
-            raise ReplicationError("expect: platform %r is unknown; known platforms: %s"
-                                   % (platform, ", ".join(sorted(PLATFORM_DIRS))))
+            raise ReplicationError(
+                "expect: platform %r is unknown; known platforms: %s" % (platform, ", ".join(sorted(PLATFORM_DIRS)))
+            )
         if not isinstance(files, list) or not files:
             raise ReplicationError("expect: platform %s must list at least one {name, sha256}" % platform)
         seen = set()
@@ -121,8 +157,7 @@ def check_expectations(expect: Any, platforms: Optional[List[str]] = None) -> Ex
 
 def trusted_expectations(expect: Dict[str, Any], platforms: Optional[List[str]]) -> Expected:
     """`expect` as the argument spec typed it (platforms not given are None), already checked on the controller."""
-    given = {p: [{"name": f["name"], "sha256": f["sha256"]} for f in files]
-             for p, files in expect.items() if files}
+    given = {p: [{"name": f["name"], "sha256": f["sha256"]} for f in files] for p, files in expect.items() if files}
     if not given:
         raise ReplicationError("expect names no file: give at least one platform with a list of {name, sha256}")
     return filter_platforms(given, platforms, "the expected files")
@@ -134,18 +169,22 @@ def filter_platforms(expected: Expected, platforms: Optional[List[str]], source:
     wanted = [p.lower() for p in platforms]
     for name in wanted:
         if name not in PLATFORM_DIRS:
-            raise ReplicationError("platform %r is unknown; known platforms: %s"
-                                   % (name, ", ".join(sorted(PLATFORM_DIRS))))
+            raise ReplicationError(
+                "platform %r is unknown; known platforms: %s" % (name, ", ".join(sorted(PLATFORM_DIRS)))
+            )
         if name not in expected:
-            raise ReplicationError("%s does not define platform %r; it defines %s"
-                                   % (source, name, ", ".join(sorted(expected))))
+            raise ReplicationError(
+                "%s does not define platform %r; it defines %s" % (source, name, ", ".join(sorted(expected)))
+            )
     return {p: files for p, files in expected.items() if p in wanted}
 
 
 def expectations_from_manifest(manifest: Dict[str, Any]) -> Expected:
     """The expected files of a validated manifest (on the controller or on the host)."""
-    return {p: [{"name": f["name"], "sha256": f["sha256"]} for f in spec["files"]]
-            for p, spec in manifest["platforms"].items()}
+    return {
+        p: [{"name": f["name"], "sha256": f["sha256"]} for f in spec["files"]]
+        for p, spec in manifest["platforms"].items()
+    }
 
 
 def expectation_key(expected: Expected) -> str:
@@ -156,21 +195,26 @@ def expectation_key(expected: Expected) -> str:
 
 # --- the server's state ------------------------------------------------------
 
+
 class LogonServer:
     """A logon server's SMS root: Logon.srv, its platform folders and copy lists (no link followed)."""
 
     def __init__(self, sms_root: str, copy_lists: List[str], params: Optional[Dict[str, Any]] = None) -> None:
         sms_root = normal_path(sms_root)
-        self.volume = open_volume(sms_root, label="the logon server's SMS root",
-                                  smb=smb_settings(params or {}, sms_root))
+        self.volume = open_volume(
+            sms_root, label="the logon server's SMS root", smb=smb_settings(params or {}, sms_root)
+        )
         self.copy_lists = copy_lists
         if self.volume.entry(()).kind != "dir":
-            raise ReplicationError("SMS root %s does not exist; check sms_drive_root / sms_root for this host"
-                                   % sms_root, path=sms_root)
+            raise ReplicationError(
+                "SMS root %s does not exist; check sms_drive_root / sms_root for this host" % sms_root, path=sms_root
+            )
         found = self.volume.find((), "Logon.srv")
         if found is None or self.volume.entry((found,)).kind not in ("dir", "link"):
-            raise ReplicationError("%s has no Logon.srv folder: this host is not an SMS logon server, "
-                                   "or sms_root is wrong" % sms_root, path=sms_root)
+            raise ReplicationError(
+                "%s has no Logon.srv folder: this host is not an SMS logon server, or sms_root is wrong" % sms_root,
+                path=sms_root,
+            )
         self.logon_parts = (found,)
         self.volume.listdir(self.logon_parts)  # a link is refused, named
         self.logon_srv = self.volume.path(self.logon_parts)
@@ -178,7 +222,7 @@ class LogonServer:
         self._lists: Dict[Tuple[str, ...], Any] = {}
 
     def rel(self, parts: Tuple[str, ...]) -> str:
-        return "/".join(parts[len(self.logon_parts):])
+        return "/".join(parts[len(self.logon_parts) :])
 
     def platform_dir(self, platform: str) -> Tuple[str, ...]:
         """Parts of the server's Logon.srv/<Platform>.bin; refuse when it is missing."""
@@ -188,7 +232,8 @@ class LogonServer:
                 "%s has no %s folder: this logon server does not serve %s clients; "
                 "leave %s out of the rollout's platforms (sms_rollout_platforms) or check the server"
                 % (self.logon_srv, PLATFORM_DIRS[platform], platform, platform),
-                path=self.volume.path(self.logon_parts + (PLATFORM_DIRS[platform],)))
+                path=self.volume.path(self.logon_parts + (PLATFORM_DIRS[platform],)),
+            )
         parts = self.logon_parts + (found,)
         self.volume.listdir(parts)
         return parts
@@ -218,11 +263,17 @@ class LogonServer:
                 entry = listing.get(item["name"].lower())
                 parts = folder + ((entry.name if entry else item["name"]),)
                 found = self.sha256(parts, entry) if entry else None
-                status.append({
-                    "platform": platform, "name": item["name"], "parts": parts,
-                    "path": self.volume.path(parts), "expected_sha256": item["sha256"], "found_sha256": found,
-                    "ok": found == item["sha256"],
-                })
+                status.append(
+                    {
+                        "platform": platform,
+                        "name": item["name"],
+                        "parts": parts,
+                        "path": self.volume.path(parts),
+                        "expected_sha256": item["sha256"],
+                        "found_sha256": found,
+                        "ok": found == item["sha256"],
+                    }
+                )
         return status
 
     def copy_list_versions(self) -> Dict[str, int]:
@@ -249,11 +300,15 @@ class LogonServer:
                 raise ReplicationError(
                     "copy list %s has no decimal CopyListVersion (found %r); "
                     "let the Maintenance Manager regenerate it (touch System.map on the site server)"
-                    % (self.volume.path(parts), value), path=self.volume.path(parts))
+                    % (self.volume.path(parts), value),
+                    path=self.volume.path(parts),
+                )
         if not versions:
             raise ReplicationError(
                 "%s holds none of the copy lists %s: this host is not an SMS logon server, or the copy_lists "
-                "option is wrong" % (self.logon_srv, ", ".join(self.copy_lists)), path=self.logon_srv)
+                "option is wrong" % (self.logon_srv, ", ".join(self.copy_lists)),
+                path=self.logon_srv,
+            )
         return versions
 
 
@@ -265,20 +320,22 @@ def copy_list_status(versions: Dict[str, int], baseline: Optional[Dict[str, Any]
     current = min(versions.values())
     status: Result = {"baseline": None, "current": current, "required": False, "ok": None, "files": versions}
     if baseline is None:
-        status["note"] = ("no baseline was recorded before staging: the copy-list bump is unknown and "
-                          "not required")
+        status["note"] = "no baseline was recorded before staging: the copy-list bump is unknown and not required"
     elif baseline.get("files_already_current"):
         status["baseline"] = baseline.get("copy_list_version")
         status["ok"] = True
-        status["note"] = ("the files were already current when the baseline was recorded: "
-                          "no copy-list bump is waited for")
+        status["note"] = (
+            "the files were already current when the baseline was recorded: no copy-list bump is waited for"
+        )
     else:
         status["baseline"] = baseline.get("copy_list_version")
         status["ok"] = current > status["baseline"]
         status["required"] = bool(require_bump)
-        status["note"] = ("every present copy list must carry a CopyListVersion greater than %d"
-                          % status["baseline"] if require_bump else
-                          "the copy-list bump is reported but not required")
+        status["note"] = (
+            "every present copy list must carry a CopyListVersion greater than %d" % status["baseline"]
+            if require_bump
+            else "the copy-list bump is reported but not required"
+        )
     return status
 
 
@@ -295,13 +352,18 @@ def describe_missing(files: List[Dict[str, Any]], copy_list: Result, baseline: O
         old = ""
         if before.get("%s/%s" % (item["platform"], item["name"].lower())) == item["found_sha256"]:
             old = " (unchanged since the baseline)"
-        missing.append("%s has sha256 %s%s, expects %s"
-                       % (label, short(item["found_sha256"]), old, short(item["expected_sha256"])))
+        missing.append(
+            "%s has sha256 %s%s, expects %s" % (label, short(item["found_sha256"]), old, short(item["expected_sha256"]))
+        )
     if copy_list["required"] and not copy_list["ok"]:
-        missing.append("copy lists carry CopyListVersion %s (%s), need > %s (seen before staging)"
-                       % (copy_list["current"],
-                          ", ".join("%s=%s" % kv for kv in sorted(copy_list["files"].items())),
-                          copy_list["baseline"]))
+        missing.append(
+            "copy lists carry CopyListVersion %s (%s), need > %s (seen before staging)"
+            % (
+                copy_list["current"],
+                ", ".join("%s=%s" % kv for kv in sorted(copy_list["files"].items())),
+                copy_list["baseline"],
+            )
+        )
     return missing
 
 
@@ -324,8 +386,9 @@ class Context:
         expect = p.get("expect")
         if p.get("manifest") and (job != "reset" or not (p.get("kb") or p.get("state_dir"))):
             try:
-                self.manifest = load_manifest(p["manifest"], platforms=None if expect else p.get("platforms"),
-                                              check_payload=job == "push")
+                self.manifest = load_manifest(
+                    p["manifest"], platforms=None if expect else p.get("platforms"), check_payload=job == "push"
+                )
             except ManifestError as exc:
                 raise ReplicationError(exc.msg, path=exc.path, **exc.facts)
         if expect:
@@ -375,13 +438,21 @@ def run_baseline(ctx: Context, server: LogonServer) -> Result:
     existing = read_json(ctx.volume, parts)
     result = {"baseline_path": path, "files": public(files)}
     if existing is not None:
-        result.update(changed=False, baseline=existing, recorded=False, status="kept",
-                      msg="logon server %s: baseline kept (CopyListVersion %s recorded %s)"
-                      % (ctx.label, existing.get("copy_list_version"), existing.get("recorded")))
+        result.update(
+            changed=False,
+            baseline=existing,
+            recorded=False,
+            status="kept",
+            msg="logon server %s: baseline kept (CopyListVersion %s recorded %s)"
+            % (ctx.label, existing.get("copy_list_version"), existing.get("recorded")),
+        )
     else:
         record = {
-            "kb": ctx.kb, "copy_list_version": max(versions.values()), "copy_lists": versions,
-            "recorded": iso_utc(time.time()), "server": ctx.label,
+            "kb": ctx.kb,
+            "copy_list_version": max(versions.values()),
+            "copy_lists": versions,
+            "recorded": iso_utc(time.time()),
+            "server": ctx.label,
             "files_already_current": all(item["ok"] for item in files),
             "files": {"%s/%s" % (i["platform"], i["name"].lower()): i["found_sha256"] for i in files},
             "expected": dict(sorted(expected.items())),
@@ -392,11 +463,14 @@ def run_baseline(ctx: Context, server: LogonServer) -> Result:
         if not ctx.module.check_mode:
             ctx.volume.makedirs(ctx.state_parts)
             write_json(ctx.volume, parts, record)
-        result.update(changed=True, baseline=record, recorded=not ctx.module.check_mode,
-                      status="would_record" if ctx.module.check_mode else "recorded",
-                      msg="logon server %s: %s CopyListVersion %d as the baseline"
-                      % (ctx.label, "would record" if ctx.module.check_mode else "recorded",
-                         record["copy_list_version"]))
+        result.update(
+            changed=True,
+            baseline=record,
+            recorded=not ctx.module.check_mode,
+            status="would_record" if ctx.module.check_mode else "recorded",
+            msg="logon server %s: %s CopyListVersion %d as the baseline"
+            % (ctx.label, "would record" if ctx.module.check_mode else "recorded", record["copy_list_version"]),
+        )
     result["copy_list"] = copy_list_status(versions, result["baseline"], True)
     result["converged"] = all(item["ok"] for item in files)
     result["elapsed"] = round(time.monotonic() - started, 3)
@@ -410,7 +484,11 @@ def converged_message(server: str, elapsed: float) -> str:
 def not_converged_message(server: str, elapsed: float, missing: List[str], advice: Optional[str]) -> str:
     """The message of a wait that ended without convergence (the module's, and the action plugin's timeout)."""
     return "logon server %s: not converged after %ds: %s; %s" % (
-        server, int(round(elapsed)), "; ".join(missing), advice or ADVICE)
+        server,
+        int(round(elapsed)),
+        "; ".join(missing),
+        advice or ADVICE,
+    )
 
 
 def run_converged(ctx: Context, server: LogonServer) -> Result:
@@ -441,8 +519,14 @@ def run_converged(ctx: Context, server: LogonServer) -> Result:
     missing = describe_missing(files, copy_list, baseline)
     files_ok = all(item["ok"] for item in files)
     result = {
-        "changed": False, "converged": converged, "elapsed": elapsed, "polls": polls, "files": public(files),
-        "copy_list": copy_list, "missing": missing, "baseline_path": ctx.volume.path(parts),
+        "changed": False,
+        "converged": converged,
+        "elapsed": elapsed,
+        "polls": polls,
+        "files": public(files),
+        "copy_list": copy_list,
+        "missing": missing,
+        "baseline_path": ctx.volume.path(parts),
     }
     if baseline is not None:
         result["baseline"] = baseline
@@ -470,13 +554,18 @@ def _status(changed: bool, verb: str, check_mode: bool) -> str:
     return ("would_" + verb) if check_mode else done[verb]
 
 
-def push_engine(ctx: Context, server: LogonServer, journal: BackupJournal,
-                folders: List[Tuple[str, ...]], record: bool = True) -> Replacement:
+def push_engine(
+    ctx: Context, server: LogonServer, journal: BackupJournal, folders: List[Tuple[str, ...]], record: bool = True
+) -> Replacement:
     """The replacement engine of a push or its undo: the platform folders it writes, and the state folder
     (backups included) for a dead run's temporary files."""
-    return Replacement(server.volume, journal, record=record,
-                       temp_places=[(server.volume, folder, False) for folder in sorted(set(folders))]
-                       + [(ctx.volume, ctx.state_parts, True)])
+    return Replacement(
+        server.volume,
+        journal,
+        record=record,
+        temp_places=[(server.volume, folder, False) for folder in sorted(set(folders))]
+        + [(ctx.volume, ctx.state_parts, True)],
+    )
 
 
 def run_pushed(ctx: Context, server: LogonServer) -> Result:
@@ -494,11 +583,21 @@ def run_pushed(ctx: Context, server: LogonServer) -> Result:
             current = dirs[platform] + (found_entry.name,) if found_entry else None
             found = server.sha256(current, found_entry) if current else None
             if found != entry["sha256"]:
-                changes.append(Change(
-                    group=PLATFORM_DIRS[platform], name=entry["name"],
-                    parts=current or dirs[platform] + (entry["name"],), current=current, before_sha256=found, after_sha256=entry["sha256"], source=payload,
-                    source_parts=payload_parts(manifest, entry), mtime=entry["mtime"], size=entry["size"],
-                    platform=platform))
+                changes.append(
+                    Change(
+                        group=PLATFORM_DIRS[platform],
+                        name=entry["name"],
+                        parts=current or dirs[platform] + (entry["name"],),
+                        current=current,
+                        before_sha256=found,
+                        after_sha256=entry["sha256"],
+                        source=payload,
+                        source_parts=payload_parts(manifest, entry),
+                        mtime=entry["mtime"],
+                        size=entry["size"],
+                        platform=platform,
+                    )
+                )
     diff = {"before": "", "after": ""}
     pushed = []
     for change in changes:
@@ -523,18 +622,25 @@ def run_pushed(ctx: Context, server: LogonServer) -> Result:
     converged = all(item["ok"] for item in files)
     if not converged and not ctx.module.check_mode:
         bad = [i["path"] for i in files if not i["ok"]]
-        raise ReplicationError("push to logon server %s did not verify: %s; check the disk and push again"
-                               % (ctx.label, ", ".join(bad)), files=public(files))
+        raise ReplicationError(
+            "push to logon server %s did not verify: %s; check the disk and push again" % (ctx.label, ", ".join(bad)),
+            files=public(files),
+        )
     result = {
-        "changed": bool(changes) or bool(temps), "pushed": pushed, "files": public(files), "converged": converged,
-        "journal": journal.path, "copy_list_bumped": False,
+        "changed": bool(changes) or bool(temps),
+        "pushed": pushed,
+        "files": public(files),
+        "converged": converged,
+        "journal": journal.path,
+        "copy_list_bumped": False,
         "copy_list_note": "copy lists are not bumped in push mode (editing them by hand is unsupported); "
-                          "clients will not notice the change by themselves",
+        "clients will not notice the change by themselves",
         "elapsed": round(time.monotonic() - started, 3),
-        "status": _status(True, "push", ctx.module.check_mode) if changes
+        "status": _status(True, "push", ctx.module.check_mode)
+        if changes
         else _status(bool(temps), "clean", ctx.module.check_mode),
-        "msg": "logon server %s: %s %d file(s)" % (
-            ctx.label, "would push" if ctx.module.check_mode else "pushed", len(changes)),
+        "msg": "logon server %s: %s %d file(s)"
+        % (ctx.label, "would push" if ctx.module.check_mode else "pushed", len(changes)),
     }
     if temps:
         result["stale_temporary_files"] = temps
@@ -547,13 +653,16 @@ def push_failed(ctx: Context, exc: ReplaceFailed) -> ReplicationError:
     """A push failed half-way (the engine put back what it could): say so."""
     msg, facts = exc.msg, dict(exc.cause_facts)
     if exc.problems:
-        msg += ("; the push stopped part-way and what it had changed could not all be put back (%s)%s" % (
-            "; ".join(exc.problems), exc.owed_note()
-            or ": fix the cause, then undo it with state=absent (sms_logon_push) or push again"))
+        msg += "; the push stopped part-way and what it had changed could not all be put back (%s)%s" % (
+            "; ".join(exc.problems),
+            exc.owed_note() or ": fix the cause, then undo it with state=absent (sms_logon_push) or push again",
+        )
     elif exc.restored:
-        msg += ("; the push stopped part-way, and the %d file(s) it had already changed were put back as they "
-                "were (%s), so logon server %s is as before the push" % (
-                    len(exc.restored), ", ".join(exc.restored), ctx.label))
+        msg += (
+            "; the push stopped part-way, and the %d file(s) it had already changed were put back as they "
+            "were (%s), so logon server %s is as before the push"
+            % (len(exc.restored), ", ".join(exc.restored), ctx.label)
+        )
     else:
         msg += "; nothing was changed"
     facts.update(exc.facts())
@@ -565,10 +674,13 @@ def restore_failed(ctx: Context, exc: ReplaceFailed) -> ReplicationError:
     msg = exc.msg
     if exc.problems:
         msg += "; the restore stopped part-way and what it had changed could not all be put back (%s)" % (
-            "; ".join(exc.problems))
+            "; ".join(exc.problems)
+        )
     elif exc.restored:
-        msg += ("; the restore stopped part-way, and the %d file(s) it had already changed were put back as the "
-                "push left them (%s)" % (len(exc.restored), ", ".join(exc.restored)))
+        msg += (
+            "; the restore stopped part-way, and the %d file(s) it had already changed were put back as the "
+            "push left them (%s)" % (len(exc.restored), ", ".join(exc.restored))
+        )
     msg += "; the push journal is kept: fix the cause and run the restore again"
     return ReplicationError(msg, path=exc.path, **exc.cause_facts)
 
@@ -579,16 +691,19 @@ def run_restored(ctx: Context, server: LogonServer) -> Result:
     journal = BackupJournal(ctx.volume, ctx.state_parts + (PUSH_JOURNAL,))
     result: Result = {"changed": False, "restored": [], "journal": journal.path, "status": "unchanged"}
     if not journal.exists():
-        result.update(elapsed=round(time.monotonic() - started, 3),
-                      msg="logon server %s: nothing was pushed (no %s)" % (ctx.label, journal.path))
+        result.update(
+            elapsed=round(time.monotonic() - started, 3),
+            msg="logon server %s: nothing was pushed (no %s)" % (ctx.label, journal.path),
+        )
         return result
     wanted = None
     if ctx.params["platforms"]:
         wanted = []
         for platform in ctx.params["platforms"]:
             if platform.lower() not in PLATFORM_DIRS:
-                raise ReplicationError("platform %r is unknown; known platforms: %s"
-                                       % (platform, ", ".join(sorted(PLATFORM_DIRS))))
+                raise ReplicationError(
+                    "platform %r is unknown; known platforms: %s" % (platform, ", ".join(sorted(PLATFORM_DIRS)))
+                )
             wanted.append(PLATFORM_DIRS[platform.lower()].lower())
     items, keys = [], []
     for key, entry in sorted(journal.entries().items()):
@@ -602,10 +717,11 @@ def run_restored(ctx: Context, server: LogonServer) -> Result:
             raise ReplicationError(exc.msg + "; nothing was restored", path=exc.path, **exc.facts)
         folder_name = volume.find(server.logon_parts, group)
         if folder_name is None:
-            raise ReplicationError("%s has no %s folder any more; nothing was restored" % (server.logon_srv, group),
-                                   path=volume.path(server.logon_parts + (group,)))
-        items.append(restore_change(volume, journal, server.logon_parts + (folder_name,), group, entry,
-                                    verify=False))
+            raise ReplicationError(
+                "%s has no %s folder any more; nothing was restored" % (server.logon_srv, group),
+                path=volume.path(server.logon_parts + (group,)),
+            )
+        items.append(restore_change(volume, journal, server.logon_parts + (folder_name,), group, entry, verify=False))
     changes = [item for item in items if item.changed]
     engine = push_engine(ctx, server, journal, [c.folder for c in changes], record=False)
     # A completed restore sets the push journal aside (retired), so a later push backs up what it finds then.
@@ -638,15 +754,28 @@ def run_restored(ctx: Context, server: LogonServer) -> Result:
                 raise ReplicationError(
                     "logon server %s: %d file(s) restored, but the push journal %s could not be set aside (%s); "
                     "fix the cause and run the restore again (it will only retire the journal)"
-                    % (ctx.label, len(changes), journal.path, exc.msg), path=exc.path)
+                    % (ctx.label, len(changes), journal.path, exc.msg),
+                    path=exc.path,
+                )
     msg = "logon server %s: %s %d file(s)" % (
-        ctx.label, "would restore" if ctx.module.check_mode else "restored", len(changes))
+        ctx.label,
+        "would restore" if ctx.module.check_mode else "restored",
+        len(changes),
+    )
     if keys:
-        msg += ("; the push journal would be set aside (retired)" if ctx.module.check_mode
-                else "; the push journal was set aside in %s" % result["retired"])
-    result.update(changed=bool(changes) or bool(keys) or bool(temps), elapsed=round(time.monotonic() - started, 3),
-                  msg=msg, status=_status(True, "restore", ctx.module.check_mode) if changes or keys
-                  else _status(bool(temps), "clean", ctx.module.check_mode))
+        msg += (
+            "; the push journal would be set aside (retired)"
+            if ctx.module.check_mode
+            else "; the push journal was set aside in %s" % result["retired"]
+        )
+    result.update(
+        changed=bool(changes) or bool(keys) or bool(temps),
+        elapsed=round(time.monotonic() - started, 3),
+        msg=msg,
+        status=_status(True, "restore", ctx.module.check_mode)
+        if changes or keys
+        else _status(bool(temps), "clean", ctx.module.check_mode),
+    )
     if ctx.module._diff:
         result["diff"] = diff
     return result
@@ -654,8 +783,11 @@ def run_restored(ctx: Context, server: LogonServer) -> Result:
 
 def run_reset(ctx: Context, server: Optional[LogonServer] = None) -> Result:
     started = time.monotonic()
-    found = [entry.name for entry in ctx.volume.listdir(ctx.state_parts)
-             if entry.name.startswith("copylist-baseline-") and entry.name.endswith(".json")]
+    found = [
+        entry.name
+        for entry in ctx.volume.listdir(ctx.state_parts)
+        if entry.name.startswith("copylist-baseline-") and entry.name.endswith(".json")
+    ]
     if found:
         check_writable(ctx.volume, [ctx.state_parts])
     if not ctx.module.check_mode:
@@ -663,19 +795,30 @@ def run_reset(ctx: Context, server: Optional[LogonServer] = None) -> Result:
             try:
                 ctx.volume.unlink(ctx.state_parts + (name,))
             except SmsFileError as exc:
-                raise ReplicationError("cannot remove the baseline %s (%s)" % (
-                    ctx.volume.path(ctx.state_parts + (name,)), exc.msg), path=exc.path)
+                raise ReplicationError(
+                    "cannot remove the baseline %s (%s)" % (ctx.volume.path(ctx.state_parts + (name,)), exc.msg),
+                    path=exc.path,
+                )
     removed = [ctx.volume.path(ctx.state_parts + (name,)) for name in sorted(found)]
-    return {"changed": bool(found), "removed": removed, "elapsed": round(time.monotonic() - started, 3),
-            "status": _status(bool(found), "remove", ctx.module.check_mode),
-            "msg": "logon server %s: %s %d baseline(s)" % (
-                ctx.label, "would remove" if ctx.module.check_mode else "removed", len(found))}
+    return {
+        "changed": bool(found),
+        "removed": removed,
+        "elapsed": round(time.monotonic() - started, 3),
+        "status": _status(bool(found), "remove", ctx.module.check_mode),
+        "msg": "logon server %s: %s %d baseline(s)"
+        % (ctx.label, "would remove" if ctx.module.check_mode else "removed", len(found)),
+    }
 
 
 # --- a module's body -------------------------------------------------------------
 
 HANDLERS: Dict[str, Callable[..., Result]] = {
-    "baseline": run_baseline, "wait": run_converged, "push": run_pushed, "restore": run_restored, "reset": run_reset}
+    "baseline": run_baseline,
+    "wait": run_converged,
+    "push": run_pushed,
+    "restore": run_restored,
+    "reset": run_reset,
+}
 
 # The argument spec every logon module shares (SMB settings come from the `smb` doc fragment).
 COMMON_ARGS: Dict[str, Any] = dict(
@@ -686,7 +829,7 @@ COMMON_ARGS: Dict[str, Any] = dict(
     copy_lists=dict(type="list", elements="str", default=list(DEFAULT_COPY_LISTS)),
     state_dir=dict(type="str"),
     server_name=dict(type="str"),
-    **SMB_ARGS
+    **SMB_ARGS,
 )
 
 
@@ -698,8 +841,11 @@ def run_job(module: Any, job: str, state: str, extra: Optional[Result] = None) -
     try:
         ctx = Context(module, job)
         facts.update(kb=ctx.kb, state_dir=ctx.state_dir)
-        server = None if job == "reset" else LogonServer(module.params["sms_root"], module.params["copy_lists"],
-                                                         module.params)
+        server = (
+            None
+            if job == "reset"
+            else LogonServer(module.params["sms_root"], module.params["copy_lists"], module.params)
+        )
         result = HANDLERS[job](ctx, server)
     except (ReplicationError, SmsFileError) as exc:
         facts.update(exc.facts)

@@ -57,7 +57,8 @@ def check_plain_name(name, where):
     if "/" in name or "\\" in name or ":" in name or name in (".", "..") or ".." in name:
         raise ManifestError(
             "%s: file name %r is not a plain name (it has a path separator, a drive or '..'); "
-            "name the file only, e.g. Smsrun32.exe" % (where, name))
+            "name the file only, e.g. Smsrun32.exe" % (where, name)
+        )
     if not _PLAIN_NAME.match(name) or name.endswith((" ", ".")):
         raise ManifestError("%s: file name %r has characters a Windows file name cannot have" % (where, name))
 
@@ -76,8 +77,7 @@ def read_manifest(path):
         with open(path, "rb") as handle:
             data = handle.read()
     except FileNotFoundError:
-        raise ManifestError("manifest %s does not exist; pass the path of the hotfix's manifest.json" % path,
-                            path=path)
+        raise ManifestError("manifest %s does not exist; pass the path of the hotfix's manifest.json" % path, path=path)
     except OSError as exc:
         raise ManifestError("manifest %s cannot be read: %s" % (path, exc.strerror or exc), path=path)
     try:
@@ -95,8 +95,14 @@ def load_manifest(path, platforms=None, check_payload=True):
     """
     path = os.path.abspath(path)
     _data, raw = read_manifest(path)
-    return validate_manifest(raw, os.path.dirname(path), platforms=platforms, check_payload=check_payload,
-                             source="manifest %s" % path, path=path)
+    return validate_manifest(
+        raw,
+        os.path.dirname(path),
+        platforms=platforms,
+        check_payload=check_payload,
+        source="manifest %s" % path,
+        path=path,
+    )
 
 
 def validate_manifest(raw, base_dir, platforms=None, check_payload=True, source=None, path=None):
@@ -127,22 +133,32 @@ def validate_manifest(raw, base_dir, platforms=None, check_payload=True, source=
         wanted = [p.lower() for p in platforms]
         for name in wanted:
             if name not in PLATFORM_DIRS:
-                raise ManifestError("platform %r is unknown; known platforms: %s"
-                                    % (name, ", ".join(sorted(PLATFORM_DIRS))), path=path)
+                raise ManifestError(
+                    "platform %r is unknown; known platforms: %s" % (name, ", ".join(sorted(PLATFORM_DIRS))), path=path
+                )
             if name not in [p.lower() for p in declared]:
-                raise ManifestError("%s does not define platform %r; it defines %s"
-                                    % (where, name, ", ".join(sorted(declared))), path=path)
+                raise ManifestError(
+                    "%s does not define platform %r; it defines %s" % (where, name, ", ".join(sorted(declared))),
+                    path=path,
+                )
 
     base = os.path.abspath(base_dir) if base_dir is not None else None
     result = {
-        "kb": kb, "title": raw.get("title", ""), "product": raw["product"], "version": raw["version"],
-        "path": path, "base_dir": base, "platforms": {},
+        "kb": kb,
+        "title": raw.get("title", ""),
+        "product": raw["product"],
+        "version": raw["version"],
+        "path": path,
+        "base_dir": base,
+        "platforms": {},
     }
     for platform, spec in declared.items():
         key = platform.lower() if isinstance(platform, str) else platform
         if key not in PLATFORM_DIRS:
-            raise ManifestError("%s: platform %r is unknown; known platforms: %s"
-                                % (where, platform, ", ".join(sorted(PLATFORM_DIRS))), path=path)
+            raise ManifestError(
+                "%s: platform %r is unknown; known platforms: %s" % (where, platform, ", ".join(sorted(PLATFORM_DIRS))),
+                path=path,
+            )
         if wanted is not None and key not in wanted:
             continue
         pwhere = "%s, platform %s" % (where, platform)
@@ -150,8 +166,10 @@ def validate_manifest(raw, base_dir, platforms=None, check_payload=True, source=
             raise ManifestError("%s: must be an object with 'files'" % pwhere, path=path)
         directory = spec.get("directory", PLATFORM_DIRS[key])
         if directory.lower() != PLATFORM_DIRS[key].lower():
-            raise ManifestError("%s: directory %r does not match the platform's folder %s"
-                                % (pwhere, directory, PLATFORM_DIRS[key]), path=path)
+            raise ManifestError(
+                "%s: directory %r does not match the platform's folder %s" % (pwhere, directory, PLATFORM_DIRS[key]),
+                path=path,
+            )
         files = _require(spec, "files", list, pwhere)
         if not files:
             raise ManifestError("%s: 'files' is empty" % pwhere, path=path)
@@ -178,17 +196,27 @@ def validate_manifest(raw, base_dir, platforms=None, check_payload=True, source=
             try:
                 mtime = parse_iso_utc(date)
             except ValueError:
-                raise ManifestError("%s: date %r is not ISO-8601 (e.g. 1999-01-14T23:21:00Z)"
-                                    % (fwhere, date), path=path)
+                raise ManifestError(
+                    "%s: date %r is not ISO-8601 (e.g. 1999-01-14T23:21:00Z)" % (fwhere, date), path=path
+                )
             payload = _require(entry, "payload", str, fwhere)
             payload_path = _payload_path(payload, base)
             if payload_path is None:
-                raise ManifestError("%s: payload %r must be a path inside %s"
-                                    % (fwhere, payload, base or "the manifest's folder"), path=path)
-            normalised.append({
-                "name": name, "size": size, "sha256": digest, "date": date, "mtime": mtime,
-                "payload": payload_path, "service": bool(entry.get("service", False)),
-            })
+                raise ManifestError(
+                    "%s: payload %r must be a path inside %s" % (fwhere, payload, base or "the manifest's folder"),
+                    path=path,
+                )
+            normalised.append(
+                {
+                    "name": name,
+                    "size": size,
+                    "sha256": digest,
+                    "date": date,
+                    "mtime": mtime,
+                    "payload": payload_path,
+                    "service": bool(entry.get("service", False)),
+                }
+            )
         result["platforms"][key] = {"directory": PLATFORM_DIRS[key], "files": normalised}
 
     if check_payload:
@@ -228,28 +256,38 @@ def verify_payload(manifest):
                 if info.kind is None:
                     raise ManifestError(
                         "%s is missing; put the vendor's file there (or run `make payload` for the lab)" % where,
-                        path=entry["payload"])
+                        path=entry["payload"],
+                    )
                 size = info.size
                 if info.kind == "file" and size != entry["size"]:
                     raise ManifestError(
                         "%s is %d bytes, the manifest says %d; the payload is not this hotfix's file"
-                        % (where, size, entry["size"]), path=entry["payload"],
-                        expected_size=entry["size"], found_size=size)
+                        % (where, size, entry["size"]),
+                        path=entry["payload"],
+                        expected_size=entry["size"],
+                        found_size=size,
+                    )
                 found = volume.sha256(parts)
             except SmsFileError as exc:
                 raise ManifestError("%s: %s" % (where, exc.msg), path=entry["payload"])
             if found != entry["sha256"]:
                 raise ManifestError(
                     "%s has SHA-256 %s, the manifest says %s; the payload is damaged or not this hotfix's file"
-                    % (where, found, entry["sha256"]), path=entry["payload"],
-                    expected=entry["sha256"], found=found)
+                    % (where, found, entry["sha256"]),
+                    path=entry["payload"],
+                    expected=entry["sha256"],
+                    found=found,
+                )
 
 
 def summary(manifest):
     """The manifest as module output: no absolute payload paths needed."""
     return {
-        "kb": manifest["kb"], "title": manifest["title"], "product": manifest["product"],
-        "version": manifest["version"], "path": manifest["path"],
+        "kb": manifest["kb"],
+        "title": manifest["title"],
+        "product": manifest["product"],
+        "version": manifest["version"],
+        "path": manifest["path"],
         "platforms": {
             platform: {
                 "directory": spec["directory"],

@@ -34,7 +34,7 @@ def _read(path):
 def _stat_fields(pid):
     raw = _read("/proc/%d/stat" % pid).decode("latin-1")
     # the name may hold spaces and parentheses: split after the last ')'
-    tail = raw[raw.rindex(")") + 2:].split()
+    tail = raw[raw.rindex(")") + 2 :].split()
     return tail  # tail[0] is the state, tail[11]/[12] utime/stime
 
 
@@ -76,8 +76,9 @@ def list_processes(name="SMSRUN32", scope="host", drive_root=None):
         if not os.path.exists("/proc/self/stat"):
             raise OSError("no /proc/self/stat")
     except OSError as exc:
-        raise ProcessTableUnavailable("the process table cannot be read here (/proc: %s)"
-                                      % (getattr(exc, "strerror", None) or exc))
+        raise ProcessTableUnavailable(
+            "the process table cannot be read here (/proc: %s)" % (getattr(exc, "strerror", None) or exc)
+        )
     limit = drive_root if scope == "drive" else None
     for entry in listing:
         if not entry.isdigit():
@@ -96,8 +97,7 @@ def list_processes(name="SMSRUN32", scope="host", drive_root=None):
             continue
         if not _belongs(args, limit):
             continue
-        found.append({"pid": pid, "state": fields[0], "cmdline": args,
-                      "cpu_ticks": int(fields[11]) + int(fields[12])})
+        found.append({"pid": pid, "state": fields[0], "cmdline": args, "cpu_ticks": int(fields[11]) + int(fields[12])})
     return sorted(found, key=lambda p: p["pid"])
 
 
@@ -198,18 +198,29 @@ def watch(name, scope, drive_root, seconds, interval, threshold, expect_running=
         if len(pids) > 1:
             result, reason = "hung", "%d instances of %s at once (Q216552: two instances, one hung)" % (len(pids), name)
         elif cpus and max(cpus) > threshold:
-            result, reason = "hung", "%s at %.1f %% CPU over %.2gs, above the hung threshold of %g %%" % (
-                name, max(cpus), left, threshold)
+            result, reason = (
+                "hung",
+                "%s at %.1f %% CPU over %.2gs, above the hung threshold of %g %%" % (name, max(cpus), left, threshold),
+            )
         if reason:
             break
         if time.monotonic() >= deadline:
             # A start may take a moment: only the last look must see it running.
             if not pids and expect_running:
-                result, reason = "not_running", "%s is not running at the end of the watch (exactly one " \
-                    "instance is expected)" % name
+                result, reason = (
+                    "not_running",
+                    "%s is not running at the end of the watch (exactly one instance is expected)" % name,
+                )
             break
     if result == "healthy" and not seen_any:
         result, reason = "unverified", "%s did not run during the watch and nothing was meant to start it" % name
-    return {"result": result, "reason": reason, "seconds": float(seconds),
-            "elapsed": round(time.monotonic() - began, 2), "looks": looks, "instances": most,
-            "highest_cpu": round(highest, 1), "threshold": float(threshold)}
+    return {
+        "result": result,
+        "reason": reason,
+        "seconds": float(seconds),
+        "elapsed": round(time.monotonic() - began, 2),
+        "looks": looks,
+        "instances": most,
+        "highest_cpu": round(highest, 1),
+        "threshold": float(threshold),
+    }

@@ -61,10 +61,20 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Type
 
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import (
-    JOURNAL_ROOM, BackupJournal, Transaction, check_free_space, check_new_folders, check_writable, iso_utc,
+    JOURNAL_ROOM,
+    BackupJournal,
+    Transaction,
+    check_free_space,
+    check_new_folders,
+    check_writable,
+    iso_utc,
 )
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import (
-    SmsFileError, Volume, clean_temps, stale_temps, temp_paths,
+    SmsFileError,
+    Volume,
+    clean_temps,
+    stale_temps,
+    temp_paths,
 )
 
 Parts = Tuple[str, ...]
@@ -172,13 +182,22 @@ def find_current(volume: Volume, folder: Parts, name: str) -> Tuple[Optional[Par
     if kind != "file":
         if kind == "link":
             volume.read(parts)  # raises PathRefused naming the link and its target
-        raise SmsFileError("%s is not a file; remove it or rename it and run again" % volume.path(parts),
-                           path=volume.path(parts))
+        raise SmsFileError(
+            "%s is not a file; remove it or rename it and run again" % volume.path(parts), path=volume.path(parts)
+        )
     return parts, volume.sha256(parts)
 
 
-def restore_change(volume: Volume, journal: BackupJournal, folder: Parts, group: str, entry: Dict[str, Any],
-                   check_date: bool = False, verify: bool = True, platform: Optional[str] = None) -> Change:
+def restore_change(
+    volume: Volume,
+    journal: BackupJournal,
+    folder: Parts,
+    group: str,
+    entry: Dict[str, Any],
+    check_date: bool = False,
+    verify: bool = True,
+    platform: Optional[str] = None,
+) -> Change:
     """The reverse path's Change for journal `entry`: its original back in `folder` (or, with no original,
     the hotfix's file removed).
 
@@ -192,18 +211,30 @@ def restore_change(volume: Volume, journal: BackupJournal, folder: Parts, group:
         after: Optional[str] = entry["sha256"]
         changed = before != after
         if check_date and current is not None and not changed:
-            changed = (current[-1] != entry["name"]
-                       or int(volume.entry(current).mtime) != int(entry["mtime"]))
+            changed = current[-1] != entry["name"] or int(volume.entry(current).mtime) != int(entry["mtime"])
         action = RESTORE
     else:
         parts = current or tuple(folder) + (entry["name"],)
         after, changed, action = None, current is not None, REMOVE
     if verify and (changed or check_date):
         journal.verify(entry)
-    return Change(group=group, name=entry["name"], parts=parts, current=current, before_sha256=before,
-                  after_sha256=after, action=action, entry=entry, mtime=entry.get("mtime"), size=entry.get("size"),
-                  platform=platform, backup=journal.backup_path(entry), path=volume.path(parts), changed=changed,
-                  journaled=True)
+    return Change(
+        group=group,
+        name=entry["name"],
+        parts=parts,
+        current=current,
+        before_sha256=before,
+        after_sha256=after,
+        action=action,
+        entry=entry,
+        mtime=entry.get("mtime"),
+        size=entry.get("size"),
+        platform=platform,
+        backup=journal.backup_path(entry),
+        path=volume.path(parts),
+        changed=changed,
+        journaled=True,
+    )
 
 
 class Replacement:
@@ -215,9 +246,14 @@ class Replacement:
     and journal them (False on the reverse path, which reads the journal).
     """
 
-    def __init__(self, volume: Volume, journal: Optional[BackupJournal],
-                 temp_places: Iterable[Tuple[Volume, Parts, bool]] = (), record: bool = True,
-                 temps: Optional[List[Any]] = None) -> None:
+    def __init__(
+        self,
+        volume: Volume,
+        journal: Optional[BackupJournal],
+        temp_places: Iterable[Tuple[Volume, Parts, bool]] = (),
+        record: bool = True,
+        temps: Optional[List[Any]] = None,
+    ) -> None:
         self.volume = volume
         self.journal = journal
         self.record = record
@@ -235,11 +271,22 @@ class Replacement:
         """The changes whose original this run backs up (no journal entry yet, a file there now)."""
         if not self.record or self.journal is None:
             return []
-        return [c for c in changes if c.action in (COPY, WRITE, BACKUP) and c.current is not None
-                and self.journal.entry(c.group, c.name) is None]
+        return [
+            c
+            for c in changes
+            if c.action in (COPY, WRITE, BACKUP)
+            and c.current is not None
+            and self.journal.entry(c.group, c.name) is None
+        ]
 
-    def preflight(self, changes: Sequence[Change], folders: Iterable[Parts] = (), files: Iterable[Parts] = (),
-                  journal: Optional[bool] = None, needs: Iterable[Tuple[Volume, Parts, int]] = ()) -> None:
+    def preflight(
+        self,
+        changes: Sequence[Change],
+        folders: Iterable[Parts] = (),
+        files: Iterable[Parts] = (),
+        journal: Optional[bool] = None,
+        needs: Iterable[Tuple[Volume, Parts, int]] = (),
+    ) -> None:
         """Before anything is touched: every folder and file to write is writable, and there is room.
 
         `folders`/`files`: more of `volume` to check (System.map, SMS.INI);
@@ -249,18 +296,27 @@ class Replacement:
         """
         changes = list(changes)
         journal_written = bool(changes) and self.record if journal is None else journal
-        check_writable(self.volume, [c.folder for c in changes] + [tuple(f) for f in folders],
-                       [tuple(f) for f in files])
+        check_writable(
+            self.volume, [c.folder for c in changes] + [tuple(f) for f in folders], [tuple(f) for f in files]
+        )
         state = self.journal
         backups = self.new_backups(changes)
         all_needs: List[Tuple[Volume, Parts, int]] = [
-            (self.volume, c.folder, c.size or 0) for c in changes if c.action in (COPY, RESTORE, WRITE)]
+            (self.volume, c.folder, c.size or 0) for c in changes if c.action in (COPY, RESTORE, WRITE)
+        ]
         if state is not None and (journal_written or backups):
             check_new_folders(state.volume, [state.parts + ("backup", c.group) for c in backups] + [state.parts])
             if state.exists():
                 check_writable(state.volume, [state.parts], [state.file_parts])
-            all_needs += [(state.volume, state.volume.existing(state.parts + ("backup", c.group)),
-                           self.volume.entry(c.current).size or 0) for c in backups if c.current]
+            all_needs += [
+                (
+                    state.volume,
+                    state.volume.existing(state.parts + ("backup", c.group)),
+                    self.volume.entry(c.current).size or 0,
+                )
+                for c in backups
+                if c.current
+            ]
             all_needs.append((state.volume, state.volume.existing(state.parts), JOURNAL_ROOM))
         all_needs += list(needs)
         check_free_space(all_needs)
@@ -277,10 +333,14 @@ class Replacement:
         self._cleaned = True
         return removed
 
-    def run(self, changes: Sequence[Change], pending: Optional[Dict[str, Any]] = None,
-            then: Optional[Callable[[Transaction], None]] = None,
-            errors: Tuple[Type[BaseException], ...] = (SmsFileError, OSError),
-            undo_journal: Optional[bool] = None) -> Transaction:
+    def run(
+        self,
+        changes: Sequence[Change],
+        pending: Optional[Dict[str, Any]] = None,
+        then: Optional[Callable[[Transaction], None]] = None,
+        errors: Tuple[Type[BaseException], ...] = (SmsFileError, OSError),
+        undo_journal: Optional[bool] = None,
+    ) -> Transaction:
         """Clean a dead run's temporary files, then make `changes`; on a failure put everything back.
 
         In order: the originals are backed up and journaled (durable before
@@ -307,8 +367,10 @@ class Replacement:
                     if change.action not in (COPY, WRITE, BACKUP):
                         continue
                     if tx.journal is None:
-                        raise SmsFileError("a run that records backups needs its journal in the transaction "
-                                           "(undo_journal=False goes with record=False)")
+                        raise SmsFileError(
+                            "a run that records backups needs its journal in the transaction "
+                            "(undo_journal=False goes with record=False)"
+                        )
                     jentry = tx.record(change.group, change.name, self.volume, change.current, save=False)
                     change.backup = journal.backup_path(jentry)
             if journal is not None and pending:
@@ -340,8 +402,9 @@ class Replacement:
         if change.action == COPY:
             if change.source is None or change.source_parts is None:
                 raise SmsFileError("no source for %s" % volume.path(change.parts), path=volume.path(change.parts))
-            change.after_sha256 = volume.copy_from(change.source, change.source_parts, change.parts,
-                                                   mtime=change.mtime, expect_sha256=change.after_sha256)
+            change.after_sha256 = volume.copy_from(
+                change.source, change.source_parts, change.parts, mtime=change.mtime, expect_sha256=change.after_sha256
+            )
         elif change.action == WRITE:
             data = change.data if change.data is not None else b""
             volume.write_bytes(change.parts, data, mtime=change.mtime)
@@ -378,5 +441,17 @@ def now_stamp() -> str:
     return iso_utc(time.time())
 
 
-__all__ = ["Change", "Replacement", "ReplaceFailed", "find_current", "restore_change", "set_pending_done",
-           "now_stamp", "COPY", "RESTORE", "REMOVE", "WRITE", "BACKUP"]
+__all__ = [
+    "Change",
+    "Replacement",
+    "ReplaceFailed",
+    "find_current",
+    "restore_change",
+    "set_pending_done",
+    "now_stamp",
+    "COPY",
+    "RESTORE",
+    "REMOVE",
+    "WRITE",
+    "BACKUP",
+]

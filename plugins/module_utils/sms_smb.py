@@ -33,12 +33,21 @@ from typing import List, Tuple
 
 
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import (
-    CHUNK, Entry, PathRefused, SmsFileError, Volume, changed_since, hard_link_refused, plain_name, temp_name,
+    CHUNK,
+    Entry,
+    PathRefused,
+    SmsFileError,
+    Volume,
+    changed_since,
+    hard_link_refused,
+    plain_name,
+    temp_name,
 )
 
 try:
     import smbclient
     from smbprotocol.exceptions import LogonFailure, SMBException, SMBOSError
+
     HAS_SMB = True
 except ImportError:  # pragma: no cover - reported by SmbVolume
     HAS_SMB = False
@@ -73,11 +82,23 @@ class SmbVolume(Volume):
     kind = "smb"
     reread_hint = "check the share"
 
-    def __init__(self, top, label=None, username=None, password=None, port=445, encrypt=None,
-                 connection_timeout=15, address=None, require_signing=True):
+    def __init__(
+        self,
+        top,
+        label=None,
+        username=None,
+        password=None,
+        port=445,
+        encrypt=None,
+        connection_timeout=15,
+        address=None,
+        require_signing=True,
+    ):
         if not HAS_SMB:
-            raise SmsFileError("the Python library smbprotocol is missing on the controller; install the project's "
-                               "requirements (requirements.txt) and run again")
+            raise SmsFileError(
+                "the Python library smbprotocol is missing on the controller; install the project's "
+                "requirements (requirements.txt) and run again"
+            )
         self.server, self.share, base = split_unc(top)
         for part in base:
             plain_name(part, "folder name in %s" % top)
@@ -88,8 +109,9 @@ class SmbVolume(Volume):
         self.label = label or self.top
         self.port = int(port or 445)
         self._checked = set()
-        self._session = dict(username=username, password=password, port=self.port, encrypt=encrypt,
-                             connection_timeout=connection_timeout)
+        self._session = dict(
+            username=username, password=password, port=self.port, encrypt=encrypt, connection_timeout=connection_timeout
+        )
         self._require_signing = require_signing
         self._connect()
         self._check_share()
@@ -99,20 +121,29 @@ class SmbVolume(Volume):
         try:
             smbclient.register_session(self.address, require_signing=self._require_signing, **self._session)
         except LogonFailure:
-            raise SmsFileError("cannot log on to %s as %s: wrong user or password (LogonFailure); check the "
-                               "inventory's SMB user and password (or the AWX credential) and run again"
-                               % (self.server, self._session.get("username") or "(no user)"), path=self.top,
-                               smb="logon_failure")
+            raise SmsFileError(
+                "cannot log on to %s as %s: wrong user or password (LogonFailure); check the "
+                "inventory's SMB user and password (or the AWX credential) and run again"
+                % (self.server, self._session.get("username") or "(no user)"),
+                path=self.top,
+                smb="logon_failure",
+            )
         except (ValueError, OSError, SMBException) as exc:
             text = str(exc)
             if _SMB1.search(text):
                 raise SmsFileError(
                     "%s does not speak SMB 2 or 3 (the negotiation failed: %s); an SMB1-only server such as "
                     "Windows NT 4.0 is out of reach of this rollout's SMB client: reach it another way (a "
-                    "management host that mounts its shares)" % (self.server, text), path=self.top, smb="smb1")
-            raise SmsFileError("cannot reach %s over SMB (port %d): %s; check that the server is up and the address "
-                               "is right, then run again" % (self.server, self.port, text), path=self.top,
-                               smb="unreachable")
+                    "management host that mounts its shares)" % (self.server, text),
+                    path=self.top,
+                    smb="smb1",
+                )
+            raise SmsFileError(
+                "cannot reach %s over SMB (port %d): %s; check that the server is up and the address "
+                "is right, then run again" % (self.server, self.port, text),
+                path=self.top,
+                smb="unreachable",
+            )
 
     def _check_share(self):
         unc = "\\\\%s\\%s" % (self.address, self.share)
@@ -121,9 +152,12 @@ class SmbVolume(Volume):
         except (OSError, SMBException) as exc:
             status = getattr(exc, "ntstatus", None)
             if status in (0xC0000225, 0xC00000CC) or getattr(exc, "errno", None) == 2:
-                raise SmsFileError("the share \\\\%s\\%s does not exist on %s; check the share names of this host in the "
-                                   "inventory (sms_smb_*_share) and run again" % (self.server, self.share, self.server),
-                                   path=self.top, smb="no_share")
+                raise SmsFileError(
+                    "the share \\\\%s\\%s does not exist on %s; check the share names of this host in the "
+                    "inventory (sms_smb_*_share) and run again" % (self.server, self.share, self.server),
+                    path=self.top,
+                    smb="no_share",
+                )
             raise self._error(exc, (), "open the share")
 
     def _unc(self, parts=()):
@@ -139,8 +173,11 @@ class SmbVolume(Volume):
         if status in STATUS:
             what = STATUS[status]
             if status == 0xC0000043:
-                return SmsFileError("cannot %s %s: it is %s; close it there (or wait) and run again"
-                                    % (doing, path, what), path=path, ntstatus=status)
+                return SmsFileError(
+                    "cannot %s %s: it is %s; close it there (or wait) and run again" % (doing, path, what),
+                    path=path,
+                    ntstatus=status,
+                )
             return SmsFileError("cannot %s %s: %s" % (doing, path, what), path=path, ntstatus=status)
         code = getattr(exc, "errno", None)
         if code == 2:
@@ -158,8 +195,14 @@ class SmbVolume(Volume):
             raise self._error(exc, parts, "read")
         except (OSError, SMBException) as exc:
             raise self._error(exc, parts, "read")
-        return self._entry(parts[-1] if parts else "", st.st_file_attributes, st.st_size, st.st_mtime_ns,
-                           (self.server, st.st_ino, st.st_chgtime_ns), nlink=getattr(st, "st_nlink", None))
+        return self._entry(
+            parts[-1] if parts else "",
+            st.st_file_attributes,
+            st.st_size,
+            st.st_mtime_ns,
+            (self.server, st.st_ino, st.st_chgtime_ns),
+            nlink=getattr(st, "st_nlink", None),
+        )
 
     @staticmethod
     def _entry(name, attributes, size, mtime_ns, stamp, nlink=None):
@@ -170,22 +213,34 @@ class SmbVolume(Volume):
         else:
             kind = "file"
         mode = 0o444 if attributes & FILE_ATTRIBUTE_READONLY else 0o644
-        return Entry.of(name, kind, size=size, mtime_ns=mtime_ns, mode=mode, stamp=stamp,
-                        target="(a reparse point)" if kind == "link" else None, nlink=nlink)
+        return Entry.of(
+            name,
+            kind,
+            size=size,
+            mtime_ns=mtime_ns,
+            mode=mode,
+            stamp=stamp,
+            target="(a reparse point)" if kind == "link" else None,
+            nlink=nlink,
+        )
 
     def _link_refusal(self, parts):
         return self._refused(parts)
 
     def _refused(self, parts):
         path = self.path(parts)
-        return PathRefused("%s is a reparse point (a symbolic link or a junction); the rollout never follows links "
-                           "on a managed host: remove it (or restore the real folder or file) and run again. Refused"
-                           % path, path=path, link=True, link_target="(a reparse point)")
+        return PathRefused(
+            "%s is a reparse point (a symbolic link or a junction); the rollout never follows links "
+            "on a managed host: remove it (or restore the real folder or file) and run again. Refused" % path,
+            path=path,
+            link=True,
+            link_target="(a reparse point)",
+        )
 
     def _check_folders(self, parts, create=None):
         """Every folder of `parts` exists and is a plain folder (reparse points refused)."""
         for index in range(len(parts)):
-            here = tuple(parts[:index + 1])
+            here = tuple(parts[: index + 1])
             plain_name(here[-1], "folder name")
             if here in self._checked:
                 continue
@@ -231,8 +286,15 @@ class SmbVolume(Volume):
             for item in smbclient.scandir(self._unc(parts)):
                 info = item.smb_info
                 mtime_ns = _filetime_ns(info.last_write_time)
-                out.append(self._entry(item.name, info.file_attributes, info.end_of_file, mtime_ns,
-                                       (self.server, info.file_id, _filetime_ns(info.change_time))))
+                out.append(
+                    self._entry(
+                        item.name,
+                        info.file_attributes,
+                        info.end_of_file,
+                        mtime_ns,
+                        (self.server, info.file_id, _filetime_ns(info.change_time)),
+                    )
+                )
         except (OSError, SMBException) as exc:
             raise self._error(exc, parts, "list")
         return sorted(out, key=lambda e: e.name)
@@ -305,8 +367,18 @@ class SmbVolume(Volume):
         self._check_folders(tuple(parts), create=created)
         return created
 
-    def write(self, parts, chunks, mtime=None, mode=None, expect_sha256=None, sync=True, mtime_ns=None,
-              owner=None, unchanged=None):
+    def write(
+        self,
+        parts,
+        chunks,
+        mtime=None,
+        mode=None,
+        expect_sha256=None,
+        sync=True,
+        mtime_ns=None,
+        owner=None,
+        unchanged=None,
+    ):
         # `mode` and `owner` have no meaning over SMB (the server's ACLs apply): the read-only attribute
         # is what SMB shows as the mode, and a new file gets the folder's inherited ACL.
         parts = tuple(parts)
@@ -315,8 +387,11 @@ class SmbVolume(Volume):
         name = plain_name(parts[-1], "file name")
         current = self._stat(parts)
         if current.kind not in (None, "file"):
-            raise self._refused(parts) if current.kind == "link" else PathRefused(
-                "%s is not a regular file; refused" % path, path=path)
+            raise (
+                self._refused(parts)
+                if current.kind == "link"
+                else PathRefused("%s is not a regular file; refused" % path, path=path)
+            )
         tmp = parts[:-1] + (temp_name(name),)
         digest = hashlib.sha256()
         try:
@@ -330,7 +405,11 @@ class SmbVolume(Volume):
             if expect_sha256 and written != expect_sha256:
                 raise SmsFileError(
                     "the copy for %s has SHA-256 %s, expected %s; the source changed while it was read"
-                    % (path, written, expect_sha256), path=path, expected=expect_sha256, found=written)
+                    % (path, written, expect_sha256),
+                    path=path,
+                    expected=expect_sha256,
+                    found=written,
+                )
             if mtime_ns is None and mtime is not None:
                 mtime_ns = int(round(mtime * 1e9))
             if mtime_ns is not None:
@@ -370,7 +449,7 @@ class SmbVolume(Volume):
             smbclient.replace(self._unc(src_parts), self._unc(parts))
         except (OSError, SMBException) as exc:
             raise self._error(exc, parts, "rename %s to" % self.path(src_parts))
-        self._checked = {p for p in self._checked if p[:len(src_parts)] != src_parts}
+        self._checked = {p for p in self._checked if p[: len(src_parts)] != src_parts}
 
     def unlink(self, parts, missing_ok=True):
         parts = tuple(parts)

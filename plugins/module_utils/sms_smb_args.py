@@ -29,9 +29,13 @@ def is_unc(path: Any) -> bool:
 
 def smb_settings(params: Mapping[str, Any], path: Optional[str] = None) -> Dict[str, Any]:
     """Connection settings for open_volume from a module's parameters (the address for `path`'s server)."""
-    settings = {"username": params.get("smb_username"), "password": params.get("smb_password"),
-                "port": params.get("smb_port") or 445, "encrypt": params.get("smb_encrypt"),
-                "connection_timeout": params.get("smb_timeout") or 15}
+    settings = {
+        "username": params.get("smb_username"),
+        "password": params.get("smb_password"),
+        "port": params.get("smb_port") or 445,
+        "encrypt": params.get("smb_encrypt"),
+        "connection_timeout": params.get("smb_timeout") or 15,
+    }
     if path and is_unc(path):
         server = path.replace("/", "\\").lstrip("\\").split("\\", 1)[0]
         addresses = {str(k).lower(): v for k, v in (params.get("smb_addresses") or {}).items()}

@@ -189,12 +189,22 @@ from ansible_collections.sms.hotfix.plugins.module_utils.sms_zipimport import co
 compile_once()  # first: the utilities below are compiled once on the host, not twice
 
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_client import (
-    ClientError, client_bin, drive_volume, logon_server, read_sms_ini, smsrun_state, wrap,
+    ClientError,
+    client_bin,
+    drive_volume,
+    logon_server,
+    read_sms_ini,
+    smsrun_state,
+    wrap,
 )
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import SmsFileError, normal_path, plain_results
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_smb_args import SMB_ARGS
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import (
-    ManifestError, load_manifest, manifest_summary, validate_manifest)
+    ManifestError,
+    load_manifest,
+    manifest_summary,
+    validate_manifest,
+)
 
 
 def main():
@@ -210,7 +220,7 @@ def main():
             hung_cpu_threshold=dict(type="float", default=90.0),
             cpu_window=dict(type="float", default=1.0),
             client_name=dict(type="str"),
-            **SMB_ARGS
+            **SMB_ARGS,
         ),
         mutually_exclusive=[("manifest", "manifest_data")],
         required_one_of=[("manifest", "manifest_data")],
@@ -222,8 +232,9 @@ def main():
     client = p["client_name"] or os.path.basename(drive_root.replace("\\", "/").rstrip("/")) or drive_root
     try:
         if p["manifest_data"] is not None:
-            manifest = validate_manifest(p["manifest_data"], None, platforms=[p["platform"]], check_payload=False,
-                                         source="manifest_data")
+            manifest = validate_manifest(
+                p["manifest_data"], None, platforms=[p["platform"]], check_payload=False, source="manifest_data"
+            )
         else:
             manifest = load_manifest(p["manifest"], platforms=[p["platform"]], check_payload=False)
     except ManifestError as exc:
@@ -264,14 +275,16 @@ def main():
                     found = drive.sha256(bin_parts + (on_disk,))
             except SmsFileError as exc:
                 errors.append(exc.msg)
-        files.append({"name": name, "expected_sha256": entry["sha256"], "found_sha256": found,
-                      "ok": found == entry["sha256"]})
+        files.append(
+            {"name": name, "expected_sha256": entry["sha256"], "found_sha256": found, "ok": found == entry["sha256"]}
+        )
 
-    procs = smsrun_state(p["process_name"], p["process_scope"], drive_root, p["hung_cpu_threshold"],
-                         p["cpu_window"])
+    procs = smsrun_state(p["process_name"], p["process_scope"], drive_root, p["hung_cpu_threshold"], p["cpu_window"])
     compliance["smsrun32"] = {
-        "count": len(procs["pids"]) if procs["known"] else None, "pids": procs["pids"],
-        "cpu": procs["found"][0]["cpu"] if len(procs["found"]) == 1 else None, "hung": procs["hung"],
+        "count": len(procs["pids"]) if procs["known"] else None,
+        "pids": procs["pids"],
+        "cpu": procs["found"][0]["cpu"] if len(procs["found"]) == 1 else None,
+        "hung": procs["hung"],
         "known": procs["known"],
     }
     if not procs["known"]:
@@ -285,10 +298,19 @@ def main():
         msg = "%s: all %d %s file(s) of %s in place" % (client, len(files), p["platform"], manifest["kb"])
     else:
         msg = "%s: not compliant with %s: %s" % (
-            client, manifest["kb"], "; ".join(errors + (["differs: " + ", ".join(bad)] if bad else [])))
+            client,
+            manifest["kb"],
+            "; ".join(errors + (["differs: " + ", ".join(bad)] if bad else [])),
+        )
     status = "unreadable" if errors else "compliant" if compliance["compliant"] else "not_compliant"
-    module.exit_json(changed=False, status=status, compliance=compliance, msg=msg, manifest_path=manifest["path"],
-                     manifest_source="host" if manifest["path"] else "controller")
+    module.exit_json(
+        changed=False,
+        status=status,
+        compliance=compliance,
+        msg=msg,
+        manifest_path=manifest["path"],
+        manifest_source="host" if manifest["path"] else "controller",
+    )
 
 
 if __name__ == "__main__":

@@ -537,22 +537,31 @@ ARGUMENT_SPEC = dict(
     stop_timeout=dict(type="float", default=10.0),
     graceful_signals=dict(type="list", elements="str", default=["TERM"]),
     hung_signals=dict(type="list", elements="str", default=["TERM", "KILL"]),
-    smsrun_argv=dict(type="list", elements="str", default=[], aliases=["start_argv"],
-                     deprecated_aliases=[dict(name="start_argv", version="2.0.0", collection_name="sms.hotfix")]),
+    smsrun_argv=dict(
+        type="list",
+        elements="str",
+        default=[],
+        aliases=["start_argv"],
+        deprecated_aliases=[dict(name="start_argv", version="2.0.0", collection_name="sms.hotfix")],
+    ),
     process_name=dict(type="str", default="SMSRUN32"),
     process_scope=dict(type="str", default="host", choices=["host", "drive"]),
     logon_servers=dict(type="list", elements="str"),
     state_dir=dict(type="str"),
     client_name=dict(type="str"),
     **CURE_ARGS,
-    **SMB_ARGS
+    **SMB_ARGS,
 )
 
 
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, mutually_exclusive=[("manifest", "manifest_data")],
-                           required_one_of=[("manifest", "manifest_data")],
-                           required_if=[("state", "present", ("logon_servers",)), ("state", "upgraded", ("logon_servers",))], supports_check_mode=True)
+    module = AnsibleModule(
+        argument_spec=ARGUMENT_SPEC,
+        mutually_exclusive=[("manifest", "manifest_data")],
+        required_one_of=[("manifest", "manifest_data")],
+        required_if=[("state", "present", ("logon_servers",)), ("state", "upgraded", ("logon_servers",))],
+        supports_check_mode=True,
+    )
     run_client(module)
 
 

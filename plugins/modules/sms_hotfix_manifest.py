@@ -135,14 +135,19 @@ def main():
         supports_check_mode=True,
     )
     try:
-        manifest = load_manifest(module.params["manifest"], platforms=module.params["platforms"],
-                                 check_payload=module.params["verify_payload"])
+        manifest = load_manifest(
+            module.params["manifest"],
+            platforms=module.params["platforms"],
+            check_payload=module.params["verify_payload"],
+        )
     except ManifestError as exc:
         module.fail_json(msg=exc.msg, failed_path=exc.path, status="refused", **exc.facts)
     result = summary(manifest)
     module.exit_json(
-        changed=False, status="verified" if module.params["verify_payload"] else "loaded",
-        manifest=result, kb=result["kb"],
+        changed=False,
+        status="verified" if module.params["verify_payload"] else "loaded",
+        manifest=result,
+        kb=result["kb"],
         file_count={p: len(s["files"]) for p, s in result["platforms"].items()},
         payload_verified=module.params["verify_payload"],
     )

@@ -291,11 +291,19 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import BackupJournal, SmsFileError, iso_utc
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import normal_path, open_volume, plain_results
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_replace import (
-    Change, Replacement, ReplaceFailed, find_current, restore_change,
+    Change,
+    Replacement,
+    ReplaceFailed,
+    find_current,
+    restore_change,
 )
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_smb_args import SMB_ARGS, smb_settings
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import (
-    PLATFORM_DIRS, ManifestError, load_manifest, payload_parts, payload_volume,
+    PLATFORM_DIRS,
+    ManifestError,
+    load_manifest,
+    payload_parts,
+    payload_volume,
 )
 
 SITE_PATH = ("Site.srv", "Maincfg.box", "Client.src")
@@ -328,7 +336,9 @@ class Site:
         if volume.entry(()).kind != "dir":
             raise StageError(
                 "SMS root %s does not exist or is not a folder; set sms_root to the site server's SMS folder "
-                "(<drive>/SMS). %s" % (sms_root, NOTHING), path=sms_root)
+                "(<drive>/SMS). %s" % (sms_root, NOTHING),
+                path=sms_root,
+            )
         parts = ()
         for name in SITE_PATH:
             found = volume.find(parts, name)
@@ -337,14 +347,18 @@ class Site:
                     "%s has no %s folder (looked for %s in any case), so %s is not the SMS root of an SMS 1.2 "
                     "site server; check sms_root. %s"
                     % (volume.path(parts), name, volume.path(parts + (name,)), sms_root, NOTHING),
-                    path=volume.path(parts + (name,)))
+                    path=volume.path(parts + (name,)),
+                )
             parts += (found,)
             volume.listdir(parts)  # a link is refused here, named
         self.client_src = parts
         found = volume.find((), "System.map")
         if found is None or volume.entry((found,)).kind not in ("file", "link"):
-            raise StageError("%s is missing, so the copy lists cannot be bumped (Q166771); check sms_root. %s"
-                             % (volume.path(("System.map",)), NOTHING), path=volume.path(("System.map",)))
+            raise StageError(
+                "%s is missing, so the copy lists cannot be bumped (Q166771); check sms_root. %s"
+                % (volume.path(("System.map",)), NOTHING),
+                path=volume.path(("System.map",)),
+            )
         if volume.entry((found,)).kind == "link":
             volume.read((found,))  # refused, named
         self.system_map = (found,)
@@ -357,13 +371,17 @@ class Site:
                     "the platform folder %s is missing, so this site has no %s clients; leave %s out of the "
                     "rollout's platforms (sms_rollout_platforms) or check sms_root. %s"
                     % (volume.path(self.client_src + (name,)), platform, platform, NOTHING),
-                    path=volume.path(self.client_src + (name,)), platform=platform)
+                    path=volume.path(self.client_src + (name,)),
+                    platform=platform,
+                )
             self.dirs[platform] = self.client_src + (found,)
             volume.listdir(self.dirs[platform])
         if state_dir:
             state_dir = normal_path(state_dir)
-            self.state = (open_volume(state_dir, label="the hotfix's state folder", smb=smb_settings(params, state_dir)),
-                          ())
+            self.state = (
+                open_volume(state_dir, label="the hotfix's state folder", smb=smb_settings(params, state_dir)),
+                (),
+            )
         else:
             hotfix = volume.find((), "Hotfix") or "Hotfix"
             kb_name = (volume.find((hotfix,), kb) if volume.entry((hotfix,)).kind == "dir" else None) or kb
@@ -385,11 +403,15 @@ def failure_after_change(exc):
     """A run failed after it started changing files (ReplaceFailed): say what was put back."""
     msg = exc.msg
     if exc.problems:
-        msg += ("; the files replaced by this run could not all be put back (%s)%s" % (
-            "; ".join(exc.problems), exc.owed_note() or ": run again with state=absent once the cause is fixed"))
+        msg += "; the files replaced by this run could not all be put back (%s)%s" % (
+            "; ".join(exc.problems),
+            exc.owed_note() or ": run again with state=absent once the cause is fixed",
+        )
     elif exc.restored:
-        msg += ("; the %d file(s) this run had already changed were put back as they were (%s), so the site "
-                "server is as before the run" % (len(exc.restored), ", ".join(exc.restored)))
+        msg += (
+            "; the %d file(s) this run had already changed were put back as they were (%s), so the site "
+            "server is as before the run" % (len(exc.restored), ", ".join(exc.restored))
+        )
     else:
         msg += "; nothing was changed"
     return StageError(msg, path=exc.path, **exc.facts())
@@ -410,7 +432,10 @@ def damaged_backup(journal, jentry, path, exc):
     backup = journal.backup_path(jentry)
     if "found" in exc.facts:
         state = "is damaged: the journal %s recorded SHA-256 %s, the backup has SHA-256 %s" % (
-            journal.path, jentry["sha256"], exc.facts["found"])
+            journal.path,
+            jentry["sha256"],
+            exc.facts["found"],
+        )
     else:
         state = "is missing: the journal %s recorded it with SHA-256 %s" % (journal.path, jentry["sha256"])
     return StageError(
@@ -418,9 +443,20 @@ def damaged_backup(journal, jentry, path, exc):
         "needs, so nothing is replaced: restore the backup from elsewhere (a copy with SHA-256 %s), or, if the "
         "original is lost for good, retire the journal by hand (move %s and %s into %s) so that the next "
         "rollout backs up the files it finds. %s"
-        % (backup, path, state, jentry["sha256"], journal.path, journal.volume.path(journal.parts + ("backup",)),
-           journal.volume.path(journal.parts + ("retired", "<date>")), NOTHING),
-        path=backup, expected=jentry["sha256"], found=exc.facts.get("found"))
+        % (
+            backup,
+            path,
+            state,
+            jentry["sha256"],
+            journal.path,
+            journal.volume.path(journal.parts + ("backup",)),
+            journal.volume.path(journal.parts + ("retired", "<date>")),
+            NOTHING,
+        ),
+        path=backup,
+        expected=jentry["sha256"],
+        found=exc.facts.get("found"),
+    )
 
 
 def engine_for(site, record=True):
@@ -428,8 +464,9 @@ def engine_for(site, record=True):
     and anywhere in the state folder (its backup folders included)."""
     state_volume, state_parts = site.state
     places = [(site.volume, folder, False) for folder in sorted(set(site.dirs.values()))]
-    return Replacement(site.volume, site.journal, temp_places=places + [(state_volume, state_parts, True)],
-                       record=record)
+    return Replacement(
+        site.volume, site.journal, temp_places=places + [(state_volume, state_parts, True)], record=record
+    )
 
 
 def wanted_bump(module, changes, journal):
@@ -447,6 +484,7 @@ def replace(module, site, engine, changes, bump, pending_msg):
     def then(_tx):
         if bump:
             mtime[0] = bump_system_map(site)
+
     if not module.check_mode and (changes or bump or engine.temps):
         try:
             # Durable before the first replace: a run killed from here on owes a bump.
@@ -476,26 +514,44 @@ def stage(module, manifest, site):
                 try:
                     journal.verify(jentry)
                 except SmsFileError as exc:
-                    raise damaged_backup(journal, jentry, site.volume.path(current or folder + (entry["name"],)),
-                                         exc)
+                    raise damaged_backup(journal, jentry, site.volume.path(current or folder + (entry["name"],)), exc)
                 backup = journal.backup_path(jentry)
             elif jentry is None and current is not None:
                 backup = journal.volume.path(journal.parts + ("backup", group, current[-1]))
             else:
                 backup = None
             parts = current or folder + (entry["name"],)
-            items.append(Change(
-                group=group, name=entry["name"], parts=parts, current=current, before_sha256=before,
-                after_sha256=entry["sha256"], source=payload, source_parts=payload_parts(manifest, entry),
-                mtime=entry["mtime"], size=entry["size"], platform=platform, backup=backup,
-                path=site.volume.path(parts), journaled=jentry is not None))
+            items.append(
+                Change(
+                    group=group,
+                    name=entry["name"],
+                    parts=parts,
+                    current=current,
+                    before_sha256=before,
+                    after_sha256=entry["sha256"],
+                    source=payload,
+                    source_parts=payload_parts(manifest, entry),
+                    mtime=entry["mtime"],
+                    size=entry["size"],
+                    platform=platform,
+                    backup=backup,
+                    path=site.volume.path(parts),
+                    journaled=jentry is not None,
+                )
+            )
     changes = [item for item in items if item.changed]
     bump, owed = wanted_bump(module, changes, journal)
     engine = engine_for(site)
     engine.preflight(changes, files=[site.system_map] if bump else [], journal=bool(changes) or bump)
-    mtime = replace(module, site, engine, changes, bump,
-                    "%s: the files are staged and System.map was bumped, but the journal %%s could not record it "
-                    "(%%s); the next run bumps once more, which is harmless" % manifest["kb"])
+    mtime = replace(
+        module,
+        site,
+        engine,
+        changes,
+        bump,
+        "%s: the files are staged and System.map was bumped, but the journal %%s could not record it "
+        "(%%s); the next run bumps once more, which is harmless" % manifest["kb"],
+    )
     for item in items:
         if not item.changed:
             item.after_sha256 = item.before_sha256
@@ -518,17 +574,27 @@ def roll_back(module, manifest, site):
             journal.verify(jentry)
         except SmsFileError as exc:
             raise refuse(exc)
-    items = [restore_change(site.volume, journal, site.dirs[platform], group, jentry, check_date=True,
-                            verify=False, platform=platform) for platform, group, jentry in entries]
+    items = [
+        restore_change(
+            site.volume, journal, site.dirs[platform], group, jentry, check_date=True, verify=False, platform=platform
+        )
+        for platform, group, jentry in entries
+    ]
     changes = [item for item in items if item.changed]
     bump, owed = wanted_bump(module, changes, journal)
     # A completed rollback sets the journal aside (retired), so a later rollout backs up what it finds then.
     retire = bool(keys)
     engine = engine_for(site, record=False)
     engine.preflight(changes, files=[site.system_map] if bump else [], journal=retire)
-    mtime = replace(module, site, engine, changes, bump,
-                    "%s: the originals are back and System.map was bumped, but the journal %%s could not record it "
-                    "(%%s); run the rollback again" % manifest["kb"])
+    mtime = replace(
+        module,
+        site,
+        engine,
+        changes,
+        bump,
+        "%s: the originals are back and System.map was bumped, but the journal %%s could not record it "
+        "(%%s); run the rollback again" % manifest["kb"],
+    )
     still_owed = (bool(changes) or owed) and not bump
     retired = None
     if retire and not module.check_mode and not still_owed:
@@ -538,12 +604,20 @@ def roll_back(module, manifest, site):
             raise StageError(
                 "%s: the files were restored%s, but the journal %s could not be set aside (%s); fix the cause and "
                 "run the rollback again (it will only retire the journal)"
-                % (manifest["kb"], " (%d)" % len(changes) if changes else "", journal.path, exc.msg), path=exc.path)
+                % (manifest["kb"], " (%d)" % len(changes) if changes else "", journal.path, exc.msg),
+                path=exc.path,
+            )
         for item in items:
             if item.entry.get("backup") and retired:
                 item.backup = "/".join([retired] + item.entry["backup"].split("/"))
-    return items, bump, mtime, (retired if retire and not module.check_mode else retire), still_owed, \
-        engine.stale_paths()
+    return (
+        items,
+        bump,
+        mtime,
+        (retired if retire and not module.check_mode else retire),
+        still_owed,
+        engine.stale_paths(),
+    )
 
 
 def make_diff(site, items, old_mtime, new_mtime, bumped):
@@ -552,18 +626,24 @@ def make_diff(site, items, old_mtime, new_mtime, bumped):
         if not item.changed:
             continue
         label = site.rel(item.parts)
-        diff.append({
-            "before_header": label, "after_header": label,
-            "before": "%s sha256:%s\n" % (label, item.before_sha256 or "(absent)"),
-            "after": "%s sha256:%s\n" % (label, item.after_sha256 or "(absent)"),
-        })
+        diff.append(
+            {
+                "before_header": label,
+                "after_header": label,
+                "before": "%s sha256:%s\n" % (label, item.before_sha256 or "(absent)"),
+                "after": "%s sha256:%s\n" % (label, item.after_sha256 or "(absent)"),
+            }
+        )
     if bumped:
         path = site.volume.path(site.system_map)
-        diff.append({
-            "before_header": path, "after_header": path,
-            "before": "System.map date: %s\n" % iso_utc(old_mtime),
-            "after": "System.map date: %s\n" % ("(now)" if new_mtime == old_mtime else iso_utc(new_mtime)),
-        })
+        diff.append(
+            {
+                "before_header": path,
+                "after_header": path,
+                "before": "System.map date: %s\n" % iso_utc(old_mtime),
+                "after": "System.map date: %s\n" % ("(now)" if new_mtime == old_mtime else iso_utc(new_mtime)),
+            }
+        )
     return diff
 
 
@@ -588,22 +668,22 @@ def main():
             # Consumed by the action plugin of the same name (it never reaches the module); declared so the
             # argument spec and the documentation agree.
             transfer=dict(type="str", choices=["auto", "always", "never"], default="auto"),
-            **SMB_ARGS
+            **SMB_ARGS,
         ),
         supports_check_mode=True,
     )
     plain_results(module)
     params = module.params
     if params["state"] == "rolled_back":
-        module.deprecate("state=rolled_back is now state=absent; use state=absent",
-                         version="2.0.0", collection_name="sms.hotfix")
+        module.deprecate(
+            "state=rolled_back is now state=absent; use state=absent", version="2.0.0", collection_name="sms.hotfix"
+        )
         params["state"] = "absent"
     rollback = params["state"] == "absent"
     retired = None
     try:
         try:
-            manifest = load_manifest(params["manifest"], platforms=params["platforms"],
-                                     check_payload=not rollback)
+            manifest = load_manifest(params["manifest"], platforms=params["platforms"], check_payload=not rollback)
         except ManifestError as exc:
             raise StageError("%s. %s" % (exc.msg, NOTHING), path=exc.path, **exc.facts)
         site = Site(params["sms_root"], list(manifest["platforms"]), manifest["kb"], params["state_dir"], params)
@@ -612,12 +692,23 @@ def main():
         if rollback:
             if not journal.exists():
                 module.exit_json(
-                    changed=False, status="nothing_to_roll_back", state=params["state"], kb=manifest["kb"],
-                    files=[], journal=journal.path, manifest_path=manifest["path"],
-                    system_map={"path": site.volume.path(site.system_map), "bumped": False,
-                                "mtime": iso_utc(old_mtime)}, bump_owed=False,
+                    changed=False,
+                    status="nothing_to_roll_back",
+                    state=params["state"],
+                    kb=manifest["kb"],
+                    files=[],
+                    journal=journal.path,
+                    manifest_path=manifest["path"],
+                    system_map={
+                        "path": site.volume.path(site.system_map),
+                        "bumped": False,
+                        "mtime": iso_utc(old_mtime),
+                    },
+                    bump_owed=False,
                     msg="no journal at %s: %s was never staged here, nothing to roll back"
-                        % (journal.path, manifest["kb"]), **({"diff": []} if module._diff else {}))
+                    % (journal.path, manifest["kb"]),
+                    **({"diff": []} if module._diff else {}),
+                )
             journal.data  # noqa: B018  (an unreadable journal fails here, before any change)
             items, bumped, new_mtime, retired, owed, stale = roll_back(module, manifest, site)
         else:
@@ -635,23 +726,45 @@ def main():
     if module.check_mode:
         verb = "would be " + verb
     msg = "%s: %d file(s) %s%s" % (
-        manifest["kb"], len(changes), verb,
-        ("" if not changes else " (%s)" % ", ".join(site.rel(i.parts) for i in changes)))
+        manifest["kb"],
+        len(changes),
+        verb,
+        ("" if not changes else " (%s)" % ", ".join(site.rel(i.parts) for i in changes)),
+    )
     msg += "; System.map %s" % (("would be bumped" if module.check_mode else "bumped") if bumped else "not bumped")
     if owed:
-        msg += (" (a bump is owed and recorded in %s: the next run with bump=auto makes it)" % journal.path)
+        msg += " (a bump is owed and recorded in %s: the next run with bump=auto makes it)" % journal.path
     if retired:
-        msg += ("; the journal would be set aside (retired)" if module.check_mode
-                else "; the journal was set aside in %s" % retired)
+        msg += (
+            "; the journal would be set aside (retired)"
+            if module.check_mode
+            else "; the journal was set aside in %s" % retired
+        )
     if stale:
         msg += "; %d temporary file(s) of an interrupted run %s" % (
-            len(stale), "would be removed" if module.check_mode else "removed")
+            len(stale),
+            "would be removed" if module.check_mode else "removed",
+        )
     result = dict(
-        changed=changed, status=status_of(rollback, changed, module.check_mode), state=params["state"],
-        kb=manifest["kb"], journal=journal.path, msg=msg, manifest_path=manifest["path"],
-        files=[{"platform": item.platform, "name": item.name, "path": item.path,
-                "before_sha256": item.before_sha256, "after_sha256": item.after_sha256, "backup": item.backup,
-                "changed": item.changed} for item in items],
+        changed=changed,
+        status=status_of(rollback, changed, module.check_mode),
+        state=params["state"],
+        kb=manifest["kb"],
+        journal=journal.path,
+        msg=msg,
+        manifest_path=manifest["path"],
+        files=[
+            {
+                "platform": item.platform,
+                "name": item.name,
+                "path": item.path,
+                "before_sha256": item.before_sha256,
+                "after_sha256": item.after_sha256,
+                "backup": item.backup,
+                "changed": item.changed,
+            }
+            for item in items
+        ],
         system_map={"path": site.volume.path(site.system_map), "bumped": bumped, "mtime": iso_utc(new_mtime)},
         bump_owed=owed,
     )

@@ -236,8 +236,9 @@ ARGUMENT_SPEC = dict(
 
 
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, required_one_of=[("manifest", "expect")],
-                           supports_check_mode=True)
+    module = AnsibleModule(
+        argument_spec=ARGUMENT_SPEC, required_one_of=[("manifest", "expect")], supports_check_mode=True
+    )
     run_job(module, "wait", "converged")
 
 

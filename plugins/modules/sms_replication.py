@@ -399,8 +399,7 @@ backups_kept:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_smb_args import SMB_ARGS
-from ansible_collections.sms.hotfix.plugins.module_utils.sms_logon import (
-    DEFAULT_COPY_LISTS, EXPECT_SPEC, run_job)
+from ansible_collections.sms.hotfix.plugins.module_utils.sms_logon import DEFAULT_COPY_LISTS, EXPECT_SPEC, run_job
 
 # Each old state, and the job of the module that replaced it.
 JOBS = {"baseline": "baseline", "converged": "wait", "pushed": "push", "restored": "restore", "reset": "reset"}
@@ -426,7 +425,7 @@ def main():
             # argument spec and the documentation agree.
             transfer=dict(type="str", choices=["auto", "always", "never"], default="auto"),
             progress_interval=dict(type="float", default=30),
-            **SMB_ARGS
+            **SMB_ARGS,
         ),
         required_if=[
             ("state", "pushed", ("manifest",)),
@@ -439,8 +438,12 @@ def main():
     )
     state = module.params["state"]
     if state == "pushed" and module.params["expect"] and any(module.params["expect"].values()):
-        module.fail_json(msg="expect cannot be used with state=pushed: a push copies the manifest's payload",
-                         elapsed=0.0, state=state, status="failed")
+        module.fail_json(
+            msg="expect cannot be used with state=pushed: a push copies the manifest's payload",
+            elapsed=0.0,
+            state=state,
+            status="failed",
+        )
     run_job(module, JOBS[state], state)
 
 

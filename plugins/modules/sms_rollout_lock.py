@@ -252,9 +252,14 @@ def read_lock(lock):
     if entry.kind is None:
         return None
     if entry.kind != "file":
-        raise LockError("the rollout lock %s is %s; remove it and run again" % (
-            lock.path, "a symbolic link (the rollout never follows links)" if entry.kind == "link"
-            else "not a regular file"), path=lock.path)
+        raise LockError(
+            "the rollout lock %s is %s; remove it and run again"
+            % (
+                lock.path,
+                "a symbolic link (the rollout never follows links)" if entry.kind == "link" else "not a regular file",
+            ),
+            path=lock.path,
+        )
     # A lock being created has a second link for a moment (sms_fs create_exclusive); it is never copied.
     raw = lock.volume.read_or_none(lock.parts, links_ok=True)
     if raw is None:
@@ -266,14 +271,24 @@ def read_lock(lock):
         if not isinstance(data, dict):
             raise ValueError("not an object")
         epoch = float(data["epoch"])
-        found = {"holder": str(data.get("holder", "unknown")), "purpose": str(data.get("purpose", "unknown")),
-                 "started": str(data.get("started", iso_utc(epoch))), "epoch": epoch, "path": lock.path,
-                 "data": data}
+        found = {
+            "holder": str(data.get("holder", "unknown")),
+            "purpose": str(data.get("purpose", "unknown")),
+            "started": str(data.get("started", iso_utc(epoch))),
+            "epoch": epoch,
+            "path": lock.path,
+            "data": data,
+        }
         if "refreshed" in data:
             found["refreshed"] = str(data["refreshed"])
     except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-        found = {"holder": "unknown (unreadable lock file)", "purpose": "unknown", "started": iso_utc(entry.mtime),
-                 "epoch": entry.mtime, "path": lock.path}
+        found = {
+            "holder": "unknown (unreadable lock file)",
+            "purpose": "unknown",
+            "started": iso_utc(entry.mtime),
+            "epoch": entry.mtime,
+            "path": lock.path,
+        }
     found["ident"] = ident
     return found
 
@@ -315,13 +330,21 @@ def other_live_run(current, params, stale):
 
 
 def same_holder_message(lock, recorded):
-    return ("rollout lock %s is held by %s, and that holder has another run: pid %s on %s, started %s%s. Two runs "
-            "of one holder would race on the same files, so this one stops, having changed nothing. If that run "
-            "is still going, let it finish; if it died, run again from its controller (it is then known dead), or "
-            "release the lock with %s"
-            % (lock["path"], lock["holder"], recorded.get("pid"), recorded.get("controller"),
-               recorded.get("started") or "?",
-               (" (AWX job %s)" % recorded["awx_job"]) if recorded.get("awx_job") else "", UNLOCK_HINT))
+    return (
+        "rollout lock %s is held by %s, and that holder has another run: pid %s on %s, started %s%s. Two runs "
+        "of one holder would race on the same files, so this one stops, having changed nothing. If that run "
+        "is still going, let it finish; if it died, run again from its controller (it is then known dead), or "
+        "release the lock with %s"
+        % (
+            lock["path"],
+            lock["holder"],
+            recorded.get("pid"),
+            recorded.get("controller"),
+            recorded.get("started") or "?",
+            (" (AWX job %s)" % recorded["awx_job"]) if recorded.get("awx_job") else "",
+            UNLOCK_HINT,
+        )
+    )
 
 
 def take_over(lock, judged, data):
@@ -361,10 +384,19 @@ def replace_lock(lock, data):
 
 
 def held_message(lock, age, params):
-    return ("rollout lock %s is held by %s (%s) since %s, %s ago; wait for it to finish, or if that run died: "
-            "it becomes stale after %ds, or release it with %s"
-            % (lock["path"], lock["holder"], lock["purpose"], lock["started"], human_age(age),
-               params["stale_after"], UNLOCK_HINT))
+    return (
+        "rollout lock %s is held by %s (%s) since %s, %s ago; wait for it to finish, or if that run died: "
+        "it becomes stale after %ds, or release it with %s"
+        % (
+            lock["path"],
+            lock["holder"],
+            lock["purpose"],
+            lock["started"],
+            human_age(age),
+            params["stale_after"],
+            UNLOCK_HINT,
+        )
+    )
 
 
 def ensure_folder(lock, check_mode):
@@ -373,20 +405,29 @@ def ensure_folder(lock, check_mode):
     folder_path = volume.path(lock.folder)
     try:
         if volume.entry(()).kind != "dir":
-            raise LockError("cannot create the lock folder %s: its parent %s (the SMS root) does not exist; "
-                            "check the SMS root path" % (folder_path, volume.top), path=volume.top)
+            raise LockError(
+                "cannot create the lock folder %s: its parent %s (the SMS root) does not exist; "
+                "check the SMS root path" % (folder_path, volume.top),
+                path=volume.top,
+            )
         kind = volume.entry(lock.folder).kind
         if kind is not None:
             volume.listdir(lock.folder)  # a link (or a file) is refused here, named
             if not volume.writable(lock.folder):
-                raise LockError("cannot take the rollout lock: %s is read-only (or not writable for this account); "
-                                "make it writable and run again" % folder_path, path=folder_path)
+                raise LockError(
+                    "cannot take the rollout lock: %s is read-only (or not writable for this account); "
+                    "make it writable and run again" % folder_path,
+                    path=folder_path,
+                )
             if not check_mode:
                 volume.clean_temps(lock.folder)
             return False
         if not volume.writable(()):
-            raise LockError("cannot create the lock folder %s: %s is read-only (or not writable for this account); "
-                            "make it writable and run again" % (folder_path, volume.top), path=volume.top)
+            raise LockError(
+                "cannot create the lock folder %s: %s is read-only (or not writable for this account); "
+                "make it writable and run again" % (folder_path, volume.top),
+                path=volume.top,
+            )
         if not check_mode:
             volume.makedirs(lock.folder)
     except SmsFileError as exc:
@@ -407,11 +448,23 @@ def acquire(module, lock):
         current = read_lock(lock)
         if current is None:
             if module.check_mode:
-                return dict(changed=False, status="would_acquire", acquired=True, reentrant=False, lock=mine,
-                            msg="rollout lock %s is free; %s would take it" % (path, holder))
+                return dict(
+                    changed=False,
+                    status="would_acquire",
+                    acquired=True,
+                    reentrant=False,
+                    lock=mine,
+                    msg="rollout lock %s is free; %s would take it" % (path, holder),
+                )
             if lock.volume.create_exclusive(lock.parts, data):
-                return dict(changed=False, status="acquired", acquired=True, reentrant=False, lock=mine,
-                            msg="rollout lock %s taken by %s (%s)" % (path, holder, params["purpose"]))
+                return dict(
+                    changed=False,
+                    status="acquired",
+                    acquired=True,
+                    reentrant=False,
+                    lock=mine,
+                    msg="rollout lock %s taken by %s (%s)" % (path, holder, params["purpose"]),
+                )
             continue  # somebody created it just now: read it again
         age = now - current["epoch"]
         stale = age >= params["stale_after"]
@@ -420,8 +473,9 @@ def acquire(module, lock):
             # a new epoch, so the stale rule counts from the holder's last sign of life.
             recorded = other_live_run(current, params, stale)
             if recorded is not None:
-                raise LockError(same_holder_message(current, recorded), lock=public(current),
-                                same_holder_run=recorded, age=int(age))
+                raise LockError(
+                    same_holder_message(current, recorded), lock=public(current), same_holder_run=recorded, age=int(age)
+                )
             shown = public(current)
             if not module.check_mode:
                 payload = refreshed_payload(current, now, params.get("run"))
@@ -434,27 +488,46 @@ def acquire(module, lock):
                 else:
                     replace_lock(lock, payload)
                 shown["refreshed"] = iso_utc(now)
-            return dict(changed=False, status="would_refresh" if module.check_mode else "refreshed", acquired=True,
-                        reentrant=True, lock=shown,
-                        msg="rollout lock %s already held by %s since %s; going on" % (
-                            path, holder, current["started"]))
+            return dict(
+                changed=False,
+                status="would_refresh" if module.check_mode else "refreshed",
+                acquired=True,
+                reentrant=True,
+                lock=shown,
+                msg="rollout lock %s already held by %s since %s; going on" % (path, holder, current["started"]),
+            )
         if not stale:
             raise LockError(held_message(current, age, params), lock=public(current), age=int(age))
         previous = dict(public(current), age=int(age))
-        warning = ("%s the stale rollout lock %s of %s (%s) since %s, %s ago (stale after %ds)"
-                   % ("would take over" if module.check_mode else "took over", path, current["holder"],
-                      current["purpose"], current["started"], human_age(age), params["stale_after"]))
+        warning = "%s the stale rollout lock %s of %s (%s) since %s, %s ago (stale after %ds)" % (
+            "would take over" if module.check_mode else "took over",
+            path,
+            current["holder"],
+            current["purpose"],
+            current["started"],
+            human_age(age),
+            params["stale_after"],
+        )
         if not module.check_mode and not take_over(lock, current, data):
             lost_takeovers += 1
             if lost_takeovers > 1:
                 break
             continue  # another run took it over (or released it) at the same moment: judge again, once
         module.warn(warning)
-        return dict(changed=True, status="would_take_over" if module.check_mode else "taken_over", acquired=True,
-                    reentrant=False, lock=mine, previous_holder=previous, msg=warning)
-    raise LockError("rollout lock %s changed hands while it was being taken (another run is taking it over at the "
-                    "same moment); run again. If no other run is active, remove any %s.takeover-* file left by a "
-                    "run that died, or release the lock with %s" % (path, path, UNLOCK_HINT))
+        return dict(
+            changed=True,
+            status="would_take_over" if module.check_mode else "taken_over",
+            acquired=True,
+            reentrant=False,
+            lock=mine,
+            previous_holder=previous,
+            msg=warning,
+        )
+    raise LockError(
+        "rollout lock %s changed hands while it was being taken (another run is taking it over at the "
+        "same moment); run again. If no other run is active, remove any %s.takeover-* file left by a "
+        "run that died, or release the lock with %s" % (path, path, UNLOCK_HINT)
+    )
 
 
 def release(module, lock):
@@ -463,27 +536,48 @@ def release(module, lock):
     holder = params["holder"]
     current = read_lock(lock)
     if current is None:
-        return dict(changed=False, status="not_held", released=False,
-                    msg="no rollout lock at %s; nothing to release" % path)
+        return dict(
+            changed=False, status="not_held", released=False, msg="no rollout lock at %s; nothing to release" % path
+        )
     if current["holder"] == holder:
         if not module.check_mode:
             lock.volume.unlink(lock.parts)
-        return dict(changed=False, status="would_release" if module.check_mode else "released", released=True,
-                    lock=public(current), msg="rollout lock %s released by %s" % (path, holder))
+        return dict(
+            changed=False,
+            status="would_release" if module.check_mode else "released",
+            released=True,
+            lock=public(current),
+            msg="rollout lock %s released by %s" % (path, holder),
+        )
     age = time.time() - current["epoch"]
     if not params["force"]:
         raise LockError(
             "rollout lock %s is held by %s (%s) since %s, %s ago, not by %s; it was left in place. If that run "
-            "died, release it with %s" % (path, current["holder"], current["purpose"], current["started"],
-                                          human_age(age), holder, UNLOCK_HINT), lock=public(current), age=int(age))
+            "died, release it with %s"
+            % (path, current["holder"], current["purpose"], current["started"], human_age(age), holder, UNLOCK_HINT),
+            lock=public(current),
+            age=int(age),
+        )
     if not module.check_mode:
         lock.volume.unlink(lock.parts)
     previous = dict(public(current), age=int(age))
-    msg = ("broke the rollout lock %s of %s (%s) since %s, %s ago, on request of %s"
-           % (path, current["holder"], current["purpose"], current["started"], human_age(age), holder))
+    msg = "broke the rollout lock %s of %s (%s) since %s, %s ago, on request of %s" % (
+        path,
+        current["holder"],
+        current["purpose"],
+        current["started"],
+        human_age(age),
+        holder,
+    )
     module.warn(msg)
-    return dict(changed=True, status="would_break" if module.check_mode else "broken", released=True,
-                lock=public(current), previous_holder=previous, msg=msg)
+    return dict(
+        changed=True,
+        status="would_break" if module.check_mode else "broken",
+        released=True,
+        lock=public(current),
+        previous_holder=previous,
+        msg=msg,
+    )
 
 
 def main():
@@ -497,16 +591,22 @@ def main():
             force=dict(type="bool", default=False),
             run=dict(type="dict"),
             replace_run=dict(type="str"),
-            **SMB_ARGS
+            **SMB_ARGS,
         ),
         supports_check_mode=True,
     )
     if not module.params["holder"].strip():
-        module.fail_json(msg="holder must name who takes the lock, e.g. 'awx job 42' or 'alice@controller'",
-                         status="refused", state=module.params["state"])
+        module.fail_json(
+            msg="holder must name who takes the lock, e.g. 'awx job 42' or 'alice@controller'",
+            status="refused",
+            state=module.params["state"],
+        )
     if module.params["stale_after"] <= 0:
-        module.fail_json(msg="stale_after must be a positive number of seconds, got %d" % module.params["stale_after"],
-                         status="refused", state=module.params["state"])
+        module.fail_json(
+            msg="stale_after must be a positive number of seconds, got %d" % module.params["stale_after"],
+            status="refused",
+            state=module.params["state"],
+        )
     state = module.params["state"]
     try:
         lock = Lock(module.params["path"], module.params)
@@ -515,17 +615,24 @@ def main():
         else:
             result = release(module, lock)
     except SmsFileError as exc:
-        module.fail_json(msg="cannot use the rollout lock %s: %s" % (module.params["path"], exc.msg),
-                         failed_path=module.params["path"], status="failed", state=state)
+        module.fail_json(
+            msg="cannot use the rollout lock %s: %s" % (module.params["path"], exc.msg),
+            failed_path=module.params["path"],
+            status="failed",
+            state=state,
+        )
     except LockError as exc:
         facts = dict(exc.facts)
         # not `path`: Ansible would add that file's owner, mode and `state` (file) to the result
         facts["failed_path"] = facts.pop("path", None) or module.params["path"]
         module.fail_json(msg=exc.msg, status="refused", state=state, **facts)
     except OSError as exc:  # pragma: no cover - the volume layer turns OS errors into SmsFileError
-        module.fail_json(msg="cannot use the rollout lock %s: %s; check that its folder is writable"
-                         % (module.params["path"], exc), failed_path=module.params["path"], status="failed",
-                         state=state)
+        module.fail_json(
+            msg="cannot use the rollout lock %s: %s; check that its folder is writable" % (module.params["path"], exc),
+            failed_path=module.params["path"],
+            status="failed",
+            state=state,
+        )
     module.exit_json(state=state, **result)
 
 

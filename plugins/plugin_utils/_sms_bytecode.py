@@ -145,14 +145,18 @@ def cached_zip(zip_b64, cache_dir):
 def why_not(b_module_data):
     """Why the wrapper `b_module_data` gets no bytecode, or None when its zip can have some."""
     if WRAPPER_MARK not in b_module_data:
-        return ("ansible-core %s's AnsiballZ wrapper is not the one this collection reads (no "
-                "_ANSIBALLZ_WRAPPER mark)" % ANSIBLE_VERSION)
+        return (
+            "ansible-core %s's AnsiballZ wrapper is not the one this collection reads (no "
+            "_ANSIBALLZ_WRAPPER mark)" % ANSIBLE_VERSION
+        )
     call = b_module_data.rfind(CALL)
     if call >= 0 and b_module_data.find(ZIP_START, call) >= 0 and NO_EXTENSIONS not in b_module_data[call:]:
         return "the wrapper carries an extension (a debugger or ansible-test's coverage)"
     if zip_span(b_module_data) is None:
-        return ("ansible-core %s's AnsiballZ wrapper is not the one this collection reads (its final "
-                "_ansiballz_main call)" % ANSIBLE_VERSION)
+        return (
+            "ansible-core %s's AnsiballZ wrapper is not the one this collection reads (its final "
+            "_ansiballz_main call)" % ANSIBLE_VERSION
+        )
     return None
 
 
@@ -188,7 +192,8 @@ def bytecode_wanted(value):
     except TypeError:
         raise AnsibleActionFail(
             "%s is %r: it must be true or false (false ships the modules as source only, "
-            "for a host whose Python is not the controller's or a slow link)" % (SWITCH, value)) from None
+            "for a host whose Python is not the controller's or a slow link)" % (SWITCH, value)
+        ) from None
 
 
 class BytecodeAction(ActionBase):

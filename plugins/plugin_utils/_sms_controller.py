@@ -26,7 +26,10 @@ from typing import Any
 
 from ansible.errors import AnsibleActionFail
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import (
-    ManifestError, read_manifest, validate_manifest)
+    ManifestError,
+    read_manifest,
+    validate_manifest,
+)
 from ansible_collections.sms.hotfix.plugins.plugin_utils._sms_bytecode import BytecodeAction
 
 TRANSFER_CHOICES = ("auto", "always", "never")
@@ -73,14 +76,22 @@ def load(path, platforms=None, check_payload=False, host=None):
     """
     try:
         data, raw = read_cached(path)
-        manifest = validate_manifest(copy.deepcopy(raw), os.path.dirname(path), platforms=platforms,
-                                     check_payload=check_payload, source="manifest %s" % path, path=path)
+        manifest = validate_manifest(
+            copy.deepcopy(raw),
+            os.path.dirname(path),
+            platforms=platforms,
+            check_payload=check_payload,
+            source="manifest %s" % path,
+            path=path,
+        )
     except (ManifestError, OSError) as exc:
         facts = dict(getattr(exc, "facts", {}) or {})
         facts["failed_path"] = getattr(exc, "path", None) or path
         raise AnsibleActionFail(
             "%s (checked on the controller; nothing was sent to %s); %s"
-            % (getattr(exc, "msg", None) or str(exc), host or "the host", ADVICE), result=facts)
+            % (getattr(exc, "msg", None) or str(exc), host or "the host", ADVICE),
+            result=facts,
+        )
     return data, raw, manifest
 
 
@@ -128,9 +139,11 @@ def send_hotfix(action, args, mode, need_payload, task_vars):
     if mode == "never" or (mode == "auto" and (is_local(action) or path is None)):
         return args, {"manifest_source": "host"}
     if path is None:
-        raise AnsibleActionFail("transfer=always, but the manifest %r is not a file on the controller; give the "
-                                "controller's path of the hotfix's manifest.json (or transfer=never when the "
-                                "host has its own copy)" % args.get("manifest"))
+        raise AnsibleActionFail(
+            "transfer=always, but the manifest %r is not a file on the controller; give the "
+            "controller's path of the hotfix's manifest.json (or transfer=never when the "
+            "host has its own copy)" % args.get("manifest")
+        )
     data, raw, manifest = load(path, as_list(args.get("platforms")), check_payload=need_payload, host=host)
 
     # Check mode too: the copy goes to the task's remote temporary folder
@@ -159,10 +172,11 @@ def send_hotfix(action, args, mode, need_payload, task_vars):
     action._fixup_perms2([tmp] + remote_files, execute=False)
 
     resolved = dict(args, manifest=remote_manifest)
-    return resolved, {"manifest_source": "controller",
-                      "transferred": [os.path.basename(path)]
-                      + sorted(os.path.relpath(src, manifest["base_dir"]).replace(os.sep, "/")
-                               for src in local.values())}
+    return resolved, {
+        "manifest_source": "controller",
+        "transferred": [os.path.basename(path)]
+        + sorted(os.path.relpath(src, manifest["base_dir"]).replace(os.sep, "/") for src in local.values()),
+    }
 
 
 def _raw_files(raw, platform):
@@ -198,8 +212,7 @@ class ManifestDataAction(BytecodeAction):
         del tmp
         try:
             args = manifest_as_data(dict(self._task.args), task_vars.get("inventory_hostname"))
-            result.update(self._execute_module(module_name=self._task.action, module_args=args,
-                                               task_vars=task_vars))
+            result.update(self._execute_module(module_name=self._task.action, module_args=args, task_vars=task_vars))
             return unreachable_over_smb(result)
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
@@ -221,8 +234,7 @@ class PayloadAction(BytecodeAction):
         mode = pop_transfer(args)
         try:
             args, facts = send_hotfix(self, args, mode, self.needs_payload(args), task_vars)
-            result.update(self._execute_module(module_name=self._task.action, module_args=args,
-                                               task_vars=task_vars))
+            result.update(self._execute_module(module_name=self._task.action, module_args=args, task_vars=task_vars))
             result.update(facts)
             return unreachable_over_smb(result)
         finally:

@@ -58,6 +58,7 @@ def current():
 def rerun(invocation, limit=None, playbooks=None, check=None):
     """The run's own command line, with another --limit (or playbooks) when given."""
     from ansible_collections.sms.hotfix.plugins.plugin_utils._sms_report_console import command
+
     if limit is not None:
         invocation = dict(invocation, limit=limit)
     return command(invocation, playbooks, check=check)

@@ -29,7 +29,12 @@ from collections.abc import Callable
 from ansible.errors import AnsibleActionFail
 from ansible.utils.display import Display
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_logon import (
-    ReplicationError, check_expectations, converged_message, expectations_from_manifest, not_converged_message)
+    ReplicationError,
+    check_expectations,
+    converged_message,
+    expectations_from_manifest,
+    not_converged_message,
+)
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import PLATFORM_DIRS
 from ansible_collections.sms.hotfix.plugins.plugin_utils import _sms_controller as sms_controller
 from ansible_collections.sms.hotfix.plugins.plugin_utils._sms_bytecode import BytecodeAction
@@ -88,13 +93,21 @@ def lagging_summary(result: Result) -> str:
 
 
 def timeout_message(server: str, elapsed: float, result: Result) -> str:
-    return not_converged_message(server, elapsed, result.get("missing") or [lagging_summary(result)],
-                                 result.get("advice"))
+    return not_converged_message(
+        server, elapsed, result.get("missing") or [lagging_summary(result)], result.get("advice")
+    )
 
 
-def wait_in_slices(run_slice: Callable[[int], Result], server: str, timeout: int, interval: float,
-                   show: Callable[[str], Any], clock: Callable[[], float] = time.monotonic,
-                   first: float = FIRST_PROGRESS, name: str = "sms_logon_wait") -> Result:
+def wait_in_slices(
+    run_slice: Callable[[int], Result],
+    server: str,
+    timeout: int,
+    interval: float,
+    show: Callable[[str], Any],
+    clock: Callable[[], float] = time.monotonic,
+    first: float = FIRST_PROGRESS,
+    name: str = "sms_logon_wait",
+) -> Result:
     """Run `run_slice(seconds)` until convergence or `timeout`; return the final result.
 
     `run_slice` runs the module once with its own timeout and fail_on_timeout
@@ -125,8 +138,7 @@ def wait_in_slices(run_slice: Callable[[int], Result], server: str, timeout: int
             result["failed"] = True
             result["msg"] = timeout_message(server, elapsed, result)
             return result
-        show("%s: %s waiting %ds/%ds: %s"
-             % (name, server, int(round(elapsed)), int(timeout), lagging_summary(result)))
+        show("%s: %s waiting %ds/%ds: %s" % (name, server, int(round(elapsed)), int(timeout), lagging_summary(result)))
 
 
 class LogonAction(BytecodeAction):
@@ -153,8 +165,10 @@ class LogonAction(BytecodeAction):
                 interval = float(interval)
                 timeout = int(args.get("timeout", 0) or 0)
             except (TypeError, ValueError):
-                raise AnsibleActionFail("progress_interval and timeout must be numbers of seconds (got %r, %r)"
-                                        % (interval, args.get("timeout")))
+                raise AnsibleActionFail(
+                    "progress_interval and timeout must be numbers of seconds (got %r, %r)"
+                    % (interval, args.get("timeout"))
+                )
             if interval <= 0:
                 raise AnsibleActionFail("progress_interval must be a positive number of seconds, not %s" % interval)
         transfer = sms_controller.pop_transfer(args) if self.PUSHES else None
@@ -183,8 +197,11 @@ class LogonAction(BytecodeAction):
                 slice_args = dict(args, timeout=seconds, fail_on_timeout=False)
                 return self._execute_module(module_name=module_name, module_args=slice_args, task_vars=task_vars)
 
-            result.update(wait_in_slices(run_slice, server, timeout, interval, display.display,
-                                         name=str(module_name).rsplit(".", 1)[-1]))
+            result.update(
+                wait_in_slices(
+                    run_slice, server, timeout, interval, display.display, name=str(module_name).rsplit(".", 1)[-1]
+                )
+            )
             result.update(source)
             return sms_controller.unreachable_over_smb(result)
         finally:

@@ -16,7 +16,16 @@ import re
 import shlex
 
 from ansible_collections.sms.hotfix.plugins.plugin_utils._sms_report_model import (
-    hosts_with, lock_still_held, names, plural, restart_text, run_kind, short_text, stop_text, verify_text)
+    hosts_with,
+    lock_still_held,
+    names,
+    plural,
+    restart_text,
+    run_kind,
+    short_text,
+    stop_text,
+    verify_text,
+)
 
 NAME_LIMIT = 20
 LABEL = "%-14s%s"
@@ -24,10 +33,13 @@ LABEL = "%-14s%s"
 
 # ---- progress during the client waves --------------------------------------
 
+
 def wave_progress(wave, waves, counts, planned, elapsed, finished=False, check_mode=False):
     """One line about one wave, in the voice of sms_replication's waiting lines."""
-    bits = ["%d %s" % (counts.get("done", 0), "would be done" if check_mode else "done"),
-            "%d failed" % counts.get("failed", 0)]
+    bits = [
+        "%d %s" % (counts.get("done", 0), "would be done" if check_mode else "done"),
+        "%d failed" % counts.get("failed", 0),
+    ]
     for status in ("unreachable", "skipped", "deferred"):
         if counts.get(status):
             bits.append("%d %s" % (counts[status], status))
@@ -38,6 +50,7 @@ def wave_progress(wave, waves, counts, planned, elapsed, finished=False, check_m
 
 # ---- the command that goes on or undoes -------------------------------------
 
+
 def _parse_extra_vars(raw):
     """A -e value as Ansible reads it: JSON/YAML when it starts with { or [, else key=value pairs."""
     text = str(raw).strip()
@@ -46,9 +59,11 @@ def _parse_extra_vars(raw):
             data = json.loads(text)
         except ValueError:
             import yaml
+
             data = yaml.safe_load(text)
         return data if isinstance(data, dict) else {}
     from ansible.parsing.splitter import parse_kv
+
     return parse_kv(text)
 
 
@@ -122,8 +137,7 @@ def program(invocation):
 def refused_keys(report, invocation):
     """The run's own sms_* extra vars that a failure message names (the plan
     refused their value): a next step must not repeat them."""
-    entries = (report.get("site_servers") or []) + (report.get("logon_servers") or []) + \
-        (report.get("clients") or [])
+    entries = (report.get("site_servers") or []) + (report.get("logon_servers") or []) + (report.get("clients") or [])
     if any(entry.get("status") != "not_reached" for entry in entries):
         return []  # a tier ran: the inputs were accepted, a message naming a setting does not refuse it
     text = " ".join(str(f.get("msg")) for f in report.get("failures") or [])
@@ -165,7 +179,9 @@ def command(invocation, playbooks=None, check=None, drop=()):
     text = " ".join(shlex.quote(str(item)) for item in argv)
     if drop:
         text += "  (with the right %s: the run refused %s)" % (
-            " and ".join(drop), "its value" if len(drop) == 1 else "their values")
+            " and ".join(drop),
+            "its value" if len(drop) == 1 else "their values",
+        )
     if left_out:
         text += "  (plus the other extra vars of this run, not repeated here)"
     return text
@@ -185,10 +201,15 @@ def next_step(report, invocation=None):
         if ok:
             return None
         if awx:
-            return ("go on", "relaunch the workflow: it goes on where this run stopped (or launch the "
-                             "rollback template to undo it)")
-        return ("go on", "%s  (the rollout again: it picks up the clients not done)"
-                % command(invocation, [invocation.get("rollout_playbook") or "rollout.yml"], check=False))
+            return (
+                "go on",
+                "relaunch the workflow: it goes on where this run stopped (or launch the rollback template to undo it)",
+            )
+        return (
+            "go on",
+            "%s  (the rollout again: it picks up the clients not done)"
+            % command(invocation, [invocation.get("rollout_playbook") or "rollout.yml"], check=False),
+        )
     if kind == "compliance":
         comp = (report.get("totals") or {}).get("compliance") or {}
         if not comp.get("not_compliant"):
@@ -212,11 +233,15 @@ def next_step(report, invocation=None):
             return None  # the workflow's plan node: the next nodes go on by themselves
         if action in ("again", "apply"):
             if awx.get("workflow_job_id") is not None:
-                what = "AWX workflow job %s%s" % (awx["workflow_job_id"], (" (%s)" % awx["workflow_job_name"])
-                                                  if awx.get("workflow_job_name") else "")
+                what = "AWX workflow job %s%s" % (
+                    awx["workflow_job_id"],
+                    (" (%s)" % awx["workflow_job_name"]) if awx.get("workflow_job_name") else "",
+                )
             else:
-                what = "AWX job %s%s" % (awx.get("job_id"), (" (%s)" % awx["job_template_name"])
-                                         if awx.get("job_template_name") else "")
+                what = "AWX job %s%s" % (
+                    awx.get("job_id"),
+                    (" (%s)" % awx["job_template_name"]) if awx.get("job_template_name") else "",
+                )
             return ("go on", "relaunch %s: the same holder goes on where this run stopped" % what)
         if action == "rollback":
             return ("undo", "launch the rollback job template (playbooks/rollback.yml)")
@@ -226,11 +251,17 @@ def next_step(report, invocation=None):
         drop = refused_keys(report, invocation)
         stop = report.get("stop")
         if stop and stop.get("hosts"):
-            return ("go on", "fix %s (why: above and in report.html), then run again: %s  (a re-run goes on "
-                             "where this one stopped; what is done reports no change)"
-                    % (names(stop["hosts"], NAME_LIMIT), command(invocation)))
-        said = " ".join(str(entry.get("msg")) for key in ("failures", "site_servers", "logon_servers")
-                        for entry in report.get(key) or [])
+            return (
+                "go on",
+                "fix %s (why: above and in report.html), then run again: %s  (a re-run goes on "
+                "where this one stopped; what is done reports no change)"
+                % (names(stop["hosts"], NAME_LIMIT), command(invocation)),
+            )
+        said = " ".join(
+            str(entry.get("msg"))
+            for key in ("failures", "site_servers", "logon_servers")
+            for entry in report.get(key) or []
+        )
         said += " " + " ".join(str(f.get("msg")) for f in report.get("failures") or [])
         wider = re.search(r"leaves out the site server .*--limit '?([^\s']+)'?", said)
         if wider:
@@ -239,21 +270,32 @@ def next_step(report, invocation=None):
         if "`make lab`" in said:
             # the lab twin is not built (plugins/action/sms_hotfix_stage.py says so)
             return ("go on", "make lab, then: %s" % command(invocation, drop=drop))
-        return ("go on", "%s  (a re-run goes on where this one stopped; what is done reports no change)"
-                % command(invocation, drop=drop))
+        return (
+            "go on",
+            "%s  (a re-run goes on where this one stopped; what is done reports no change)"
+            % command(invocation, drop=drop),
+        )
     if action == "apply":
         if kind == "plan":
-            return ("apply", "%s  (the rollout this plan checked)"
-                    % command(invocation, [invocation.get("rollout_playbook") or "rollout.yml"], check=False))
+            return (
+                "apply",
+                "%s  (the rollout this plan checked)"
+                % command(invocation, [invocation.get("rollout_playbook") or "rollout.yml"], check=False),
+            )
         return ("apply", command(invocation, check=False))
     if action == "rollback":
-        return ("undo", command(invocation, [invocation.get("rollback_playbook") or "playbooks/rollback.yml"],
-                                check=False))
-    return ("go on" if kind == "compliance" else "undo",
-            command(invocation, [invocation.get("rollout_playbook") or "rollout.yml"], check=False))
+        return (
+            "undo",
+            command(invocation, [invocation.get("rollback_playbook") or "playbooks/rollback.yml"], check=False),
+        )
+    return (
+        "go on" if kind == "compliance" else "undo",
+        command(invocation, [invocation.get("rollout_playbook") or "rollout.yml"], check=False),
+    )
 
 
 # ---- the summary after PLAY RECAP ------------------------------------------
+
 
 def _hosts(hosts, where, written):
     rest = " (all in %s)" % os.path.join(where, "report.json") if written else " (see the recap above)"
@@ -269,18 +311,24 @@ def summary_lines(report, where, step=None, written=True):
     mode = " [CHECK MODE: nothing was changed]" if check else ""
     lines = ["SMS rollout %s — report: %s%s" % (kb, where, mode)]
     if report.get("limit"):
-        lines.append(LABEL % ("limited to", "%s (--limit): hosts outside it were not part of this run"
-                              % report["limit"]))
+        lines.append(
+            LABEL % ("limited to", "%s (--limit): hosts outside it were not part of this run" % report["limit"])
+        )
     if run_kind(report) == "plan" and report.get("ok"):
-        lines.append(LABEL % ("plan", "hotfix verified, every input and every server checked; nothing was "
-                                      "changed and no lock taken"))
+        lines.append(
+            LABEL
+            % ("plan", "hotfix verified, every input and every server checked; nothing was changed and no lock taken")
+        )
     for site in report["site_servers"]:
         status = site["status"]
-        words = {"staged": "would stage" if check else "staged",
-                 "unchanged": "already rolled back (no change)" if site.get("action") == "rollback"
-                 else "already staged (no change)",
-                 "rolled_back": "would roll back" if check else "rolled back",
-                 "not_reached": "not reached"}.get(status, status)
+        words = {
+            "staged": "would stage" if check else "staged",
+            "unchanged": "already rolled back (no change)"
+            if site.get("action") == "rollback"
+            else "already staged (no change)",
+            "rolled_back": "would roll back" if check else "rolled back",
+            "not_reached": "not reached",
+        }.get(status, status)
         details = []
         if status in ("staged", "rolled_back", "unchanged") and site["files"]:
             details.append("%s changed" % plural(site["files_changed"], "file"))
@@ -330,16 +378,34 @@ def summary_lines(report, where, step=None, written=True):
         pending = [c["host"] for c in clients if c["pending_restart"]]
         if reboot:
             # the SMS client service file changed: it runs the old one until the restart
-            lines.append(LABEL % ("", ("would need a reboot (client service would change): %s" if check else
-                                       "reboot pending (client service changed, not restarted): %s")
-                                  % _hosts(reboot, where, written)))
+            lines.append(
+                LABEL
+                % (
+                    "",
+                    (
+                        "would need a reboot (client service would change): %s"
+                        if check
+                        else "reboot pending (client service changed, not restarted): %s"
+                    )
+                    % _hosts(reboot, where, written),
+                )
+            )
         lines.extend(_cure_lines(clients, where, written))
         if pending:
             # SetupPhase=verifying_files (SMSRUN32 running, policy defer) or verify_files (process state
             # unknown, e.g. a client reached over SMB): Client Setup finishes the upgrade
-            lines.append(LABEL % ("", ("would be deferred to Client Setup (pending a restart): %s" if check else
-                                       "deferred to Client Setup (pending a restart): %s")
-                                  % _hosts(pending, where, written)))
+            lines.append(
+                LABEL
+                % (
+                    "",
+                    (
+                        "would be deferred to Client Setup (pending a restart): %s"
+                        if check
+                        else "deferred to Client Setup (pending a restart): %s"
+                    )
+                    % _hosts(pending, where, written),
+                )
+            )
     if report.get("stop"):
         lines.append(LABEL % ("stopped", stop_text(report["stop"])))
     if "compliance" in report:
@@ -356,9 +422,15 @@ def summary_lines(report, where, step=None, written=True):
         lines.append(LABEL % ("run failed", "%s: %s" % (failure["host"], short_text(failure["msg"]))))
     if lock_still_held(report) and run_kind(report) != "plan":
         lock = report["lock"]
-        lines.append(LABEL % ("rollout lock", "still held by %s on %s: the run stopped before the unlock step; "
-                                              "a re-run by the same holder goes on (playbooks/unlock.yml releases it)"
-                              % (lock.get("holder"), lock["host"])))
+        lines.append(
+            LABEL
+            % (
+                "rollout lock",
+                "still held by %s on %s: the run stopped before the unlock step; "
+                "a re-run by the same holder goes on (playbooks/unlock.yml releases it)"
+                % (lock.get("holder"), lock["host"]),
+            )
+        )
     if step:
         lines.append(LABEL % step)
     return lines
@@ -378,8 +450,14 @@ def _cure_lines(clients, where, written):
     if healthy:
         top = max(float(e["verify"].get("highest_cpu") or 0) for e in healthy)
         most = max(int(e["verify"].get("instances") or 0) for e in healthy)
-        lines.append(LABEL % ("", "verified healthy (%d): %s (at most %d SMSRUN32 at once, highest CPU %.1f %%)"
-                              % (len(healthy), _hosts([e["host"] for e in healthy], where, written), most, top)))
+        lines.append(
+            LABEL
+            % (
+                "",
+                "verified healthy (%d): %s (at most %d SMSRUN32 at once, highest CPU %.1f %%)"
+                % (len(healthy), _hosts([e["host"] for e in healthy], where, written), most, top),
+            )
+        )
     for entry in clients:
         verify_line = verify_text(entry)
         restart_line = restart_text(entry)

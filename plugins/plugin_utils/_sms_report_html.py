@@ -20,14 +20,28 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from ansible_collections.sms.hotfix.plugins.plugin_utils._sms_report_model import (
-    CLIENT_STATUSES, hosts_with, lock_still_held, outcome, parse_time, restart_text, run_kind, verify_text)
+    CLIENT_STATUSES,
+    hosts_with,
+    lock_still_held,
+    outcome,
+    parse_time,
+    restart_text,
+    run_kind,
+    verify_text,
+)
 
 TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sms_report_templates")
 
 # Failed and unreachable clients come first in the table: they are why the page is opened.
 CLIENT_ORDER = ("failed", "unreachable", "deferred", "skipped", "not_reached", "done")
-STATUS_WORDS = {"done": "done", "failed": "failed", "skipped": "skipped", "deferred": "deferred",
-                "unreachable": "unreachable", "not_reached": "not reached"}
+STATUS_WORDS = {
+    "done": "done",
+    "failed": "failed",
+    "skipped": "skipped",
+    "deferred": "deferred",
+    "unreachable": "unreachable",
+    "not_reached": "not reached",
+}
 GOOD = ("done", "converged", "pushed", "restored", "staged", "unchanged", "rolled_back", "ok", "compliant")
 BAD = ("failed", "unreachable", "lagging", "not_compliant")
 
@@ -42,7 +56,7 @@ FOLD_AT = 120
 def _fit(label, limit=24):
     """A chart label that fits its column (the full text is in the bar's tooltip)."""
     label = str(label)
-    return label if len(label) <= limit else label[:limit - 1] + "…"
+    return label if len(label) <= limit else label[: limit - 1] + "…"
 
 
 def _tone(status):
@@ -81,7 +95,7 @@ def _message(text):
     one_line = " ".join(full.split())
     if len(one_line) <= FOLD_AT and "\n" not in full.strip():
         return one_line, full, False
-    return one_line[:FOLD_AT - 20].rstrip() + "…", full, True
+    return one_line[: FOLD_AT - 20].rstrip() + "…", full, True
 
 
 def _wave_chart(report):
@@ -91,11 +105,12 @@ def _wave_chart(report):
     rows = []
     for row in report.get("waves") or []:
         counts = dict((status, int(row.get(status) or 0)) for status in CLIENT_STATUSES)
-        rows.append({"label": "wave %d" % row["wave"], "wave": row["wave"], "planned": row.get("planned"),
-                     "counts": counts})
+        rows.append(
+            {"label": "wave %d" % row["wave"], "wave": row["wave"], "planned": row.get("planned"), "counts": counts}
+        )
     not_reached = len(hosts_with(clients, "not_reached"))
     plan = (report.get("client_plan") or [{}])[0].get("waves") or []
-    unrun = plan[len(rows):] if len(report.get("client_plan") or []) == 1 else []
+    unrun = plan[len(rows) :] if len(report.get("client_plan") or []) == 1 else []
     if not_reached and unrun and sum(unrun) == not_reached:
         for index, size in enumerate(unrun, start=len(rows) + 1):
             counts = dict((status, 0) for status in CLIENT_STATUSES)
@@ -116,14 +131,25 @@ def _wave_chart(report):
             if not count:
                 continue
             width = BAR_W * count / float(total)
-            row["segments"].append({"status": status, "count": count, "x": round(LABEL_W + x, 2),
-                                    "w": round(width, 2), "word": STATUS_WORDS[status]})
+            row["segments"].append(
+                {
+                    "status": status,
+                    "count": count,
+                    "x": round(LABEL_W + x, 2),
+                    "w": round(width, 2),
+                    "word": STATUS_WORDS[status],
+                }
+            )
             x += width
         words = ["%d %s" % (row["counts"][s], STATUS_WORDS[s]) for s in CLIENT_STATUSES if row["counts"][s]]
         planned = row["planned"] if row["planned"] is not None else total
         row["text"] = "%s of %d" % (", ".join(words) or "no result", planned)
-    return {"rows": rows, "height": max(1, len(rows)) * ROW_H + 4, "width": CHART_W,
-            "legend": [(status, STATUS_WORDS[status]) for status in CLIENT_STATUSES]}
+    return {
+        "rows": rows,
+        "height": max(1, len(rows)) * ROW_H + 4,
+        "width": CHART_W,
+        "legend": [(status, STATUS_WORDS[status]) for status in CLIENT_STATUSES],
+    }
 
 
 def _timeline(report):
@@ -162,10 +188,19 @@ def _timeline(report):
         if span.get("job"):
             label = "%s · %s" % (span["job"], label)
         status = str(span.get("status") or "ok")
-        rows.append({"label": _fit(label), "kind": kind, "status": status, "tone": _tone(status),
-                     "x": round(LABEL_W + begin * scale, 2), "w": round(max(length * scale, 2.0), 2),
-                     "y": len(rows) * ROW_H, "text": _seconds(length),
-                     "title": "%s: %s from +%s (%s)" % (label, _seconds(length), _seconds(begin), status)})
+        rows.append(
+            {
+                "label": _fit(label),
+                "kind": kind,
+                "status": status,
+                "tone": _tone(status),
+                "x": round(LABEL_W + begin * scale, 2),
+                "w": round(max(length * scale, 2.0), 2),
+                "y": len(rows) * ROW_H,
+                "text": _seconds(length),
+                "title": "%s: %s from +%s (%s)" % (label, _seconds(length), _seconds(begin), status),
+            }
+        )
     step = _tick_step(total)
     ticks = []
     value = 0.0
@@ -173,8 +208,15 @@ def _timeline(report):
         ticks.append({"x": round(LABEL_W + value * scale, 2), "label": _seconds(value) if value else "0"})
         value += step
     height = len(rows) * ROW_H
-    return {"rows": rows, "ticks": ticks, "height": height + 22, "axis_y": height + 4, "width": CHART_W,
-            "hidden": hidden, "total": _seconds(total)}
+    return {
+        "rows": rows,
+        "ticks": ticks,
+        "height": height + 22,
+        "axis_y": height + 4,
+        "width": CHART_W,
+        "hidden": hidden,
+        "total": _seconds(total),
+    }
 
 
 def _logon_chart(report):
@@ -187,13 +229,25 @@ def _logon_chart(report):
     rows: list[dict[str, Any]] = []
     for entry in sorted(timed, key=lambda e: -float(e["elapsed"]))[:MAX_HOST_ROWS]:
         elapsed = float(entry["elapsed"])
-        rows.append({"host": entry["host"], "label": _fit(entry["host"]), "status": entry["status"],
-                     "tone": _tone(entry["status"]), "y": len(rows) * ROW_H, "x": LABEL_W,
-                     "w": round(max(BAR_W * elapsed / longest, 2.0), 2),
-                     "text": "%s %s" % (_seconds(elapsed), entry["status"].replace("_", " "))})
-    return {"rows": rows, "height": len(rows) * ROW_H + 4, "width": CHART_W,
-            "hidden": max(0, len(timed) - MAX_HOST_ROWS),
-            "untimed": [e["host"] + " " + e["status"].replace("_", " ") for e in servers if e.get("elapsed") is None]}
+        rows.append(
+            {
+                "host": entry["host"],
+                "label": _fit(entry["host"]),
+                "status": entry["status"],
+                "tone": _tone(entry["status"]),
+                "y": len(rows) * ROW_H,
+                "x": LABEL_W,
+                "w": round(max(BAR_W * elapsed / longest, 2.0), 2),
+                "text": "%s %s" % (_seconds(elapsed), entry["status"].replace("_", " ")),
+            }
+        )
+    return {
+        "rows": rows,
+        "height": len(rows) * ROW_H + 4,
+        "width": CHART_W,
+        "hidden": max(0, len(timed) - MAX_HOST_ROWS),
+        "untimed": [e["host"] + " " + e["status"].replace("_", " ") for e in servers if e.get("elapsed") is None],
+    }
 
 
 def _client_rows(report):
@@ -206,14 +260,28 @@ def _client_rows(report):
         if restart and report.get("check_mode"):
             restart = "would " + ("reboot" if restart == "reboot" else "defer")
         restart = restart_text(entry) or restart
-        search = " ".join(str(part) for part in (entry["host"], entry["status"], entry.get("detail"),
-                                                 entry.get("logon_server"), full) if part).lower()
-        rows.append({"host": entry["host"], "wave": entry.get("wave"), "status": entry["status"],
-                     "word": STATUS_WORDS.get(entry["status"], entry["status"]), "detail": entry.get("detail"),
-                     "files_changed": entry.get("files_changed"), "restart": restart,
-                     "verify": verify_text(entry),
-                     "logon_server": entry.get("logon_server"), "short": short, "full": full, "folded": folded,
-                     "search": search})
+        search = " ".join(
+            str(part)
+            for part in (entry["host"], entry["status"], entry.get("detail"), entry.get("logon_server"), full)
+            if part
+        ).lower()
+        rows.append(
+            {
+                "host": entry["host"],
+                "wave": entry.get("wave"),
+                "status": entry["status"],
+                "word": STATUS_WORDS.get(entry["status"], entry["status"]),
+                "detail": entry.get("detail"),
+                "files_changed": entry.get("files_changed"),
+                "restart": restart,
+                "verify": verify_text(entry),
+                "logon_server": entry.get("logon_server"),
+                "short": short,
+                "full": full,
+                "folded": folded,
+                "search": search,
+            }
+        )
     return rows
 
 
@@ -230,10 +298,18 @@ def _smsrun32(state):
 def _awx_header(report):
     awx = report.get("awx") or {}
     pairs = []
-    for key, label in (("workflow_job_id", "AWX workflow job"), ("workflow_job_name", "workflow"),
-                       ("job_id", "AWX job"), ("job_template_name", "job template"), ("user_name", "launched by"),
-                       ("schedule_name", "schedule"), ("launch_type", "launch"), ("inventory_name", "inventory"),
-                       ("execution_node", "execution node"), ("project_revision", "project revision")):
+    for key, label in (
+        ("workflow_job_id", "AWX workflow job"),
+        ("workflow_job_name", "workflow"),
+        ("job_id", "AWX job"),
+        ("job_template_name", "job template"),
+        ("user_name", "launched by"),
+        ("schedule_name", "schedule"),
+        ("launch_type", "launch"),
+        ("inventory_name", "inventory"),
+        ("execution_node", "execution node"),
+        ("project_revision", "project revision"),
+    ):
         if awx.get(key) not in (None, ""):
             pairs.append((label, awx[key]))
     return pairs
@@ -247,44 +323,80 @@ def view(report):
     if check:
         banners.append(("check", "CHECK MODE: nothing was changed. Every status says what the run would do."))
     if report.get("limit"):
-        banners.append(("limit", "LIMITED to %s (--limit): hosts outside it were not part of this run."
-                        % report["limit"]))
+        banners.append(
+            ("limit", "LIMITED to %s (--limit): hosts outside it were not part of this run." % report["limit"])
+        )
     if kind == "rollback":
-        banners.append(("rollback", "ROLLBACK: this run puts the original files back "
-                                    "(site server, logon servers, clients)."))
+        banners.append(
+            ("rollback", "ROLLBACK: this run puts the original files back (site server, logon servers, clients).")
+        )
     clients = report.get("clients") or []
     counts = dict((status, len(hosts_with(clients, status))) for status in CLIENT_STATUSES)
     site_rows = []
     for site in report.get("site_servers") or []:
         short, full, folded = _message(site.get("msg"))
-        site_rows.append({"host": site["host"], "status": site["status"], "action": site.get("action"),
-                          "files_changed": site.get("files_changed"),
-                          "bumped": (site.get("system_map") or {}).get("bumped"),
-                          "short": short, "full": full, "folded": folded})
-    site_files = [{"host": s["host"], "platform": f.get("platform"), "name": f.get("name"), "changed": f.get("changed"),
-                   "before": f.get("before_sha256"), "after": f.get("after_sha256")}
-                  for s in report.get("site_servers") or [] for f in s.get("files") or [] if isinstance(f, dict)]
+        site_rows.append(
+            {
+                "host": site["host"],
+                "status": site["status"],
+                "action": site.get("action"),
+                "files_changed": site.get("files_changed"),
+                "bumped": (site.get("system_map") or {}).get("bumped"),
+                "short": short,
+                "full": full,
+                "folded": folded,
+            }
+        )
+    site_files = [
+        {
+            "host": s["host"],
+            "platform": f.get("platform"),
+            "name": f.get("name"),
+            "changed": f.get("changed"),
+            "before": f.get("before_sha256"),
+            "after": f.get("after_sha256"),
+        }
+        for s in report.get("site_servers") or []
+        for f in s.get("files") or []
+        if isinstance(f, dict)
+    ]
     logon_rows = []
     for entry in report.get("logon_servers") or []:
         short, full, folded = _message(entry.get("msg"))
-        logon_rows.append({"host": entry["host"], "status": entry["status"],
-                           "elapsed": None if entry.get("elapsed") is None else _seconds(entry["elapsed"]),
-                           "missing": ", ".join(entry.get("missing") or []), "short": short, "full": full,
-                           "folded": folded})
+        logon_rows.append(
+            {
+                "host": entry["host"],
+                "status": entry["status"],
+                "elapsed": None if entry.get("elapsed") is None else _seconds(entry["elapsed"]),
+                "missing": ", ".join(entry.get("missing") or []),
+                "short": short,
+                "full": full,
+                "folded": folded,
+            }
+        )
     compliance_rows = []
     for entry in sorted(report.get("compliance") or [], key=lambda e: e["host"]):
         short, full, folded = _message(entry.get("error"))
-        compliance_rows.append({"host": entry["host"], "status": "compliant" if entry["compliant"] else "not_compliant",
-                                "smsrun32": _smsrun32(entry.get("smsrun32")),
-                                "setup_phase": entry.get("setup_phase"),
-                                "copy_list_version": entry.get("copy_list_version"),
-                                "logon_server": entry.get("logon_server"), "short": short, "full": full,
-                                "folded": folded})
+        compliance_rows.append(
+            {
+                "host": entry["host"],
+                "status": "compliant" if entry["compliant"] else "not_compliant",
+                "smsrun32": _smsrun32(entry.get("smsrun32")),
+                "setup_phase": entry.get("setup_phase"),
+                "copy_list_version": entry.get("copy_list_version"),
+                "logon_server": entry.get("logon_server"),
+                "short": short,
+                "full": full,
+                "folded": folded,
+            }
+        )
     plan = report.get("plan")
     platforms = ""
     if plan:
-        platforms = "; ".join("%s: %s" % (name, ", ".join(str(f) for f in files))
-                              for name, files in sorted((plan.get("platforms") or {}).items()))
+        platforms = "; ".join(
+            "%s: %s" % (name, ", ".join(str(f) for f in files))
+            for name, files in sorted((plan.get("platforms") or {}).items())
+        )
     kb = (report.get("hotfix") or {}).get("kb") or "hotfix"
     return {
         "title": "SMS rollout %s: %s" % (kb, report.get("playbook") or ""),
@@ -316,8 +428,14 @@ def view(report):
 @functools.lru_cache(maxsize=1)
 def _environment():
     # compiled once per process: the callback renders once, a merge or a test many times
-    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined,
-                      trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
     return env
 
 

@@ -30,25 +30,65 @@ def _case(suite, classname, name, status, msg, elapsed, failing, skipping):
 def _groups(report):
     """(suite name, class name, [(host, status, msg, elapsed)], failing, skipping) per suite."""
     groups = [
-        ("site server", "sms_rollout.site", [(e["host"], e["status"], e["msg"], None) for e in report["site_servers"]],
-         SITE_FAILING, SITE_SKIPPING),
-        ("logon servers", "sms_rollout.logon",
-         [(e["host"], e["status"], e["msg"] or (("missing: " + ", ".join(e["missing"])) if e["missing"] else None),
-           e["elapsed"]) for e in report["logon_servers"]],
-         LOGON_FAILING, LOGON_SKIPPING),
-        ("clients", "sms_rollout.client",
-         [(e["host"], e["status"], e["msg"] or e["detail"], None) for e in report["clients"]],
-         CLIENT_FAILING, CLIENT_SKIPPING),
+        (
+            "site server",
+            "sms_rollout.site",
+            [(e["host"], e["status"], e["msg"], None) for e in report["site_servers"]],
+            SITE_FAILING,
+            SITE_SKIPPING,
+        ),
+        (
+            "logon servers",
+            "sms_rollout.logon",
+            [
+                (
+                    e["host"],
+                    e["status"],
+                    e["msg"] or (("missing: " + ", ".join(e["missing"])) if e["missing"] else None),
+                    e["elapsed"],
+                )
+                for e in report["logon_servers"]
+            ],
+            LOGON_FAILING,
+            LOGON_SKIPPING,
+        ),
+        (
+            "clients",
+            "sms_rollout.client",
+            [(e["host"], e["status"], e["msg"] or e["detail"], None) for e in report["clients"]],
+            CLIENT_FAILING,
+            CLIENT_SKIPPING,
+        ),
     ]
     if report.get("compliance"):
-        groups.append(("compliance", "sms_rollout.compliance",
-                       [(e["host"], "compliant" if e["compliant"] else "not_compliant",
-                         e.get("error") or ("setup phase %s" % e.get("setup_phase")), None)
-                        for e in report["compliance"]],
-                       ("not_compliant",), ()))
+        groups.append(
+            (
+                "compliance",
+                "sms_rollout.compliance",
+                [
+                    (
+                        e["host"],
+                        "compliant" if e["compliant"] else "not_compliant",
+                        e.get("error") or ("setup phase %s" % e.get("setup_phase")),
+                        None,
+                    )
+                    for e in report["compliance"]
+                ],
+                ("not_compliant",),
+                (),
+            )
+        )
     if report.get("failures"):
-        groups.insert(0, ("run", "sms_rollout.run",
-                          [(f["host"], "failed", f["msg"], None) for f in report["failures"]], ("failed",), ()))
+        groups.insert(
+            0,
+            (
+                "run",
+                "sms_rollout.run",
+                [(f["host"], "failed", f["msg"], None) for f in report["failures"]],
+                ("failed",),
+                (),
+            ),
+        )
     return groups
 
 
@@ -61,8 +101,16 @@ def render_junit(report):
             continue
         failures = sum(1 for c in cases if c[1] in failing)
         skipped = sum(1 for c in cases if c[1] in skipping)
-        suite = ET.SubElement(root, "testsuite", name=label, tests=str(len(cases)), failures=str(failures),
-                              errors="0", skipped=str(skipped), timestamp=report.get("started") or "")
+        suite = ET.SubElement(
+            root,
+            "testsuite",
+            name=label,
+            tests=str(len(cases)),
+            failures=str(failures),
+            errors="0",
+            skipped=str(skipped),
+            timestamp=report.get("started") or "",
+        )
         for host, status, msg, elapsed in cases:
             _case(suite, classname, host, status, msg, elapsed, failing, skipping)
         total["tests"] += len(cases)

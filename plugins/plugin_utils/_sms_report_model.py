@@ -40,13 +40,28 @@ OTHER_ACTIONS = ("sms_hotfix_manifest", "sms_rollout_lock", "sms_client_info", "
 TIER_LABEL = {"site": "site server", "logon": "logon servers", "client": "clients"}
 CLIENT_DONE = ("upgraded", "unchanged", "rolled_back")
 CLIENT_STATUSES = ("done", "failed", "skipped", "deferred", "unreachable", "not_reached")
-LOGON_STATUSES = ("converged", "pushed", "baseline", "restored", "reset", "lagging", "failed", "unreachable",
-                  "not_reached")
+LOGON_STATUSES = (
+    "converged",
+    "pushed",
+    "baseline",
+    "restored",
+    "reset",
+    "lagging",
+    "failed",
+    "unreachable",
+    "not_reached",
+)
 SITE_STATUSES = ("staged", "unchanged", "rolled_back", "failed", "unreachable", "not_reached")
 # sms_hotfix_stage's own `status` words and the site status each is reported as
 # (a dry run's would_* is the same status: the console says "would").
-SITE_WORDS = {"staged": "staged", "would_stage": "staged", "rolled_back": "rolled_back",
-              "would_roll_back": "rolled_back", "nothing_to_roll_back": "unchanged", "unchanged": "unchanged"}
+SITE_WORDS = {
+    "staged": "staged",
+    "would_stage": "staged",
+    "rolled_back": "rolled_back",
+    "would_roll_back": "rolled_back",
+    "nothing_to_roll_back": "unchanged",
+    "unchanged": "unchanged",
+}
 SITE_ROLLBACK_WORDS = ("rolled_back", "would_roll_back", "nothing_to_roll_back")
 # Logon-server states recorded before (baseline) or after (reset) the wait:
 # they never replace what the wait itself found.
@@ -57,22 +72,51 @@ LOGON_JOBS: dict[str, dict[str | None, str]] = {
     "sms_logon_wait": {None: "wait"},
     "sms_copy_list_baseline": {"present": "baseline", "absent": "reset", None: "baseline"},
     "sms_logon_push": {"present": "pushed", "absent": "restored", None: "pushed"},
-    "sms_replication": {"baseline": "baseline", "converged": "wait", "pushed": "pushed", "restored": "restored",
-                        "reset": "reset", None: "wait"},
+    "sms_replication": {
+        "baseline": "baseline",
+        "converged": "wait",
+        "pushed": "pushed",
+        "restored": "restored",
+        "reset": "reset",
+        None: "wait",
+    },
 }
-LOGON_PHASES = {"baseline": "baseline", "reset": "reset", "restored": "restore", "pushed": "push",
-                "wait": "logon wait"}
+LOGON_PHASES = {"baseline": "baseline", "reset": "reset", "restored": "restore", "pushed": "push", "wait": "logon wait"}
 
 # What AWX injects into every job (awx_<key>, and the same as tower_<key>).
-AWX_KEYS = ("job_id", "job_template_id", "job_template_name", "workflow_job_id", "workflow_job_name",
-            "workflow_job_template_id", "workflow_job_template_name", "user_name", "launch_type",
-            "schedule_id", "schedule_name", "inventory_id", "inventory_name", "execution_node",
-            "project_revision")
+AWX_KEYS = (
+    "job_id",
+    "job_template_id",
+    "job_template_name",
+    "workflow_job_id",
+    "workflow_job_name",
+    "workflow_job_template_id",
+    "workflow_job_template_name",
+    "user_name",
+    "launch_type",
+    "schedule_id",
+    "schedule_name",
+    "inventory_id",
+    "inventory_name",
+    "execution_node",
+    "project_revision",
+)
 
 # The phase a play is shown as on the timeline: the most telling result it
 # had wins (a logon play that waited is "logon wait", not "baseline").
-PHASE_RANK = {"plan": 1, "lock": 2, "unlock": 2, "compliance": 3, "baseline": 4, "reset": 4, "restore": 5,
-              "push": 6, "logon wait": 7, "stage": 8, "site rollback": 8}
+PHASE_RANK = {
+    "plan": 1,
+    "lock": 2,
+    "unlock": 2,
+    "compliance": 3,
+    "baseline": 4,
+    "reset": 4,
+    "restore": 5,
+    "push": 6,
+    "logon wait": 7,
+    "stage": 8,
+    "site rollback": 8,
+}
 
 
 class ReportError(Exception):
@@ -187,7 +231,10 @@ def client_entry(host, status, detail, msg, data=None, wave=None, at=None):
     files = data.get("files") if isinstance(data.get("files"), list) else []
     smsrun32 = data.get("smsrun32") if isinstance(data.get("smsrun32"), dict) else None
     entry = {
-        "host": host, "wave": wave, "status": status, "detail": detail,
+        "host": host,
+        "wave": wave,
+        "status": status,
+        "detail": detail,
         "msg": msg or None,
         "reboot_required": bool(data.get("reboot_required", False)),
         "pending_restart": bool(data.get("pending_restart", False)),
@@ -239,7 +286,11 @@ def verify_text(entry):
     if result == "not_watched":
         return "not watched: %s" % verify.get("reason")
     facts = "watched %ss of %ss, %s instance(s) at most, highest CPU %s %%" % (
-        verify.get("elapsed"), verify.get("seconds"), verify.get("instances"), verify.get("highest_cpu"))
+        verify.get("elapsed"),
+        verify.get("seconds"),
+        verify.get("instances"),
+        verify.get("highest_cpu"),
+    )
     if verify.get("service"):
         facts += ", client service %s" % verify["service"]
     if result == "healthy":
@@ -253,8 +304,15 @@ def site_entry(host, status, msg, data=None, action="stage", at=None):
     data = data or {}
     files = data.get("files") if isinstance(data.get("files"), list) else []
     system_map = data.get("system_map") if isinstance(data.get("system_map"), dict) else None
-    entry = {"host": host, "status": status, "msg": msg or None, "files": files,
-             "files_changed": _files_changed(files), "system_map": system_map, "action": action}
+    entry = {
+        "host": host,
+        "status": status,
+        "msg": msg or None,
+        "files": files,
+        "files_changed": _files_changed(files),
+        "system_map": system_map,
+        "action": action,
+    }
     if at:
         entry["at"] = at
     return entry
@@ -262,9 +320,14 @@ def site_entry(host, status, msg, data=None, action="stage", at=None):
 
 def logon_entry(host, status, msg=None, data=None, at=None, missing=None):
     data = data or {}
-    entry = {"host": host, "status": status, "elapsed": data.get("elapsed"),
-             "missing": [str(m) for m in (missing or [])], "msg": msg,
-             "files": data.get("files") if isinstance(data.get("files"), list) else []}
+    entry = {
+        "host": host,
+        "status": status,
+        "elapsed": data.get("elapsed"),
+        "missing": [str(m) for m in (missing or [])],
+        "msg": msg,
+        "files": data.get("files") if isinstance(data.get("files"), list) else [],
+    }
     if data:
         entry["copy_list"] = data.get("copy_list") if isinstance(data.get("copy_list"), dict) else None
     if at:
@@ -293,13 +356,13 @@ class RunModel:
         self.unreachable = {}
         self.client_plan = []
         self.awx = {}
-        self.limit = None            # the run's --limit (AWX's Limit field arrives as one)
+        self.limit = None  # the run's --limit (AWX's Limit field arrives as one)
         self.max_fail_percentage = None
-        self.gate = None             # the wave gate's data when it stopped the rollout
+        self.gate = None  # the wave gate's data when it stopped the rollout
         self.timeline = []
-        self._open = None            # the timeline span of the play (batch) running now
-        self._host_started = {}      # (tier, host) -> when its tier task started
-        self._wave_hosts = {}        # wave -> hosts with a result in it
+        self._open = None  # the timeline span of the play (batch) running now
+        self._host_started = {}  # (tier, host) -> when its tier task started
+        self._wave_hosts = {}  # wave -> hosts with a result in it
 
     # ---- what the run targets ----------------------------------------------
 
@@ -312,8 +375,9 @@ class RunModel:
     def add_client_play(self, name, hosts, serial):
         """A client play's plan: the batch sizes Ansible makes for its hosts."""
         waves = serial_batches(len(hosts), serial)
-        self.client_plan.append({"play": name, "hosts": len(hosts), "serial": [str(item) for item in serial],
-                                 "waves": waves})
+        self.client_plan.append(
+            {"play": name, "hosts": len(hosts), "serial": [str(item) for item in serial], "waves": waves}
+        )
         return waves
 
     # ---- the timeline ------------------------------------------------------
@@ -321,8 +385,17 @@ class RunModel:
     def open_span(self, label, at, wave=None):
         """A play (or one serial batch of it) starts; the one before ends now."""
         self.close_span(at)
-        self._open = {"kind": "wave" if wave else "play", "label": label, "host": None, "wave": wave,
-                      "start": at, "end": None, "status": "ok", "_rank": 0, "_ran": False}
+        self._open = {
+            "kind": "wave" if wave else "play",
+            "label": label,
+            "host": None,
+            "wave": wave,
+            "start": at,
+            "end": None,
+            "status": "ok",
+            "_rank": 0,
+            "_ran": False,
+        }
         self.timeline.append(self._open)
 
     def close_span(self, at):
@@ -352,8 +425,7 @@ class RunModel:
 
     # ---- results -----------------------------------------------------------
 
-    def record(self, action, host, data, failed=False, task_name="", task_state=None, wave=None, tiers=(),
-               at=None):
+    def record(self, action, host, data, failed=False, task_name="", task_state=None, wave=None, tiers=(), at=None):
         """One result of a task (`data` is the module's result dict)."""
         self.mark_ran()
         msg = data.get("msg")
@@ -375,9 +447,15 @@ class RunModel:
             for name, platform in (manifest.get("platforms") or {}).items():
                 files = platform.get("files", []) if isinstance(platform, dict) else []
                 platforms[name] = [item.get("name") if isinstance(item, dict) else str(item) for item in files]
-            self.plan = {"host": host, "ok": not failed, "kb": kb, "title": manifest.get("title"),
-                         "platforms": platforms, "payload_verified": data.get("payload_verified"),
-                         "msg": msg if failed else None}
+            self.plan = {
+                "host": host,
+                "ok": not failed,
+                "kb": kb,
+                "title": manifest.get("title"),
+                "platforms": platforms,
+                "payload_verified": data.get("payload_verified"),
+                "msg": msg if failed else None,
+            }
             if failed:
                 self.run_failures[host] = "hotfix not verified: %s" % (msg or "failed")
             self.note_phase("plan", failed)
@@ -399,8 +477,14 @@ class RunModel:
                     self.run_failures[host] = "lock not released: %s" % (msg or "failed")
                 self.note_phase("unlock", failed)
                 return
-            self.lock = {"host": host, "ok": not failed, "holder": lock.get("holder"),
-                         "started": lock.get("started"), "msg": msg, "released": False}
+            self.lock = {
+                "host": host,
+                "ok": not failed,
+                "holder": lock.get("holder"),
+                "started": lock.get("started"),
+                "msg": msg,
+                "released": False,
+            }
             if at:
                 self.lock["at"] = at
             if failed:
@@ -456,8 +540,9 @@ class RunModel:
                 status = SITE_WORDS[word]
             else:
                 status = ("rolled_back" if rollback else "staged") if data.get("changed") else "unchanged"
-            self.results["site"][host] = site_entry(host, status, msg, data,
-                                                    action="rollback" if rollback else "stage", at=at)
+            self.results["site"][host] = site_entry(
+                host, status, msg, data, action="rollback" if rollback else "stage", at=at
+            )
             self.note_phase("site rollback" if rollback else "stage", failed)
         elif tier == "logon":
             self._record_logon(action, host, data, failed, msg, at)
@@ -492,12 +577,22 @@ class RunModel:
         previous = self.results["logon"].get(host)
         if status in LOGON_BOOKKEEPING and previous and previous["status"] not in LOGON_BOOKKEEPING:
             return
-        self.results["logon"][host] = logon_entry(host, status, msg if (failed or status == "lagging") else None,
-                                                  data, at=at, missing=missing)
+        self.results["logon"][host] = logon_entry(
+            host, status, msg if (failed or status == "lagging") else None, data, at=at, missing=missing
+        )
         started = self._host_started.pop(("logon", host), None)
         if phase in ("logon wait", "push", "restore") and started:
-            self.timeline.append({"kind": "host", "label": host, "host": host, "wave": None, "start": started,
-                                  "end": at, "status": status})
+            self.timeline.append(
+                {
+                    "kind": "host",
+                    "label": host,
+                    "host": host,
+                    "wave": None,
+                    "start": started,
+                    "end": at,
+                    "status": status,
+                }
+            )
 
     def record_skipped(self, action, host, data, wave=None, at=None):
         """A client task skipped: by the module itself, or by a condition."""
@@ -514,13 +609,27 @@ class RunModel:
             if reason and "sms_client_platform" in str(reason):
                 # the rollout leaves this client's platform out: a real outcome,
                 # not a run that never got to the client
-                self._put_client(client_entry(
-                    host, "skipped", "platform", "skipped: its platform is not one of sms_rollout_platforms",
-                    wave=wave, at=at))
+                self._put_client(
+                    client_entry(
+                        host,
+                        "skipped",
+                        "platform",
+                        "skipped: its platform is not one of sms_rollout_platforms",
+                        wave=wave,
+                        at=at,
+                    )
+                )
                 return
-            self._put_client(client_entry(
-                host, "skipped", "condition", "skipped by condition: %s" % reason if reason else "skipped",
-                wave=wave, at=at))
+            self._put_client(
+                client_entry(
+                    host,
+                    "skipped",
+                    "condition",
+                    "skipped by condition: %s" % reason if reason else "skipped",
+                    wave=wave,
+                    at=at,
+                )
+            )
 
     def record_unreachable(self, host, msg, tier, wave=None, at=None):
         self.mark_ran()
@@ -611,9 +720,11 @@ class RunModel:
         failed_hosts = [h for h, c in report["ansible_stats"].items() if c.get("failures") or c.get("unreachable")]
         report["ok"] = not failed_hosts and entries_ok(report)
         # in time order: a server's wait is recorded when it ends, after the play that holds it started
-        report["timeline"] = [dict((k, v) for k, v in span.items() if not k.startswith("_"))
-                              for span in sorted(self.timeline, key=lambda span: span["start"] or "")
-                              if span.get("_ran", True)]
+        report["timeline"] = [
+            dict((k, v) for k, v in span.items() if not k.startswith("_"))
+            for span in sorted(self.timeline, key=lambda span: span["start"] or "")
+            if span.get("_ran", True)
+        ]
         if self.unlock:
             report["unlock"] = dict(self.unlock)
         if self.awx:
@@ -683,60 +794,88 @@ def wave_stop(report, threshold=None, gate=None):
             continue
         share = 100.0 * bad / size
         if share > threshold:  # as ansible-core and the gate compare
-            hosts = [c["host"] for c in clients if c.get("wave") == row["wave"]
-                     and c["status"] in ("failed", "unreachable")]
-            return {"wave": row["wave"], "waves": max(len(plan), row["wave"]), "failed_or_unreachable": bad,
-                    "size": int(size), "percent": round(share, 2), "threshold": threshold, "hosts": hosts,
-                    "not_reached": len(not_reached)}
+            hosts = [
+                c["host"] for c in clients if c.get("wave") == row["wave"] and c["status"] in ("failed", "unreachable")
+            ]
+            return {
+                "wave": row["wave"],
+                "waves": max(len(plan), row["wave"]),
+                "failed_or_unreachable": bad,
+                "size": int(size),
+                "percent": round(share, 2),
+                "threshold": threshold,
+                "hosts": hosts,
+                "not_reached": len(not_reached),
+            }
     return None
 
 
 def stop_text(stop):
     """wave 3: 2 of 6 failed or unreachable = 33 % > 20 % (sms_rollout_max_fail_percentage)"""
-    return ("wave %d: %d of %d failed or unreachable = %s > %s (sms_rollout_max_fail_percentage): "
-            "%s not started, %s not reached"
-            % (stop["wave"], stop["failed_or_unreachable"], stop["size"],
-               percent(stop["percent"], stop["threshold"]), percent(stop["threshold"]),
-               ("wave %d of %d" % (stop["wave"] + 1, stop["waves"])) if stop["waves"] == stop["wave"] + 1
-               else ("waves %d-%d of %d" % (stop["wave"] + 1, stop["waves"], stop["waves"]))
-               if stop["waves"] > stop["wave"] else "later waves",
-               plural(stop["not_reached"], "client")))
+    return (
+        "wave %d: %d of %d failed or unreachable = %s > %s (sms_rollout_max_fail_percentage): "
+        "%s not started, %s not reached"
+        % (
+            stop["wave"],
+            stop["failed_or_unreachable"],
+            stop["size"],
+            percent(stop["percent"], stop["threshold"]),
+            percent(stop["threshold"]),
+            ("wave %d of %d" % (stop["wave"] + 1, stop["waves"]))
+            if stop["waves"] == stop["wave"] + 1
+            else ("waves %d-%d of %d" % (stop["wave"] + 1, stop["waves"], stop["waves"]))
+            if stop["waves"] > stop["wave"]
+            else "later waves",
+            plural(stop["not_reached"], "client"),
+        )
+    )
 
 
 def totals_of(report):
-    totals = {"site": _count(report["site_servers"], SITE_STATUSES),
-              "logon_servers": _count(report["logon_servers"], LOGON_STATUSES),
-              "clients": _count(report["clients"], CLIENT_STATUSES)}
+    totals = {
+        "site": _count(report["site_servers"], SITE_STATUSES),
+        "logon_servers": _count(report["logon_servers"], LOGON_STATUSES),
+        "clients": _count(report["clients"], CLIENT_STATUSES),
+    }
     if report.get("compliance"):
         comp = report["compliance"]
-        totals["compliance"] = {"hosts": len(comp),
-                                "compliant": sum(1 for c in comp if c["compliant"]),
-                                "not_compliant": sum(1 for c in comp if not c["compliant"])}
+        totals["compliance"] = {
+            "hosts": len(comp),
+            "compliant": sum(1 for c in comp if c["compliant"]),
+            "not_compliant": sum(1 for c in comp if not c["compliant"]),
+        }
     return totals
 
 
 def entries_ok(report):
     """No run failure, no tier host failed or unreachable, no logon server lagging."""
     entries = report["site_servers"] + report["logon_servers"] + report["clients"]
-    return (not report["failures"]
-            and not any(e["status"] in ("failed", "unreachable") for e in entries)
-            and (report.get("check_mode") or not any(e["status"] == "lagging" for e in report["logon_servers"])))
+    return (
+        not report["failures"]
+        and not any(e["status"] in ("failed", "unreachable") for e in entries)
+        and (report.get("check_mode") or not any(e["status"] == "lagging" for e in report["logon_servers"]))
+    )
 
 
 # ---- reading what a report says --------------------------------------------
 
+
 def run_kind(report):
     """`rollback`, `compliance`, `plan` (the plan and its read-only preflight
     alone, playbooks/plan.yml) or `rollout` (any tier of it)."""
-    if any(s.get("action") == "rollback" for s in report.get("site_servers") or []) \
-            or any(c.get("detail") == "rolled_back" for c in report.get("clients") or []) \
-            or os.path.splitext(str(report.get("playbook") or ""))[0] == "rollback":
+    if (
+        any(s.get("action") == "rollback" for s in report.get("site_servers") or [])
+        or any(c.get("detail") == "rolled_back" for c in report.get("clients") or [])
+        or os.path.splitext(str(report.get("playbook") or ""))[0] == "rollback"
+    ):
         return "rollback"
-    if report.get("compliance") and not (report.get("site_servers") or report.get("logon_servers")
-                                         or report.get("clients")):
+    if report.get("compliance") and not (
+        report.get("site_servers") or report.get("logon_servers") or report.get("clients")
+    ):
         return "compliance"
-    if report.get("plan") and not (report.get("site_servers") or report.get("logon_servers")
-                                   or report.get("clients") or report.get("compliance")):
+    if report.get("plan") and not (
+        report.get("site_servers") or report.get("logon_servers") or report.get("clients") or report.get("compliance")
+    ):
         return "plan"
     return "rollout"
 
@@ -796,8 +935,11 @@ def outcome(report):
     if why or (not report.get("ok", True) and not report.get("merged_from")):
         if not why:
             why.append("a task failed (see Ansible's recap)")
-        return {"level": "red", "word": "Stopped" if counts["not_reached"] and not check else "Failed",
-                "why": why + loose}
+        return {
+            "level": "red",
+            "word": "Stopped" if counts["not_reached"] and not check else "Failed",
+            "why": why + loose,
+        }
     if loose:
         return {"level": "amber", "word": "Needs attention", "why": loose}
     good = []
@@ -837,7 +979,7 @@ def plural(count, word):
 
 def short_text(text, limit=400):
     text = " ".join(str(text or "failed").split())
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def names(hosts, limit=20, rest=""):
@@ -849,6 +991,7 @@ def names(hosts, limit=20, rest=""):
 
 # ---- reading reports back, and merging them --------------------------------
 
+
 def load(path):
     """The report dicts at `path`: a report.json, or a folder searched for report.json files."""
     path = os.path.abspath(path)
@@ -859,8 +1002,10 @@ def load(path):
             if "report.json" in files:
                 found.append(os.path.join(folder, "report.json"))
         if not found:
-            raise ReportError("%s: no report.json in this folder or below it; give a report folder "
-                              "(reports/<time>-<playbook>/) or a report.json" % path)
+            raise ReportError(
+                "%s: no report.json in this folder or below it; give a report folder "
+                "(reports/<time>-<playbook>/) or a report.json" % path
+            )
         return [read(item) for item in found]
     return [read(path)]
 
@@ -872,23 +1017,33 @@ def read(path):
     except FileNotFoundError:
         raise ReportError("%s: no such file; give a report folder or a report.json" % path)
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ReportError("%s: not a readable report.json (%s); give a file written by the "
-                          "sms_rollout_report callback" % (path, exc))
-    missing = [key for key in ("schema", "playbook", "started", "site_servers", "logon_servers", "clients")
-               if not isinstance(report, dict) or key not in report]
+        raise ReportError(
+            "%s: not a readable report.json (%s); give a file written by the sms_rollout_report callback" % (path, exc)
+        )
+    missing = [
+        key
+        for key in ("schema", "playbook", "started", "site_servers", "logon_servers", "clients")
+        if not isinstance(report, dict) or key not in report
+    ]
     if missing:
-        raise ReportError("%s: not an SMS rollout report (no %s); give a report.json written by the "
-                          "sms_rollout_report callback" % (path, ", ".join(missing)))
+        raise ReportError(
+            "%s: not an SMS rollout report (no %s); give a report.json written by the "
+            "sms_rollout_report callback" % (path, ", ".join(missing))
+        )
     if report.get("schema") != SCHEMA_VERSION:
-        raise ReportError("%s: report schema %r, this tool reads schema %d"
-                          % (path, report.get("schema"), SCHEMA_VERSION))
+        raise ReportError(
+            "%s: report schema %r, this tool reads schema %d" % (path, report.get("schema"), SCHEMA_VERSION)
+        )
     report.setdefault("report_dir", os.path.dirname(os.path.abspath(path)))
     return report
 
 
 def _started(report):
-    return parse_time(report.get("started_at")) or parse_time(report.get("started")) \
+    return (
+        parse_time(report.get("started_at"))
+        or parse_time(report.get("started"))
         or datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
+    )
 
 
 def _ended(report):
@@ -923,8 +1078,9 @@ def _runs(sources):
 def _untouched(entry):
     """A run that did not touch a host says nothing of it: not reached, or its
     tasks skipped by a condition (an AWX failure path that rolls nothing back)."""
-    return entry.get("status") == "not_reached" or (entry.get("status") == "skipped"
-                                                    and entry.get("detail") == "condition")
+    return entry.get("status") == "not_reached" or (
+        entry.get("status") == "skipped" and entry.get("detail") == "condition"
+    )
 
 
 def _newest(old, new, bookkeeping=()):
@@ -1011,6 +1167,7 @@ def merge(*reports, clients=()):
     def planned_of(wave):
         run_wave = by_number.get(wave)
         return planned.get(run_wave) if run_wave is not None else None
+
     site_servers = fold("site_servers")
     first, last = sources[0], max(sources, key=_ended)
     lock = None
@@ -1042,10 +1199,18 @@ def merge(*reports, clients=()):
         if not source.get("ok") and not source.get("failures"):
             # the latest run of a node failed: that stays a failure of the whole run, even where a later
             # node (the failure path's rollback) gave its hosts a newer result
-            bad = [e["host"] for key in ("site_servers", "logon_servers", "clients")
-                   for e in source.get(key) or [] if e.get("status") in ("failed", "unreachable", "lagging")]
-            failures.append({"host": _source_label(source),
-                             "msg": "this job failed (%s)" % (names(bad, 10) if bad else "see its output")})
+            bad = [
+                e["host"]
+                for key in ("site_servers", "logon_servers", "clients")
+                for e in source.get(key) or []
+                if e.get("status") in ("failed", "unreachable", "lagging")
+            ]
+            failures.append(
+                {
+                    "host": _source_label(source),
+                    "msg": "this job failed (%s)" % (names(bad, 10) if bad else "see its output"),
+                }
+            )
     playbooks = []
     for source in sources:
         if source.get("playbook") not in playbooks:
@@ -1095,7 +1260,16 @@ def merge(*reports, clients=()):
     if shared:
         report["awx"] = shared
     report["merged_from"] = [
-        {"playbook": s.get("playbook"), "started": s.get("started"), "ended": s.get("ended"), "ok": bool(s.get("ok")),
-         "report_dir": s.get("report_dir"), "job": _source_label(s), "node": _node(s)} for s in sources]
+        {
+            "playbook": s.get("playbook"),
+            "started": s.get("started"),
+            "ended": s.get("ended"),
+            "ok": bool(s.get("ok")),
+            "report_dir": s.get("report_dir"),
+            "job": _source_label(s),
+            "node": _node(s),
+        }
+        for s in sources
+    ]
     report["ok"] = report["ok"] and verdict(report)["ok"]
     return report

@@ -17,8 +17,9 @@ CANARY = ["client01"]
 DIRS = {"x86": "X86.bin", "alpha": "Alpha.bin"}
 CLIENT_SRC = ("SMS", "Site.srv", "Maincfg.box", "Client.src")
 HOTFIX = load_manifest_json()
-WANT = {platform: {f["name"].lower(): f["sha256"] for f in spec["files"]}
-        for platform, spec in HOTFIX["platforms"].items()}
+WANT = {
+    platform: {f["name"].lower(): f["sha256"] for f in spec["files"]} for platform, spec in HOTFIX["platforms"].items()
+}
 
 
 class Site:
@@ -38,8 +39,8 @@ class Site:
             handle.write(
                 "all:\n  children:\n    clients_canary:\n      hosts:\n%s"
                 "    clients:\n      vars:\n        sms_logon_server_names: [%s]\n"
-                % ("".join("        %s:\n" % c for c in CANARY),
-                   ", ".join(s.upper() for s in self.lab.logon_servers())))
+                % ("".join("        %s:\n" % c for c in CANARY), ", ".join(s.upper() for s in self.lab.logon_servers()))
+            )
         self.reports = os.path.join(self.workdir, "reports")
         # The hotfix on the storage the jobs mount (awx/README.md, "The
         # hotfix"): manifest and payload in a folder of their own, outside the
@@ -47,8 +48,12 @@ class Site:
         self.hotfix_store = os.path.join(self.workdir, "mnt", "sms-hotfix", "Q216552")
         shutil.copytree(os.path.dirname(MANIFEST), self.hotfix_store)
         self.hotfix_manifest = os.path.join(self.hotfix_store, "manifest.json")
-        self.awx = Awx(os.path.join(self.workdir, "awx"), [self.lab.inventory, self.extra_inventory],
-                       self.reports, hotfix_manifest=self.hotfix_manifest)
+        self.awx = Awx(
+            os.path.join(self.workdir, "awx"),
+            [self.lab.inventory, self.extra_inventory],
+            self.reports,
+            hotfix_manifest=self.hotfix_manifest,
+        )
 
     def build(self):
         lab_cmd("build", "--root", self.root, *LAB_OPTIONS)
@@ -73,8 +78,7 @@ class Site:
     def client_state(self, client):
         """Everything the rollout may touch on a client: BIN files and SMS.INI."""
         ini = self.lab.host(client, "SMS.INI")
-        return (self.lab.snapshot(client, "MS", "SMS", "BIN"),
-                open(ini, "rb").read() if os.path.exists(ini) else None)
+        return (self.lab.snapshot(client, "MS", "SMS", "BIN"), open(ini, "rb").read() if os.path.exists(ini) else None)
 
     def tiers(self):
         """Bytes (and dates) of every file a rollout or rollback changes."""
@@ -83,8 +87,8 @@ class Site:
             for folder in DIRS.values():
                 # the maintenance cycle copies content; dates follow the source
                 state["%s/%s" % (server, folder)] = dict(
-                    (name, value[0]) for name, value in
-                    self.lab.snapshot(server, "SMS", "Logon.srv", folder).items())
+                    (name, value[0]) for name, value in self.lab.snapshot(server, "SMS", "Logon.srv", folder).items()
+                )
         for client in self.clients():
             state[client] = self.client_state(client)
         return state

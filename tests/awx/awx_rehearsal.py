@@ -74,8 +74,15 @@ ASSETS = os.path.join(REPO, "awx", "assets.yml")
 VENV_BIN = os.path.dirname(sys.executable)
 RUNNER = os.path.join(VENV_BIN, "ansible-runner")
 PREFIXES = ("awx", "tower")
-SURVEY_TYPES = {"text": str, "textarea": str, "password": str, "multiplechoice": str, "multiselect": str,
-                "integer": int, "float": (float, int)}
+SURVEY_TYPES = {
+    "text": str,
+    "textarea": str,
+    "password": str,
+    "multiplechoice": str,
+    "multiselect": str,
+    "integer": int,
+    "float": (float, int),
+}
 DONE = ("successful", "failed", "error", "canceled")
 FAILED = ("failed", "error", "canceled")
 
@@ -96,6 +103,7 @@ def load_assets(path=ASSETS):
 
 # ---- extra vars as AWX writes them ----------------------------------------
 
+
 class _UnsafeDumper(yaml.SafeDumper):
     def represent_data(self, data):
         if isinstance(data, str):
@@ -112,12 +120,14 @@ def safe_dump(variables, trusted=None):
     parts = []
     for key, value in variables.items():
         plain = key in trusted and trusted[key] == value
-        parts.append(yaml.dump({key: value}, Dumper=yaml.SafeDumper if plain else _UnsafeDumper,
-                               default_flow_style=False))
+        parts.append(
+            yaml.dump({key: value}, Dumper=yaml.SafeDumper if plain else _UnsafeDumper, default_flow_style=False)
+        )
     return "".join(parts)
 
 
 # ---- surveys ----------------------------------------------------------------
+
 
 def survey_errors(spec, answers, validate_required=True):
     """AWX's per-question validation of launch answers."""
@@ -135,8 +145,10 @@ def survey_errors(spec, answers, validate_required=True):
                 errors.append("Value %s for '%s' expected to be a string." % (value, var))
                 continue
             if question.get("min") not in ("", None) and len(value) < int(question["min"]):
-                errors.append("'%s' value %s is too small (length is %d must be at least %s)."
-                              % (var, value, len(value), question["min"]))
+                errors.append(
+                    "'%s' value %s is too small (length is %d must be at least %s)."
+                    % (var, value, len(value), question["min"])
+                )
             if question.get("max") not in ("", None) and len(value) > int(question["max"]):
                 errors.append("'%s' value %s is too large (must be no more than %s)." % (var, value, question["max"]))
         elif qtype == "integer":
@@ -203,8 +215,9 @@ def accept_variables(template, answers, what, validate_required=True):
         if (template.get("extra_vars") or {}).get(key) == answers[key]:
             answers.pop(key)
     if answers:
-        errors["extra_vars"] = ["Variables %s provided, but this template cannot accept variables."
-                                % ", ".join(sorted(answers))]
+        errors["extra_vars"] = [
+            "Variables %s provided, but this template cannot accept variables." % ", ".join(sorted(answers))
+        ]
     if errors:
         raise LaunchError("%s %r refuses the launch (400): %r" % (what, template["name"], errors), errors)
     return accepted
@@ -247,6 +260,7 @@ def checkout(project, dest):
 
 # ---- the inventory ------------------------------------------------------------
 
+
 class Inventory:
     """An AWX inventory imported from inventory files (ansible-inventory
     --list --export, as AWX's inventory import runs it), served back as AWX's
@@ -271,15 +285,18 @@ class Inventory:
                 for host in (body or {}).get("hosts", []):
                     hosts.add(host)
                 continue
-            self.groups[group] = {"hosts": list(body.get("hosts", [])), "children": list(body.get("children", [])),
-                                  "vars": dict(body.get("vars", {}))}
+            self.groups[group] = {
+                "hosts": list(body.get("hosts", [])),
+                "children": list(body.get("children", [])),
+                "vars": dict(body.get("vars", {})),
+            }
             hosts.update(body.get("hosts", []))
         self.hosts = sorted(hosts)
         self.host_ids = dict((host, index + 1) for index, host in enumerate(self.hosts))
 
     def slice_hosts(self, slice_number=1, slice_count=1):
         if slice_count > 1 and slice_number > 0:
-            return self.hosts[slice_number - 1::slice_count]
+            return self.hosts[slice_number - 1 :: slice_count]
         return list(self.hosts)
 
     def script_data(self, slice_number=1, slice_count=1):
@@ -315,11 +332,13 @@ class Inventory:
         return data
 
     def script(self, slice_number=1, slice_count=1):
-        return ("#! /usr/bin/env python3\n# -*- coding: utf-8 -*-\nprint(%r)\n"
-                % json.dumps(self.script_data(slice_number, slice_count)))
+        return "#! /usr/bin/env python3\n# -*- coding: utf-8 -*-\nprint(%r)\n" % json.dumps(
+            self.script_data(slice_number, slice_count)
+        )
 
 
 # ---- jobs -----------------------------------------------------------------------
+
 
 class Job:
     """One playbook run (AWX: a Job), possibly a slice of a sliced job."""
@@ -431,8 +450,19 @@ class WorkflowJob:
 
     kind = "workflow_job"
 
-    def __init__(self, job_id, name, extra_vars, created_by, launch_type, schedule=None, sliced=False,
-                 template=None, parent=None, limit=""):
+    def __init__(
+        self,
+        job_id,
+        name,
+        extra_vars,
+        created_by,
+        launch_type,
+        schedule=None,
+        sliced=False,
+        template=None,
+        parent=None,
+        limit="",
+    ):
         self.id = job_id
         self.name = name
         self.extra_vars = extra_vars
@@ -457,8 +487,9 @@ class WorkflowJob:
 
     def ran(self):
         """Identifiers of the nodes that got a job, in the order they started."""
-        return [n.identifier for n in sorted((n for n in self.nodes.values() if n.job is not None),
-                                             key=lambda n: n.job.id)]
+        return [
+            n.identifier for n in sorted((n for n in self.nodes.values() if n.job is not None), key=lambda n: n.job.id)
+        ]
 
     def all_jobs(self):
         """Every playbook job of this workflow job, slices included."""
@@ -472,19 +503,31 @@ class WorkflowJob:
 
     def effective_artifacts(self):
         artifacts = {}
-        for job in sorted((j for j in self.jobs if j.status in ("successful", "failed")),
-                          key=lambda j: (j.finished or 0, j.id)):
+        for job in sorted(
+            (j for j in self.jobs if j.status in ("successful", "failed")), key=lambda j: (j.finished or 0, j.id)
+        ):
             artifacts.update(job.effective_artifacts())
         return artifacts
 
 
 # ---- the engine --------------------------------------------------------------------
 
+
 class Awx:
     """Launch job templates, workflows and schedules of awx/assets.yml."""
 
-    def __init__(self, workdir, inventory_sources, reports_dir, assets=None, user="admin", task_env=None,
-                 job_timeout=900, project=REPO, hotfix_manifest=None):
+    def __init__(
+        self,
+        workdir,
+        inventory_sources,
+        reports_dir,
+        assets=None,
+        user="admin",
+        task_env=None,
+        job_timeout=900,
+        project=REPO,
+        hotfix_manifest=None,
+    ):
         self.assets = copy.deepcopy(assets or load_assets())
         if hotfix_manifest is not None:
             # the administrator's edit of assets.yml: the hotfix where this
@@ -494,8 +537,7 @@ class Awx:
         self.reports_dir = str(reports_dir)
         self.job_timeout = job_timeout
         self.task_env = dict(task_env or {})
-        self.user = {"id": 1, "username": user, "email": "%s@example.invalid" % user, "first_name": "",
-                     "last_name": ""}
+        self.user = {"id": 1, "username": user, "email": "%s@example.invalid" % user, "first_name": "", "last_name": ""}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self.watchers = []
@@ -503,15 +545,18 @@ class Awx:
         # Ids of the things the administrator loaded (unified job ids start after them).
         self.organization_id = self._next_id()
         self.project_id = self._next_id()
-        self.inventory = Inventory(inventory_sources, self._next_id(), self.assets["inventory"]["name"],
-                                   env=self._process_env())
+        self.inventory = Inventory(
+            inventory_sources, self._next_id(), self.assets["inventory"]["name"], env=self._process_env()
+        )
         self.templates = {}
         for template in self.assets["job_templates"]:
-            self.templates[template["name"]] = dict(template, id=self._next_id(), type="job_template",
-                                                    extra_vars=template_extra_vars(self.assets, template))
+            self.templates[template["name"]] = dict(
+                template, id=self._next_id(), type="job_template", extra_vars=template_extra_vars(self.assets, template)
+            )
         workflow = self.assets["workflow"]
-        self.templates[workflow["name"]] = dict(workflow, id=self._next_id(), type="workflow_job_template",
-                                                survey_enabled=True)
+        self.templates[workflow["name"]] = dict(
+            workflow, id=self._next_id(), type="workflow_job_template", survey_enabled=True
+        )
         self.schedules = {}
         for schedule in self.assets.get("schedules", []):
             self.create_schedule(schedule)
@@ -529,16 +574,21 @@ class Awx:
 
     @staticmethod
     def _revision(project):
-        result = subprocess.run(["git", "-C", project, "rev-parse", "HEAD"], capture_output=True, text=True,
-                                check=False)
+        result = subprocess.run(
+            ["git", "-C", project, "rev-parse", "HEAD"], capture_output=True, text=True, check=False
+        )
         return result.stdout.strip() or "0" * 40
 
     @staticmethod
     def _process_env():
         """The execution environment's process environment: nothing of the
         caller's Ansible settings leaks in."""
-        env = {"PATH": os.pathsep.join([VENV_BIN, "/usr/local/bin", "/usr/bin", "/bin"]),
-               "HOME": os.environ.get("HOME", "/root"), "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
+        env = {
+            "PATH": os.pathsep.join([VENV_BIN, "/usr/local/bin", "/usr/bin", "/bin"]),
+            "HOME": os.environ.get("HOME", "/root"),
+            "LANG": "C.UTF-8",
+            "LC_ALL": "C.UTF-8",
+        }
         return env
 
     def template(self, name):
@@ -553,22 +603,34 @@ class Awx:
         workflow = job.workflow
         created_by = workflow.created_by if workflow else getattr(job, "created_by", None)
         if workflow:
-            values.update(workflow_job_id=workflow.id, workflow_job_name=workflow.name,
-                          workflow_job_launch_type=workflow.launch_type)
+            values.update(
+                workflow_job_id=workflow.id,
+                workflow_job_name=workflow.name,
+                workflow_job_launch_type=workflow.launch_type,
+            )
             if workflow.schedule:
-                values.update(parent_job_schedule_id=workflow.schedule["id"],
-                              parent_job_schedule_name=workflow.schedule["name"])
+                values.update(
+                    parent_job_schedule_id=workflow.schedule["id"], parent_job_schedule_name=workflow.schedule["name"]
+                )
         elif not created_by and getattr(job, "schedule", None):
             values.update(schedule_id=job.schedule["id"], schedule_name=job.schedule["name"])
         if created_by:
-            values.update(user_id=created_by["id"], user_name=created_by["username"],
-                          user_email=created_by["email"], user_first_name=created_by["first_name"],
-                          user_last_name=created_by["last_name"])
+            values.update(
+                user_id=created_by["id"],
+                user_name=created_by["username"],
+                user_email=created_by["email"],
+                user_first_name=created_by["first_name"],
+                user_last_name=created_by["last_name"],
+            )
         if inventory:
             values.update(inventory_id=self.inventory.id, inventory_name=self.inventory.name)
-        values.update(project_revision=self.revision, project_scm_branch=self.assets["project"]["scm_branch"],
-                      job_template_id=job.template["id"], job_template_name=job.template["name"],
-                      execution_node="rehearsal")
+        values.update(
+            project_revision=self.revision,
+            project_scm_branch=self.assets["project"]["scm_branch"],
+            job_template_id=job.template["id"],
+            job_template_name=job.template["name"],
+            execution_node="rehearsal",
+        )
         out = {}
         for prefix in PREFIXES:
             for key, value in values.items():
@@ -584,12 +646,25 @@ class Awx:
         defaults = config["defaults"] if config.has_section("defaults") else {}
         env = {}
         for env_key, setting, folder, default in (
-                ("ANSIBLE_COLLECTIONS_PATHS", "collections_paths", "requirements_collections",
-                 "~/.ansible/collections:/usr/share/ansible/collections"),
-                ("ANSIBLE_ROLES_PATH", "roles_path", "requirements_roles",
-                 "~/.ansible/roles:/usr/share/ansible/roles:/etc/ansible/roles"),
-                ("ANSIBLE_COLLECTIONS_PATH", "collections_path", "requirements_collections",
-                 "~/.ansible/collections:/usr/share/ansible/collections")):
+            (
+                "ANSIBLE_COLLECTIONS_PATHS",
+                "collections_paths",
+                "requirements_collections",
+                "~/.ansible/collections:/usr/share/ansible/collections",
+            ),
+            (
+                "ANSIBLE_ROLES_PATH",
+                "roles_path",
+                "requirements_roles",
+                "~/.ansible/roles:/usr/share/ansible/roles:/etc/ansible/roles",
+            ),
+            (
+                "ANSIBLE_COLLECTIONS_PATH",
+                "collections_path",
+                "requirements_collections",
+                "~/.ansible/collections:/usr/share/ansible/collections",
+            ),
+        ):
             paths = default.split(":")
             if setting in defaults:
                 for path in defaults[setting].split(":"):
@@ -622,10 +697,16 @@ class Awx:
         job.inventory_hosts = self.inventory.slice_hosts(job.slice_number, job.slice_count)
         with open(os.path.join(pdd, "env", "extravars"), "w", encoding="utf-8") as handle:
             handle.write(safe_dump(extra_vars, template.get("extra_vars") or {}))
-        env = {"JOB_ID": str(job.id), "INVENTORY_ID": str(self.inventory.id), "PROJECT_REVISION": self.revision,
-               "ANSIBLE_RETRY_FILES_ENABLED": "False", "MAX_EVENT_RES": "700000",
-               "AWX_HOST": "https://awx.rehearsal.invalid", "AWX_PRIVATE_DATA_DIR": pdd,
-               "ANSIBLE_SSH_CONTROL_PATH_DIR": os.path.join(pdd, "cp")}
+        env = {
+            "JOB_ID": str(job.id),
+            "INVENTORY_ID": str(self.inventory.id),
+            "PROJECT_REVISION": self.revision,
+            "ANSIBLE_RETRY_FILES_ENABLED": "False",
+            "MAX_EVENT_RES": "700000",
+            "AWX_HOST": "https://awx.rehearsal.invalid",
+            "AWX_PRIVATE_DATA_DIR": pdd,
+            "ANSIBLE_SSH_CONTROL_PATH_DIR": os.path.join(pdd, "cp"),
+        }
         env.update(self._collection_paths(project_dir, pdd))
         env.update(self.task_env)
         # every job shares one folder, as under AWX: the callback names its
@@ -645,8 +726,14 @@ class Awx:
         job.status = "running"
         job.started = time.time()
         cmd = [RUNNER, "run", job.private_data_dir, "-p", job.template["playbook"], "--ident", str(job.id)]
-        job.process = subprocess.Popen(cmd, env=self._process_env(), stdin=subprocess.DEVNULL,
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        job.process = subprocess.Popen(
+            cmd,
+            env=self._process_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
 
     def _finish(self, job):
         try:
@@ -688,18 +775,35 @@ class Awx:
         self.all.append(job)
         return job
 
-    def _launch_template(self, template, runtime_vars, limit, workflow=None, slice_count=None,
-                         created_by=None, launch_type="manual", schedule=None):
+    def _launch_template(
+        self,
+        template,
+        runtime_vars,
+        limit,
+        workflow=None,
+        slice_count=None,
+        created_by=None,
+        launch_type="manual",
+        schedule=None,
+    ):
         """JobTemplate.create_unified_job: one job, or a sliced workflow of
         concurrent slice jobs."""
         wanted = slice_count if slice_count is not None else int(template.get("job_slice_count") or 1)
         effective = min(wanted, len(self.inventory.hosts)) if self.inventory.hosts else wanted
         limit = limit if limit is not None else (template.get("limit") or "")
         if effective > 1:
-            sliced = WorkflowJob(self._next_id(), template["name"], dict(runtime_vars),
-                                 created_by if workflow is None else workflow.created_by,
-                                 "workflow" if workflow else launch_type, schedule=schedule, sliced=True,
-                                 template=template, parent=workflow, limit=limit)
+            sliced = WorkflowJob(
+                self._next_id(),
+                template["name"],
+                dict(runtime_vars),
+                created_by if workflow is None else workflow.created_by,
+                "workflow" if workflow else launch_type,
+                schedule=schedule,
+                sliced=True,
+                template=template,
+                parent=workflow,
+                limit=limit,
+            )
             sliced.started = time.time()
             slices = []
             for number in range(1, effective + 1):
@@ -731,12 +835,26 @@ class Awx:
         if job_slice_count is not None and not template.get("ask_job_slice_count_on_launch"):
             raise LaunchError("job template %r does not prompt for a slice count" % name)
         accepted = accept_variables(template, extra_vars, "job template")
-        return self._launch_template(template, accepted, limit, slice_count=job_slice_count,
-                                     created_by=None if schedule else self.user,
-                                     launch_type="scheduled" if schedule else "manual", schedule=schedule)
+        return self._launch_template(
+            template,
+            accepted,
+            limit,
+            slice_count=job_slice_count,
+            created_by=None if schedule else self.user,
+            launch_type="scheduled" if schedule else "manual",
+            schedule=schedule,
+        )
 
-    def launch_workflow(self, name=None, extra_vars=None, approval="approve", cancel_after=None, schedule=None,
-                        launch_type=None, _extra_vars_as_is=None):
+    def launch_workflow(
+        self,
+        name=None,
+        extra_vars=None,
+        approval="approve",
+        cancel_after=None,
+        schedule=None,
+        launch_type=None,
+        _extra_vars_as_is=None,
+    ):
         """POST /workflow_job_templates/<id>/launch/ and run the graph to its end.
 
         approval: "approve", "deny", "timeout", or callable(workflow_job, node)
@@ -752,9 +870,15 @@ class Awx:
             variables = dict(template.get("extra_vars") or {})
             variables.update(survey_defaults(template.get("survey")))
             variables.update(accepted)
-        wj = WorkflowJob(self._next_id(), template["name"], variables, None if schedule else self.user,
-                         launch_type or ("scheduled" if schedule else "manual"), schedule=schedule,
-                         template=template)
+        wj = WorkflowJob(
+            self._next_id(),
+            template["name"],
+            variables,
+            None if schedule else self.user,
+            launch_type or ("scheduled" if schedule else "manual"),
+            schedule=schedule,
+            template=template,
+        )
         self.all.append(wj)
         for spec in template["nodes"]:
             wj.nodes[spec["identifier"]] = Node(spec)
@@ -763,18 +887,25 @@ class Awx:
 
     def relaunch(self, workflow_job, approval="approve", cancel_after=None):
         """POST /workflow_jobs/<id>/relaunch/: a new workflow job with the same variables."""
-        return self.launch_workflow(workflow_job.name, approval=approval, cancel_after=cancel_after,
-                                    launch_type="relaunch", _extra_vars_as_is=workflow_job.extra_vars)
+        return self.launch_workflow(
+            workflow_job.name,
+            approval=approval,
+            cancel_after=cancel_after,
+            launch_type="relaunch",
+            _extra_vars_as_is=workflow_job.extra_vars,
+        )
 
     def run_schedule(self, name, **kwargs):
         """What the scheduler does when the schedule is due."""
         schedule = self.schedules[name]
         template = self.template(schedule["unified_job_template"])
         if template["type"] == "workflow_job_template":
-            return self.launch_workflow(template["name"], extra_vars=schedule.get("extra_data") or {},
-                                        schedule=schedule, **kwargs)
-        return self.launch_job_template(template["name"], extra_vars=schedule.get("extra_data") or {},
-                                        schedule=schedule)
+            return self.launch_workflow(
+                template["name"], extra_vars=schedule.get("extra_data") or {}, schedule=schedule, **kwargs
+            )
+        return self.launch_job_template(
+            template["name"], extra_vars=schedule.get("extra_data") or {}, schedule=schedule
+        )
 
     def create_schedule(self, schedule):
         """POST /schedules/ (awx.awx.schedule): AWX checks the schedule's
@@ -793,8 +924,7 @@ class Awx:
     @staticmethod
     def _parents(wj, node, kind=None):
         kinds = (kind,) if kind else ("success_nodes", "failure_nodes", "always_nodes")
-        return [other for other in wj.nodes.values()
-                if any(node.identifier in other.children(k) for k in kinds)]
+        return [other for other in wj.nodes.values() if any(node.identifier in other.children(k) for k in kinds)]
 
     @staticmethod
     def _followed(wj, node):
@@ -836,7 +966,8 @@ class Awx:
                     queue.extend(self._followed(wj, node))
                 continue
             if self._relevant_parents_finished(wj, node) and (
-                    not node.spec.get("all_parents_must_converge") or self._all_parents_met(wj, node)):
+                not node.spec.get("all_parents_must_converge") or self._all_parents_met(wj, node)
+            ):
                 found.append(node)
         return found
 
@@ -893,8 +1024,7 @@ class Awx:
         template = self.template(ujt["name"])
         prompts = {}
         if node.spec.get("extra_data") and (template.get("ask_variables_on_launch") or template.get("survey")):
-            prompts.update(accept_variables(template, node.spec["extra_data"], "job template",
-                                            validate_required=False))
+            prompts.update(accept_variables(template, node.spec["extra_data"], "job template", validate_required=False))
         runtime = dict(prompts)
         runtime.update(artifacts)
         runtime.update(wj.extra_vars)

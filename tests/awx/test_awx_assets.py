@@ -60,6 +60,7 @@ def nodes_of(assets):
 
 # ---- the workflow graph -----------------------------------------------------
 
+
 def test_workflow_nodes_use_only_the_keys_awx_awx_documents(assets):
     doc = module_doc("workflow_job_template")["options"]["workflow_nodes"]["suboptions"]
     ujt_keys = set(doc["unified_job_template"]["suboptions"])
@@ -95,8 +96,14 @@ def test_the_graph_is_the_rollout_with_its_canary_approval_and_failure_path(asse
     def edges(identifier, kind):
         return [t["identifier"] for t in (nodes[identifier].get("related") or {}).get(kind) or []]
 
-    parents = set(t["identifier"] for n in nodes.values() for ts in (n.get("related") or {}).values()
-                  if isinstance(ts, list) for t in ts if isinstance(t, dict))
+    parents = set(
+        t["identifier"]
+        for n in nodes.values()
+        for ts in (n.get("related") or {}).values()
+        if isinstance(ts, list)
+        for t in ts
+        if isinstance(t, dict)
+    )
     assert sorted(set(nodes) - parents) == ["plan"], "the workflow must have exactly one start: plan"
     path, here = ["plan"], "plan"
     while edges(here, "success_nodes") or edges(here, "always_nodes"):
@@ -133,12 +140,16 @@ def test_unified_job_template_names_are_unique(assets):
     # a schedule finds its template among all of them by name alone
     names = [assets["project"]["name"], assets["inventory"]["source"]["name"], assets["workflow"]["name"]]
     names += [t["name"] for t in assets["job_templates"]]
-    names += [n["unified_job_template"]["name"] for n in assets["workflow"]["nodes"]
-              if n["unified_job_template"]["type"] == "workflow_approval"]
+    names += [
+        n["unified_job_template"]["name"]
+        for n in assets["workflow"]["nodes"]
+        if n["unified_job_template"]["type"] == "workflow_approval"
+    ]
     assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
 
 
 # ---- the survey (AWX's API rules for a survey spec) --------------------------
+
 
 def test_the_survey_is_valid_for_awx_and_asks_what_the_issue_asks(assets):
     survey = assets["workflow"]["survey"]
@@ -160,8 +171,14 @@ def test_the_survey_is_valid_for_awx_and_asks_what_the_issue_asks(assets):
             assert question.get("choices"), question
             assert question.get("default") in question["choices"], question
     assert survey_errors(survey, survey_defaults(survey)) == [], "a default fails its own question"
-    assert seen >= {"sms_rollout_waves", "sms_rollout_max_fail_percentage", "sms_rollout_window",
-                    "sms_rollout_force", "sms_hotfix_manifest", "sms_workflow_on_failure"}
+    assert seen >= {
+        "sms_rollout_waves",
+        "sms_rollout_max_fail_percentage",
+        "sms_rollout_window",
+        "sms_rollout_force",
+        "sms_hotfix_manifest",
+        "sms_workflow_on_failure",
+    }
     # the hotfix is where the jobs mount it (the checkout has no payload): the
     # survey's default is the templates' own
     manifest = survey_defaults(survey)["sms_hotfix_manifest"]
@@ -169,6 +186,7 @@ def test_the_survey_is_valid_for_awx_and_asks_what_the_issue_asks(assets):
 
 
 # ---- schedules (AWX's API rules for an RRULE, parsed by dateutil) -------------
+
 
 def awx_rrule_errors(value):
     errors = []
@@ -197,6 +215,7 @@ def awx_rrule_errors(value):
 
 def occurrences(value, count):
     from dateutil import rrule  # requirements-awx.txt
+
     return list(itertools.islice(rrule.rrulestr(value, forceset=True), count))
 
 
@@ -218,6 +237,7 @@ def test_every_schedule_is_a_valid_awx_rrule_on_a_template_that_takes_its_data(a
 
 def test_the_rollout_schedule_starts_inside_its_window_and_compliance_runs_nightly(assets):
     from ansible_collections.sms.hotfix.plugins.filter.sms_rollout import sms_in_window
+
     by_template = dict((s["unified_job_template"], s) for s in assets["schedules"])
     rollout = by_template[assets["workflow"]["name"]]
     window = rollout["extra_data"]["sms_rollout_window"]
@@ -233,6 +253,7 @@ def test_the_rollout_schedule_starts_inside_its_window_and_compliance_runs_night
 
 
 # ---- configure.yml passes every key of the data on -----------------------
+
 
 def test_configure_yml_passes_every_key_of_the_data_to_a_module(assets, tasks, configure_text):
     def referenced(task, prefix):
@@ -270,12 +291,20 @@ def test_lint_checks_the_awx_module_arguments_against_the_collection(tmp_path):
     shutil.copy(os.path.join(REPO, ".ansible-lint"), tmp_path / ".ansible-lint")
     (tmp_path / "wrong.yml").write_text(
         "---\n- name: A wrong argument\n  hosts: localhost\n  gather_facts: false\n  tasks:\n"
-        "    - name: A project\n      awx.awx.project:\n        name: x\n        scm_typo: git\n")
+        "    - name: A project\n      awx.awx.project:\n        name: x\n        scm_typo: git\n"
+    )
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=AWX_COLLECTIONS, NO_COLOR="1")
     env.pop("ANSIBLE_CONFIG", None)
     lint = os.path.join(os.path.dirname(sys.executable), "ansible-lint")
-    result = subprocess.run([lint, "--profile", "production", "wrong.yml"], cwd=str(tmp_path), env=env,
-                            capture_output=True, text=True, timeout=600, check=False)
+    result = subprocess.run(
+        [lint, "--profile", "production", "wrong.yml"],
+        cwd=str(tmp_path),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
     assert "args[module]" in output and "scm_typo" in output, output
@@ -288,8 +317,10 @@ def test_no_template_or_workflow_runs_two_jobs_at_once(tasks):
     [template] = task_for(tasks, "job_template")
     assert template["awx.awx.job_template"]["allow_simultaneous"] is False
     [workflow] = task_for(tasks, "workflow_job_template")
-    assert str(workflow["awx.awx.workflow_job_template"]["allow_simultaneous"]) == \
-        "{{ sms_awx.workflow.allow_simultaneous }}"
+    assert (
+        str(workflow["awx.awx.workflow_job_template"]["allow_simultaneous"])
+        == "{{ sms_awx.workflow.allow_simultaneous }}"
+    )
     with open(ASSETS) as handle:
         assets = yaml.safe_load(handle)["sms_awx"]
     assert assets["workflow"]["allow_simultaneous"] is False

@@ -35,8 +35,12 @@ VENV_BIN = os.path.dirname(sys.executable)
 def clean_env(**extra):
     """An administrator's shell: the virtualenv on PATH, no Ansible or
     controller settings of this test run."""
-    env = {"PATH": os.pathsep.join([VENV_BIN, "/usr/bin", "/bin"]), "HOME": os.environ.get("HOME", "/root"),
-           "LANG": "C.UTF-8", "NO_COLOR": "1"}
+    env = {
+        "PATH": os.pathsep.join([VENV_BIN, "/usr/bin", "/bin"]),
+        "HOME": os.environ.get("HOME", "/root"),
+        "LANG": "C.UTF-8",
+        "NO_COLOR": "1",
+    }
     env.update(extra)
     return env
 
@@ -56,11 +60,19 @@ def run_documented(**env):
     argv = [w for w in words if not re.match(r"^[A-Z_]+=", w)]
     assert argv[0] == "ansible-playbook"
     argv[0] = os.path.join(VENV_BIN, "ansible-playbook")
-    return subprocess.run(argv, cwd=REPO, env=clean_env(**dict(assignments, **env)), capture_output=True,
-                          text=True, timeout=300, check=False)
+    return subprocess.run(
+        argv,
+        cwd=REPO,
+        env=clean_env(**dict(assignments, **env)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 # ---- item 1: the way in -------------------------------------------------------
+
 
 def test_the_documented_command_finds_awx_awx_and_refuses_without_a_controller():
     assert os.path.isdir(os.path.join(AWX_COLLECTIONS, "ansible_collections", "awx", "awx")), "run make awx-deps"
@@ -90,9 +102,25 @@ def test_the_project_requirements_ask_galaxy_for_nothing_and_configure_yml_needs
 
 # ---- item 3: the workflow's nodes against awx.awx's compare rules ---------------
 
-NODE_FIELDS = ("identifier", "unified_job_template", "extra_data", "inventory", "scm_branch", "job_type", "job_tags",
-               "skip_tags", "limit", "diff_mode", "verbosity", "execution_environment", "forks", "job_slice_count",
-               "timeout", "all_parents_must_converge", "workflow_job_template")
+NODE_FIELDS = (
+    "identifier",
+    "unified_job_template",
+    "extra_data",
+    "inventory",
+    "scm_branch",
+    "job_type",
+    "job_tags",
+    "skip_tags",
+    "limit",
+    "diff_mode",
+    "verbosity",
+    "execution_environment",
+    "forks",
+    "job_slice_count",
+    "timeout",
+    "all_parents_must_converge",
+    "workflow_job_template",
+)
 APPROVAL_FIELDS = ("name", "description", "timeout")  # a workflow approval template: no identifier
 EDGES = ("success_nodes", "failure_nodes", "always_nodes")
 
@@ -112,14 +140,21 @@ class FakeAwx:
 
     def _add(self, kind, **fields):
         new_id = next(self.ids)
-        obj = dict(dict(type={"workflow_job_template_nodes": "workflow_job_template_node",
-                              "workflow_approval_templates": "workflow_approval_template"}.get(kind, kind[:-1])),
-                   **fields)
+        obj = dict(
+            dict(
+                type={
+                    "workflow_job_template_nodes": "workflow_job_template_node",
+                    "workflow_approval_templates": "workflow_approval_template",
+                }.get(kind, kind[:-1])
+            ),
+            **fields,
+        )
         obj.update(id=new_id, url="/api/v2/%s/%d/" % (kind, new_id), related={})
         if kind == "workflow_job_template_nodes":
             for field in NODE_FIELDS:
-                obj.setdefault(field, {} if field == "extra_data" else False if field == "all_parents_must_converge"
-                               else None)
+                obj.setdefault(
+                    field, {} if field == "extra_data" else False if field == "all_parents_must_converge" else None
+                )
             for edge in EDGES:
                 obj[edge] = []
                 obj["related"][edge] = "%s%s/" % (obj["url"], edge)
@@ -170,8 +205,9 @@ class FakeAwx:
         sub = parts[2]
         if sub == "create_approval_template" and method == "POST":
             self.writes.append(("POST", endpoint, data))
-            approval = self._add("workflow_approval_templates",
-                                 **dict((k, data[k]) for k in APPROVAL_FIELDS if k in data))
+            approval = self._add(
+                "workflow_approval_templates", **dict((k, data[k]) for k in APPROVAL_FIELDS if k in data)
+            )
             obj["unified_job_template"] = approval["id"]
             obj["related"]["unified_job_template"] = approval["url"]
             return {"status_code": 201, "json": approval}
@@ -204,16 +240,19 @@ class ModuleExit(Exception):
 @pytest.fixture(scope="module")
 def node_module():
     import ansible_collections  # the checkout's own (sms.hotfix), imported already by other tests
+
     awx_root = os.path.join(AWX_COLLECTIONS, "ansible_collections")
     if awx_root not in list(ansible_collections.__path__):
         ansible_collections.__path__.append(awx_root)
     from ansible_collections.awx.awx.plugins.module_utils import controller_api  # pylint: disable=import-error
     from ansible_collections.awx.awx.plugins.modules import workflow_job_template_node  # pylint: disable=import-error
+
     return controller_api, workflow_job_template_node
 
 
 def run_module(node_module, fake, args, monkeypatch):
     from ansible.module_utils import basic
+
     controller_api, module = node_module
 
     def make_request(self, method, endpoint, *_args, **kwargs):
@@ -226,8 +265,9 @@ def run_module(node_module, fake, args, monkeypatch):
 
     monkeypatch.setattr(controller_api.ControllerAPIModule, "make_request", make_request)
     monkeypatch.setattr(controller_api.ControllerAPIModule, "exit_json", leave)
-    monkeypatch.setattr(controller_api.ControllerAPIModule, "fail_json", lambda self, **kw: leave(self, failed=True,
-                                                                                                  **kw))
+    monkeypatch.setattr(
+        controller_api.ControllerAPIModule, "fail_json", lambda self, **kw: leave(self, failed=True, **kw)
+    )
     # a loopback address: the module resolves the name; make_request above answers every call
     full = dict(args, controller_host="https://127.0.0.1", controller_oauthtoken="token")
     monkeypatch.setattr(basic, "_ANSIBLE_ARGS", json.dumps({"ANSIBLE_MODULE_ARGS": full}).encode())
@@ -243,6 +283,7 @@ def node_tasks():
     every node of assets.yml by Ansible's own templating."""
     from ansible.parsing.dataloader import DataLoader
     from ansible.template import Templar, trust_as_template
+
     loader = DataLoader()
     plays = loader.load_from_file(CONFIGURE)
     assets = load_assets()
@@ -256,8 +297,9 @@ def node_tasks():
             if "when" in task and not templar.evaluate_conditional(trust_as_template(task["when"])):
                 continue
             args = task["awx.awx.workflow_job_template_node"]
-            runs.append(templar.template(dict((k, trust_as_template(v) if isinstance(v, str) else v)
-                                              for k, v in args.items())))
+            runs.append(
+                templar.template(dict((k, trust_as_template(v) if isinstance(v, str) else v) for k, v in args.items()))
+            )
         rendered.append((task["name"], runs))
     return rendered
 
@@ -269,11 +311,14 @@ def test_the_workflow_graph_converges_under_awx_awx_compare_rules(node_module, m
     fake = FakeAwx(assets)
 
     def run_all():
-        return [(name, args["identifier"], run_module(node_module, fake, args, monkeypatch)["changed"])
-                for name, runs in tasks for args in runs]
+        return [
+            (name, args["identifier"], run_module(node_module, fake, args, monkeypatch)["changed"])
+            for name, runs in tasks
+            for args in runs
+        ]
 
     first = run_all()
-    assert all(changed for _name, _identifier, changed in first[:len(assets["workflow"]["nodes"])]), first
+    assert all(changed for _name, _identifier, changed in first[: len(assets["workflow"]["nodes"])]), first
     # the graph AWX holds is the graph of assets.yml
     nodes = dict((o["identifier"], o) for (k, _key), o in fake.objects.items() if k == "workflow_job_template_nodes")
     by_id = dict((o["id"], o["identifier"]) for o in nodes.values())
@@ -307,15 +352,26 @@ def test_the_workflow_nodes_form_reports_changed_on_every_run_with_awx_awx_24_6_
     approval's template with fields it has not (identifier, ...)."""
     from ansible.module_utils import basic
     from ansible_collections.awx.awx.plugins.modules import workflow_job_template  # pylint: disable=import-error
+
     controller_api, _module = node_module
     assets = load_assets()
     fake = FakeAwx(assets)
-    monkeypatch.setattr(controller_api.ControllerAPIModule, "make_request",
-                        lambda self, method, endpoint, *a, **kw: (
-                            fake.create_node(kw.get("data")) if method == "POST" and fake._split(endpoint) ==
-                            ["workflow_job_template_nodes"] else fake.request(method, endpoint, kw.get("data"))))
-    monkeypatch.setattr(basic, "_ANSIBLE_ARGS", json.dumps({"ANSIBLE_MODULE_ARGS": {
-        "controller_host": "https://127.0.0.1", "controller_oauthtoken": "token"}}).encode())
+    monkeypatch.setattr(
+        controller_api.ControllerAPIModule,
+        "make_request",
+        lambda self, method, endpoint, *a, **kw: (
+            fake.create_node(kw.get("data"))
+            if method == "POST" and fake._split(endpoint) == ["workflow_job_template_nodes"]
+            else fake.request(method, endpoint, kw.get("data"))
+        ),
+    )
+    monkeypatch.setattr(
+        basic,
+        "_ANSIBLE_ARGS",
+        json.dumps(
+            {"ANSIBLE_MODULE_ARGS": {"controller_host": "https://127.0.0.1", "controller_oauthtoken": "token"}}
+        ).encode(),
+    )
     monkeypatch.setattr(basic, "_ANSIBLE_PROFILE", "legacy")
     module = controller_api.ControllerAPIModule(argument_spec={})
     (workflow,) = [o for (k, _key), o in fake.objects.items() if k == "workflow_job_templates"]
@@ -323,16 +379,19 @@ def test_the_workflow_nodes_form_reports_changed_on_every_run_with_awx_awx_24_6_
     for _run in range(2):
         module.json_output["changed"] = False
         fake.writes = []
-        workflow_job_template.create_workflow_nodes(module, [], copy.deepcopy(assets["workflow"]["nodes"]),
-                                                    workflow["id"])
+        workflow_job_template.create_workflow_nodes(
+            module, [], copy.deepcopy(assets["workflow"]["nodes"]), workflow["id"]
+        )
         changed.append((module.json_output["changed"], [w[1] for w in fake.writes if w[0] == "PATCH"]))
     assert changed[0][0] is True
     # the second run: only the approval's template is patched, and it counts as a change
-    assert changed[1][0] is True and changed[1][1] and all("workflow_approval_templates" in url
-                                                           for url in changed[1][1]), changed
+    assert (
+        changed[1][0] is True and changed[1][1] and all("workflow_approval_templates" in url for url in changed[1][1])
+    ), changed
 
 
 # ---- item 3: re-runs repair ------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def tasks_by_module():
@@ -351,9 +410,11 @@ def decide(task, **state):
     by Ansible with the API's answers (the task's query() vars) given."""
     from ansible.parsing.dataloader import DataLoader
     from ansible.template import Templar, trust_as_template
+
     assets = load_assets()
-    templar = Templar(loader=DataLoader(), variables=dict({"sms_awx": assets, "__org": assets["organization"]},
-                                                          **state))
+    templar = Templar(
+        loader=DataLoader(), variables=dict({"sms_awx": assets, "__org": assets["organization"]}, **state)
+    )
     conditions = task.get("when") or task["ansible.builtin.assert"]["that"]
     conditions = conditions if isinstance(conditions, list) else [conditions]
     return all(templar.evaluate_conditional(trust_as_template(c)) for c in conditions)
@@ -373,8 +434,11 @@ def test_a_rerun_syncs_a_project_whose_last_sync_failed(tasks_by_module):
 def test_a_rerun_imports_an_inventory_without_hosts_or_a_failed_import(tasks_by_module):
     (update,) = tasks_by_module["awx.awx.inventory_source_update"]
     assert update["awx.awx.inventory_source_update"]["wait"] is True
-    good = {"__sms_source": {"changed": False}, "__inventory": [{"total_hosts": 12}],
-            "__source": [{"status": "successful"}]}
+    good = {
+        "__sms_source": {"changed": False},
+        "__inventory": [{"total_hosts": 12}],
+        "__source": [{"status": "successful"}],
+    }
     assert decide(update, **good) is False
     # the earlier run failed after creating the source: no host, never imported
     assert decide(update, **{**good, "__inventory": [{"total_hosts": 0}], "__source": [{"status": "never updated"}]})
@@ -391,19 +455,21 @@ def test_a_rerun_imports_an_inventory_without_hosts_or_a_failed_import(tasks_by_
 
 # ---- item 5: the inventory source's image, no sync before every node ----------
 
+
 def test_the_inventory_source_runs_in_the_projects_ee_and_nothing_syncs_before_every_node(tasks_by_module):
     assets = load_assets()
     (source,) = tasks_by_module["awx.awx.inventory_source"]
-    assert source["awx.awx.inventory_source"]["execution_environment"] == \
-        "{{ sms_awx.execution_environment.name }}"
+    assert source["awx.awx.inventory_source"]["execution_environment"] == "{{ sms_awx.execution_environment.name }}"
     assert assets["project"]["scm_update_on_launch"] is False
     assert assets["inventory"]["source"]["update_on_launch"] is False
 
 
 # ---- item 5: the example inventory runs the workflow as written ---------------
 
+
 def test_the_example_inventory_has_what_the_workflow_needs_in_every_slice():
     from awx_rehearsal import Inventory
+
     assets = load_assets()
     source = os.path.join(REPO, assets["inventory"]["source"]["source_path"])
     assert source.startswith(os.path.join(REPO, "inventories", "example") + os.sep)

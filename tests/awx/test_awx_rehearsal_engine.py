@@ -14,9 +14,11 @@ class FakeInventory(ar.Inventory):
         self.id, self.name = 9, "site"
         self.hostvars = export["_meta"]["hostvars"]
         self.variables = export["all"].get("vars", {})
-        self.groups = dict((name, {"hosts": body.get("hosts", []), "children": body.get("children", []),
-                                   "vars": body.get("vars", {})})
-                           for name, body in export.items() if name not in ("_meta", "all", "ungrouped"))
+        self.groups = dict(
+            (name, {"hosts": body.get("hosts", []), "children": body.get("children", []), "vars": body.get("vars", {})})
+            for name, body in export.items()
+            if name not in ("_meta", "all", "ungrouped")
+        )
         self.hosts = sorted(set(self.hostvars) | set(h for g in self.groups.values() for h in g["hosts"]))
         self.host_ids = dict((h, i + 1) for i, h in enumerate(self.hosts))
 
@@ -54,13 +56,31 @@ def test_extra_vars_are_unsafe_unless_the_template_set_them_to_that_value():
     assert loaded == {"a": "{{ x }}", "b": "from template", "c": 3, "d": ["l"]}
 
 
-SURVEY = {"name": "", "description": "", "spec": [
-    {"variable": "n", "type": "integer", "required": True, "default": 20, "min": 0, "max": 100, "question_name": "n"},
-    {"variable": "w", "type": "text", "required": False, "default": "", "min": 0, "max": 5, "question_name": "w"},
-    {"variable": "m", "type": "multiplechoice", "required": True, "choices": ["stop", "rollback"], "default": "stop",
-     "question_name": "m"},
-    {"variable": "r", "type": "text", "required": True, "question_name": "r"},
-]}
+SURVEY = {
+    "name": "",
+    "description": "",
+    "spec": [
+        {
+            "variable": "n",
+            "type": "integer",
+            "required": True,
+            "default": 20,
+            "min": 0,
+            "max": 100,
+            "question_name": "n",
+        },
+        {"variable": "w", "type": "text", "required": False, "default": "", "min": 0, "max": 5, "question_name": "w"},
+        {
+            "variable": "m",
+            "type": "multiplechoice",
+            "required": True,
+            "choices": ["stop", "rollback"],
+            "default": "stop",
+            "question_name": "m",
+        },
+        {"variable": "r", "type": "text", "required": True, "question_name": "r"},
+    ],
+}
 
 
 def test_survey_defaults_and_answers_as_awx_checks_them():
@@ -69,7 +89,11 @@ def test_survey_defaults_and_answers_as_awx_checks_them():
     errors = ar.survey_errors(SURVEY, {"n": "20", "w": "toolong", "m": "undo", "r": "x"})
     assert len(errors) == 3 and "expected to be an integer" in errors[0] and "too large" in errors[1]
     template = {"name": "wf", "survey": SURVEY, "survey_enabled": True}
-    assert ar.accept_variables(template, {"n": 5, "r": "x", "m": "rollback"}, "wf") == {"n": 5, "r": "x", "m": "rollback"}
+    assert ar.accept_variables(template, {"n": 5, "r": "x", "m": "rollback"}, "wf") == {
+        "n": 5,
+        "r": "x",
+        "m": "rollback",
+    }
     for answers, message in (({"r": "x", "other": 1}, "cannot accept variables"), ({}, "'r' value missing")):
         try:
             ar.accept_variables(template, answers, "wf")
@@ -93,13 +117,17 @@ def test_a_required_question_without_an_answer_is_refused_though_it_has_a_defaul
     template = {"name": "wf", "survey": SURVEY, "survey_enabled": True}
     assert refused(template, {"n": 1, "m": "stop", "r": "x"}) is None
     errors = refused(template, {})
-    assert errors == {"variables_needed_to_start": ["'n' value missing", "'m' value missing",
-                                                    "'r' value missing"]}, errors
+    assert errors == {"variables_needed_to_start": ["'n' value missing", "'m' value missing", "'r' value missing"]}, (
+        errors
+    )
     # a workflow node's prompts are checked without the required rule
     assert refused(template, {}, validate_required=False) is None
     # a non-required question without an answer is let through, its default filled in later
-    optional = {"name": "wf", "survey_enabled": True, "survey": {"name": "", "description": "", "spec": [
-        dict(q, required=False) for q in SURVEY["spec"]]}}
+    optional = {
+        "name": "wf",
+        "survey_enabled": True,
+        "survey": {"name": "", "description": "", "spec": [dict(q, required=False) for q in SURVEY["spec"]]},
+    }
     assert refused(optional, {}) is None
 
 
@@ -116,8 +144,9 @@ def test_a_schedule_whose_data_leaves_a_required_question_unanswered_is_refused(
     else:
         raise AssertionError("the schedule was created")
     assert awx.schedules == {}
-    created = awx.create_schedule({"name": "full", "unified_job_template": "wf",
-                                   "extra_data": {"n": 5, "m": "stop", "r": "x"}})
+    created = awx.create_schedule(
+        {"name": "full", "unified_job_template": "wf", "extra_data": {"n": 5, "m": "stop", "r": "x"}}
+    )
     assert awx.schedules == {"full": created}
 
 
@@ -169,13 +198,21 @@ def node(identifier, success=(), failure=(), always=(), approval=False):
     for kind, targets in (("success_nodes", success), ("failure_nodes", failure), ("always_nodes", always)):
         if targets:
             related[kind] = [{"identifier": t} for t in targets]
-    ujt = {"name": identifier, "type": "workflow_approval", "timeout": 60} if approval else \
-        {"name": identifier, "type": "job_template"}
+    ujt = (
+        {"name": identifier, "type": "workflow_approval", "timeout": 60}
+        if approval
+        else {"name": identifier, "type": "job_template"}
+    )
     return {"identifier": identifier, "unified_job_template": ujt, "related": related}
 
 
-GRAPH = [node("a", success=["b"], failure=["fix"]), node("b", success=["ok"], failure=["fix"]),
-         node("fix", always=["end"]), node("ok", success=["end"], approval=True), node("end")]
+GRAPH = [
+    node("a", success=["b"], failure=["fix"]),
+    node("b", success=["ok"], failure=["fix"]),
+    node("fix", always=["end"]),
+    node("ok", success=["end"], approval=True),
+    node("end"),
+]
 
 
 def test_the_graph_follows_success_failure_and_always_edges_and_marks_the_rest_do_not_run():

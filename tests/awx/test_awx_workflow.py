@@ -94,7 +94,7 @@ def test_the_workflow_converges_every_client_in_concurrent_slices(fresh):
     hosts = awx.inventory.hosts
     assert hosts == sorted(clients + site.lab.logon_servers())
     for job in sliced.jobs:
-        assert job.inventory_hosts == hosts[job.slice_number - 1::4]
+        assert job.inventory_hosts == hosts[job.slice_number - 1 :: 4]
         assert job.status == "successful", describe(workflow)
     assert max(job.started for job in sliced.jobs) < min(job.finished for job in sliced.jobs), "slices ran one by one"
     # a slice of servers only, and slices without a client of one platform, pass cleanly
@@ -188,8 +188,11 @@ def test_a_refused_or_timed_out_approval_leaves_every_other_client_untouched(fre
     for client, state in others.items():
         assert site.client_state(client) == state, client
     assert site.lock() is None
-    assert statuses(merged_report(site, refused)) == {"client01": "done", "client02": "not_reached",
-                                                      "client03": "not_reached"}
+    assert statuses(merged_report(site, refused)) == {
+        "client01": "done",
+        "client02": "not_reached",
+        "client03": "not_reached",
+    }
     assert refused.status == "failed"  # the report node: not every client done
 
     timed_out = awx.relaunch(refused, approval="timeout")
@@ -207,8 +210,17 @@ def test_a_failed_slice_takes_the_failure_path_and_the_rollback_restores_every_t
     site.break_client("client03")
 
     workflow = awx.launch_workflow(extra_vars={"sms_workflow_on_failure": "rollback"})
-    assert workflow.ran() == ["plan", "site", "logon", "canary", "approve", "clients", "on_failure", "unlock",
-                              "report"], describe(workflow)
+    assert workflow.ran() == [
+        "plan",
+        "site",
+        "logon",
+        "canary",
+        "approve",
+        "clients",
+        "on_failure",
+        "unlock",
+        "report",
+    ], describe(workflow)
     sliced = workflow.node("clients").job
     assert sliced.status == "failed"
     failed = [job for job in sliced.jobs if job.status != "successful"]
@@ -259,8 +271,9 @@ def test_relaunching_a_stopped_workflow_goes_on_where_it_stopped_under_the_same_
     assert all(site.has_hotfix(client) for client in site.clients())
     # the report node writes the run's report, but changes nothing the rollout manages
     report_job = second.node("report").job
-    assert report_job.status == "successful" and not any((report_job.stats.get("changed") or {}).values()), \
+    assert report_job.status == "successful" and not any((report_job.stats.get("changed") or {}).values()), (
         report_job.stats
+    )
     lock = merged_report(site, second)["lock"]
     assert lock["holder"] == HOLDER and lock["released"] is True
     assert site.lock() is None
@@ -282,8 +295,9 @@ def test_the_hotfix_reaches_the_jobs_from_the_mounted_store_not_from_the_checkou
     # the manifest of the checkout alone (the old survey default) has no payload
     # in AWX: the plan fails and touches nothing
     state = site.tiers()
-    alone = awx.launch_job_template("SMS Q216552 plan",
-                                    extra_vars={"sms_hotfix_manifest": "hotfixes/Q216552/manifest.json"})
+    alone = awx.launch_job_template(
+        "SMS Q216552 plan", extra_vars={"sms_hotfix_manifest": "hotfixes/Q216552/manifest.json"}
+    )
     assert alone.status == "failed"
     assert "payload" in alone.stdout and "is missing" in alone.stdout, alone.stdout[-2500:]
     assert site.tiers() == state

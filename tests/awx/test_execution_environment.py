@@ -39,9 +39,14 @@ def pins(path):
 
 def create(ee_file, context):
     assert os.path.exists(BUILDER), "ansible-builder is not installed: run make awx-deps"
-    return subprocess.run([BUILDER, "create", "-f", str(ee_file), "-c", str(context),
-                           "--output-filename", "Containerfile"],
-                          capture_output=True, text=True, timeout=300, cwd=str(os.path.dirname(ee_file)), check=False)
+    return subprocess.run(
+        [BUILDER, "create", "-f", str(ee_file), "-c", str(context), "--output-filename", "Containerfile"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=str(os.path.dirname(ee_file)),
+        check=False,
+    )
 
 
 def test_ansible_builder_makes_the_context_from_the_projects_pins_and_nothing_from_galaxy(tmp_path):
@@ -93,9 +98,16 @@ def test_ansible_builder_refuses_a_key_version_3_does_not_know(tmp_path):
 # ---- the collection's run-time needs, found in its code ----------------------
 
 SHIPPED_PROGRAMS = ("plugins", "awx/sms_workflow_report.py", "bin/sms-hotfix-manifest", "bin/sms-report")
-EE_PYTHON = {"python_version": "3.12", "python_full_version": "3.12.0", "implementation_name": "cpython",
-             "platform_python_implementation": "CPython", "sys_platform": "linux", "os_name": "posix",
-             "platform_system": "Linux", "extra": ""}
+EE_PYTHON = {
+    "python_version": "3.12",
+    "python_full_version": "3.12.0",
+    "implementation_name": "cpython",
+    "platform_python_implementation": "CPython",
+    "sys_platform": "linux",
+    "os_name": "posix",
+    "platform_system": "Linux",
+    "extra": "",
+}
 
 
 def imported_top_names(path):
@@ -116,9 +128,16 @@ def third_party_imports():
     found = {}
     for entry in SHIPPED_PROGRAMS:
         top = os.path.join(REPO, entry)
-        paths = [top] if os.path.isfile(top) else [
-            os.path.join(folder, name) for folder, _dirs, files in os.walk(top) for name in files
-            if name.endswith(".py")]
+        paths = (
+            [top]
+            if os.path.isfile(top)
+            else [
+                os.path.join(folder, name)
+                for folder, _dirs, files in os.walk(top)
+                for name in files
+                if name.endswith(".py")
+            ]
+        )
         for path in paths:
             for name in imported_top_names(path):
                 if name not in sys.stdlib_module_names and name not in ("ansible", "ansible_collections", "__future__"):
@@ -155,9 +174,21 @@ def test_the_context_carries_every_run_time_need_of_the_collection_and_the_colle
         spec = yaml.safe_load(handle)
     for name in (os.path.basename(EE_FILE), spec["dependencies"]["python"], spec["dependencies"]["system"]):
         shutil.copy(os.path.join(REPO, name), project / name)
-    built = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-galaxy"), "collection", "build",
-                            "--output-path", str(project / "dist"), REPO],
-                           capture_output=True, text=True, timeout=300, cwd=str(tmp_path), check=False)
+    built = subprocess.run(
+        [
+            os.path.join(os.path.dirname(sys.executable), "ansible-galaxy"),
+            "collection",
+            "build",
+            "--output-path",
+            str(project / "dist"),
+            REPO,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=str(tmp_path),
+        check=False,
+    )
     assert built.returncode == 0, built.stdout + built.stderr
     with open(os.path.join(REPO, "galaxy.yml"), encoding="utf-8") as handle:
         version = yaml.safe_load(handle)["version"]
@@ -173,10 +204,12 @@ def test_the_context_carries_every_run_time_need_of_the_collection_and_the_colle
     assert {"smbclient", "smbprotocol", "jinja2", "yaml"} <= set(imports), imports
     needed = distribution_closure(imports)
     assert {"smbprotocol", "pyspnego", "cryptography", "jinja2", "markupsafe", "pyyaml"} <= needed, needed
-    in_context = {canonicalize_name(name): version for name, version in
-                  pins(str(context / "_build" / "requirements.txt")).items()}
+    in_context = {
+        canonicalize_name(name): version for name, version in pins(str(context / "_build" / "requirements.txt")).items()
+    }
     assert sorted(needed - set(in_context)) == [], "run-time needs missing from the EE: %s" % sorted(
-        needed - set(in_context))
+        needed - set(in_context)
+    )
     installed = {name: importlib.metadata.version(name) for name in needed}
     assert {name: in_context[name] for name in needed} == installed, "the EE pins other versions than the tests ran"
 
@@ -190,6 +223,8 @@ def test_the_context_carries_every_run_time_need_of_the_collection_and_the_colle
     final = containerfile.split("FROM base AS final", 1)[1]
     assert "COPY _build/collection/%s /tmp/%s" % (tarball_name, tarball_name) in final
     install = [line for line in final.splitlines() if line.startswith("RUN ansible-galaxy collection install")]
-    assert install == ["RUN ansible-galaxy collection install --offline /tmp/%s -p /usr/share/ansible/collections"
-                       " && rm -f /tmp/%s" % (tarball_name, tarball_name)], install
+    assert install == [
+        "RUN ansible-galaxy collection install --offline /tmp/%s -p /usr/share/ansible/collections"
+        " && rm -f /tmp/%s" % (tarball_name, tarball_name)
+    ], install
     assert spec["options"]["tags"] == ["sms-hotfix-ee:%s" % version]

@@ -13,8 +13,9 @@ import pytest
 
 from awx_rehearsal import REPO
 
-_spec = importlib.util.spec_from_file_location("sms_workflow_report",
-                                               os.path.join(REPO, "awx", "sms_workflow_report.py"))
+_spec = importlib.util.spec_from_file_location(
+    "sms_workflow_report", os.path.join(REPO, "awx", "sms_workflow_report.py")
+)
 wr = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(wr)
 
@@ -26,9 +27,18 @@ MODEL, _FILES = wr._shared()
 
 
 def client(host, wave, status, detail=None):
-    return {"host": host, "wave": wave, "status": status, "detail": detail or status, "msg": None,
-            "reboot_required": False, "pending_restart": False, "files_changed": 0, "logon_server": None,
-            "smsrun32": None}
+    return {
+        "host": host,
+        "wave": wave,
+        "status": status,
+        "detail": detail or status,
+        "msg": None,
+        "reboot_required": False,
+        "pending_restart": False,
+        "files_changed": 0,
+        "logon_server": None,
+        "smsrun32": None,
+    }
 
 
 def report(playbook, started, ended, clients=(), ok=True, lock=None, site=None, unlock=None):
@@ -41,13 +51,29 @@ def report(playbook, started, ended, clients=(), ok=True, lock=None, site=None, 
     rows = [dict(wave=number, planned=sum(counts.values()), **counts) for number, counts in sorted(waves.items())]
     sites = [site] if site else []
     built = {
-        "schema": 1, "playbook": playbook, "started": started, "ended": ended, "duration": 1.0,
-        "check_mode": False, "hotfix": {"kb": "Q216552", "title": "t"}, "plan": None, "lock": lock,
-        "site": site, "site_servers": sites, "logon_servers": [], "clients": clients, "waves": rows,
-        "client_plan": [], "ansible_stats": {}, "failures": [], "ok": ok,
-        "totals": {"site": MODEL._count(sites, MODEL.SITE_STATUSES),
-                   "logon_servers": MODEL._count([], MODEL.LOGON_STATUSES),
-                   "clients": MODEL._count(clients, STATUSES)},
+        "schema": 1,
+        "playbook": playbook,
+        "started": started,
+        "ended": ended,
+        "duration": 1.0,
+        "check_mode": False,
+        "hotfix": {"kb": "Q216552", "title": "t"},
+        "plan": None,
+        "lock": lock,
+        "site": site,
+        "site_servers": sites,
+        "logon_servers": [],
+        "clients": clients,
+        "waves": rows,
+        "client_plan": [],
+        "ansible_stats": {},
+        "failures": [],
+        "ok": ok,
+        "totals": {
+            "site": MODEL._count(sites, MODEL.SITE_STATUSES),
+            "logon_servers": MODEL._count([], MODEL.LOGON_STATUSES),
+            "clients": MODEL._count(clients, STATUSES),
+        },
     }
     if unlock:
         built["unlock"] = unlock
@@ -56,25 +82,42 @@ def report(playbook, started, ended, clients=(), ok=True, lock=None, site=None, 
 
 
 def site_entry(status):
-    return {"host": "smssite", "status": status, "msg": None, "files": [], "files_changed": 0,
-            "system_map": None, "action": "stage"}
+    return {
+        "host": "smssite",
+        "status": status,
+        "msg": None,
+        "files": [],
+        "files_changed": 0,
+        "system_map": None,
+        "action": "stage",
+    }
 
 
 T = "2026-11-27T10:%02d:00Z"
 
 
 def a_run():
-    lock = {"host": "smssite", "ok": True, "holder": "awx workflow W", "started": T % 1, "msg": None,
-            "released": False}
+    lock = {"host": "smssite", "ok": True, "holder": "awx workflow W", "started": T % 1, "msg": None, "released": False}
     return [
         report("site.yml", T % 1, T % 2, lock=lock, site=site_entry("staged")),
-        report("clients.yml", T % 3, T % 4, [client("c1", 1, "done", "upgraded")]),              # the canary
-        report("clients.yml", T % 5, T % 7, [client("c1", 1, "done", "unchanged"),              # slice 1
-                                             client("c3", 2, "done", "upgraded")]),
-        report("clients.yml", T % 5, T % 6, [client("c2", 1, "failed")], ok=False),              # slice 2
-        report("on_failure.yml", T % 8, T % 8, [client(c, n, "skipped", "condition")
-                                                for n, c in enumerate(["c1", "c2", "c3"], 1)],
-               site=site_entry("not_reached")),
+        report("clients.yml", T % 3, T % 4, [client("c1", 1, "done", "upgraded")]),  # the canary
+        report(
+            "clients.yml",
+            T % 5,
+            T % 7,
+            [
+                client("c1", 1, "done", "unchanged"),  # slice 1
+                client("c3", 2, "done", "upgraded"),
+            ],
+        ),
+        report("clients.yml", T % 5, T % 6, [client("c2", 1, "failed")], ok=False),  # slice 2
+        report(
+            "on_failure.yml",
+            T % 8,
+            T % 8,
+            [client(c, n, "skipped", "condition") for n, c in enumerate(["c1", "c2", "c3"], 1)],
+            site=site_entry("not_reached"),
+        ),
         report("unlock.yml", T % 9, T % 9, unlock={"host": "smssite", "ok": True}),
     ]
 
@@ -84,8 +127,12 @@ def test_the_latest_result_wins_but_a_job_that_did_not_touch_a_host_says_nothing
     jsonschema.validate(merged, SCHEMA)
     by_host = dict((e["host"], (e["status"], e["detail"])) for e in merged["clients"])
     # the failure path skipped every client by a condition: that says nothing of them
-    assert by_host == {"c1": ("done", "unchanged"), "c2": ("failed", "failed"), "c3": ("done", "upgraded"),
-                       "c4": ("not_reached", "not_reached")}
+    assert by_host == {
+        "c1": ("done", "unchanged"),
+        "c2": ("failed", "failed"),
+        "c3": ("done", "upgraded"),
+        "c4": ("not_reached", "not_reached"),
+    }
     assert merged["site"]["status"] == "staged"
     assert merged["ok"] is False
     assert merged["lock"]["holder"] == "awx workflow W" and merged["lock"]["released"] is True
@@ -106,8 +153,10 @@ def test_a_host_only_skipped_by_a_condition_is_not_reached():
 
 
 def test_a_client_whose_platform_the_rollout_leaves_out_stays_skipped():
-    merged = MODEL.merge(report("clients.yml", T % 3, T % 4, [client("c5", 1, "skipped", "platform")]),
-                         report("on_failure.yml", T % 8, T % 8, [client("c5", 1, "skipped", "condition")]))
+    merged = MODEL.merge(
+        report("clients.yml", T % 3, T % 4, [client("c5", 1, "skipped", "platform")]),
+        report("on_failure.yml", T % 8, T % 8, [client("c5", 1, "skipped", "condition")]),
+    )
     assert [(e["host"], e["status"], e["detail"]) for e in merged["clients"]] == [("c5", "skipped", "platform")]
 
 
@@ -156,13 +205,17 @@ def test_every_client_done_is_exit_0(tmp_path, monkeypatch, capsys):
     assert code == 0 and "every client done" in out.out
 
 
-@pytest.mark.parametrize("content, message", [
-    (None, "no report folder"),
-    ("", "no report.json below"),
-    ("{not json", "cannot read"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "no report folder"),
+        ("", "no report.json below"),
+        ("{not json", "cannot read"),
+    ],
+)
 def test_nothing_to_merge_or_a_broken_report_is_exit_2_and_writes_nothing(
-        tmp_path, monkeypatch, capsys, content, message):
+    tmp_path, monkeypatch, capsys, content, message
+):
     run = tmp_path / "run"
     if content is not None:
         run.mkdir()
@@ -177,17 +230,36 @@ def test_nothing_to_merge_or_a_broken_report_is_exit_2_and_writes_nothing(
 def test_the_report_node_changes_nothing_so_a_no_op_relaunch_is_green_and_unchanged(tmp_path):
     import subprocess
     import sys
+
     run = tmp_path / "run"
     write(str(run / "job-1"), report("clients.yml", T % 1, T % 2, [client("c1", 1, "done", "unchanged")]))
     inventory = tmp_path / "hosts.yml"
     inventory.write_text("all:\n  children:\n    clients:\n      hosts:\n        c1:\n")
     bin_dir = os.path.dirname(sys.executable)
-    env = {"PATH": os.pathsep.join([bin_dir, "/usr/bin", "/bin"]), "HOME": os.environ.get("HOME", "/root"),
-           "LANG": "C.UTF-8", "ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"), "NO_COLOR": "1",
-           "SMS_REPORT_DIR": str(tmp_path / "reports")}
-    result = subprocess.run([os.path.join(bin_dir, "ansible-playbook"), "playbooks/report.yml", "-i", str(inventory),
-                             "-e", "sms_report_workflow_dir=%s" % run], cwd=REPO, env=env, capture_output=True,
-                            text=True, timeout=300, check=False)
+    env = {
+        "PATH": os.pathsep.join([bin_dir, "/usr/bin", "/bin"]),
+        "HOME": os.environ.get("HOME", "/root"),
+        "LANG": "C.UTF-8",
+        "ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"),
+        "NO_COLOR": "1",
+        "SMS_REPORT_DIR": str(tmp_path / "reports"),
+    }
+    result = subprocess.run(
+        [
+            os.path.join(bin_dir, "ansible-playbook"),
+            "playbooks/report.yml",
+            "-i",
+            str(inventory),
+            "-e",
+            "sms_report_workflow_dir=%s" % run,
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert "every client done" in result.stdout
     assert os.path.exists(str(run / "workflow" / "report.json"))

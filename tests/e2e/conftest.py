@@ -55,9 +55,13 @@ def run_playbook(tmp_path):
             cmdline.append("--check")
         if diff:
             cmdline.append("--diff")
-        env = {"ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"), "SMS_REPORT_DIR": str(reports),
-               "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0",
-               "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
+        env = {
+            "ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"),
+            "SMS_REPORT_DIR": str(reports),
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_FORCE_COLOR": "0",
+            "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
+        }
         env.update(envvars or {})
         runner = ansible_runner.run(
             private_data_dir=str(private),

@@ -22,8 +22,9 @@ from sms_e2e import REPO, load_manifest_json
 pytestmark = pytest.mark.slow
 
 HOTFIX = load_manifest_json()
-WANT = {platform: {f["name"].lower(): f["sha256"] for f in spec["files"]}
-        for platform, spec in HOTFIX["platforms"].items()}
+WANT = {
+    platform: {f["name"].lower(): f["sha256"] for f in spec["files"]} for platform, spec in HOTFIX["platforms"].items()
+}
 
 COUNTING_INTERPRETER = """#!/bin/sh
 printf '%s %s\\n' "${0##*/}" "${1##*/}" >> "$COUNT_MODULE_LOG"
@@ -72,8 +73,12 @@ def test_an_upgrade_wave_costs_one_task_and_one_module_run_per_client(make_lab, 
     log = str(tmp_path / "modules.log")
     interpreter = counting_interpreters(tmp_path / "interpreters", clients)
 
-    run = run_playbook(lab, "playbooks/clients.yml", extravars={"ansible_python_interpreter": interpreter},
-                       envvars={"COUNT_MODULE_LOG": log, "COUNT_PYTHON": sys.executable})
+    run = run_playbook(
+        lab,
+        "playbooks/clients.yml",
+        extravars={"ansible_python_interpreter": interpreter},
+        envvars={"COUNT_MODULE_LOG": log, "COUNT_PYTHON": sys.executable},
+    )
 
     assert run.rc == 0, run.stdout[-3000:]
     started = defaultdict(list)
@@ -98,8 +103,9 @@ def test_an_upgrade_wave_costs_one_task_and_one_module_run_per_client(make_lab, 
     for client in clients:
         gates[client] = [t for t in started[client] if t.startswith("Wave gate |")]
         started[client] = [t for t in started[client] if not t.startswith("Wave gate |")]
-        finished[client] = [f for f in finished[client]
-                            if f[0].split(".")[-1] not in ("sms_wave_gate", "set_fact", "add_host", "meta")]
+        finished[client] = [
+            f for f in finished[client] if f[0].split(".")[-1] not in ("sms_wave_gate", "set_fact", "add_host", "meta")
+        ]
     per_wave = [tasks for tasks in gates.values() if tasks]
     assert len(per_wave) == 4, "the gate's tasks on 4 clients (one per wave of 1, 10%%, 50%%, 100%%): %s" % gates
     assert all(tasks == per_wave[0] for tasks in per_wave) and len(set(per_wave[0])) == len(per_wave[0]), gates
@@ -108,7 +114,8 @@ def test_an_upgrade_wave_costs_one_task_and_one_module_run_per_client(make_lab, 
     assert extra == {}, "clients with other than exactly one task started on them: %s" % extra
     for client in clients:
         assert [(a.split(".")[-1], e, ch) for a, e, ch in finished[client]] == [
-            ("sms_client_upgrade", "runner_on_ok", True)], client
+            ("sms_client_upgrade", "runner_on_ok", True)
+        ], client
     runs = module_runs(log)
     assert {c: dict(runs.get(c, {})) for c in clients} == {c: {"sms_client_upgrade": 1} for c in clients}
 
@@ -121,7 +128,8 @@ def test_an_upgrade_wave_costs_one_task_and_one_module_run_per_client(make_lab, 
 
 
 def test_a_platform_the_rollout_leaves_out_costs_no_module_run_and_its_clients_stay_untouched(
-        make_lab, run_playbook, tmp_path):
+    make_lab, run_playbook, tmp_path
+):
     # sms_rollout_platforms=[x86]: the site stages x86 only, and the Alpha
     # clients are skipped by the client task's condition, before anything
     # about them is templated or run (no module run).
@@ -136,9 +144,12 @@ def test_a_platform_the_rollout_leaves_out_costs_no_module_run_and_its_clients_s
     log = str(tmp_path / "modules.log")
     interpreter = counting_interpreters(tmp_path / "interpreters", clients)
 
-    run = run_playbook(lab, "playbooks/clients.yml", extravars={"sms_rollout_platforms": ["x86"],
-                                                                "ansible_python_interpreter": interpreter},
-                       envvars={"COUNT_MODULE_LOG": log, "COUNT_PYTHON": sys.executable})
+    run = run_playbook(
+        lab,
+        "playbooks/clients.yml",
+        extravars={"sms_rollout_platforms": ["x86"], "ansible_python_interpreter": interpreter},
+        envvars={"COUNT_MODULE_LOG": log, "COUNT_PYTHON": sys.executable},
+    )
 
     assert run.rc == 0, run.stdout[-3000:]
     results = run.results("sms_client_upgrade")
@@ -153,7 +164,8 @@ def test_a_platform_the_rollout_leaves_out_costs_no_module_run_and_its_clients_s
         assert {n: files.get(n) for n in WANT["x86"]} == WANT["x86"], client
     runs = module_runs(log)
     assert {c: dict(runs.get(c, {})) for c in clients} == dict(
-        [(c, {"sms_client_upgrade": 1}) for c in x86] + [(c, {}) for c in alpha])
+        [(c, {"sms_client_upgrade": 1}) for c in x86] + [(c, {}) for c in alpha]
+    )
     entries = dict((e["host"], (e["status"], e["detail"])) for e in run.report()["clients"])
     assert entries == dict([(c, ("done", "upgraded")) for c in x86] + [(c, ("skipped", "platform")) for c in alpha])
 
@@ -191,9 +203,18 @@ def test_each_client_module_is_handed_the_settings_its_own_host_holds(make_lab, 
     lab = make_lab(clients=3)
     clients = lab.clients()
     host_vars = tmp_path / "host_vars.yml"
-    host_vars.write_text(json.dumps({"all": {"hosts": {
-        clients[1]: {"sms_client_stop_timeout": 7, "sms_client_graceful_signals": ["INT"]},
-        clients[2]: {"sms_client_running_policy": "defer", "sms_client_cpu_window": 0.5}}}}))
+    host_vars.write_text(
+        json.dumps(
+            {
+                "all": {
+                    "hosts": {
+                        clients[1]: {"sms_client_stop_timeout": 7, "sms_client_graceful_signals": ["INT"]},
+                        clients[2]: {"sms_client_running_policy": "defer", "sms_client_cpu_window": 0.5},
+                    }
+                }
+            }
+        )
+    )
 
     # clients.yml as shipped; each module's result as callbacks get it, noted
     # by a callback of the test's own (a registered result has no invocation
@@ -201,21 +222,38 @@ def test_each_client_module_is_handed_the_settings_its_own_host_holds(make_lab, 
     callbacks = tmp_path / "callbacks"
     callbacks.mkdir()
     (callbacks / "note_invocations.py").write_text(NOTING_CALLBACK)
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), SMS_REPORT_DIR=str(tmp_path / "reports"),
-               ANSIBLE_NOCOLOR="1", ANSIBLE_INJECT_INVOCATION="1", ANSIBLE_CALLBACK_PLUGINS=str(callbacks),
-               ANSIBLE_CALLBACKS_ENABLED="sms.hotfix.sms_rollout_report,note_invocations",
-               SMS_NOTED_INVOCATIONS=str(tmp_path / "noted"))
+    env = dict(
+        os.environ,
+        ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
+        SMS_REPORT_DIR=str(tmp_path / "reports"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_INJECT_INVOCATION="1",
+        ANSIBLE_CALLBACK_PLUGINS=str(callbacks),
+        ANSIBLE_CALLBACKS_ENABLED="sms.hotfix.sms_rollout_report,note_invocations",
+        SMS_NOTED_INVOCATIONS=str(tmp_path / "noted"),
+    )
     playbook = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
-    done = subprocess.run([playbook, "-i", lab.inventory, "-i", str(host_vars), "playbooks/clients.yml"], cwd=REPO,
-                          env=env, capture_output=True, text=True, timeout=600, check=False)
+    done = subprocess.run(
+        [playbook, "-i", lab.inventory, "-i", str(host_vars), "playbooks/clients.yml"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
 
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert sorted(os.listdir(tmp_path / "noted")) == clients
     handed = {c: json.loads((tmp_path / "noted" / c).read_text())["module_args"] for c in clients}
-    wanted = {clients[0]: (10, ["TERM"], "restart", 1.0), clients[1]: (7, ["INT"], "restart", 1.0),
-              clients[2]: (10, ["TERM"], "defer", 0.5)}
-    assert {c: (a["stop_timeout"], a["graceful_signals"], a["running_policy"], a["cpu_window"])
-            for c, a in handed.items()} == wanted
+    wanted = {
+        clients[0]: (10, ["TERM"], "restart", 1.0),
+        clients[1]: (7, ["INT"], "restart", 1.0),
+        clients[2]: (10, ["TERM"], "defer", 0.5),
+    }
+    assert {
+        c: (a["stop_timeout"], a["graceful_signals"], a["running_policy"], a["cpu_window"]) for c, a in handed.items()
+    } == wanted
     for client in clients:
         assert handed[client]["client_name"] == client
         assert handed[client]["drive_root"] == lab.host(client), handed[client]

@@ -34,18 +34,29 @@ def not_the_hotfix(tmp_path):
             data = handle.read()
         header = b"SMS 1.2 client stand-in (pre-Q216552, not the hotfix)\r\n"
         with open(path, "wb") as handle:
-            handle.write(header + data[len(header):])
+            handle.write(header + data[len(header) :])
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     manifest = os.path.join(top, "manifest.json")
-    subprocess.run([sys.executable, os.path.join(REPO, "bin", "sms-hotfix-manifest"), "record", "--manifest",
-                    manifest, "--payload", os.path.join(top, "payload")], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            os.path.join(REPO, "bin", "sms-hotfix-manifest"),
+            "record",
+            "--manifest",
+            manifest,
+            "--payload",
+            os.path.join(top, "payload"),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return manifest
 
 
 def summary(run):
     """The console summary's lines (after the recap)."""
     out = run.stdout
-    return out[out.rindex("SMS rollout"):].splitlines() if "SMS rollout" in out else []
+    return out[out.rindex("SMS rollout") :].splitlines() if "SMS rollout" in out else []
 
 
 def clients_of(report):
@@ -71,8 +82,10 @@ def test_with_the_hotfix_every_client_is_restarted_and_verifies_healthy(make_lab
     report = clients_of(run.report())
     assert report["client01"]["verify"]["result"] == "healthy" and report["client01"]["restart"]["done"] is True
     lines = summary(run)
-    assert any(line.strip().startswith("client service restarted (4): client01, client02, client03, client04")
-               for line in lines), lines
+    assert any(
+        line.strip().startswith("client service restarted (4): client01, client02, client03, client04")
+        for line in lines
+    ), lines
     assert any(line.strip().startswith("verified healthy (4): ") for line in lines), lines
     assert not any("reboot pending" in line for line in lines), lines
     with open(os.path.join(run.report_dir, sorted(os.listdir(run.report_dir))[-1], "report.html")) as handle:
@@ -84,8 +97,7 @@ def test_with_the_hotfix_every_client_is_restarted_and_verifies_healthy(make_lab
     assert all(r["verify"]["result"] == "not_watched" for r in again.results("sms_client_upgrade").values())
 
 
-def test_a_canary_left_with_the_old_binary_fails_verification_and_stops_the_rollout(
-        make_lab, run_playbook, tmp_path):
+def test_a_canary_left_with_the_old_binary_fails_verification_and_stops_the_rollout(make_lab, run_playbook, tmp_path):
     lab = make_lab(**SMALL)
     manifest = not_the_hotfix(tmp_path)
     lab.cmd("ie-setup", "--host", "client01", "--lifetime", "5")
@@ -103,8 +115,9 @@ def test_a_canary_left_with_the_old_binary_fails_verification_and_stops_the_roll
     entry = clients_of(run.report())["client01"]
     assert entry["status"] == "failed" and entry["verify"]["result"] == "hung"
     lines = summary(run)
-    assert any(line.strip().startswith("verification client01: FAILED: 2 instances of SMSRUN32") for line in lines), \
+    assert any(line.strip().startswith("verification client01: FAILED: 2 instances of SMSRUN32") for line in lines), (
         lines
+    )
     assert any(line.strip().startswith("stopped") and "wave 1" in line for line in lines), lines
 
 
@@ -145,8 +158,9 @@ def test_a_reboot_wave_that_would_end_outside_the_window_does_not_start(make_lab
     now = time.localtime()
     start, end = now.tm_hour * 60 + now.tm_min, (now.tm_hour * 60 + now.tm_min + 3) % 1440
     window = "%02d:%02d-%02d:%02d" % (start // 60, start % 60, end // 60, end % 60)  # open now, closes in 3 min
-    run = run_playbook(lab, "playbooks/clients.yml",
-                       extravars={"sms_rollout_window": window, "sms_client_restart": "reboot"})
+    run = run_playbook(
+        lab, "playbooks/clients.yml", extravars={"sms_rollout_window": window, "sms_client_restart": "reboot"}
+    )
     assert run.rc != 0
     assert "this wave's reboots would not finish inside the maintenance window" in run.stdout, run.stdout[-3000:]
     refused = run.results("sms_client_upgrade")
@@ -155,15 +169,18 @@ def test_a_reboot_wave_that_would_end_outside_the_window_does_not_start(make_lab
     for client in lab.clients():
         assert (lab.snapshot(client), lab.sms_ini(client)) == before[client], client
     # the same window with a reboot that fits goes on
-    fits = run_playbook(lab, "playbooks/clients.yml",
-                        extravars={"sms_rollout_window": window, "sms_client_restart": "reboot",
-                                   "sms_client_reboot_timeout": 30})
+    fits = run_playbook(
+        lab,
+        "playbooks/clients.yml",
+        extravars={"sms_rollout_window": window, "sms_client_restart": "reboot", "sms_client_reboot_timeout": 30},
+    )
     assert fits.rc == 0, fits.stdout[-3000:]
     assert json.dumps(sorted(fits.results("sms_client_upgrade"))) == json.dumps(lab.clients())
 
 
 def test_a_canary_that_failed_its_watch_is_watched_again_when_the_rollout_is_run_again(
-        make_lab, run_playbook, tmp_path):
+    make_lab, run_playbook, tmp_path
+):
     lab = make_lab(**SMALL)
     manifest = not_the_hotfix(tmp_path)
     lab.cmd("ie-setup", "--host", "client01", "--lifetime", "5")

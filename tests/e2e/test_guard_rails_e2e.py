@@ -33,7 +33,8 @@ def _text(run):
 
 
 def test_a_limit_without_the_site_server_is_refused_then_the_command_it_gives_upgrades_just_those(
-        make_lab, run_playbook):
+    make_lab, run_playbook
+):
     lab = _lab(make_lab)
     before = full_listing(os.path.join(lab.root, "hosts"))
     run = run_playbook(lab, "rollout.yml", limit="client02")
@@ -62,8 +63,7 @@ def test_a_limited_client_run_still_checks_its_inputs(make_lab, run_playbook):
     # clients.yml --limit (an AWX canary node, a relaunch on failed hosts): the checks run on the controller
     lab = _lab(make_lab)
     before = full_listing(os.path.join(lab.root, "hosts"))
-    run = run_playbook(lab, "playbooks/clients.yml", limit="client02",
-                       extravars={"sms_rollout_max_fail_percent": 5})
+    run = run_playbook(lab, "playbooks/clients.yml", limit="client02", extravars={"sms_rollout_max_fail_percent": 5})
     assert run.rc != 0
     assert "Did you mean sms_rollout_max_fail_percentage?" in _text(run)
     assert full_listing(os.path.join(lab.root, "hosts")) == before
@@ -75,13 +75,22 @@ def _write_lock(lab, run):
     os.makedirs(folder, exist_ok=True)
     now = time.time()
     with open(os.path.join(folder, "rollout.lock"), "w") as handle:
-        json.dump({"holder": "tester@lab", "purpose": "rollout", "epoch": now,
-                   "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)), "run": run}, handle)
+        json.dump(
+            {
+                "holder": "tester@lab",
+                "purpose": "rollout",
+                "epoch": now,
+                "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+                "run": run,
+            },
+            handle,
+        )
 
 
 def _proc_start(pid):
     # the action plugin's own reading of /proc
     from ansible_collections.sms.hotfix.plugins.action.sms_rollout_lock import process_started
+
     return process_started(pid)
 
 
@@ -90,8 +99,15 @@ def test_a_second_live_run_of_the_same_holder_is_refused_and_a_dead_ones_lock_is
     holder = {"sms_rollout_holder": "tester@lab"}
     first = subprocess.Popen(["sleep", "300"])  # stands in for the first run's ansible-playbook
     try:
-        _write_lock(lab, {"controller": socket.gethostname(), "pid": first.pid,
-                          "pid_started": _proc_start(first.pid), "started": "2026-12-07T22:00:00Z"})
+        _write_lock(
+            lab,
+            {
+                "controller": socket.gethostname(),
+                "pid": first.pid,
+                "pid_started": _proc_start(first.pid),
+                "started": "2026-12-07T22:00:00Z",
+            },
+        )
         old = {c: lab.files(c, "MS", "SMS", "BIN") for c in lab.clients()}
         before = full_listing(os.path.join(lab.root, "hosts"))
         run = run_playbook(lab, "rollout.yml", extravars=holder)
@@ -122,8 +138,9 @@ def test_a_misspelt_group_variable_is_refused_naming_the_group(make_lab, run_pla
     run = run_playbook(lab, "rollout.yml")
     assert run.rc != 0
     text = _text(run)
-    assert ("sms_client_stop_timout is not a variable the rollout knows (set in the inventory for group "
-            "clients_x86)") in text, text
+    assert (
+        "sms_client_stop_timout is not a variable the rollout knows (set in the inventory for group clients_x86)"
+    ) in text, text
     assert "Did you mean sms_client_stop_timeout?" in text
     assert full_listing(os.path.join(lab.root, "hosts")) == before
 
@@ -133,9 +150,21 @@ def test_a_run_from_another_folder_without_the_settings_is_refused_saying_how(ma
     before = full_listing(os.path.join(lab.root, "hosts"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
     env["SMS_REPORT_DIR"] = str(tmp_path / "reports")
-    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", lab.inventory,
-                           os.path.join(REPO, "rollout.yml")], cwd=str(tmp_path), env=env, capture_output=True,
-                          text=True, timeout=600, stdin=subprocess.DEVNULL, check=False)
+    proc = subprocess.run(
+        [
+            os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
+            "-i",
+            lab.inventory,
+            os.path.join(REPO, "rollout.yml"),
+        ],
+        cwd=str(tmp_path),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0, out[-3000:]
     assert "the rollout's report callback (sms.hotfix.sms_rollout_report) is not enabled" in out, out[-3000:]

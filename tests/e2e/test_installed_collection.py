@@ -24,29 +24,47 @@ from sms_e2e import MANIFEST, REPO, load_manifest_json
 pytestmark = pytest.mark.slow
 
 BIN = os.path.dirname(sys.executable)
-ENTRY_POINTS = ("rollout", "plan", "site", "logon", "clients", "unlock", "rollback", "compliance", "report",
-                "on_failure")
+ENTRY_POINTS = (
+    "rollout",
+    "plan",
+    "site",
+    "logon",
+    "clients",
+    "unlock",
+    "rollback",
+    "compliance",
+    "report",
+    "on_failure",
+)
 HOTFIX = load_manifest_json()
-WANT = {platform: {f["name"].lower(): f["sha256"] for f in spec["files"]}
-        for platform, spec in HOTFIX["platforms"].items()}
+WANT = {
+    platform: {f["name"].lower(): f["sha256"] for f in spec["files"]} for platform, spec in HOTFIX["platforms"].items()
+}
 DIRS = {"x86": "X86.bin", "alpha": "Alpha.bin"}
 
 
 def user_env(collections, **extra):
     """A collection user's environment: the installed collection's path only, nothing of the checkout."""
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("ANSIBLE_", "SMS_", "MOLECULE_", "PYTEST_"))}
-    env.update({"PATH": BIN + os.pathsep + os.environ.get("PATH", ""),
-                "ANSIBLE_COLLECTIONS_PATH": str(collections),
-                "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "false",
-                "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"})
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("ANSIBLE_", "SMS_", "MOLECULE_", "PYTEST_"))
+    }
+    env.update(
+        {
+            "PATH": BIN + os.pathsep + os.environ.get("PATH", ""),
+            "ANSIBLE_COLLECTIONS_PATH": str(collections),
+            "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "false",
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_FORCE_COLOR": "0",
+        }
+    )
     env.update(extra)
     return env
 
 
 def run(argv, cwd, env, timeout=900):
-    return subprocess.run(argv, cwd=str(cwd), env=env, capture_output=True, text=True, timeout=timeout,
-                          check=False)
+    return subprocess.run(argv, cwd=str(cwd), env=env, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -56,14 +74,30 @@ def installed(tmp_path_factory):
     work = top / "work"
     work.mkdir()
     env = user_env(top / "collections")
-    built = run([os.path.join(BIN, "ansible-galaxy"), "collection", "build", "--output-path", str(top / "dist"),
-                 REPO], cwd=work, env=env, timeout=300)
+    built = run(
+        [os.path.join(BIN, "ansible-galaxy"), "collection", "build", "--output-path", str(top / "dist"), REPO],
+        cwd=work,
+        env=env,
+        timeout=300,
+    )
     assert built.returncode == 0, built.stdout + built.stderr
     tarballs = os.listdir(top / "dist")
     assert tarballs == ["sms-hotfix-%s.tar.gz" % galaxy_version()], tarballs
     tarball = top / "dist" / tarballs[0]
-    done = run([os.path.join(BIN, "ansible-galaxy"), "collection", "install", "--offline", str(tarball),
-                "-p", str(top / "collections")], cwd=work, env=env, timeout=300)
+    done = run(
+        [
+            os.path.join(BIN, "ansible-galaxy"),
+            "collection",
+            "install",
+            "--offline",
+            str(tarball),
+            "-p",
+            str(top / "collections"),
+        ],
+        cwd=work,
+        env=env,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert os.path.isfile(top / "collections" / "ansible_collections" / "sms" / "hotfix" / "MANIFEST.json")
     return tarball, top / "collections", work
@@ -85,8 +119,11 @@ def hotfix_store(tmp_path):
 
 def playbook(installed, name, lab, *args, env=None):
     _tarball, collections, work = installed
-    return run([os.path.join(BIN, "ansible-playbook"), "-i", lab.inventory, "sms.hotfix." + name, *args],
-               cwd=work, env=env or user_env(collections))
+    return run(
+        [os.path.join(BIN, "ansible-playbook"), "-i", lab.inventory, "sms.hotfix." + name, *args],
+        cwd=work,
+        env=env or user_env(collections),
+    )
 
 
 def has_hotfix(files, platform):
@@ -107,12 +144,34 @@ def test_the_tarball_holds_what_a_collection_user_runs_and_nothing_of_the_checko
         assert needed in tops, needed
     for name in ENTRY_POINTS:
         assert "playbooks/%s.yml" % name in names, name
-    assert {"meta/runtime.yml", "playbooks/vars/rollout.yml", "plugins/callback/sms_rollout_report.py",
-            "awx/sms_workflow_report.py", "bin/sms-hotfix-manifest"} <= names
-    for left_out in ("tests", "fleet", "benchmarks", "lab", "molecule", "hotfixes", "collections", "Makefile",
-                     "ansible.cfg", "pytest.ini", "requirements.txt", "requirements-2.19.lock",
-                     "requirements-2.20.lock", "requirements-2.21.lock",
-                     "execution-environment.yml", ".venv", ".lab", "reports", ".ci"):
+    assert {
+        "meta/runtime.yml",
+        "playbooks/vars/rollout.yml",
+        "plugins/callback/sms_rollout_report.py",
+        "awx/sms_workflow_report.py",
+        "bin/sms-hotfix-manifest",
+    } <= names
+    for left_out in (
+        "tests",
+        "fleet",
+        "benchmarks",
+        "lab",
+        "molecule",
+        "hotfixes",
+        "collections",
+        "Makefile",
+        "ansible.cfg",
+        "pytest.ini",
+        "requirements.txt",
+        "requirements-2.19.lock",
+        "requirements-2.20.lock",
+        "requirements-2.21.lock",
+        "execution-environment.yml",
+        ".venv",
+        ".lab",
+        "reports",
+        ".ci",
+    ):
         assert left_out not in tops, left_out
     # the AWX side is the checkout's, but for the report node's program; no screenshot, no payload
     assert {name for name in names if name.startswith("awx/")} == {"awx/sms_workflow_report.py"}
@@ -121,13 +180,17 @@ def test_the_tarball_holds_what_a_collection_user_runs_and_nothing_of_the_checko
     assert not [name for name in names if name.endswith("manifest.json") or "payload" in name.split("/")]
     installed_root = collections / "ansible_collections" / "sms" / "hotfix"
     assert sorted(os.listdir(installed_root / "playbooks")) == sorted(
-        name for name in os.listdir(os.path.join(REPO, "playbooks")) if name != "collections")
+        name for name in os.listdir(os.path.join(REPO, "playbooks")) if name != "collections"
+    )
 
 
 def test_every_entry_point_is_found_by_its_fqcn(installed):
     _tarball, collections, work = installed
-    result = run([os.path.join(BIN, "ansible-playbook"), "--syntax-check",
-                  *("sms.hotfix." + name for name in ENTRY_POINTS)], cwd=work, env=user_env(collections))
+    result = run(
+        [os.path.join(BIN, "ansible-playbook"), "--syntax-check", *("sms.hotfix." + name for name in ENTRY_POINTS)],
+        cwd=work,
+        env=user_env(collections),
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     # each one is the installed collection's, not the checkout's
     root = collections / "ansible_collections" / "sms" / "hotfix" / "playbooks"
@@ -139,8 +202,7 @@ def test_every_entry_point_is_found_by_its_fqcn(installed):
     assert not [line for line in said if REPO in line], said
 
 
-def test_without_sms_hotfix_manifest_the_plan_refuses_says_how_and_changes_nothing(
-        installed, make_lab, hotfix_store):
+def test_without_sms_hotfix_manifest_the_plan_refuses_says_how_and_changes_nothing(installed, make_lab, hotfix_store):
     _tarball, collections, work = installed
     lab = make_lab(no_mm=True)
     before = lab.snapshot()
@@ -151,8 +213,9 @@ def test_without_sms_hotfix_manifest_the_plan_refuses_says_how_and_changes_nothi
     assert "ANSIBLE_CALLBACKS_ENABLED=sms.hotfix.sms_rollout_report" in out, out[-3000:]
     assert "ANSIBLE_CONFIG=" not in out, "an installed collection has no ansible.cfg to name"
     assert lab.snapshot() == before, "a refused run changed the lab"
-    result = playbook(installed, "rollout", lab,
-                      env=user_env(collections, ANSIBLE_CALLBACKS_ENABLED="sms.hotfix.sms_rollout_report"))
+    result = playbook(
+        installed, "rollout", lab, env=user_env(collections, ANSIBLE_CALLBACKS_ENABLED="sms.hotfix.sms_rollout_report")
+    )
     out = result.stdout + result.stderr
     assert result.returncode != 0, out[-3000:]
     assert "set sms_hotfix_manifest to the path of the hotfix's manifest.json" in out, out[-3000:]
@@ -162,22 +225,23 @@ def test_without_sms_hotfix_manifest_the_plan_refuses_says_how_and_changes_nothi
     assert "localhost" in recap and "smssite" not in recap and "client01" not in recap, recap
     assert lab.snapshot() == before, "a refused run changed the lab"
     # the tool the message names runs from the installed collection
-    verified = run([sys.executable, tool, "verify", "--manifest", str(hotfix_store)], cwd=work,
-                   env=user_env(collections))
+    verified = run(
+        [sys.executable, tool, "verify", "--manifest", str(hotfix_store)], cwd=work, env=user_env(collections)
+    )
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "manifest and payload verified" in verified.stdout
 
 
 def test_rollout_report_and_rollback_run_by_fqcn_from_the_installed_collection(
-        installed, make_lab, hotfix_store, tmp_path):
+    installed, make_lab, hotfix_store, tmp_path
+):
     _tarball, collections, _work = installed
     lab = make_lab(cycle=2, hung=0)
     clients = lab.clients()
     before = {c: (lab.snapshot(c, "MS", "SMS", "BIN"), lab.sms_ini(c)) for c in clients}
     site_before = lab.snapshot("smssite", "SMS", "Site.srv", "Maincfg.box", "Client.src")
     reports = tmp_path / "reports"
-    env = user_env(collections, ANSIBLE_CALLBACKS_ENABLED="sms.hotfix.sms_rollout_report",
-                   SMS_REPORT_DIR=str(reports))
+    env = user_env(collections, ANSIBLE_CALLBACKS_ENABLED="sms.hotfix.sms_rollout_report", SMS_REPORT_DIR=str(reports))
     hotfix = "sms_hotfix_manifest=%s" % hotfix_store
 
     rollout = playbook(installed, "rollout", lab, "-e", hotfix, env=env)

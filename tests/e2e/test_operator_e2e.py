@@ -34,6 +34,7 @@ BIN = ("MS", "SMS", "BIN")
 
 # ---- helpers ---------------------------------------------------------------
 
+
 def manifest():
     with open(MANIFEST_PATH) as handle:
         return json.load(handle)
@@ -190,6 +191,7 @@ def window_including_now():
 
 # ---- the full rollout: plan, reports vs. the lab, compliance before/after ----
 
+
 def compliance(run_playbook, lab):
     """The compliance playbook as a schedule runs it: non-zero exit while non-compliant clients remain."""
     return run_playbook(lab, "playbooks/compliance.yml", extravars={"sms_compliance_fail": True})
@@ -226,8 +228,11 @@ def check_compliance(lab, comp, compliant, fail_flag):
     entries = by_host(report["compliance"])
     assert sorted(entries) == clients
     assert sorted(h for h, e in entries.items() if e["compliant"]) == sorted(compliant)
-    assert report["totals"]["compliance"] == {"hosts": len(clients), "compliant": len(compliant),
-                                              "not_compliant": len(noncompliant)}
+    assert report["totals"]["compliance"] == {
+        "hosts": len(clients),
+        "compliant": len(compliant),
+        "not_compliant": len(noncompliant),
+    }
     kinds = platforms(lab)
     for host, entry in entries.items():
         real = bin_files(lab, host)
@@ -275,31 +280,47 @@ def test_rollout_plan_reports_and_compliance_match_the_lab(make_lab, run_playboo
     assert plan[0] == "%s: %s (%s %s)" % (hotfix["kb"], hotfix["title"], hotfix["product"], hotfix["version"])
     assert plan[1] == "payload: verified, x86 Smsrun32.exe Smssrv32.exe; alpha Smsrun32.exe Smssrv32.exe"
     assert "site server: smssite" in plan
-    assert "logon servers (%d): %s (SMS names: %s)" % (
-        len(logons), ", ".join(["smssite", "logon01", "logon02"]), "smssite, logon01, logon02") in plan
+    assert (
+        "logon servers (%d): %s (SMS names: %s)"
+        % (len(logons), ", ".join(["smssite", "logon01", "logon02"]), "smssite, logon01, logon02")
+        in plan
+    )
     assert "platforms: every platform of the manifest" in plan
     counts = {p: sum(1 for c in clients if kinds[c] == p) for p in ("alpha", "x86")}
     assert counts == {"alpha": 2, "x86": 10}
     assert "clients: 12 (alpha 2, x86 10)" in plan
-    assert ("waves: 1, 1, 6, 4 (serial 1, 10%, 50%, 100%; a wave stops the rollout above 20% failed or "
-            "unreachable)") in plan
+    assert (
+        "waves: 1, 1, 6, 4 (serial 1, 10%, 50%, 100%; a wave stops the rollout above 20% failed or unreachable)"
+    ) in plan
     assert "window: any time" in plan
     plan_at = event_index(roll, lambda e: e.get("event_data", {}).get("task") == "Main | Show the plan")
     first_change = event_index(roll, lambda e: (e.get("event_data", {}).get("res") or {}).get("changed") is True)
     assert plan_at is not None and first_change is not None and plan_at < first_change
 
     # the console: each tier announced, one summary line per tier
-    for line in ("SMS rollout: site server — smssite",
-                 "SMS rollout: logon servers — 3 hosts: smssite, logon01, logon02",
-                 "SMS rollout: clients — 12 hosts in 4 waves: 1, 1, 6, 4",
-                 "SMS rollout: client wave 4 of 4 starting"):
+    for line in (
+        "SMS rollout: site server — smssite",
+        "SMS rollout: logon servers — 3 hosts: smssite, logon01, logon02",
+        "SMS rollout: clients — 12 hosts in 4 waves: 1, 1, 6, 4",
+        "SMS rollout: client wave 4 of 4 starting",
+    ):
         assert line in roll.stdout.splitlines(), line
     lines = summary(roll)
-    assert lines[1].split() == ["site", "server", "smssite", "staged", "(4", "files", "changed,", "System.map",
-                                "bumped)"]
+    assert lines[1].split() == [
+        "site",
+        "server",
+        "smssite",
+        "staged",
+        "(4",
+        "files",
+        "changed,",
+        "System.map",
+        "bumped)",
+    ]
     assert lines[2].startswith("logon servers 3/3 converged  smssite ")
-    assert lines[3] == ("clients       wave 1: 1 done | wave 2: 1 done | wave 3: 6 done | wave 4: 4 done"
-                        " | not reached: 0 | skipped: 0")
+    assert lines[3] == (
+        "clients       wave 1: 1 done | wave 2: 1 done | wave 3: 6 done | wave 4: 4 done | not reached: 0 | skipped: 0"
+    )
 
     # site server: what the report says it staged is what Client.src holds
     site = report["site"]
@@ -311,8 +332,7 @@ def test_rollout_plan_reports_and_compliance_match_the_lab(make_lab, run_playboo
             assert real[name] == digest, (platform, name)
     for item in site["files"]:
         with open(item["path"], "rb") as handle:
-            assert sha(handle.read()) == item["after_sha256"] == manifest_hashes(item["platform"])[
-                item["name"].lower()]
+            assert sha(handle.read()) == item["after_sha256"] == manifest_hashes(item["platform"])[item["name"].lower()]
         with open(item["backup"], "rb") as handle:
             assert sha(handle.read()) == item["before_sha256"]
     assert site["system_map"]["bumped"] is True
@@ -346,8 +366,12 @@ def test_rollout_plan_reports_and_compliance_match_the_lab(make_lab, run_playboo
         assert entry["restart"]["how"] == "service" and entry["restart"]["done"] is True, entry
         assert entry["verify"]["result"] == "healthy" and entry["verify"]["instances"] == 1, entry
     assert entries["client01"]["smsrun32"]["hung"] is True  # the lab's hung client, cured
-    assert [(e["wave"], len([c for c in entries.values() if c["wave"] == e["wave"]])) for e in report["waves"]] \
-        == [(1, 1), (2, 1), (3, 6), (4, 4)]
+    assert [(e["wave"], len([c for c in entries.values() if c["wave"] == e["wave"]])) for e in report["waves"]] == [
+        (1, 1),
+        (2, 1),
+        (3, 6),
+        (4, 4),
+    ]
     assert [w["planned"] for w in report["waves"]] == [1, 1, 6, 4] == expected_waves(12, [1, "10%", "50%", "100%"])
     assert report["client_plan"][0]["waves"] == [1, 1, 6, 4]
     assert report["totals"]["clients"]["done"] == 12 and report["totals"]["clients"]["hosts"] == 12
@@ -383,11 +407,13 @@ def test_rollout_plan_reports_and_compliance_match_the_lab(make_lab, run_playboo
     with open(lab.host("client05", *BIN, canary_old["name"]), "wb") as handle:
         handle.write(canary_old["data"])
     assert not has_hotfix(lab, "client05", "x86")
-    check_compliance(lab, compliance(run_playbook, lab),
-                     compliant=[c for c in clients if c != "client05"], fail_flag=True)
+    check_compliance(
+        lab, compliance(run_playbook, lab), compliant=[c for c in clients if c != "client05"], fail_flag=True
+    )
 
 
 # ---- some clients fail: failed entries, a wave stops the run, later waves not reached ----
+
 
 def test_failed_clients_and_a_stopped_wave_are_reported_as_they_are(make_lab, run_playbook):
     lab = make_lab(cycle=2, logon_servers=3, alpha=3)
@@ -399,14 +425,16 @@ def test_failed_clients_and_a_stopped_wave_are_reported_as_they_are(make_lab, ru
     before = {client: lab.snapshot(client) for client in clients}
     before_bin = {client: bin_files(lab, client) for client in clients}
 
-    roll = run_playbook(lab, "rollout.yml",
-                        extravars={"sms_rollout_waves": [4, 4, 4], "sms_rollout_max_fail_percentage": 20})
+    roll = run_playbook(
+        lab, "rollout.yml", extravars={"sms_rollout_waves": [4, 4, 4], "sms_rollout_max_fail_percentage": 20}
+    )
     assert roll.rc != 0
     report = assert_report_written_by_runner(roll)
 
     plan = plan_lines(roll)
-    assert ("logon servers (4): smssite, logon01, logon02, logon03 (SMS names: smssite, logon01, logon02, "
-            "logon03)") in plan
+    assert (
+        "logon servers (4): smssite, logon01, logon02, logon03 (SMS names: smssite, logon01, logon02, logon03)"
+    ) in plan
     assert "clients: 12 (alpha 3, x86 9)" in plan
     assert "waves: 4, 4, 4 (serial 4, 4, 4; a wave stops the rollout above 20% failed or unreachable)" in plan
     # the run stopped before the unlock step: the summary says the lock is still held
@@ -428,10 +456,26 @@ def test_failed_clients_and_a_stopped_wave_are_reported_as_they_are(make_lab, ru
     for client in wave3:
         assert entries[client]["wave"] is None and entries[client]["detail"] == "not_reached"
     assert report["waves"] == [
-        {"wave": 1, "planned": 4, "done": 4, "failed": 0, "skipped": 0, "deferred": 0, "unreachable": 0,
-         "not_reached": 0},
-        {"wave": 2, "planned": 4, "done": 2, "failed": 2, "skipped": 0, "deferred": 0, "unreachable": 0,
-         "not_reached": 0},
+        {
+            "wave": 1,
+            "planned": 4,
+            "done": 4,
+            "failed": 0,
+            "skipped": 0,
+            "deferred": 0,
+            "unreachable": 0,
+            "not_reached": 0,
+        },
+        {
+            "wave": 2,
+            "planned": 4,
+            "done": 2,
+            "failed": 2,
+            "skipped": 0,
+            "deferred": 0,
+            "unreachable": 0,
+            "not_reached": 0,
+        },
     ]
     totals = report["totals"]["clients"]
     assert (totals["done"], totals["failed"], totals["not_reached"], totals["hosts"]) == (6, 2, 4, 12)
@@ -464,11 +508,11 @@ def test_failed_clients_and_a_stopped_wave_are_reported_as_they_are(make_lab, ru
         assert "SMS.INI" in cases[client][1]
 
     # the console summary says the same
-    assert ("clients       wave 1: 4 done | wave 2: 2 done, 2 failed | not reached: 4 | skipped: 0"
-            in summary(roll))
+    assert "clients       wave 1: 4 done | wave 2: 2 done, 2 failed | not reached: 4 | skipped: 0" in summary(roll)
 
 
 # ---- the maintenance-window guard and its override ----
+
 
 def test_window_guard_refuses_outside_the_window_and_force_overrides(make_lab, run_playbook):
     lab = make_lab(cycle=2, clients=4, alpha=1, hung=0)
@@ -519,6 +563,7 @@ def test_window_guard_refuses_outside_the_window_and_force_overrides(make_lab, r
 
 # ---- a report folder that cannot be written never breaks the run ----
 
+
 def test_unwritable_report_folder_warns_and_the_run_goes_on(make_lab, run_playbook):
     lab = make_lab(cycle=2, clients=3, alpha=1, hung=0)
     clients = lab.clients()
@@ -531,16 +576,18 @@ def test_unwritable_report_folder_warns_and_the_run_goes_on(make_lab, run_playbo
     assert "sms_rollout_report: could not write the report folder under '%s'" % nowhere in flat
     assert "the run is not affected" in flat
     assert summary(roll)[0] == "SMS rollout Q216552 — report: not written"
-    assert "clients       wave 1: 1 done | wave 2: 1 done | wave 3: 1 done | not reached: 0 | skipped: 0" \
-        in summary(roll)
+    assert "clients       wave 1: 1 done | wave 2: 1 done | wave 3: 1 done | not reached: 0 | skipped: 0" in summary(
+        roll
+    )
     assert not os.path.exists(roll.report_dir)
     for client in clients:
         assert has_hotfix(lab, client, kinds[client]), client
 
     # and a failing run keeps its own exit code: the compliance check of a broken client still fails
     shutil.move(lab.host("client01", "SMS.INI"), lab.host("client01", "SMS.INI.moved"))
-    comp = run_playbook(lab, "playbooks/compliance.yml", extravars={"sms_compliance_fail": True},
-                        envvars={"SMS_REPORT_DIR": nowhere})
+    comp = run_playbook(
+        lab, "playbooks/compliance.yml", extravars={"sms_compliance_fail": True}, envvars={"SMS_REPORT_DIR": nowhere}
+    )
     assert comp.rc != 0
     assert "could not write the report folder" in " ".join(comp.stdout.split())
     guard = task_results(comp, "Compliance | Fail while non-compliant clients remain")["localhost"]
@@ -548,6 +595,7 @@ def test_unwritable_report_folder_warns_and_the_run_goes_on(make_lab, run_playbo
 
 
 # ---- failures outside the three tiers make the report red too ---------------
+
 
 def test_a_run_refused_by_the_window_guard_is_reported_as_failed(make_lab, run_playbook):
     lab = make_lab(cycle=2, clients=2, alpha=0, hung=0)

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.slow
 
 SCHEMA = os.path.join(REPO, "docs", "report.schema.json")
 STATUSES = ("done", "failed", "skipped", "deferred", "unreachable", "not_reached")
-BROKEN = ["client04", "client06"]   # wave 3 of [1, 1, 6, 4]: 2 of 6 failed > 20 %
+BROKEN = ["client04", "client06"]  # wave 3 of [1, 1, 6, 4]: 2 of 6 failed > 20 %
 DEFERRED = "client05"
 SHOT_SIZE = (1280, 1500)
 
@@ -41,18 +41,32 @@ def chromium():
     if path:
         return path
     if os.geteuid() == 0:
-        pytest.fail("chromium is not installed; `make browser-deps` (part of `make test`) installs Debian's "
-                    "chromium as root")
-    pytest.skip("no chromium and not root: run `make browser-deps` as root (apt-get install chromium) "
-                "to enable the browser test")
+        pytest.fail(
+            "chromium is not installed; `make browser-deps` (part of `make test`) installs Debian's chromium as root"
+        )
+    pytest.skip(
+        "no chromium and not root: run `make browser-deps` as root (apt-get install chromium) "
+        "to enable the browser test"
+    )
 
 
 class Browser:
     """Headless Chromium, one process per page load, each with its own profile."""
 
-    FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
-             "--disable-quic", "--disable-extensions", "--hide-scrollbars", "--virtual-time-budget=3000"]
+    FLAGS = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-quic",
+        "--disable-extensions",
+        "--hide-scrollbars",
+        "--virtual-time-budget=3000",
+    ]
 
     def __init__(self, binary, workdir):
         self.binary, self.workdir = binary, str(workdir)
@@ -61,8 +75,9 @@ class Browser:
         profile = tempfile.mkdtemp(prefix="chromium-", dir=self.workdir)
         argv = [self.binary] + self.FLAGS + ["--user-data-dir=" + profile] + list(flags) + [url]
         # its own session, so whatever Chromium leaves behind is ended with it (and nothing else)
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                start_new_session=True, cwd=self.workdir)
+        proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, cwd=self.workdir
+        )
         try:
             out, err = proc.communicate(timeout=120)
         except subprocess.TimeoutExpired:
@@ -129,8 +144,11 @@ def test_the_report_of_a_failed_wave_in_a_browser(make_lab, run_playbook, tmp_pa
     assert "              failed (2): client04, client06" in lines
     assert "              not reached (4): %s" % ", ".join(unreached) in lines
     assert lines[-1].startswith("go on         ") and "ansible-playbook rollout.yml" in lines[-1], lines[-1]
-    assert any(line.startswith("sms_client_upgrade: wave 3/4 finished after ")
-               and line.endswith(": 3 done, 2 failed, 1 deferred of 6") for line in run.stdout.splitlines())
+    assert any(
+        line.startswith("sms_client_upgrade: wave 3/4 finished after ")
+        and line.endswith(": 3 done, 2 failed, 1 deferred of 6")
+        for line in run.stdout.splitlines()
+    )
 
     page = "file://" + os.path.join(report["report_dir"], "report.html")
     dom = browser.dom(page)
@@ -139,8 +157,10 @@ def test_the_report_of_a_failed_wave_in_a_browser(make_lab, run_playbook, tmp_pa
     outcome = dom.by_id("outcome")
     assert outcome.attrs["data-level"] == "red" and "red" in outcome.classes()
     # why it stopped, with the arithmetic, then what it left
-    assert outcome.text.startswith("Stopped: wave 3: 2 of 6 failed or unreachable = 33 % > 20 % "
-                                   "(sms_rollout_max_fail_percentage): wave 4 of 4 not started"), outcome.text
+    assert outcome.text.startswith(
+        "Stopped: wave 3: 2 of 6 failed or unreachable = 33 % > 20 % "
+        "(sms_rollout_max_fail_percentage): wave 4 of 4 not started"
+    ), outcome.text
     assert "2 clients failed (wave 3); 4 clients not reached" in outcome.text, outcome.text
 
     # a bar per wave with report.json's counts; wave 4, never started, all "not reached"
@@ -156,8 +176,9 @@ def test_the_report_of_a_failed_wave_in_a_browser(make_lab, run_playbook, tmp_pa
 
     # the timeline of the tiers, each logon server's wait, each wave that ran
     labels = [g.find("text", cls="label").text for g in dom.by_id("timeline").find_all("g", cls="span")]
-    for label in ("plan", "lock", "baseline", "stage", "logon wait", "wave 1", "wave 2", "wave 3", "unlock") \
-            + tuple("wait %s" % server for server in lab.logon_servers()):
+    for label in ("plan", "lock", "baseline", "stage", "logon wait", "wave 1", "wave 2", "wave 3", "unlock") + tuple(
+        "wait %s" % server for server in lab.logon_servers()
+    ):
         if label == "unlock":
             assert label not in labels, "the run stopped before the unlock step"
         else:

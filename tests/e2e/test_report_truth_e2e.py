@@ -30,11 +30,19 @@ def run(lab_root, playbook, *args, reports):
     """`make rollout`'s command line, against a lab built under lab_root."""
     env = dict(os.environ)
     env.pop("SMS_REPORT_DISABLE", None)
-    env.update({"ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"), "SMS_LAB_ROOT": str(lab_root),
-                "SMS_REPORT_DIR": str(reports), "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0",
-                "PATH": os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")})
-    proc = subprocess.run([PROGRAM, playbook] + list(args), cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=900, check=False)
+    env.update(
+        {
+            "ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"),
+            "SMS_LAB_ROOT": str(lab_root),
+            "SMS_REPORT_DIR": str(reports),
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_FORCE_COLOR": "0",
+            "PATH": os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", ""),
+        }
+    )
+    proc = subprocess.run(
+        [PROGRAM, playbook] + list(args), cwd=REPO, env=env, capture_output=True, text=True, timeout=900, check=False
+    )
     return proc
 
 
@@ -53,7 +61,7 @@ def summary(out):
 def normal(line):
     """A line with what changes from run to run (timings, folders, the holder) made neutral."""
     line = line.rstrip()
-    line = re.sub(r" \*+$", "", line)                      # ansible's TASK/PLAY rulers
+    line = re.sub(r" \*+$", "", line)  # ansible's TASK/PLAY rulers
     line = re.sub(r"report: \S+?/(\d{8}T\d{6}Z-)", "report: reports/<stamp>-", line)
     line = re.sub(r"\b\d+\.\ds\b", "<t>s", line)
     line = re.sub(r"highest CPU \d+\.\d %", "highest CPU <cpu> %", line)  # the watch's sample of the moment
@@ -65,8 +73,9 @@ def normal(line):
 def samples(name):
     """{document: [lines]} of every console sample called `name` in README.md and docs/*.md."""
     found = {}
-    for doc in ["README.md"] + sorted(os.path.join("docs", n) for n in os.listdir(os.path.join(REPO, "docs"))
-                                      if n.endswith(".md")):
+    for doc in ["README.md"] + sorted(
+        os.path.join("docs", n) for n in os.listdir(os.path.join(REPO, "docs")) if n.endswith(".md")
+    ):
         with open(os.path.join(REPO, doc), encoding="utf-8") as handle:
             for sample, body in SAMPLE.findall(handle.read()):
                 if sample == name:
@@ -90,12 +99,14 @@ def assert_sample_is_the_output(lines, out):
     position = 0
     for chunk in chunks:
         for start in range(position, len(output) - len(chunk) + 1):
-            if output[start:start + len(chunk)] == chunk:
+            if output[start : start + len(chunk)] == chunk:
                 position = start + len(chunk)
                 break
         else:
-            raise AssertionError("this part of the sample is not what the run printed (after line %d):\n%s\n\n"
-                                 "the run printed:\n%s" % (position, "\n".join(chunk), "\n".join(output[position:])))
+            raise AssertionError(
+                "this part of the sample is not what the run printed (after line %d):\n%s\n\n"
+                "the run printed:\n%s" % (position, "\n".join(chunk), "\n".join(output[position:]))
+            )
 
 
 def test_every_docs_sample_is_a_real_run_with_a_stopped_wave(make_lab, tmp_path):
@@ -153,8 +164,9 @@ def test_a_plan_alone_reports_a_plan_and_a_check_says_how_to_apply(make_lab, tmp
     text = "\n".join(lines)
     for untrue in ("already staged", "System.map bumped", "rollout lock", "rollback", "BASELINE"):
         assert untrue not in text, text
-    assert lines[-1] == ("apply         .venv/bin/ansible-playbook rollout.yml -i %s  (the rollout this plan checked)"
-                         % lab.inventory)
+    assert lines[-1] == (
+        "apply         .venv/bin/ansible-playbook rollout.yml -i %s  (the rollout this plan checked)" % lab.inventory
+    )
     report = report_of(tmp_path / "plan")
     assert report["lock"] is None and report["site_servers"] == [] and report["logon_servers"] == []
 
@@ -164,8 +176,9 @@ def test_a_plan_alone_reports_a_plan_and_a_check_says_how_to_apply(make_lab, tmp
     lines = summary(check.stdout)
     assert lines[-1] == "apply         .venv/bin/ansible-playbook rollout.yml -i %s" % lab.inventory, lines
     assert not any("reboot required" in line for line in lines), lines
-    assert any(line.strip().startswith("would need a reboot (client service would change): client01")
-               for line in lines), lines
+    assert any(
+        line.strip().startswith("would need a reboot (client service would change): client01") for line in lines
+    ), lines
     report = report_of(tmp_path / "check")
     assert report["ok"] is True and report["check_mode"] is True
     assert_only_what_ran(check.stdout, report)
@@ -177,8 +190,9 @@ def test_no_lab_built_says_make_lab(tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0, out
     assert "set sms_root" not in out, out
-    assert ("this inventory is the lab twin's (sms_lab_root=%s) and no lab is built there; run `make lab`" % missing
-            in out), out
+    assert (
+        "this inventory is the lab twin's (sms_lab_root=%s) and no lab is built there; run `make lab`" % missing in out
+    ), out
     assert summary(proc.stdout)[-1] == "go on         make lab, then: .venv/bin/ansible-playbook rollout.yml"
     assert not missing.exists(), "nothing is created where the lab is missing"
 

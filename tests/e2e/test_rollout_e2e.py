@@ -17,8 +17,9 @@ from sms_testlib import sha
 pytestmark = pytest.mark.slow
 
 HOTFIX = load_manifest_json()
-WANT = {platform: {f["name"].lower(): f["sha256"] for f in spec["files"]}
-        for platform, spec in HOTFIX["platforms"].items()}
+WANT = {
+    platform: {f["name"].lower(): f["sha256"] for f in spec["files"]} for platform, spec in HOTFIX["platforms"].items()
+}
 DIRS = {"x86": "X86.bin", "alpha": "Alpha.bin"}
 CLIENT_SRC = ("SMS", "Site.srv", "Maincfg.box", "Client.src")
 
@@ -87,6 +88,7 @@ def tier_snapshot(lab):
 
 
 # --- the whole rollout: check → change → no change → check ---------------------
+
 
 def test_rollout_rhythm_cures_hung_clients_and_changes_nothing_twice(make_lab, run_playbook):
     lab = make_lab(cycle=2, hung=1)
@@ -167,6 +169,7 @@ def test_rollout_rhythm_cures_hung_clients_and_changes_nothing_twice(make_lab, r
 
 # --- rollback: every tier back to its original bytes ---------------------------
 
+
 def test_rollback_returns_every_tier_to_the_original_bytes(make_lab, run_playbook):
     lab = make_lab(cycle=2, hung=0)
     before = tier_snapshot(lab)
@@ -192,6 +195,7 @@ def test_rollback_returns_every_tier_to_the_original_bytes(make_lab, run_playboo
 
 # --- the logon tier ---------------------------------------------------------------
 
+
 def test_replication_is_observed_through_the_twins_real_cycle(make_lab, run_playbook):
     lab = make_lab(cycle=3, hung=0)
     passes = lab.status()["passes"] if "passes" in lab.status() else None
@@ -211,8 +215,7 @@ def test_replication_is_observed_through_the_twins_real_cycle(make_lab, run_play
         assert lab.status()["passes"] > passes
 
 
-def test_a_server_that_never_replicates_stops_the_rollout_and_none_of_its_clients_is_touched(
-        make_lab, run_playbook):
+def test_a_server_that_never_replicates_stops_the_rollout_and_none_of_its_clients_is_touched(make_lab, run_playbook):
     lab = make_lab(cycle=2, hung=0, skip=["logon02"])
     lagging_clients = [c for c in lab.clients() if server_of(lab, c) == "logon02"]
     assert lagging_clients
@@ -275,8 +278,8 @@ def test_an_already_converged_site_returns_at_once(make_lab, run_playbook):
 
 # --- the client tier: waves -----------------------------------------------------
 
-def test_a_wave_over_its_failure_threshold_stops_the_rollout_and_the_next_run_finishes_it(
-        make_lab, run_playbook):
+
+def test_a_wave_over_its_failure_threshold_stops_the_rollout_and_the_next_run_finishes_it(make_lab, run_playbook):
     lab = make_lab(cycle=2, hung=0)
     clients = lab.clients()  # waves 1, 10 %, 50 %, 100 % of 12: client01 | client02 | client03-08 | client09-12
     broken = ["client04", "client05"]  # 2 of wave 3's 6 clients: 33 % > 20 %
@@ -314,14 +317,16 @@ def test_a_wave_over_its_failure_threshold_stops_the_rollout_and_the_next_run_fi
 
 # --- the site tier: a live lock refuses the run and changes nothing -------------
 
+
 def test_a_live_lock_of_another_holder_refuses_the_rollout(make_lab, run_playbook):
     lab = make_lab(cycle=2, hung=0)
     lock = lab.host("smssite", "SMS", "Hotfix", "rollout.lock")
     os.makedirs(os.path.dirname(lock), exist_ok=True)
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     with open(lock, "w") as handle:
-        json.dump({"holder": "awx job template 7", "purpose": "rollout", "started": stamp,
-                   "epoch": time.time()}, handle)
+        json.dump(
+            {"holder": "awx job template 7", "purpose": "rollout", "started": stamp, "epoch": time.time()}, handle
+        )
     before = lab.snapshot()
     run = run_playbook(lab)
     assert run.rc != 0
@@ -346,8 +351,9 @@ def test_the_client_waves_stop_outside_the_maintenance_window(make_lab, run_play
     for client in lab.clients():
         assert (lab.snapshot(client), lab.sms_ini(client)) == clients_before[client], client
 
-    forced = run_playbook(lab, "playbooks/clients.yml",
-                          extravars={"sms_rollout_window": closed, "sms_rollout_force": True})
+    forced = run_playbook(
+        lab, "playbooks/clients.yml", extravars={"sms_rollout_window": closed, "sms_rollout_force": True}
+    )
     assert forced.rc == 0, forced.stdout[-3000:]
     for client in lab.clients():
         assert has_hotfix(lab.files(client, "MS", "SMS", "BIN"), lab_platform(lab, client)), client
@@ -365,24 +371,35 @@ def test_rolling_back_a_site_that_was_never_staged_changes_nothing_and_does_not_
 
 # --- sms_rollout_on_failure=rollback: a bad wave undoes the rollout -------------------
 
+
 def _unreachable(lab, client, path):
     """The lab's inventory with `client` reached over SSH on a closed port."""
     import yaml
+
     with open(lab.inventory) as handle:
         inventory = yaml.safe_load(handle)
     for group in inventory["all"]["children"]["clients"]["children"].values():
         if client in (group.get("hosts") or {}):
-            group["hosts"][client] = {"ansible_connection": "ssh", "ansible_host": "127.0.0.1", "ansible_port": 1,
-                                      "ansible_user": "nobody", "ansible_python_interpreter": "/usr/bin/python3"}
+            group["hosts"][client] = {
+                "ansible_connection": "ssh",
+                "ansible_host": "127.0.0.1",
+                "ansible_port": 1,
+                "ansible_user": "nobody",
+                "ansible_python_interpreter": "/usr/bin/python3",
+            }
     with open(path, "w") as handle:
         yaml.safe_dump(inventory, handle, sort_keys=False)
     lab.inventory = path
 
 
-@pytest.mark.parametrize("bad,wave,size,fault", [(0, 1, 1, "fails"), (2, 2, 2, "fails"), (2, 2, 2, "unreachable")],
-                         ids=["the-canary-fails", "wave-2-crosses", "wave-2-crosses-unreachable"])
-def test_a_wave_over_the_threshold_rolls_every_tier_back_when_asked(bad, wave, size, fault, make_lab, run_playbook,
-                                                                    tmp_path):
+@pytest.mark.parametrize(
+    "bad,wave,size,fault",
+    [(0, 1, 1, "fails"), (2, 2, 2, "fails"), (2, 2, 2, "unreachable")],
+    ids=["the-canary-fails", "wave-2-crosses", "wave-2-crosses-unreachable"],
+)
+def test_a_wave_over_the_threshold_rolls_every_tier_back_when_asked(
+    bad, wave, size, fault, make_lab, run_playbook, tmp_path
+):
     lab = make_lab(clients=6, alpha=1, cycle=2, hung=0, no_smsrun=True)
     clients = lab.clients()
     before = tier_snapshot(lab)
@@ -401,8 +418,14 @@ def test_a_wave_over_the_threshold_rolls_every_tier_back_when_asked(bad, wave, s
         _unreachable(lab, clients[bad], str(tmp_path / "inventory.yml"))
     reached = clients[:1] if wave == 1 else clients[:3]
 
-    run = run_playbook(lab, extravars={"sms_rollout_waves": [1, 2, 3], "sms_rollout_max_fail_percentage": 20,
-                                       "sms_rollout_on_failure": "rollback"})
+    run = run_playbook(
+        lab,
+        extravars={
+            "sms_rollout_waves": [1, 2, 3],
+            "sms_rollout_max_fail_percentage": 20,
+            "sms_rollout_on_failure": "rollback",
+        },
+    )
     assert run.rc != 0
     upgrades = run.results("sms_client_upgrade")
     # no later wave started; the waves that ran were upgraded (or failed), then restored
@@ -415,8 +438,11 @@ def test_a_wave_over_the_threshold_rolls_every_tier_back_when_asked(bad, wave, s
     for client in clients:
         assert after[client] == before[client], client
     # the run says why, and that it rolled back
-    failed = [str((e["event_data"].get("res") or {}).get("msg", "")) for e in run.events
-              if e.get("event") == "runner_on_failed" and not e["event_data"].get("ignore_errors")]
+    failed = [
+        str((e["event_data"].get("res") or {}).get("msg", ""))
+        for e in run.events
+        if e.get("event") == "runner_on_failed" and not e["event_data"].get("ignore_errors")
+    ]
     said = " ".join(failed)
     assert "wave %d of 3 had 1 of %d client(s) failed or unreachable (%s)" % (wave, size, clients[bad]) in said, failed
     assert "The site server and the logon servers were rolled back" in said, failed
@@ -442,15 +468,25 @@ def test_with_rollback_asked_a_client_failed_within_the_threshold_fails_the_run_
     with open(lab.host(clients[3], "SMS.INI"), "wb") as handle:
         handle.write(broken)
     # waves client01 | client02-06: 1 of 5 failed = 20 %, not above the threshold
-    run = run_playbook(lab, extravars={"sms_rollout_waves": [1, 5], "sms_rollout_max_fail_percentage": 20,
-                                       "sms_rollout_on_failure": "rollback"})
+    run = run_playbook(
+        lab,
+        extravars={
+            "sms_rollout_waves": [1, 5],
+            "sms_rollout_max_fail_percentage": 20,
+            "sms_rollout_on_failure": "rollback",
+        },
+    )
     assert run.rc != 0
     others = [c for c in clients if c != clients[3]]
     assert all(has_hotfix(lab.files(c, "MS", "SMS", "BIN"), lab_platform(lab, c)) for c in others)
     assert lab.sms_ini(clients[3]) == broken
-    failed = [str((e["event_data"].get("res") or {}).get("msg", "")) for e in run.events
-              if e.get("event") == "runner_on_failed" and not e["event_data"].get("ignore_errors")]
-    assert any("1 client(s) failed or were unreachable in waves that stayed within" in m and clients[3] in m
-               for m in failed), failed
+    failed = [
+        str((e["event_data"].get("res") or {}).get("msg", ""))
+        for e in run.events
+        if e.get("event") == "runner_on_failed" and not e["event_data"].get("ignore_errors")
+    ]
+    assert any(
+        "1 client(s) failed or were unreachable in waves that stayed within" in m and clients[3] in m for m in failed
+    ), failed
     assert not any("rolled back" in m for m in failed), failed
     assert not os.path.exists(lab.host("smssite", "SMS", "Hotfix", "rollout.lock"))

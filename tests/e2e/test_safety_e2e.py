@@ -63,6 +63,7 @@ def _manifest(change):
         path = hotfix_copy(tmp)
         change(path)
         return {"sms_hotfix_manifest": path}, None
+
     return setup
 
 
@@ -95,10 +96,12 @@ def _payload(path, how):
 
 def _move(*parts):
     """Move a lab path aside for the case, and back."""
+
     def setup(lab, tmp):
         path = lab.host("smssite", *parts) if parts[0] != "@" else lab.host(*parts[1:])
         os.rename(path, path + ".away")
         return {}, lambda: os.rename(path + ".away", path)
+
     return setup
 
 
@@ -113,6 +116,7 @@ def _link_site_file(lab, tmp):
     def undo():
         os.unlink(target)
         os.rename(target + ".away", target)
+
     return {}, undo
 
 
@@ -126,6 +130,7 @@ def _link_site_folder(lab, tmp):
     def undo():
         os.unlink(folder)
         os.rename(folder + ".away", folder)
+
     return {}, undo
 
 
@@ -140,11 +145,19 @@ def _state_file(kind):
         else:
             with open(os.path.join(state, "backup", "X86.bin", "SMSRUN32.EXE"), "wb") as handle:
                 handle.write(b"a damaged backup")
-            entry = {"name": "SMSRUN32.EXE", "existed": True, "backup": "backup/X86.bin/SMSRUN32.EXE",
-                     "size": 16, "date": "1998-06-22T12:00:00Z", "mtime": 898516800.0, "sha256": "0" * 64}
+            entry = {
+                "name": "SMSRUN32.EXE",
+                "existed": True,
+                "backup": "backup/X86.bin/SMSRUN32.EXE",
+                "size": 16,
+                "date": "1998-06-22T12:00:00Z",
+                "mtime": 898516800.0,
+                "sha256": "0" * 64,
+            }
             with open(journal, "w") as handle:
                 json.dump({"version": 1, "entries": {"X86.bin/smsrun32.exe": entry}}, handle)
         return {}, lambda: shutil.rmtree(lab.host("smssite", "SMS", "Hotfix"))
+
     return setup
 
 
@@ -153,6 +166,7 @@ def _immutable(*parts):
         path = lab.host(*parts)
         subprocess.run(["chattr", "+i", path], check=True)
         return {}, lambda: subprocess.run(["chattr", "-i", path], check=True)
+
     return setup
 
 
@@ -178,8 +192,15 @@ def _live_lock(lab, tmp):
     folder = lab.host("smssite", "SMS", "Hotfix")
     os.makedirs(folder)
     with open(os.path.join(folder, "rollout.lock"), "w") as handle:
-        json.dump({"holder": "awx job template 7", "purpose": "rollout",
-                   "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "epoch": time.time()}, handle)
+        json.dump(
+            {
+                "holder": "awx job template 7",
+                "purpose": "rollout",
+                "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "epoch": time.time(),
+            },
+            handle,
+        )
     return {}, lambda: shutil.rmtree(folder)
 
 
@@ -216,11 +237,21 @@ CASES = [
     ("platform-unknown", _vars(sms_rollout_platforms=["sparc"]), ["sms_rollout_platforms", "sparc"]),
     ("platform-unknown-as-a-string", _vars(sms_rollout_platforms="x86,sparc"), ["'sparc' is not a platform"]),
     # a misspelt setting would silently fall back to its default (waves, threshold, window)
-    ("variable-misspelt", _vars(sms_rollout_wave=[1, "50%"], sms_rollout_max_fail_percent=5),
-     ["sms_rollout_wave is not a variable the rollout knows (set with -e)", "Did you mean sms_rollout_waves?",
-      "sms_rollout_max_fail_percent is not", "Did you mean sms_rollout_max_fail_percentage?"]),
-    ("window-misspelt", _vars(sms_rollout_windows="Sat 22:00-06:00"),
-     ["sms_rollout_windows is not", "Did you mean sms_rollout_window?"]),
+    (
+        "variable-misspelt",
+        _vars(sms_rollout_wave=[1, "50%"], sms_rollout_max_fail_percent=5),
+        [
+            "sms_rollout_wave is not a variable the rollout knows (set with -e)",
+            "Did you mean sms_rollout_waves?",
+            "sms_rollout_max_fail_percent is not",
+            "Did you mean sms_rollout_max_fail_percentage?",
+        ],
+    ),
+    (
+        "window-misspelt",
+        _vars(sms_rollout_windows="Sat 22:00-06:00"),
+        ["sms_rollout_windows is not", "Did you mean sms_rollout_window?"],
+    ),
     ("platform-not-in-manifest", _vars(sms_rollout_platforms=["mips"]), ["sms_rollout_platforms", "mips"]),
     # groups
     ("site-group-missing", _vars(sms_site_group="nosite"), ["nosite", "sms_site_group"]),
@@ -248,15 +279,15 @@ ROOT_CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES + [pytest.param(c, marks=needs_root) for c in ROOT_CASES],
-                         ids=[c[0] for c in CASES + ROOT_CASES])
+@pytest.mark.parametrize(
+    "case", CASES + [pytest.param(c, marks=needs_root) for c in ROOT_CASES], ids=[c[0] for c in CASES + ROOT_CASES]
+)
 def test_a_refused_run_changes_nothing_on_any_host(case, small_lab, run_playbook, tmp_path):
     _name, setup, words = case
     extravars, undo = setup(small_lab, tmp_path)
     try:
         before = full_listing(os.path.join(small_lab.root, "hosts"))
-        run = run_playbook(small_lab, "rollout.yml", extravars=dict(
-            {"sms_replication_timeout": 5}, **extravars))
+        run = run_playbook(small_lab, "rollout.yml", extravars=dict({"sms_replication_timeout": 5}, **extravars))
         after = full_listing(os.path.join(small_lab.root, "hosts"))
     finally:
         if undo:
@@ -266,25 +297,31 @@ def test_a_refused_run_changes_nothing_on_any_host(case, small_lab, run_playbook
     text = " ".join(msg for _host, _task, msg in found)
     for word in words:
         assert word in text, (word, found)
-    assert after == before, "a refused run changed: %s" % sorted(
-        set(after.items()) ^ set(before.items()))
+    assert after == before, "a refused run changed: %s" % sorted(set(after.items()) ^ set(before.items()))
     # refused before the lock and the baselines (the listing shows neither), and before any client
     assert not run.results("sms_client_upgrade")
 
 
 # --- the wave gate counts the unreachable -----------------------------------------------------
 
+
 def _inventory_with_unreachable(lab, hosts, path):
     """A copy of the lab's inventory in which `hosts` are reached over SSH on a closed port."""
     import yaml
+
     with open(lab.inventory) as handle:
         inventory = yaml.safe_load(handle)
     for group in ("clients_x86", "clients_alpha"):
         members = inventory["all"]["children"]["clients"]["children"][group]["hosts"]
         for host in hosts:
             if host in members:
-                members[host] = {"ansible_connection": "ssh", "ansible_host": "127.0.0.1", "ansible_port": 1,
-                                 "ansible_user": "nobody", "ansible_python_interpreter": "/usr/bin/python3"}
+                members[host] = {
+                    "ansible_connection": "ssh",
+                    "ansible_host": "127.0.0.1",
+                    "ansible_port": 1,
+                    "ansible_user": "nobody",
+                    "ansible_python_interpreter": "/usr/bin/python3",
+                }
     with open(path, "w") as handle:
         yaml.safe_dump(inventory, handle, sort_keys=False)
     return path
@@ -304,7 +341,7 @@ def test_unreachable_clients_count_toward_the_wave_threshold(failed, unreachable
     clients = lab.clients()
     waves = [1, 3, 15, 11]  # client01 | client02-04 | client05-19 | client20-30
     third = clients[4:19]
-    bad = third[:failed + unreachable]
+    bad = third[: failed + unreachable]
     for client in bad[:failed]:
         _break(lab, client)
     inventory = _inventory_with_unreachable(lab, bad[failed:], str(tmp_path / "inventory.yml"))
@@ -324,7 +361,7 @@ def test_unreachable_clients_count_toward_the_wave_threshold(failed, unreachable
         assert client in gate[0], (client, gate[0])
     assert "11 client(s) not reached" in gate[0]
     # the clients of wave 3 that could be upgraded were
-    for client in third[len(bad):]:
+    for client in third[len(bad) :]:
         assert results[client]["status"] == "upgraded", (client, results[client])
     # the report and the console name every one of them: failed, unreachable, not reached
     status = {entry["host"]: entry["status"] for entry in run.report()["clients"]}
@@ -339,6 +376,7 @@ def test_unreachable_clients_count_toward_the_wave_threshold(failed, unreachable
 
 
 # --- the site tier is crash-safe -------------------------------------------------------------
+
 
 def test_a_site_staged_but_never_bumped_is_finished_by_the_next_run(make_lab, run_playbook):
     """The state a controller killed between the last replace and the bump leaves."""
@@ -366,10 +404,12 @@ def test_a_site_staged_but_never_bumped_is_finished_by_the_next_run(make_lab, ru
 
 # --- a slice's job sees only its own hosts ----------------------------------------------------
 
+
 def _slice_inventory(lab, path, names):
     """The lab's inventory as one AWX slice sees it: one client, no servers, and the
     site's logon server names as a variable of the clients' group."""
     import yaml
+
     with open(lab.inventory) as handle:
         inventory = yaml.safe_load(handle)
     children = inventory["all"]["children"]

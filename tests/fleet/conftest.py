@@ -18,8 +18,10 @@ sys.path.insert(0, os.path.join(REPO, "tests"))
 
 from sms_fleet import Player, fleetmod  # noqa: E402
 
-NOT_ROOT = ("the SSH fleet tests need root (network, mount and PID namespaces, their own sshd): "
-            "run make test as root, as CI does")
+NOT_ROOT = (
+    "the SSH fleet tests need root (network, mount and PID namespaces, their own sshd): "
+    "run make test as root, as CI does"
+)
 
 
 @pytest.fixture(scope="session")

@@ -33,11 +33,22 @@ def not_the_hotfix(tmp_path):
             data = handle.read()
         header = b"SMS 1.2 client stand-in (pre-Q216552, not the hotfix)\r\n"
         with open(path, "wb") as handle:
-            handle.write(header + data[len(header):])
+            handle.write(header + data[len(header) :])
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     manifest = os.path.join(top, "manifest.json")
-    subprocess.run([sys.executable, os.path.join(REPO, "bin", "sms-hotfix-manifest"), "record", "--manifest",
-                    manifest, "--payload", os.path.join(top, "payload")], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            os.path.join(REPO, "bin", "sms-hotfix-manifest"),
+            "record",
+            "--manifest",
+            manifest,
+            "--payload",
+            os.path.join(top, "payload"),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return manifest
 
 

@@ -13,9 +13,25 @@ import os
 
 import pytest
 
-from sms_fleet import (BIN, CLIENT_SRC, DIRS, WANT, Player, copy_list_version, drive_path, files, fleet_snapshot,
-                       has_hotfix, ini_value, module_runs, server_has_hotfix, smsrun32, snapshot, sshd_log,
-                       temp_files)
+from sms_fleet import (
+    BIN,
+    CLIENT_SRC,
+    DIRS,
+    WANT,
+    Player,
+    copy_list_version,
+    drive_path,
+    files,
+    fleet_snapshot,
+    has_hotfix,
+    ini_value,
+    module_runs,
+    server_has_hotfix,
+    smsrun32,
+    snapshot,
+    sshd_log,
+    temp_files,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -64,6 +80,7 @@ def story(fleet, tmp_path_factory):
 
 def fleetmod_kill(fleet, pids):
     from sms_fleet import fleetmod
+
     assert not fleetmod.kill_and_wait(pids)
 
 
@@ -108,7 +125,8 @@ def test_one_ssh_connection_and_one_module_run_per_client_payload_by_sftp_to_the
     # the payload goes to the site server by sftp (the manifest and 4 files), nowhere else
     stage = run.results("sms_hotfix_stage")["smssite"]
     assert sorted(t for t in stage["transferred"] if t != "manifest.json") == sorted(
-        "payload/%s/%s" % (DIRS[p], n) for p in DIRS for n in ("Smsrun32.exe", "Smssrv32.exe")), stage["transferred"]
+        "payload/%s/%s" % (DIRS[p], n) for p in DIRS for n in ("Smsrun32.exe", "Smssrv32.exe")
+    ), stage["transferred"]
     assert story["sftp_after"]["smssite"] - story["sftp_before"]["smssite"] >= 5
     for host in fleet.hosts:
         if host != "smssite":
@@ -156,26 +174,30 @@ def test_rollback_returns_every_host_to_its_original_bytes(story, fleet):
     rollback = story["play"]("playbooks/rollback.yml", extravars=ALL_AT_ONCE)
     assert rollback.rc == 0, rollback.stdout[-3000:]
     site = snapshot(fleet, "smssite", *CLIENT_SRC)
-    assert site == {k[len(os.path.join(*CLIENT_SRC)) + 1:]: v for k, v in before["smssite"].items()
-                    if k.startswith(os.path.join(*CLIENT_SRC) + "/")}, "Client.src is not the original"
+    assert site == {
+        k[len(os.path.join(*CLIENT_SRC)) + 1 :]: v
+        for k, v in before["smssite"].items()
+        if k.startswith(os.path.join(*CLIENT_SRC) + "/")
+    }, "Client.src is not the original"
     for server in fleet.logon_servers:
         for folder in DIRS.values():
             now = {k: v[0] for k, v in snapshot(fleet, server, "SMS", "Logon.srv", folder).items()}
             prefix = os.path.join("SMS", "Logon.srv", folder) + "/"
-            assert now == {k[len(prefix):]: v[0] for k, v in before[server].items() if k.startswith(prefix)}, server
+            assert now == {k[len(prefix) :]: v[0] for k, v in before[server].items() if k.startswith(prefix)}, server
     for client in fleet.clients:
         prefix = os.path.join(*BIN) + "/"
-        assert snapshot(fleet, client, *BIN) == {k[len(prefix):]: v for k, v in before[client].items()
-                                                 if k.startswith(prefix)}, client
+        assert snapshot(fleet, client, *BIN) == {
+            k[len(prefix) :]: v for k, v in before[client].items() if k.startswith(prefix)
+        }, client
         assert snapshot(fleet, client)["SMS.INI"] == before[client]["SMS.INI"], client
     assert temp_files(fleet) == []
 
 
 def test_push_mode_over_ssh_serves_a_server_the_maintenance_manager_skips(fresh, play):
     from smslab import mm as labmm
+
     labmm.write_skip(fresh.lab, ["logon02"])
-    run = play(extravars={"sms_replication_mode": "push", "sms_replication_timeout": 20,
-                          "sms_rollout_waves": ["100%"]})
+    run = play(extravars={"sms_replication_mode": "push", "sms_replication_timeout": 20, "sms_rollout_waves": ["100%"]})
     assert run.rc == 0, run.stdout[-3000:]
     assert server_has_hotfix(fresh, "logon02")
     assert os.listdir(drive_path(fresh, "logon02", "SMS", "Hotfix", "Q216552", "push"))

@@ -9,8 +9,17 @@ import time
 
 import pytest
 
-from sms_fleet import (drive_path, fleet_snapshot, has_hotfix, run_and_kill, server_has_hotfix, snapshot, summary,
-                       temp_files, copy_list_version)
+from sms_fleet import (
+    drive_path,
+    fleet_snapshot,
+    has_hotfix,
+    run_and_kill,
+    server_has_hotfix,
+    snapshot,
+    summary,
+    temp_files,
+    copy_list_version,
+)
 from smsfleet.netem import NetemUnavailable
 
 pytestmark = pytest.mark.slow
@@ -43,15 +52,20 @@ def test_a_client_unreachable_in_a_wave_counts_toward_the_gate_and_stops_the_lat
     stopped = []
 
     def stop_client03_once_the_waves_start(event):
-        if not stopped and event.get("event") == "playbook_on_play_start" \
-                and event.get("event_data", {}).get("play", "").startswith("Clients"):
+        if (
+            not stopped
+            and event.get("event") == "playbook_on_play_start"
+            and event.get("event_data", {}).get("play", "").startswith("Clients")
+        ):
             fresh.stop_sshd("client03")  # client03 is in wave 2; wave 1 is running
             stopped.append(True)
         return True
 
     # waves client01 | client02 client03 | client04-06; one of two unreachable is 50 % > 20 %
-    run = play(extravars={"sms_rollout_waves": [1, 2, 3], "sms_rollout_max_fail_percentage": 20},
-               event_handler=stop_client03_once_the_waves_start)
+    run = play(
+        extravars={"sms_rollout_waves": [1, 2, 3], "sms_rollout_max_fail_percentage": 20},
+        event_handler=stop_client03_once_the_waves_start,
+    )
     assert stopped and run.rc != 0, run.stdout[-3000:]
     assert "client03" in (run.stats.get("dark") or {}), run.stats
     for client in ("client01", "client02"):
@@ -75,8 +89,11 @@ def test_a_logon_server_cut_off_during_the_wait_is_named_and_its_clients_are_unt
     cut = []
 
     def cut_logon02_when_the_wait_begins(event):
-        if not cut and event.get("event") == "playbook_on_task_start" \
-                and "Ask the Maintenance Manager for a pass now" in event.get("event_data", {}).get("task", ""):
+        if (
+            not cut
+            and event.get("event") == "playbook_on_task_start"
+            and "Ask the Maintenance Manager for a pass now" in event.get("event_data", {}).get("task", "")
+        ):
             fresh.link("logon02", up=False)
             cut.append(True)
         return True
@@ -158,7 +175,10 @@ def test_the_controller_killed_at_five_points_each_rerun_goes_on_and_the_last_co
     for name, banner, host, extravars in KILL_POINTS:
         killed = run_and_kill(fresh, tmp_path, name.replace(" ", "-"), banner, host, extravars=extravars)
         assert killed.killed_at is not None, "%s: the run never reached the point (rc %s):\n%s" % (
-            name, killed.rc, killed.stdout[-3000:])
+            name,
+            killed.rc,
+            killed.stdout[-3000:],
+        )
         started = time.monotonic()
         blocked = fresh.settle_modules(timeout=15)
         record.append({"point": name, "settled_s": round(time.monotonic() - started, 1), "killed_by_pid": blocked})

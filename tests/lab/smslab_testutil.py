@@ -1,5 +1,5 @@
 """Helpers shared by the lab twin's tests (a unique module name, so it
- never clashes with other test folders' helpers)."""
+never clashes with other test folders' helpers)."""
 
 import os
 import subprocess
@@ -12,11 +12,18 @@ sys.path.insert(0, os.path.join(REPO, "lab"))
 
 def sms_lab(*args, check=True, timeout=60):
     """Run lab/sms-lab with this interpreter; returns CompletedProcess."""
-    proc = subprocess.run([sys.executable, TOOL, *map(str, args)], capture_output=True,
-                          text=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False)
+    proc = subprocess.run(
+        [sys.executable, TOOL, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
     if check and proc.returncode != 0:
-        raise AssertionError("sms-lab %s failed (%d):\n%s%s"
-                             % (" ".join(map(str, args)), proc.returncode, proc.stdout, proc.stderr))
+        raise AssertionError(
+            "sms-lab %s failed (%d):\n%s%s" % (" ".join(map(str, args)), proc.returncode, proc.stdout, proc.stderr)
+        )
     return proc
 
 

@@ -73,8 +73,7 @@ def logon_file(root, server, platform_dir, name):
 
 
 def client_src(root, platform_dir):
-    return os.path.join(root, "hosts", "smssite", "SMS", "Site.srv", "Maincfg.box",
-                        "Client.src", platform_dir)
+    return os.path.join(root, "hosts", "smssite", "SMS", "Site.srv", "Maincfg.box", "Client.src", platform_dir)
 
 
 def wait_for(pred, timeout, step=0.05):
@@ -102,7 +101,7 @@ def smsrun32_table(root):
             continue
         for a in args:
             if a.startswith("--image=" + root + "/hosts/"):
-                table.setdefault(a[len("--image="):], []).append(int(d))
+                table.setdefault(a[len("--image=") :], []).append(int(d))
     return table
 
 
@@ -111,6 +110,7 @@ def cpu_seconds(pids, interval=1.0):
         with open("/proc/%d/stat" % pid) as fh:
             f = fh.read().rsplit(")", 1)[1].split()
         return int(f[11]) + int(f[12])
+
     before = {p: ticks(p) for p in pids}
     time.sleep(interval)
     hz = os.sysconf("SC_CLK_TCK")
@@ -133,8 +133,7 @@ def test_payload_matches_kb_table_and_is_deterministic(tmp_path):
         assert sha(b / rel) == first[rel], rel
         platform = "x86" if rel.startswith("X86") else "alpha"
         with open(a / rel, "rb") as fh:
-            assert fh.read(64).startswith(("Q216552 stand-in payload %s %s" % (
-                platform, rel.split("/")[1])).encode())
+            assert fh.read(64).startswith(("Q216552 stand-in payload %s %s" % (platform, rel.split("/")[1])).encode())
     assert len(set(first.values())) == 4
     assert sorted(str(p.relative_to(a)) for p in a.rglob("*") if p.is_file()) == sorted(KB_TABLE)
     sms_lab("payload", "--out", a)  # idempotent
@@ -146,14 +145,14 @@ def test_payload_matches_kb_table_and_is_deterministic(tmp_path):
 def test_tree_layout_ini_files_and_no_lab_state_in_hosts(lab):
     root = lab("--no-mm", "--no-smsrun")
     hosts = os.path.join(root, "hosts")
-    assert sorted(os.listdir(hosts)) == sorted(
-        list(LOGON_SERVERS) + ["client%02d" % i for i in range(1, 13)])
+    assert sorted(os.listdir(hosts)) == sorted(list(LOGON_SERVERS) + ["client%02d" % i for i in range(1, 13)])
     assert sorted(os.listdir(root)) == ["hosts", "inventory.yml", "lab.json", "run"]
 
     # Client.src: pre-hotfix files, the x86 run file upper case on the site server
     x86_src = client_src(root, "X86.bin")
     assert sorted(os.listdir(x86_src)) == sorted(
-        ["SMSRUN32.EXE", "Smssrv32.exe", "Cli_nt.exe", "Invwin32.exe", "Sender32.dll"])
+        ["SMSRUN32.EXE", "Smssrv32.exe", "Cli_nt.exe", "Invwin32.exe", "Sender32.dll"]
+    )
     assert os.path.getsize(os.path.join(x86_src, "SMSRUN32.EXE")) == 87552
     assert os.path.getsize(os.path.join(x86_src, "Smssrv32.exe")) == 88064
     assert utc(os.path.join(x86_src, "SMSRUN32.EXE")) == "1998-06-22T12:00:00"
@@ -206,13 +205,17 @@ def test_build_twice_gives_the_same_lab(lab, tmp_path):
     root = lab("--cycle", "0.5", "--no-smsrun")
     sms_lab("pass-now", "--root", root)  # a converged tree: the twin changes nothing
     first = manifest(os.path.join(root, "hosts"))
-    first_top = {n: (sha(os.path.join(root, n)), os.stat(os.path.join(root, n)).st_mtime_ns)
-                 for n in ("inventory.yml", "lab.json")}
+    first_top = {
+        n: (sha(os.path.join(root, n)), os.stat(os.path.join(root, n)).st_mtime_ns)
+        for n in ("inventory.yml", "lab.json")
+    }
     lab("--cycle", "0.5", "--no-smsrun")  # build runs `down` first
     sms_lab("pass-now", "--root", root)
     assert manifest(os.path.join(root, "hosts")) == first
-    assert {n: (sha(os.path.join(root, n)), os.stat(os.path.join(root, n)).st_mtime_ns)
-            for n in ("inventory.yml", "lab.json")} == first_top
+    assert {
+        n: (sha(os.path.join(root, n)), os.stat(os.path.join(root, n)).st_mtime_ns)
+        for n in ("inventory.yml", "lab.json")
+    } == first_top
     # another root: the same host tree
     other = lab("--no-mm", "--no-smsrun", "--cycle", "0.5", name="other")
     assert manifest(os.path.join(other, "hosts")) == first
@@ -229,18 +232,23 @@ def test_replication_copy_list_version_and_skipped_server(lab, tmp_path):
     old_logon02 = sha(logon_file(root, "logon02", "X86.bin", "Smsrun32.exe"))
 
     # stage in Client.src keeping the on-disk names (as the product would)
-    for src, dest in ((new_run, os.path.join(client_src(root, "X86.bin"), "SMSRUN32.EXE")),
-                      (new_srv_alpha, os.path.join(client_src(root, "Alpha.bin"), "Smssrv32.exe"))):
+    for src, dest in (
+        (new_run, os.path.join(client_src(root, "X86.bin"), "SMSRUN32.EXE")),
+        (new_srv_alpha, os.path.join(client_src(root, "Alpha.bin"), "Smssrv32.exe")),
+    ):
         shutil.copy2(src, dest + ".tmp")
         os.replace(dest + ".tmp", dest)
     with open(os.path.join(root, "run", "mm.state.json")) as handle:
         passes_at_staging = json.load(handle).get("passes", 0)
 
     def arrived():
-        return all(os.path.exists(logon_file(root, s, "X86.bin", "Smsrun32.exe"))
-                   and sha(logon_file(root, s, "X86.bin", "Smsrun32.exe")) == sha(new_run)
-                   and sha(logon_file(root, s, "Alpha.bin", "Smssrv32.exe")) == sha(new_srv_alpha)
-                   for s in ("smssite", "logon01"))
+        return all(
+            os.path.exists(logon_file(root, s, "X86.bin", "Smsrun32.exe"))
+            and sha(logon_file(root, s, "X86.bin", "Smsrun32.exe")) == sha(new_run)
+            and sha(logon_file(root, s, "Alpha.bin", "Smssrv32.exe")) == sha(new_srv_alpha)
+            for s in ("smssite", "logon01")
+        )
+
     assert wait_for(arrived, 20 * cycle), "files did not reach the logon servers"
     # within one cycle: by the first pass that started after the staging (the
     # pass under way while we staged may have missed them), counted from the
@@ -268,9 +276,12 @@ def test_replication_copy_list_version_and_skipped_server(lab, tmp_path):
     for s in ("smssite", "logon01"):
         x86 = os.path.join(root, "hosts", s, "SMS", "Logon.srv", "X86.bin")
         assert sorted(os.listdir(x86)) == sorted(
-            ["Smsrun32.exe", "Smssrv32.exe", "Cli_nt.exe", "Invwin32.exe", "Sender32.dll", "Smsapi.dll"])
-    assert (os.stat(logon_file(root, "logon01", "X86.bin", "Cli_nt.exe")).st_mtime_ns
-            == os.stat(os.path.join(x86_src, "Cli_nt.exe")).st_mtime_ns)
+            ["Smsrun32.exe", "Smssrv32.exe", "Cli_nt.exe", "Invwin32.exe", "Sender32.dll", "Smsapi.dll"]
+        )
+    assert (
+        os.stat(logon_file(root, "logon01", "X86.bin", "Cli_nt.exe")).st_mtime_ns
+        == os.stat(os.path.join(x86_src, "Cli_nt.exe")).st_mtime_ns
+    )
     os.unlink(os.path.join(x86_src, ".ansible_tmpXYZSmssrv32.exe"))
     assert [version_of(root, s) for s in LOGON_SERVERS] == [41, 41, 41]
 
@@ -310,13 +321,11 @@ def test_pass_now_fails_without_the_twin(lab):
 
 
 def test_twin_and_smsrun32_have_bounded_lives(lab):
-    root = lab("--cycle", "0.3", "--idle-timeout", "1", "--clients", "2", "--alpha", "0",
-               "--hung", "0")
+    root = lab("--cycle", "0.3", "--idle-timeout", "1", "--clients", "2", "--alpha", "0", "--hung", "0")
     mm_pid = status(root)["mm"]["pid"]
     assert mm_pid
     # nothing to do: the twin leaves on its own after its idle timeout
-    assert wait_for(lambda: not os.path.exists("/proc/%d/cmdline" % mm_pid)
-                    or status(root)["mm"]["alive"] is False, 5)
+    assert wait_for(lambda: not os.path.exists("/proc/%d/cmdline" % mm_pid) or status(root)["mm"]["alive"] is False, 5)
     assert smsrun32_table(root)
     # the run folder disappears: SMSRUN32s leave within about a second
     shutil.rmtree(os.path.join(root, "run"))
@@ -329,8 +338,7 @@ def test_hung_client_shows_two_busy_smsrun32(lab):
     table = smsrun32_table(root)
     images = {path.split("/hosts/")[1].split("/")[0]: path for path in table}
     assert sorted(images) == ["client%02d" % i for i in range(1, 13)]
-    assert images["client01"] == os.path.join(root, "hosts", "client01", "MS", "SMS", "BIN",
-                                              "Smsrun32.exe")
+    assert images["client01"] == os.path.join(root, "hosts", "client01", "MS", "SMS", "BIN", "Smsrun32.exe")
     hung = table[images["client01"]]
     healthy = [p for c, path in images.items() if c != "client01" for p in table[path]]
     assert len(hung) == 2 and len(healthy) == 11
@@ -401,15 +409,36 @@ def test_inventory_groups_vars_and_static_version(lab):
     assert v["sms_drive_root"] == "{{ sms_lab_root }}/hosts/{{ inventory_hostname }}"
     assert v["sms_share_path_pattern"] == "{{ sms_lab_root }}/hosts/{server}/SMS/Logon.srv"
     assert v["sms_replication_trigger_argv"] == [
-        "{{ ansible_playbook_python }}", "{{ sms_lab_tool }}", "pass-now", "--root", "{{ sms_lab_root }}"]
+        "{{ ansible_playbook_python }}",
+        "{{ sms_lab_tool }}",
+        "pass-now",
+        "--root",
+        "{{ sms_lab_root }}",
+    ]
     assert v["sms_client_smsrun_argv"][2:] == [
-        "smsrun", "--root", "{{ sms_lab_root }}", "--host", "{{ inventory_hostname }}"]
+        "smsrun",
+        "--root",
+        "{{ sms_lab_root }}",
+        "--host",
+        "{{ inventory_hostname }}",
+    ]
     assert v["sms_client_restart"] == "service"
     for action in ("start", "stop", "status"):
         assert v["sms_client_service_%s_argv" % action][2:] == [
-            "service", "--root", "{{ sms_lab_root }}", "--host", "{{ inventory_hostname }}", action]
+            "service",
+            "--root",
+            "{{ sms_lab_root }}",
+            "--host",
+            "{{ inventory_hostname }}",
+            action,
+        ]
     assert v["sms_client_reboot_stand_in_argv"][2:] == [
-        "reboot", "--root", "{{ sms_lab_root }}", "--host", "{{ inventory_hostname }}"]
+        "reboot",
+        "--root",
+        "{{ sms_lab_root }}",
+        "--host",
+        "{{ inventory_hostname }}",
+    ]
     assert 0 < v["sms_client_verify_seconds"] < v["sms_client_canary_verify_seconds"] <= 5
     ch = inv["children"]
     assert list(ch["site_server"]["hosts"]) == ["smssite"]
@@ -424,16 +453,23 @@ def test_inventory_groups_vars_and_static_version(lab):
     static = sms_lab("inventory", "--static").stdout
     assert static == inventory.render_static(Spec())
     sv = yaml.safe_load(static)["all"]["vars"]
-    assert sv["sms_lab_root"] == ("{{ lookup('ansible.builtin.env', 'SMS_LAB_ROOT')"
-                                  " | default(inventory_dir ~ '/../../.lab', true) }}")
-    assert sv["sms_lab_tool"] == ("{{ lookup('ansible.builtin.env', 'SMS_LAB_TOOL')"
-                                  " | default(inventory_dir ~ '/../../lab/sms-lab', true) }}")
+    assert sv["sms_lab_root"] == (
+        "{{ lookup('ansible.builtin.env', 'SMS_LAB_ROOT') | default(inventory_dir ~ '/../../.lab', true) }}"
+    )
+    assert sv["sms_lab_tool"] == (
+        "{{ lookup('ansible.builtin.env', 'SMS_LAB_TOOL') | default(inventory_dir ~ '/../../lab/sms-lab', true) }}"
+    )
     assert yaml.safe_load(static)["all"]["children"] == ch
 
     ansible_inventory = os.path.join(os.path.dirname(sys.executable), "ansible-inventory")
     if os.path.exists(ansible_inventory):
-        out = subprocess.run([ansible_inventory, "-i", os.path.join(root, "inventory.yml"), "--list"],
-                             capture_output=True, text=True, timeout=60, check=True).stdout
+        out = subprocess.run(
+            [ansible_inventory, "-i", os.path.join(root, "inventory.yml"), "--list"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
         groups = json.loads(out)
         assert sorted(groups["clients_alpha"]["hosts"]) == ["client11", "client12"]
         assert groups["logon_servers"]["hosts"] == list(LOGON_SERVERS)
@@ -441,11 +477,13 @@ def test_inventory_groups_vars_and_static_version(lab):
 
 def test_the_committed_lab_inventory_matches_the_default_lab():
     """inventories/lab/hosts.yml is what the lab builder writes for its default lab."""
-    committed = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                             "inventories", "lab", "hosts.yml")
+    committed = os.path.join(
+        os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "inventories", "lab", "hosts.yml"
+    )
     with open(committed) as handle:
         assert handle.read() == inventory.render_static(Spec()), (
-            "regenerate it: lab/sms-lab inventory --static > inventories/lab/hosts.yml")
+            "regenerate it: lab/sms-lab inventory --static > inventories/lab/hosts.yml"
+        )
 
 
 def pass_of_first(root, text):
@@ -473,6 +511,7 @@ def _cpu_percent(pids, window=0.5):
         with open("/proc/%d/stat" % pid) as fh:
             fields = fh.read().rsplit(")", 1)[1].split()
         return int(fields[11]) + int(fields[12])
+
     before = {p: ticks(p) for p in pids}
     time.sleep(window)
     return {p: 100.0 * (ticks(p) - before[p]) / tck / window for p in pids}
@@ -480,6 +519,7 @@ def _cpu_percent(pids, window=0.5):
 
 def _install_hotfix_smsrun(root, host):
     from smslab import content
+
     path = os.path.join(root, "hosts", host, "MS", "SMS", "BIN", "Smsrun32.exe")
     with open(path, "wb") as fh:
         fh.write(content.payload_bytes("x86", "Smsrun32.exe"))
@@ -516,6 +556,7 @@ def test_the_client_service_stand_in_starts_stops_and_can_be_made_to_fail(lab):
 
     def service(action):
         return sms_lab("service", "--root", root, "--host", "client01", action, check=False)
+
     assert service("status").returncode == 3
     started = service("start")
     assert started.returncode == 0 and "started (pid" in started.stdout

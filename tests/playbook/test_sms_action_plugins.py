@@ -46,11 +46,18 @@ def host_view(tmp_path):
     hostonly = tmp_path / "hostonly"
     hostonly.mkdir()
     wrapper = tmp_path / "host-python"
-    wrapper.write_text(WRAPPER.format(unshare=unshare, bind_src=controller / "hotfix", bind_dst=hostonly,
-                                      hide=controller, python=sys.executable))
+    wrapper.write_text(
+        WRAPPER.format(
+            unshare=unshare, bind_src=controller / "hotfix", bind_dst=hostonly, hide=controller, python=sys.executable
+        )
+    )
     wrapper.chmod(0o755)
-    probe = subprocess.run([str(wrapper), "-c", "import os, sys; sys.stdout.write(str(os.listdir(sys.argv[1])))",
-                            str(controller)], capture_output=True, text=True, check=False)
+    probe = subprocess.run(
+        [str(wrapper), "-c", "import os, sys; sys.stdout.write(str(os.listdir(sys.argv[1])))", str(controller)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if probe.returncode != 0:
         if os.geteuid() == 0:
             raise AssertionError("mount namespaces fail as root: %s" % probe.stderr)
@@ -64,41 +71,75 @@ def world(tmp_path):
     manifest = lib.make_hotfix(tmp_path / "controller")
     hosts = tmp_path / "hosts"
     world = {
-        "tmp": tmp_path, "manifest": manifest, "hotfix": os.path.dirname(manifest),
-        "site": lib.make_site(hosts), "logon": lib.make_logon(hosts, "logon01"),
+        "tmp": tmp_path,
+        "manifest": manifest,
+        "hotfix": os.path.dirname(manifest),
+        "site": lib.make_site(hosts),
+        "logon": lib.make_logon(hosts, "logon01"),
         "client": lib.make_client(hosts, "client01", server="LOGON01"),
         "remote_tmp": str(tmp_path / "remote-tmp"),
     }
     with open(manifest) as handle:
-        world["expected"] = {p: {f["name"]: f["sha256"] for f in spec["files"]}
-                             for p, spec in json.load(handle)["platforms"].items()}
+        world["expected"] = {
+            p: {f["name"]: f["sha256"] for f in spec["files"]} for p, spec in json.load(handle)["platforms"].items()
+        }
     return world
 
 
 def run_playbook(world, plays, interpreter):
     """Run `plays`; return {(host, task name): result} and the process."""
     tmp = world["tmp"]
-    (tmp / "inventory.yml").write_text(json.dumps({"all": {
-        "hosts": {"site": {}, "logon01": {}, "client01": {}},
-        "vars": {"ansible_connection": "local", "ansible_python_interpreter": interpreter}}}))
+    (tmp / "inventory.yml").write_text(
+        json.dumps(
+            {
+                "all": {
+                    "hosts": {"site": {}, "logon01": {}, "client01": {}},
+                    "vars": {"ansible_connection": "local", "ansible_python_interpreter": interpreter},
+                }
+            }
+        )
+    )
     for entry in plays:  # each play writes its registered results as JSON
         names = [item["name"] for item in entry["tasks"]]
         for index, item in enumerate(entry["tasks"]):
             item["register"] = "result_%d" % index
-        entry["tasks"].append({"name": "results", "ansible.builtin.copy": {
-            "content": "{{ {%s} | to_json }}" % ", ".join("%r: result_%d" % (n, i) for i, n in enumerate(names)),
-            "dest": str(tmp / ("results-%s.json" % entry["hosts"]))}})
+        entry["tasks"].append(
+            {
+                "name": "results",
+                "ansible.builtin.copy": {
+                    "content": "{{ {%s} | to_json }}"
+                    % ", ".join("%r: result_%d" % (n, i) for i, n in enumerate(names)),
+                    "dest": str(tmp / ("results-%s.json" % entry["hosts"])),
+                },
+            }
+        )
     (tmp / "play.yml").write_text(json.dumps(plays))
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), SMS_REPORT_DISABLE="1",
-               ANSIBLE_REMOTE_TMP=world["remote_tmp"], ANSIBLE_LOCAL_TMP=str(tmp / "local-tmp"),
-               ANSIBLE_NOCOLOR="1")
-    proc = subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(tmp / "inventory.yml"), str(tmp / "play.yml")],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=180, check=False)
+    env = dict(
+        os.environ,
+        ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
+        SMS_REPORT_DISABLE="1",
+        ANSIBLE_REMOTE_TMP=world["remote_tmp"],
+        ANSIBLE_LOCAL_TMP=str(tmp / "local-tmp"),
+        ANSIBLE_NOCOLOR="1",
+    )
+    proc = subprocess.run(
+        [ANSIBLE_PLAYBOOK, "-i", str(tmp / "inventory.yml"), str(tmp / "play.yml")],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
     results = {}
     for entry in plays:
         path = tmp / ("results-%s.json" % entry["hosts"])
         assert path.exists(), "play %s wrote no results (rc %d): %s %s" % (
-            entry["hosts"], proc.returncode, proc.stdout[-3000:], proc.stderr[-3000:])
+            entry["hosts"],
+            proc.returncode,
+            proc.stdout[-3000:],
+            proc.stderr[-3000:],
+        )
         for name, result in json.loads(path.read_text()).items():
             results[entry["hosts"], name] = result
         path.unlink()
@@ -117,33 +158,44 @@ def test_stage_push_and_clients_work_when_the_hosts_cannot_read_the_controller_f
     interpreter, host_only_manifest = host_view(world["tmp"])
     manifest, site, logon = world["manifest"], world["site"], world["logon"]
     stage = {"sms_root": site, "manifest": manifest, "transfer": "always"}
-    push = {"sms_root": logon, "manifest": manifest, "state": "pushed", "platforms": ["x86"],
-            "transfer": "always"}
+    push = {"sms_root": logon, "manifest": manifest, "state": "pushed", "platforms": ["x86"], "transfer": "always"}
     client = {"drive_root": world["client"], "platform": "x86", "cpu_window": 0.1, "process_scope": "drive"}
     bad_manifest = str(world["tmp"] / "bad-manifest.json")  # on the controller: refused there
     with open(bad_manifest, "w") as handle:
         handle.write("{not json")
-    upgrade = dict(client, share_path_pattern=os.path.join(str(world["tmp"]), "hosts", "{server}", "SMS",
-                                                           "Logon.srv"), logon_servers=["LOGON01"])
-    results, proc = run_playbook(world, [
-        play("site",
-             task("never", "sms_hotfix_stage", dict(stage, transfer="never")),
-             task("preview", "sms_hotfix_stage", stage, check_mode=True),
-             task("stage", "sms_hotfix_stage", stage),
-             task("again", "sms_hotfix_stage", stage)),
-        play("logon01",
-             task("preview", "sms_replication", push, check_mode=True),
-             task("push", "sms_replication", push),
-             task("again", "sms_replication", push)),
-        play("client01",
-             task("facts controller", "sms_client_info", dict(client, manifest=manifest)),
-             # the old name, routed to sms_client_info until 2.0.0 (meta/runtime.yml)
-             task("facts host", "sms_client_facts", dict(client, manifest=host_only_manifest)),
-             task("facts bad manifest", "sms_client_info", dict(client, manifest=bad_manifest)),
-             task("upgrade", "sms_client_upgrade", dict(upgrade, manifest=manifest)),
-             task("upgrade host", "sms_client_upgrade", dict(upgrade, manifest=host_only_manifest),
-                  check_mode=True)),
-    ], interpreter)
+    upgrade = dict(
+        client,
+        share_path_pattern=os.path.join(str(world["tmp"]), "hosts", "{server}", "SMS", "Logon.srv"),
+        logon_servers=["LOGON01"],
+    )
+    results, proc = run_playbook(
+        world,
+        [
+            play(
+                "site",
+                task("never", "sms_hotfix_stage", dict(stage, transfer="never")),
+                task("preview", "sms_hotfix_stage", stage, check_mode=True),
+                task("stage", "sms_hotfix_stage", stage),
+                task("again", "sms_hotfix_stage", stage),
+            ),
+            play(
+                "logon01",
+                task("preview", "sms_replication", push, check_mode=True),
+                task("push", "sms_replication", push),
+                task("again", "sms_replication", push),
+            ),
+            play(
+                "client01",
+                task("facts controller", "sms_client_info", dict(client, manifest=manifest)),
+                # the old name, routed to sms_client_info until 2.0.0 (meta/runtime.yml)
+                task("facts host", "sms_client_facts", dict(client, manifest=host_only_manifest)),
+                task("facts bad manifest", "sms_client_info", dict(client, manifest=bad_manifest)),
+                task("upgrade", "sms_client_upgrade", dict(upgrade, manifest=manifest)),
+                task("upgrade host", "sms_client_upgrade", dict(upgrade, manifest=host_only_manifest), check_mode=True),
+            ),
+        ],
+        interpreter,
+    )
     r = dict(results)
     ansible_tmp = os.path.join(world["remote_tmp"], "ansible-tmp-")
 
@@ -158,8 +210,9 @@ def test_stage_push_and_clients_work_when_the_hosts_cannot_read_the_controller_f
         assert os.path.basename(result["manifest_path"]) == "manifest.json"
         assert not os.path.exists(result["manifest_path"])
     assert sorted(staged["transferred"]) == sorted(
-        ["manifest.json"] + ["payload/%s/%s" % (lib.DIRS[p], n) for p in ("x86", "alpha")
-                             for n in ("Smsrun32.exe", "Smssrv32.exe")])
+        ["manifest.json"]
+        + ["payload/%s/%s" % (lib.DIRS[p], n) for p in ("x86", "alpha") for n in ("Smsrun32.exe", "Smssrv32.exe")]
+    )
     originals = {lib.sha(data) for p in ("x86", "alpha") for data in lib.original_files(p).values()}
     assert preview["changed"] is True
     # check mode left the originals: the real run found them
@@ -167,8 +220,7 @@ def test_stage_push_and_clients_work_when_the_hosts_cannot_read_the_controller_f
     assert again["changed"] is False
     client_src = os.path.join(site, "Site.srv", "Maincfg.box", "Client.src")
     assert file_sha(os.path.join(client_src, "X86.bin", "SMSRUN32.EXE")) == world["expected"]["x86"]["Smsrun32.exe"]
-    assert file_sha(os.path.join(client_src, "Alpha.bin", "Smssrv32.exe")) == \
-        world["expected"]["alpha"]["Smssrv32.exe"]
+    assert file_sha(os.path.join(client_src, "Alpha.bin", "Smssrv32.exe")) == world["expected"]["alpha"]["Smssrv32.exe"]
 
     # the push sends and copies the requested platform only
     pushed, push_again = r["logon01", "push"], r["logon01", "again"]
@@ -216,13 +268,35 @@ def test_a_bad_payload_is_refused_on_the_controller_before_anything_is_sent(worl
     before = lib.snapshot(world["tmp"] / "hosts")
     # the refused tasks get a remote tmp of their own, to show none was made
     refused_tmp = {"ansible_remote_tmp": str(world["tmp"] / "refused-tmp")}
-    results, _proc = run_playbook(world, [
-        play("site", task("stage", "sms_hotfix_stage", {"sms_root": world["site"], "manifest": world["manifest"],
-                                                        "transfer": "always"}, vars=refused_tmp)),
-        play("logon01", task("push", "sms_replication", {
-            "sms_root": world["logon"], "manifest": world["manifest"], "state": "pushed", "transfer": "always"},
-            vars=refused_tmp)),
-    ], sys.executable)
+    results, _proc = run_playbook(
+        world,
+        [
+            play(
+                "site",
+                task(
+                    "stage",
+                    "sms_hotfix_stage",
+                    {"sms_root": world["site"], "manifest": world["manifest"], "transfer": "always"},
+                    vars=refused_tmp,
+                ),
+            ),
+            play(
+                "logon01",
+                task(
+                    "push",
+                    "sms_replication",
+                    {
+                        "sms_root": world["logon"],
+                        "manifest": world["manifest"],
+                        "state": "pushed",
+                        "transfer": "always",
+                    },
+                    vars=refused_tmp,
+                ),
+            ),
+        ],
+        sys.executable,
+    )
     for key in (("site", "stage"), ("logon01", "push")):
         result = results[key]
         assert result["failed"] is True, result
@@ -236,9 +310,11 @@ def test_a_bad_payload_is_refused_on_the_controller_before_anything_is_sent(worl
 
 # --- the controller helpers, in process ----------------------------------------------
 
+
 def load_helpers():
     spec = importlib.util.spec_from_file_location(
-        "sms_client_info_action", os.path.join(REPO, "plugins", "action", "sms_client_info.py"))
+        "sms_client_info_action", os.path.join(REPO, "plugins", "action", "sms_client_info.py")
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.sms_controller

@@ -24,7 +24,10 @@ from ansible_collections.sms.hotfix.plugins.plugin_utils import _sms_report_file
 from ansible_collections.sms.hotfix.plugins.plugin_utils import _sms_report_html as html_renderer
 from ansible_collections.sms.hotfix.plugins.plugin_utils import _sms_report_model as model
 from ansible_collections.sms.hotfix.plugins.plugin_utils._sms_report_console import (
-    next_step, summary_lines, wave_progress)
+    next_step,
+    summary_lines,
+    wave_progress,
+)
 from ansible_collections.sms.hotfix.plugins.plugin_utils._sms_report_json import render_json
 from ansible_collections.sms.hotfix.plugins.plugin_utils._sms_report_junit import render_junit
 
@@ -32,9 +35,11 @@ SCHEMA = os.path.join(REPO, "docs", "report.schema.json")
 TOOL = os.path.join(REPO, "bin", "sms-report")
 T0 = datetime.datetime(2026, 11, 24, 22, 15, 0, tzinfo=datetime.timezone.utc)
 SERVERS = ["smssite", "logon01", "logon02"]
-LONG_MSG = ("client04: SMS.INI not found at /lab/hosts/client04/SMS.INI; check sms_drive_root and that the "
-            "client's first local drive is mounted there. Nothing was changed on this client.\n"
-            "details: [Errno 2] No such file or directory")
+LONG_MSG = (
+    "client04: SMS.INI not found at /lab/hosts/client04/SMS.INI; check sms_drive_root and that the "
+    "client's first local drive is mounted there. Nothing was changed on this client.\n"
+    "details: [Errno 2] No such file or directory"
+)
 
 
 def at(seconds):
@@ -49,45 +54,103 @@ def validate(report):
 
 
 def site_files():
-    return [{"platform": "x86", "name": name, "path": "/site/X86.bin/" + name, "before_sha256": "a" * 64,
-             "after_sha256": "b" * 64, "backup": "/b/" + name, "changed": True}
-            for name in ("Smsrun32.exe", "Smssrv32.exe")]
+    return [
+        {
+            "platform": "x86",
+            "name": name,
+            "path": "/site/X86.bin/" + name,
+            "before_sha256": "a" * 64,
+            "after_sha256": "b" * 64,
+            "backup": "/b/" + name,
+            "changed": True,
+        }
+        for name in ("Smsrun32.exe", "Smssrv32.exe")
+    ]
 
 
-def rollout_model(clients=12, serial=(1, "10%", "50%", "100%"), failing=("client04", "client06"),
-                  unreachable=("client07",), deferred=("client05",), skipped=(), stop_after=3, check=False,
-                  rollback=False, holder="op@ctl", awx=None, t_start=0.0, playbook="rollout.yml", unlock=False):
+def rollout_model(
+    clients=12,
+    serial=(1, "10%", "50%", "100%"),
+    failing=("client04", "client06"),
+    unreachable=("client07",),
+    deferred=("client05",),
+    skipped=(),
+    stop_after=3,
+    check=False,
+    rollback=False,
+    holder="op@ctl",
+    awx=None,
+    t_start=0.0,
+    playbook="rollout.yml",
+    unlock=False,
+):
     """A RunModel fed like the callback feeds it: a rollout whose wave 3 fails."""
     m = model.RunModel(playbook=playbook, started=T0 + datetime.timedelta(seconds=t_start))
     m.check_mode = check
     m.awx = dict(awx or {})
     t = t_start
     m.open_span("Plan | Check the window, verify the hotfix, show the plan", at(t))
-    m.record("sms_hotfix_manifest", "localhost", {"kb": "Q216552", "payload_verified": True, "manifest": {
-        "kb": "Q216552", "title": "SMSRUN hangs at 90% CPU <while> IE setup & more",
-        "platforms": {"x86": {"files": [{"name": "Smsrun32.exe"}, {"name": "Smssrv32.exe"}]}}}}, at=at(t + 1))
+    m.record(
+        "sms_hotfix_manifest",
+        "localhost",
+        {
+            "kb": "Q216552",
+            "payload_verified": True,
+            "manifest": {
+                "kb": "Q216552",
+                "title": "SMSRUN hangs at 90% CPU <while> IE setup & more",
+                "platforms": {"x86": {"files": [{"name": "Smsrun32.exe"}, {"name": "Smssrv32.exe"}]}},
+            },
+        },
+        at=at(t + 1),
+    )
     m.add_targets("site", ["smssite"])
     m.add_targets("logon", SERVERS)
     m.open_span("Site server | Take the rollout lock", at(t + 2))
-    taken = {"changed": True, "status": "taken_over", "state": "acquired",
-             "lock": {"holder": holder, "started": model.iso(T0)}}
+    taken = {
+        "changed": True,
+        "status": "taken_over",
+        "state": "acquired",
+        "lock": {"holder": holder, "started": model.iso(T0)},
+    }
     m.record("sms_rollout_lock", "smssite", taken, task_state="acquired", tiers={"site"}, at=at(t + 2.5))
     m.open_span("Logon servers | Record the copy-list baseline", at(t + 3))
     for server in SERVERS:
-        m.record("sms_copy_list_baseline", server, {"changed": True, "recorded": True, "converged": False,
-                                                    "status": "recorded", "state": "present"},
-                 tiers={"logon"}, at=at(t + 3.5))
+        m.record(
+            "sms_copy_list_baseline",
+            server,
+            {"changed": True, "recorded": True, "converged": False, "status": "recorded", "state": "present"},
+            tiers={"logon"},
+            at=at(t + 3.5),
+        )
     m.open_span("Site server | Stage", at(t + 4))
-    stage = {"changed": True, "state": "rolled_back" if rollback else "staged", "files": site_files(),
-             "system_map": {"path": "/site/System.map", "bumped": True, "mtime": model.iso(T0)}, "msg": "ok"}
+    stage = {
+        "changed": True,
+        "state": "rolled_back" if rollback else "staged",
+        "files": site_files(),
+        "system_map": {"path": "/site/System.map", "bumped": True, "mtime": model.iso(T0)},
+        "msg": "ok",
+    }
     m.record("sms_hotfix_stage", "smssite", stage, tiers={"site"}, at=at(t + 6))
     m.open_span("Logon servers | Wait", at(t + 7))
     for index, server in enumerate(SERVERS):
         m.host_task_started("logon", server, at(t + 7.1))
-        m.record("sms_logon_wait", server, {"changed": False, "converged": True, "elapsed": 2.0 + index,
-                                            "missing": [], "files": [], "copy_list": {"baseline": 7, "current": 8},
-                                            "status": "converged", "state": "converged"},
-                 tiers={"logon"}, at=at(t + 9.1 + index))
+        m.record(
+            "sms_logon_wait",
+            server,
+            {
+                "changed": False,
+                "converged": True,
+                "elapsed": 2.0 + index,
+                "missing": [],
+                "files": [],
+                "copy_list": {"baseline": 7, "current": 8},
+                "status": "converged",
+                "state": "converged",
+            },
+            tiers={"logon"},
+            at=at(t + 9.1 + index),
+        )
     hosts = ["client%02d" % number for number in range(1, clients + 1)]
     m.add_targets("client", hosts)
     waves = m.add_client_play("Clients | Upgrade.bat equivalent, in waves", hosts, list(serial))
@@ -97,40 +160,80 @@ def rollout_model(clients=12, serial=(1, "10%", "50%", "100%"), failing=("client
         if stop_after and wave > stop_after:
             break
         m.open_span("Clients | Upgrade.bat equivalent, in waves", at(t), wave=wave)
-        for host in hosts[first:first + size]:
+        for host in hosts[first : first + size]:
             t += 0.5
             if host in failing:
-                m.record("sms_client_upgrade", host, {"msg": LONG_MSG.replace("client04", host)}, failed=True,
-                         wave=wave, tiers={"client"}, at=at(t))
+                m.record(
+                    "sms_client_upgrade",
+                    host,
+                    {"msg": LONG_MSG.replace("client04", host)},
+                    failed=True,
+                    wave=wave,
+                    tiers={"client"},
+                    at=at(t),
+                )
             elif host in unreachable:
-                m.record_unreachable(host, "Failed to connect to the host via ssh: Connection refused", "client",
-                                     wave=wave, at=at(t))
+                m.record_unreachable(
+                    host, "Failed to connect to the host via ssh: Connection refused", "client", wave=wave, at=at(t)
+                )
             elif host in deferred:
-                m.record("sms_client_upgrade", host, {"status": "deferred", "pending_restart": True, "files": [],
-                                                      "logon_server": "LOGON01"}, wave=wave, tiers={"client"},
-                         at=at(t))
+                m.record(
+                    "sms_client_upgrade",
+                    host,
+                    {"status": "deferred", "pending_restart": True, "files": [], "logon_server": "LOGON01"},
+                    wave=wave,
+                    tiers={"client"},
+                    at=at(t),
+                )
             elif host in skipped:
-                m.record_skipped("sms_client_upgrade", host, {"status": "skipped", "skipped": True,
-                                                              "msg": "logon server LOGON02 has not converged"},
-                                 wave=wave, at=at(t))
+                m.record_skipped(
+                    "sms_client_upgrade",
+                    host,
+                    {"status": "skipped", "skipped": True, "msg": "logon server LOGON02 has not converged"},
+                    wave=wave,
+                    at=at(t),
+                )
             else:
-                m.record("sms_client_upgrade", host, {
-                    "changed": True, "status": "rolled_back" if rollback else "upgraded",
-                    "files": [{"name": "Smsrun32.exe", "changed": True}, {"name": "Smssrv32.exe", "changed": True}],
-                    "reboot_required": True, "logon_server": "LOGON01"}, wave=wave, tiers={"client"}, at=at(t))
+                m.record(
+                    "sms_client_upgrade",
+                    host,
+                    {
+                        "changed": True,
+                        "status": "rolled_back" if rollback else "upgraded",
+                        "files": [{"name": "Smsrun32.exe", "changed": True}, {"name": "Smssrv32.exe", "changed": True}],
+                        "reboot_required": True,
+                        "logon_server": "LOGON01",
+                    },
+                    wave=wave,
+                    tiers={"client"},
+                    at=at(t),
+                )
         first += size
     if unlock:
         m.open_span("Site server | Release the rollout lock", at(t + 0.5))
-        m.record("sms_rollout_lock", "smssite", {"changed": True, "status": "broken", "state": "released"}, tiers=set(),
-                 at=at(t + 1))
+        m.record(
+            "sms_rollout_lock",
+            "smssite",
+            {"changed": True, "status": "broken", "state": "released"},
+            tiers=set(),
+            at=at(t + 1),
+        )
     stats = {}
     for host in ["localhost", "smssite"] + SERVERS[1:] + hosts[:first]:
-        stats[host] = {"ok": 1, "changed": 0, "failures": int(host in failing), "unreachable": int(host in unreachable),
-                       "skipped": 0, "rescued": 0, "ignored": 0}
+        stats[host] = {
+            "ok": 1,
+            "changed": 0,
+            "failures": int(host in failing),
+            "unreachable": int(host in unreachable),
+            "skipped": 0,
+            "rescued": 0,
+            "ignored": 0,
+        }
     return m.to_report(stats=stats, ended=T0 + datetime.timedelta(seconds=t + 1))
 
 
 # ---- the model --------------------------------------------------------------
+
 
 def test_the_model_is_the_report_json_and_follows_the_schema():
     report = rollout_model()
@@ -138,20 +241,44 @@ def test_the_model_is_the_report_json_and_follows_the_schema():
     status = {c["host"]: (c["status"], c["wave"]) for c in report["clients"]}
     assert status["client01"] == ("done", 1) and status["client02"] == ("done", 2)
     assert [status["client%02d" % n][0] for n in range(3, 9)] == [
-        "done", "failed", "deferred", "failed", "unreachable", "done"]
+        "done",
+        "failed",
+        "deferred",
+        "failed",
+        "unreachable",
+        "done",
+    ]
     assert all(status["client%02d" % n] == ("not_reached", None) for n in range(9, 13))
-    assert report["waves"][2] == {"wave": 3, "planned": 6, "done": 2, "failed": 2, "skipped": 0, "deferred": 1,
-                                  "unreachable": 1, "not_reached": 0}
+    assert report["waves"][2] == {
+        "wave": 3,
+        "planned": 6,
+        "done": 2,
+        "failed": 2,
+        "skipped": 0,
+        "deferred": 1,
+        "unreachable": 1,
+        "not_reached": 0,
+    }
     assert report["totals"]["clients"]["not_reached"] == 4 and report["ok"] is False
     assert [(e["host"], e["status"], e["elapsed"]) for e in report["logon_servers"]] == [
-        ("smssite", "converged", 2.0), ("logon01", "converged", 3.0), ("logon02", "converged", 4.0)]
+        ("smssite", "converged", 2.0),
+        ("logon01", "converged", 3.0),
+        ("logon02", "converged", 4.0),
+    ]
     # the timeline: each play, each logon server's wait, each wave, from the model's own clock
     spans = [(s["kind"], s["label"] if s["kind"] != "wave" else s["wave"], s["status"]) for s in report["timeline"]]
-    assert spans[:5] == [("play", "plan", "ok"), ("play", "lock", "ok"), ("play", "baseline", "ok"),
-                         ("play", "stage", "ok"), ("play", "logon wait", "ok")]
-    assert [s for s in spans if s[0] == "host"] == [("host", "smssite", "converged"),
-                                                    ("host", "logon01", "converged"),
-                                                    ("host", "logon02", "converged")]
+    assert spans[:5] == [
+        ("play", "plan", "ok"),
+        ("play", "lock", "ok"),
+        ("play", "baseline", "ok"),
+        ("play", "stage", "ok"),
+        ("play", "logon wait", "ok"),
+    ]
+    assert [s for s in spans if s[0] == "host"] == [
+        ("host", "smssite", "converged"),
+        ("host", "logon01", "converged"),
+        ("host", "logon02", "converged"),
+    ]
     assert [s for s in spans if s[0] == "wave"] == [("wave", 1, "ok"), ("wave", 2, "ok"), ("wave", 3, "failed")]
     wait = [s for s in report["timeline"] if s["kind"] == "host" and s["host"] == "logon02"][0]
     assert (wait["start"], wait["end"]) == (at(7.1), at(11.1))
@@ -174,7 +301,10 @@ def test_junit_renderer_counts_failures_and_skips_per_tier():
     assert (clients.get("tests"), clients.get("failures"), clients.get("skipped")) == ("12", "3", "5")
     failed = {case.get("name"): case.find("failure") for case in clients.findall("testcase")}
     assert sorted(name for name, failure in failed.items() if failure is not None) == [
-        "client04", "client06", "client07"]
+        "client04",
+        "client06",
+        "client07",
+    ]
     assert failed["client04"].get("message").startswith("client04: SMS.INI not found")
     assert root.get("tests") == str(1 + 3 + 12) and root.get("failures") == "3"
     times = {case.get("name"): case.get("time") for case in suites["logon servers"].findall("testcase")}
@@ -182,6 +312,7 @@ def test_junit_renderer_counts_failures_and_skips_per_tier():
 
 
 # ---- the HTML page ----------------------------------------------------------
+
 
 def page_of(report):
     text = html_renderer.render_html(report)
@@ -198,8 +329,13 @@ def test_html_puts_the_outcome_and_the_picture_first():
     assert "4 clients not reached" in outcome.text
     assert "the rollout lock is still held by op@ctl" in outcome.text
     # the outcome and the picture come before every table
-    assert text.index('id="outcome"') < text.index('id="wave-chart"') < text.index('id="timeline"') \
-        < text.index('id="logon-chart"') < text.index("<table")
+    assert (
+        text.index('id="outcome"')
+        < text.index('id="wave-chart"')
+        < text.index('id="timeline"')
+        < text.index('id="logon-chart"')
+        < text.index("<table")
+    )
 
     # per wave a stacked bar; the waves that never ran are all "not reached"
     waves = dom.by_id("wave-chart").find_all("g", cls="wave")
@@ -218,19 +354,35 @@ def test_html_puts_the_outcome_and_the_picture_first():
     # the timeline: plan, lock, baseline, stage, the wait and each server's wait, each wave
     spans = dom.by_id("timeline").find_all("g", cls="span")
     labels = [g.find("text", cls="label").text for g in spans]
-    assert labels == ["plan", "lock", "baseline", "stage", "logon wait", "wait smssite", "wait logon01",
-                      "wait logon02", "wave 1", "wave 2", "wave 3"]
+    assert labels == [
+        "plan",
+        "lock",
+        "baseline",
+        "stage",
+        "logon wait",
+        "wait smssite",
+        "wait logon01",
+        "wait logon02",
+        "wave 1",
+        "wave 2",
+        "wave 3",
+    ]
     bars = [g.find("rect") for g in spans]
     assert all(float(b.attrs["x"]) >= html_renderer.LABEL_W for b in bars)
-    assert max(float(b.attrs["x"]) + float(b.attrs["width"]) for b in bars) <= \
-        html_renderer.LABEL_W + html_renderer.BAR_W + 2.01
+    assert (
+        max(float(b.attrs["x"]) + float(b.attrs["width"]) for b in bars)
+        <= html_renderer.LABEL_W + html_renderer.BAR_W + 2.01
+    )
     assert [float(b.attrs["x"]) for b in bars] == sorted(float(b.attrs["x"]) for b in bars)
     assert "bar t-bad" in str(bars[-1].attrs["class"]) and spans[-1].attrs["data-status"] == "failed"
 
     # how long each logon server took, longest first
     servers = dom.by_id("logon-chart").find_all("g", cls="server")
     assert [(g.attrs["data-host"], g.find("text", cls="count").text) for g in servers] == [
-        ("logon02", "4.0s converged"), ("logon01", "3.0s converged"), ("smssite", "2.0s converged")]
+        ("logon02", "4.0s converged"),
+        ("logon01", "3.0s converged"),
+        ("smssite", "2.0s converged"),
+    ]
 
 
 def test_html_client_table_lists_failed_and_unreachable_first_and_folds_long_messages():
@@ -249,8 +401,14 @@ def test_html_client_table_lists_failed_and_unreachable_first_and_folds_long_mes
     assert "client04" in rows[0].attrs["data-search"] and "sms.ini not found" in rows[0].attrs["data-search"]
     # the filter: status choices with their counts; hidden until the script shows it
     options = [(o.attrs["value"], o.text) for o in dom.by_id("status-filter").find_all("option")]
-    assert options == [("", "all (12)"), ("failed", "failed (2)"), ("unreachable", "unreachable (1)"),
-                       ("deferred", "deferred (1)"), ("not_reached", "not reached (4)"), ("done", "done (4)")]
+    assert options == [
+        ("", "all (12)"),
+        ("failed", "failed (2)"),
+        ("unreachable", "unreachable (1)"),
+        ("deferred", "deferred (1)"),
+        ("not_reached", "not reached (4)"),
+        ("done", "done (4)"),
+    ]
     assert dom.by_id("client-filter").hidden and dom.by_id("client-search") is not None
 
 
@@ -280,8 +438,9 @@ def test_html_says_check_mode_and_rollback_at_the_top():
     assert "check" in banner.classes() and dom.by_id("banner-rollback") is None
     assert "check-mode" in dom.find("body").classes()
 
-    rollback = rollout_model(rollback=True, failing=(), unreachable=(), deferred=(), stop_after=None,
-                             playbook="rollback.yml", unlock=True)
+    rollback = rollout_model(
+        rollback=True, failing=(), unreachable=(), deferred=(), stop_after=None, playbook="rollback.yml", unlock=True
+    )
     _text, dom = page_of(rollback)
     assert "ROLLBACK" in dom.by_id("banner-rollback").text and dom.by_id("banner-check") is None
     assert dom.by_id("outcome").attrs["data-level"] == "green"
@@ -296,8 +455,7 @@ def test_html_outcome_green_amber_and_no_clients():
     # the same run with its lock left held (it stopped before the unlock step) asks for attention
     held = page_of(rollout_model(failing=(), unreachable=(), deferred=(), stop_after=None))[1].by_id("outcome")
     assert held.attrs["data-level"] == "amber" and "the rollout lock is still held by op@ctl" in held.text
-    amber = rollout_model(failing=(), unreachable=(), deferred=("client05",), skipped=("client06",),
-                          stop_after=None)
+    amber = rollout_model(failing=(), unreachable=(), deferred=("client05",), skipped=("client06",), stop_after=None)
     outcome = page_of(amber)[1].by_id("outcome")
     assert outcome.attrs["data-level"] == "amber"
     assert "1 client skipped" in outcome.text and "1 client deferred (pending a restart)" in outcome.text
@@ -305,8 +463,20 @@ def test_html_outcome_green_amber_and_no_clients():
     m = model.RunModel(playbook="plan.yml", started=T0)
     m.open_span("Plan", at(0))
     m.record("sms_hotfix_manifest", "localhost", {"kb": "Q216552", "manifest": {}}, at=at(1))
-    report = m.to_report(stats={"localhost": {"ok": 1, "changed": 0, "failures": 0, "unreachable": 0,
-                                              "skipped": 0, "rescued": 0, "ignored": 0}}, ended=T0)
+    report = m.to_report(
+        stats={
+            "localhost": {
+                "ok": 1,
+                "changed": 0,
+                "failures": 0,
+                "unreachable": 0,
+                "skipped": 0,
+                "rescued": 0,
+                "ignored": 0,
+            }
+        },
+        ended=T0,
+    )
     validate(report)
     _text, dom = page_of(report)
     assert dom.by_id("wave-chart") is None and dom.by_id("clients") is None
@@ -331,6 +501,7 @@ def test_html_at_a_thousand_clients():
 
 # ---- the console ------------------------------------------------------------
 
+
 def test_console_names_the_clients_that_need_a_look():
     report = rollout_model()
     lines = summary_lines(report, "reports/20261124T221500Z-rollout")
@@ -338,31 +509,51 @@ def test_console_names_the_clients_that_need_a_look():
     assert "              failed (2): client04, client06" in lines
     assert "              unreachable (1): client07" in lines
     assert "              not reached (4): client09, client10, client11, client12" in lines
-    many = rollout_model(clients=60, serial=(10,), failing=["client%02d" % n for n in range(1, 26)],
-                         unreachable=(), deferred=(), stop_after=1)
+    many = rollout_model(
+        clients=60,
+        serial=(10,),
+        failing=["client%02d" % n for n in range(1, 26)],
+        unreachable=(),
+        deferred=(),
+        stop_after=1,
+    )
     lines = summary_lines(many, "reports/x")
     failed = [line for line in lines if line.strip().startswith("failed (")][0]
     assert failed.strip().startswith("failed (10): client01, client02")
     unreached = [line for line in lines if line.strip().startswith("not reached (")][0]
-    assert unreached.strip() == ("not reached (50): %s and 30 more (all in reports/x/report.json)"
-                                 % ", ".join("client%02d" % n for n in range(11, 31)))
+    assert unreached.strip() == (
+        "not reached (50): %s and 30 more (all in reports/x/report.json)"
+        % ", ".join("client%02d" % n for n in range(11, 31))
+    )
     lines = summary_lines(many, "not written", written=False)
     assert any(line.endswith("and 30 more (see the recap above)") for line in lines)
 
 
-INVOCATION = {"playbooks": ["rollout.yml"], "inventory": ["/work/x/inventories/prod/hosts.yml"], "limit": None,
-              "extra_vars": ['{"sms_rollout_waves": [4, 4, 4], "ansible_become_password": "hunter2"}',
-                             "sms_rollout_force=true api_token=s3cret", "@vars/site.yml"],
-              "check": False, "diff": False, "cwd": "/work/x",
-              "rollback_playbook": "/work/x/playbooks/rollback.yml", "rollout_playbook": "/work/x/rollout.yml"}
+INVOCATION = {
+    "playbooks": ["rollout.yml"],
+    "inventory": ["/work/x/inventories/prod/hosts.yml"],
+    "limit": None,
+    "extra_vars": [
+        '{"sms_rollout_waves": [4, 4, 4], "ansible_become_password": "hunter2"}',
+        "sms_rollout_force=true api_token=s3cret",
+        "@vars/site.yml",
+    ],
+    "check": False,
+    "diff": False,
+    "cwd": "/work/x",
+    "rollback_playbook": "/work/x/playbooks/rollback.yml",
+    "rollout_playbook": "/work/x/rollout.yml",
+}
 
 
 def test_console_ends_with_the_command_that_goes_on_or_undoes():
     stopped = rollout_model()
     label, text = next_step(stopped, INVOCATION)
     assert label == "go on"
-    assert text.startswith("ansible-playbook rollout.yml -i inventories/prod/hosts.yml -e @vars/site.yml "
-                           "-e '{\"sms_rollout_force\": \"true\", \"sms_rollout_waves\": [4, 4, 4]}'")
+    assert text.startswith(
+        "ansible-playbook rollout.yml -i inventories/prod/hosts.yml -e @vars/site.yml "
+        "-e '{\"sms_rollout_force\": \"true\", \"sms_rollout_waves\": [4, 4, 4]}'"
+    )
     assert "hunter2" not in text and "s3cret" not in text and "other extra vars" in text
     assert summary_lines(stopped, "reports/x", (label, text))[-1] == "go on         " + text
 
@@ -370,29 +561,40 @@ def test_console_ends_with_the_command_that_goes_on_or_undoes():
     label, text = next_step(done, dict(INVOCATION, extra_vars=[]))
     assert (label, text) == ("undo", "ansible-playbook playbooks/rollback.yml -i inventories/prod/hosts.yml")
 
-    rolled_back = rollout_model(rollback=True, failing=(), unreachable=(), deferred=(), stop_after=None,
-                                playbook="rollback.yml")
-    assert next_step(rolled_back, dict(INVOCATION, extra_vars=[], inventory=[], playbooks=["playbooks/rollback.yml"])) \
-        == ("undo", "ansible-playbook rollout.yml")
+    rolled_back = rollout_model(
+        rollback=True, failing=(), unreachable=(), deferred=(), stop_after=None, playbook="rollback.yml"
+    )
+    assert next_step(
+        rolled_back, dict(INVOCATION, extra_vars=[], inventory=[], playbooks=["playbooks/rollback.yml"])
+    ) == ("undo", "ansible-playbook rollout.yml")
 
     dry = rollout_model(check=True, failing=(), unreachable=(), deferred=(), stop_after=None)
     assert next_step(dry, dict(INVOCATION, extra_vars=[], inventory=[], check=True, diff=True)) == (
-        "apply", "ansible-playbook rollout.yml")
+        "apply",
+        "ansible-playbook rollout.yml",
+    )
 
     awx = rollout_model(awx={"job_id": 123, "workflow_job_id": 45, "workflow_job_name": "SMS rollout"})
-    assert next_step(awx, {}) == ("go on", "relaunch AWX workflow job 45 (SMS rollout): the same holder goes on "
-                                           "where this run stopped")
+    assert next_step(awx, {}) == (
+        "go on",
+        "relaunch AWX workflow job 45 (SMS rollout): the same holder goes on where this run stopped",
+    )
 
 
 def test_wave_progress_lines_speak_like_the_logon_waiter():
     counts = {"done": 238, "failed": 2, "unreachable": 1, "skipped": 0, "deferred": 0, "not_reached": 0}
-    assert wave_progress(3, 4, counts, 500, 12.4) == \
-        "sms_client_upgrade: wave 3/4 running 12s: 238 done, 2 failed, 1 unreachable of 500"
-    assert wave_progress(3, 4, counts, 500, 80.06, finished=True, check_mode=True) == \
-        "sms_client_upgrade: wave 3/4 finished after 80.1s: 238 would be done, 2 failed, 1 unreachable of 500"
+    assert (
+        wave_progress(3, 4, counts, 500, 12.4)
+        == "sms_client_upgrade: wave 3/4 running 12s: 238 done, 2 failed, 1 unreachable of 500"
+    )
+    assert (
+        wave_progress(3, 4, counts, 500, 80.06, finished=True, check_mode=True)
+        == "sms_client_upgrade: wave 3/4 finished after 80.1s: 238 would be done, 2 failed, 1 unreachable of 500"
+    )
 
 
 # ---- merge: the nodes and slices of one workflow -----------------------------
+
 
 def slice_model(hosts, job, started, fail=(), workflow=45, template="clients"):
     """One AWX job of the clients node: its slice of the hosts, its own waves."""
@@ -403,17 +605,43 @@ def slice_model(hosts, job, started, fail=(), workflow=45, template="clients"):
     first, t = 0, started
     for wave, size in enumerate(waves, start=1):
         m.open_span("Clients", at(t), wave=wave)
-        for host in hosts[first:first + size]:
+        for host in hosts[first : first + size]:
             t += 1
             if host in fail:
-                m.record("sms_client_upgrade", host, {"msg": "%s failed" % host}, failed=True, wave=wave,
-                         tiers={"client"}, at=at(t))
+                m.record(
+                    "sms_client_upgrade",
+                    host,
+                    {"msg": "%s failed" % host},
+                    failed=True,
+                    wave=wave,
+                    tiers={"client"},
+                    at=at(t),
+                )
             else:
-                m.record("sms_client_upgrade", host, {"status": "upgraded", "files": []}, wave=wave,
-                         tiers={"client"}, at=at(t))
+                m.record(
+                    "sms_client_upgrade",
+                    host,
+                    {"status": "upgraded", "files": []},
+                    wave=wave,
+                    tiers={"client"},
+                    at=at(t),
+                )
         first += size
-    stats = dict((h, {"ok": 1, "changed": 1, "failures": int(h in fail), "unreachable": 0, "skipped": 0,
-                      "rescued": 0, "ignored": 0}) for h in hosts)
+    stats = dict(
+        (
+            h,
+            {
+                "ok": 1,
+                "changed": 1,
+                "failures": int(h in fail),
+                "unreachable": 0,
+                "skipped": 0,
+                "rescued": 0,
+                "ignored": 0,
+            },
+        )
+        for h in hosts
+    )
     return m.to_report(stats=stats, ended=T0 + datetime.timedelta(seconds=t + 1))
 
 
@@ -422,8 +650,11 @@ def node_model(playbook, job, started, template, lock=None, unlock=False):
     m.awx = {"job_id": job, "workflow_job_id": 45, "job_template_name": template}
     m.open_span(template, at(started))
     if lock:
-        taken = {"status": "acquired", "state": "acquired",
-                 "lock": {"holder": "awx workflow 9", "started": model.iso(T0)}}
+        taken = {
+            "status": "acquired",
+            "state": "acquired",
+            "lock": {"holder": "awx workflow 9", "started": model.iso(T0)},
+        }
         m.record("sms_rollout_lock", "smssite", taken, task_state="acquired", tiers={"site"}, at=at(started + 1))
     if unlock:
         m.record("sms_rollout_lock", "smssite", {"status": "released", "state": "released"}, at=at(started + 1))
@@ -482,6 +713,7 @@ def test_a_host_never_reached_loses_to_any_result():
 
 # ---- the report folder and the merge tool -----------------------------------
 
+
 def test_folder_names_keep_awx_jobs_apart(tmp_path):
     parents, name = files.folder_name(T0, "clients.yml", {"job_id": 101, "workflow_job_id": 45})
     assert (parents, name) == (["awx-workflow-45"], "20261124T221500Z-clients-job-101")
@@ -507,6 +739,7 @@ def test_write_report_is_all_or_nothing(tmp_path, monkeypatch):
 
     def boom(_report):
         raise RuntimeError("renderer failed")
+
     monkeypatch.setattr(files, "RENDERERS", (("report.json", render_json), ("report.html", boom)))
     with pytest.raises(RuntimeError):
         files.write_report(report, broken)
@@ -520,10 +753,14 @@ def sms_report(*args):
 def test_merge_tool_writes_one_report_for_a_workflow(tmp_path):
     clients = ["client%02d" % n for n in range(1, 7)]
     workflow = tmp_path / "reports" / "awx-workflow-45"
-    for report in (slice_model(clients[0::2], 101, 10), slice_model(clients[1::2], 102, 10),
-                   node_model("site.yml", 100, 0, "site", lock=True)):
-        folder = files.make_folder(str(tmp_path / "reports"), model.parse_time(report["started_at"]),
-                                   report["playbook"], report["awx"])
+    for report in (
+        slice_model(clients[0::2], 101, 10),
+        slice_model(clients[1::2], 102, 10),
+        node_model("site.yml", 100, 0, "site", lock=True),
+    ):
+        folder = files.make_folder(
+            str(tmp_path / "reports"), model.parse_time(report["started_at"]), report["playbook"], report["awx"]
+        )
         files.write_report(report, folder)
     out = workflow / "merged"
     result = sms_report("merge", "--out", str(out), str(workflow))
@@ -547,8 +784,14 @@ def test_merge_tool_writes_one_report_for_a_workflow(tmp_path):
 def test_merge_tool_without_ansible_core_names_the_interpreter_to_use(tmp_path):
     # -S: no site-packages, so no ansible-core, as with a system python3 outside the virtualenv
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run([sys.executable, "-S", TOOL, "merge", "--out", str(tmp_path / "out"), str(tmp_path)],
-                          capture_output=True, text=True, timeout=60, env=env, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-S", TOOL, "merge", "--out", str(tmp_path / "out"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
     assert proc.returncode == 1, proc.stderr
     assert "cannot import ansible-core" in proc.stderr and "'.venv/bin/python bin/sms-report ...'" in proc.stderr
     assert os.listdir(str(tmp_path)) == []
@@ -576,41 +819,61 @@ def test_merge_tool_refuses_bad_input_and_writes_nothing(tmp_path):
 def test_a_client_of_a_platform_the_rollout_leaves_out_is_skipped_for_that_reason():
     m = model.RunModel(playbook="clients.yml", started=T0)
     m.add_targets("client", ["client01", "client02"])
-    m.record_skipped("sms_client_upgrade", "client01", {
-        "skipped": True, "false_condition": "sms_client_platforms | length == 0 or sms_client_platform in "
-                                            "sms_client_platforms"}, wave=1, at=at(1))
-    m.record_skipped("sms_client_upgrade", "client02", {"skipped": True, "false_condition": "something_else"},
-                     wave=1, at=at(1))
+    m.record_skipped(
+        "sms_client_upgrade",
+        "client01",
+        {
+            "skipped": True,
+            "false_condition": "sms_client_platforms | length == 0 or sms_client_platform in sms_client_platforms",
+        },
+        wave=1,
+        at=at(1),
+    )
+    m.record_skipped(
+        "sms_client_upgrade", "client02", {"skipped": True, "false_condition": "something_else"}, wave=1, at=at(1)
+    )
     report = m.to_report(ended=T0)
     validate(report)
     entries = dict((e["host"], (e["status"], e["detail"])) for e in report["clients"])
     assert entries == {"client01": ("skipped", "platform"), "client02": ("skipped", "condition")}
     # merged with a later run that did not touch them: the platform skip stays, the other is not reached
-    merged = model.merge(report, dict(report, started=report["ended"], clients=[
-        dict(e, status="not_reached", detail="not_reached") for e in report["clients"]]))
+    merged = model.merge(
+        report,
+        dict(
+            report,
+            started=report["ended"],
+            clients=[dict(e, status="not_reached", detail="not_reached") for e in report["clients"]],
+        ),
+    )
     statuses = dict((e["host"], e["status"]) for e in merged["clients"])
     assert statuses == {"client01": "skipped", "client02": "not_reached"}
 
 
 # ---- one verdict: the page, bin/sms-report merge and playbooks/report.yml ----
 
+
 def test_merge_verdict_is_the_pages_and_the_workflow_reports(tmp_path):
     """12 clients, 8 done by the jobs, 4 in the inventory no job reached: every
     judge says not ok (issue 22 item 5: the merge tool said ok)."""
     clients = ["client%02d" % n for n in range(1, 13)]
     workflow = tmp_path / "reports" / "awx-workflow-45"
-    for report in (node_model("site.yml", 100, 0, "site", lock=True), slice_model(clients[0:8], 101, 10),
-                   node_model("unlock.yml", 103, 40, "unlock", unlock=True)):
-        folder = files.make_folder(str(tmp_path / "reports"), model.parse_time(report["started_at"]),
-                                   report["playbook"], report["awx"])
+    for report in (
+        node_model("site.yml", 100, 0, "site", lock=True),
+        slice_model(clients[0:8], 101, 10),
+        node_model("unlock.yml", 103, 40, "unlock", unlock=True),
+    ):
+        folder = files.make_folder(
+            str(tmp_path / "reports"), model.parse_time(report["started_at"]), report["playbook"], report["awx"]
+        )
         files.write_report(report, folder)
     # bin/sms-report merge on the job folders, the 4 unreached clients in a report of their own run
     # that never reached them
     unreached = slice_model([], 104, 50)
     unreached["clients"] = [model.client_entry(h, "not_reached", "not_reached", None) for h in clients[8:]]
     unreached["totals"] = model.totals_of(unreached)
-    folder = files.make_folder(str(tmp_path / "reports"), model.parse_time(unreached["started_at"]),
-                               unreached["playbook"], unreached["awx"])
+    folder = files.make_folder(
+        str(tmp_path / "reports"), model.parse_time(unreached["started_at"]), unreached["playbook"], unreached["awx"]
+    )
     files.write_report(unreached, folder)
     out = tmp_path / "merged"
     result = sms_report("merge", "--out", str(out), str(workflow))
@@ -623,25 +886,50 @@ def test_merge_verdict_is_the_pages_and_the_workflow_reports(tmp_path):
     page = parse((out / "report.html").read_text())
     assert page.by_id("outcome").attrs["data-level"] == "amber"
     # awx/sms_workflow_report.py (what playbooks/report.yml runs) on the same folder
-    proc = subprocess.run([sys.executable, os.path.join(REPO, "awx", "sms_workflow_report.py"), "--workflow-dir",
-                           str(workflow), "--out", str(tmp_path / "wf")], input=json.dumps({"clients": clients}),
-                          capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(REPO, "awx", "sms_workflow_report.py"),
+            "--workflow-dir",
+            str(workflow),
+            "--out",
+            str(tmp_path / "wf"),
+        ],
+        input=json.dumps({"clients": clients}),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 1 and "NOT every client done" in proc.stdout, proc.stdout + proc.stderr
     assert model.verdict(merged)["ok"] is False and model.verdict(merged)["word"] == "Needs attention"
 
 
 # ---- the next step: what the operator should actually type ----
 
-RUN = {"playbooks": ["rollout.yml"], "inventory": ["/work/x/inventories/lab/hosts.yml"], "limit": None,
-       "extra_vars": [], "check": False, "diff": False, "cwd": "/work/x",
-       "program": "/work/x/.venv/bin/ansible-playbook",
-       "rollback_playbook": "/work/x/playbooks/rollback.yml", "rollout_playbook": "/work/x/rollout.yml"}
+RUN = {
+    "playbooks": ["rollout.yml"],
+    "inventory": ["/work/x/inventories/lab/hosts.yml"],
+    "limit": None,
+    "extra_vars": [],
+    "check": False,
+    "diff": False,
+    "cwd": "/work/x",
+    "program": "/work/x/.venv/bin/ansible-playbook",
+    "rollback_playbook": "/work/x/playbooks/rollback.yml",
+    "rollout_playbook": "/work/x/rollout.yml",
+}
 
 
 def test_next_step_names_the_ansible_playbook_that_ran_and_repeats_no_secret():
     done = rollout_model(failing=(), unreachable=(), deferred=(), stop_after=None)
-    invocation = dict(RUN, extra_vars=['{"sms_smb_password": "hunter2", "sms_rollout_waves": [1, 2]}',
-                                       "sms_smb_user=op SMS_API_TOKEN=t0k3n sms_client_secret=xyz"])
+    invocation = dict(
+        RUN,
+        extra_vars=[
+            '{"sms_smb_password": "hunter2", "sms_rollout_waves": [1, 2]}',
+            "sms_smb_user=op SMS_API_TOKEN=t0k3n sms_client_secret=xyz",
+        ],
+    )
     label, text = next_step(done, invocation)
     assert label == "undo"
     assert text.startswith(".venv/bin/ansible-playbook playbooks/rollback.yml -i inventories/lab/hosts.yml -e "), text
@@ -650,7 +938,8 @@ def test_next_step_names_the_ansible_playbook_that_ran_and_repeats_no_secret():
     assert text.endswith("(plus the other extra vars of this run, not repeated here)")
     # outside the working folder: the full path; no path known: the bare name
     assert next_step(done, dict(RUN, cwd="/elsewhere"))[1].startswith(
-        "/work/x/.venv/bin/ansible-playbook /work/x/playbooks/rollback.yml -i /work/x/inventories/lab/hosts.yml")
+        "/work/x/.venv/bin/ansible-playbook /work/x/playbooks/rollback.yml -i /work/x/inventories/lab/hosts.yml"
+    )
     assert next_step(done, dict(RUN, cwd="/work/x/.venv/bin"))[1].startswith("./ansible-playbook ")
 
 
@@ -660,27 +949,55 @@ def test_a_successful_check_says_how_to_apply_even_with_servers_that_would_wait(
     m = model.RunModel(playbook="rollout.yml", started=T0)
     m.check_mode = True
     m.open_span("Logon servers | Wait", at(1))
-    m.record("sms_logon_wait", "logon01", {"changed": False, "converged": False, "missing": ["X86.bin/Smsrun32.exe"],
-                                           "status": "lagging", "state": "converged"},
-             tiers={"logon"}, at=at(2))
-    waiting = m.to_report(stats={"logon01": {"ok": 1, "changed": 0, "failures": 0, "unreachable": 0, "skipped": 0,
-                                             "rescued": 0, "ignored": 0}}, ended=T0 + datetime.timedelta(seconds=3))
+    m.record(
+        "sms_logon_wait",
+        "logon01",
+        {
+            "changed": False,
+            "converged": False,
+            "missing": ["X86.bin/Smsrun32.exe"],
+            "status": "lagging",
+            "state": "converged",
+        },
+        tiers={"logon"},
+        at=at(2),
+    )
+    waiting = m.to_report(
+        stats={
+            "logon01": {
+                "ok": 1,
+                "changed": 0,
+                "failures": 0,
+                "unreachable": 0,
+                "skipped": 0,
+                "rescued": 0,
+                "ignored": 0,
+            }
+        },
+        ended=T0 + datetime.timedelta(seconds=3),
+    )
     assert waiting["logon_servers"][0]["status"] == "lagging" and waiting["ok"] is True
     assert waiting["timeline"][0]["status"] == "ok"
     for report in (dry, waiting):
         assert next_step(report, dict(RUN, check=True, diff=True)) == (
-            "apply", ".venv/bin/ansible-playbook rollout.yml -i inventories/lab/hosts.yml")
+            "apply",
+            ".venv/bin/ansible-playbook rollout.yml -i inventories/lab/hosts.yml",
+        )
     lines = summary_lines(dry, "reports/x")
-    assert any(line.strip().startswith("would need a reboot (client service would change): client01")
-               for line in lines), lines
+    assert any(
+        line.strip().startswith("would need a reboot (client service would change): client01") for line in lines
+    ), lines
     assert not any("reboot required" in line for line in lines)
 
 
 def test_next_step_never_repeats_a_refused_value_nor_another_playbooks_setting():
     refused = model.RunModel(playbook="rollout.yml", started=T0)
     refused.add_targets("site", ["smssite"])
-    refused.tier_failure("localhost", "the inventory has no group 'clientz' for the clients (sms_client_group); "
-                                      "name the right group with sms_client_group=<group>")
+    refused.tier_failure(
+        "localhost",
+        "the inventory has no group 'clientz' for the clients (sms_client_group); "
+        "name the right group with sms_client_group=<group>",
+    )
     report = refused.to_report(stats={}, ended=T0)
     invocation = dict(RUN, extra_vars=['{"sms_client_group": "clientz", "sms_rollout_force": true}'])
     label, text = next_step(report, invocation)
@@ -689,15 +1006,18 @@ def test_next_step_never_repeats_a_refused_value_nor_another_playbooks_setting()
     # compliance with -e sms_compliance_fail=true: the rollout, without the compliance job's own setting
     comp = model.RunModel(playbook="compliance.yml", started=T0)
     comp.record("sms_client_facts", "client01", {"compliance": {"compliant": False, "kb": "Q216552"}}, at=at(1))
-    label, text = next_step(comp.to_report(stats={}, ended=T0),
-                            dict(RUN, playbooks=["playbooks/compliance.yml"], extra_vars=["sms_compliance_fail=true"]))
+    label, text = next_step(
+        comp.to_report(stats={}, ended=T0),
+        dict(RUN, playbooks=["playbooks/compliance.yml"], extra_vars=["sms_compliance_fail=true"]),
+    )
     assert (label, text) == ("go on", ".venv/bin/ansible-playbook rollout.yml -i inventories/lab/hosts.yml")
     # a failed report.yml: the rollout again, not report.yml again
     rep = model.RunModel(playbook="report.yml", started=T0)
     rep.tier_failure("localhost", "Report | Fail while clients are not done: ...")
-    label, text = next_step(rep.to_report(stats={}, ended=T0),
-                            dict(RUN, playbooks=["playbooks/report.yml"],
-                                 extra_vars=['{"sms_report_workflow_dir": "reports/w"}']))
+    label, text = next_step(
+        rep.to_report(stats={}, ended=T0),
+        dict(RUN, playbooks=["playbooks/report.yml"], extra_vars=['{"sms_report_workflow_dir": "reports/w"}']),
+    )
     assert label == "go on" and "report.yml" not in text and "sms_report_workflow_dir" not in text, text
     assert text.startswith(".venv/bin/ansible-playbook rollout.yml -i inventories/lab/hosts.yml"), text
     assert next_step(rep.to_report(stats={}, ended=T0), {})[1] != ""
@@ -705,14 +1025,19 @@ def test_next_step_never_repeats_a_refused_value_nor_another_playbooks_setting()
 
 def test_a_limit_refused_for_leaving_out_the_site_server_goes_on_with_the_limit_that_keeps_it():
     refused = model.RunModel(playbook="rollout.yml", started=T0)
-    refused.tier_failure("client05", "the rollout does not start, and nothing was changed: --limit client05 leaves "
-                                     "out the site server (smssite), which this playbook must go through before any "
-                                     "client: ... Keep it in the limit (what is already done there reports no "
-                                     "change): .venv/bin/ansible-playbook rollout.yml --limit site_server,client05")
+    refused.tier_failure(
+        "client05",
+        "the rollout does not start, and nothing was changed: --limit client05 leaves "
+        "out the site server (smssite), which this playbook must go through before any "
+        "client: ... Keep it in the limit (what is already done there reports no "
+        "change): .venv/bin/ansible-playbook rollout.yml --limit site_server,client05",
+    )
     report = refused.to_report(stats={}, ended=T0)
     label, text = next_step(report, dict(RUN, limit="client05"))
-    assert (label, text) == ("go on", ".venv/bin/ansible-playbook rollout.yml -i inventories/lab/hosts.yml "
-                                      "--limit site_server,client05")
+    assert (label, text) == (
+        "go on",
+        ".venv/bin/ansible-playbook rollout.yml -i inventories/lab/hosts.yml --limit site_server,client05",
+    )
 
 
 def test_a_wave_over_the_threshold_says_the_arithmetic_and_the_next_step():
@@ -725,18 +1050,28 @@ def test_a_wave_over_the_threshold_says_the_arithmetic_and_the_next_step():
     for number, wave in ((1, [hosts[0]]), (2, [hosts[1]]), (3, hosts[2:8])):
         m.open_span("Clients", at(number), wave=number)
         for host in wave:
-            m.record("sms_client_upgrade", host, {"msg": "no SMS.INI"} if host in ("client04", "client06") else
-                     {"status": "upgraded", "files": []}, failed=host in ("client04", "client06"), wave=number,
-                     tiers={"client"}, at=at(number + 0.5))
+            m.record(
+                "sms_client_upgrade",
+                host,
+                {"msg": "no SMS.INI"} if host in ("client04", "client06") else {"status": "upgraded", "files": []},
+                failed=host in ("client04", "client06"),
+                wave=number,
+                tiers={"client"},
+                at=at(number + 0.5),
+            )
     report = m.to_report(stats={}, ended=T0 + datetime.timedelta(seconds=9))
     validate(report)
     assert report["stop"]["hosts"] == ["client04", "client06"]
     lines = summary_lines(report, "reports/x", next_step(report, RUN))
-    assert ("stopped       wave 3: 2 of 6 failed or unreachable = 33 % > 20 % (sms_rollout_max_fail_percentage): "
-            "wave 4 of 4 not started, 4 clients not reached") in lines
-    assert lines[-1] == ("go on         fix client04, client06 (why: above and in report.html), then run again: "
-                         ".venv/bin/ansible-playbook rollout.yml -i inventories/lab/hosts.yml  (a re-run goes on "
-                         "where this one stopped; what is done reports no change)")
+    assert (
+        "stopped       wave 3: 2 of 6 failed or unreachable = 33 % > 20 % (sms_rollout_max_fail_percentage): "
+        "wave 4 of 4 not started, 4 clients not reached"
+    ) in lines
+    assert lines[-1] == (
+        "go on         fix client04, client06 (why: above and in report.html), then run again: "
+        ".venv/bin/ansible-playbook rollout.yml -i inventories/lab/hosts.yml  (a re-run goes on "
+        "where this one stopped; what is done reports no change)"
+    )
     report["next_step"] = {"label": "go on", "text": lines[-1][14:]}
     dom = parse(html_renderer.render_html(report))
     assert "wave 3: 2 of 6 failed or unreachable = 33 % > 20 %" in dom.by_id("outcome").text
@@ -748,9 +1083,8 @@ def test_a_wave_over_the_threshold_says_the_arithmetic_and_the_next_step():
 def test_timeline_shows_only_plays_that_ran():
     m = model.RunModel(playbook="rollout.yml", started=T0)
     m.open_span("Clients | Upgrade", at(1), wave=1)
-    m.record("sms_client_upgrade", "client01", {"status": "upgraded", "files": []}, wave=1, tiers={"client"},
-             at=at(2))
-    m.open_span("Site server | Restore the original files", at(3))        # no host: skipped by Ansible
+    m.record("sms_client_upgrade", "client01", {"status": "upgraded", "files": []}, wave=1, tiers={"client"}, at=at(2))
+    m.open_span("Site server | Restore the original files", at(3))  # no host: skipped by Ansible
     m.open_span("Clients | Restore the original client files", at(4), wave=1)  # a second "wave 1", no host
     m.open_span("Outcome | Say how it ended", at(5))
     m.record_skipped("ansible.builtin.debug", "localhost", {"skip_reason": "Conditional result was False"}, at=at(5))
@@ -758,34 +1092,52 @@ def test_timeline_shows_only_plays_that_ran():
     m.record("sms_rollout_lock", "smssite", {"changed": True, "status": "broken", "state": "released"}, at=at(6.5))
     report = m.to_report(stats={}, ended=T0 + datetime.timedelta(seconds=7))
     assert [(s["kind"], s["label"], s["wave"]) for s in report["timeline"]] == [
-        ("wave", "Clients | Upgrade", 1), ("play", "unlock", None)]
+        ("wave", "Clients | Upgrade", 1),
+        ("play", "unlock", None),
+    ]
 
 
 def test_a_plan_alone_reports_as_a_plan():
     m = model.RunModel(playbook="plan.yml", started=T0)
     m.open_span("Plan | Check", at(1))
-    m.record("sms_hotfix_manifest", "localhost", {"kb": "Q216552", "payload_verified": True,
-                                                  "manifest": {"kb": "Q216552", "platforms": {}}}, at=at(1))
+    m.record(
+        "sms_hotfix_manifest",
+        "localhost",
+        {"kb": "Q216552", "payload_verified": True, "manifest": {"kb": "Q216552", "platforms": {}}},
+        at=at(1),
+    )
     report = m.to_report(stats={}, ended=T0 + datetime.timedelta(seconds=2))
     assert model.run_kind(report) == "plan" and report["ok"] is True
     step = next_step(report, dict(RUN, playbooks=["playbooks/plan.yml"]))
-    assert step == ("apply", ".venv/bin/ansible-playbook rollout.yml -i inventories/lab/hosts.yml  "
-                             "(the rollout this plan checked)")
+    assert step == (
+        "apply",
+        ".venv/bin/ansible-playbook rollout.yml -i inventories/lab/hosts.yml  (the rollout this plan checked)",
+    )
     # as the AWX workflow's plan node: the next nodes go on by themselves
     assert next_step(dict(report, awx={"job_id": 7, "workflow_job_id": 45}), {}) is None
     lines = summary_lines(report, "reports/x", step)
-    assert lines[1].startswith("plan          hotfix verified, every input and every server checked; nothing was "
-                               "changed")
+    assert lines[1].startswith(
+        "plan          hotfix verified, every input and every server checked; nothing was changed"
+    )
     assert not any("lock" in line.split()[0:2] or "staged" in line or "rollback" in line for line in lines), lines
 
 
 def test_compliance_console_and_page_show_the_hung_smsrun32_sorted():
     m = model.RunModel(playbook="compliance.yml", started=T0)
     for index, host in enumerate(("client03", "client01", "client02")):
-        m.record("sms_client_facts", host, {"compliance": {
-            "compliant": host == "client02", "kb": "Q216552", "setup_phase": "installed",
-            "smsrun32": {"count": 2 if host == "client03" else 1, "hung": host == "client03", "known": True}}},
-            at=at(index))
+        m.record(
+            "sms_client_facts",
+            host,
+            {
+                "compliance": {
+                    "compliant": host == "client02",
+                    "kb": "Q216552",
+                    "setup_phase": "installed",
+                    "smsrun32": {"count": 2 if host == "client03" else 1, "hung": host == "client03", "known": True},
+                }
+            },
+            at=at(index),
+        )
     report = m.to_report(stats={}, ended=T0)
     assert [c["host"] for c in report["compliance"]] == ["client01", "client02", "client03"]
     lines = summary_lines(report, "reports/x")
@@ -793,7 +1145,10 @@ def test_compliance_console_and_page_show_the_hung_smsrun32_sorted():
     assert "              SMSRUN32 hung (1): client03" in lines
     rows = parse(html_renderer.render_html(report)).by_id("compliance-section").find("tbody").find_all("tr")
     assert [(r.find_all("td")[0].text, r.find_all("td")[2].text) for r in rows] == [
-        ("client01", "running (1)"), ("client02", "running (1)"), ("client03", "HUNG (2)")]
+        ("client01", "running (1)"),
+        ("client02", "running (1)"),
+        ("client03", "HUNG (2)"),
+    ]
 
 
 def test_a_limited_run_says_so():
@@ -814,22 +1169,41 @@ def test_a_logon_servers_status_is_what_its_module_returned():
     m.open_span("Logon servers", at(1))
     results = [
         # a baseline that finds the files already there is still a baseline, not convergence
-        ("a", "sms_copy_list_baseline", {"changed": False, "converged": True, "status": "kept", "state": "present"},
-         "baseline"),
-        ("b", "sms_logon_wait", {"changed": False, "converged": True, "status": "converged", "state": "converged"},
-         "converged"),
+        (
+            "a",
+            "sms_copy_list_baseline",
+            {"changed": False, "converged": True, "status": "kept", "state": "present"},
+            "baseline",
+        ),
+        (
+            "b",
+            "sms_logon_wait",
+            {"changed": False, "converged": True, "status": "converged", "state": "converged"},
+            "converged",
+        ),
         ("c", "sms_logon_wait", {"changed": False, "status": "lagging", "state": "converged"}, "lagging"),
         ("d", "sms_logon_push", {"changed": True, "pushed": [], "status": "pushed", "state": "present"}, "pushed"),
-        ("e", "sms_logon_push", {"changed": True, "restored": [], "status": "restored", "state": "absent"},
-         "restored"),
-        ("f", "sms_copy_list_baseline", {"changed": True, "removed": [], "status": "removed", "state": "absent"},
-         "reset"),
+        ("e", "sms_logon_push", {"changed": True, "restored": [], "status": "restored", "state": "absent"}, "restored"),
+        (
+            "f",
+            "sms_copy_list_baseline",
+            {"changed": True, "removed": [], "status": "removed", "state": "absent"},
+            "reset",
+        ),
         # the deprecated module: its old state words
-        ("g", "sms_replication", {"changed": False, "converged": True, "status": "converged", "state": "converged"},
-         "converged"),
+        (
+            "g",
+            "sms_replication",
+            {"changed": False, "converged": True, "status": "converged", "state": "converged"},
+            "converged",
+        ),
         ("h", "sms_replication", {"changed": False, "status": "unchanged", "state": "restored"}, "restored"),
-        ("i", "sms_replication", {"changed": True, "recorded": True, "status": "recorded", "state": "baseline"},
-         "baseline"),
+        (
+            "i",
+            "sms_replication",
+            {"changed": True, "recorded": True, "status": "recorded", "state": "baseline"},
+            "baseline",
+        ),
     ]
     for host, action, data, _status in results:
         m.record(action, host, data, tiers={"logon"}, at=at(2))

@@ -58,45 +58,117 @@ UNREACHABLE = "c03"
 
 
 def site_files(changed):
-    return [{"platform": p, "name": n, "path": "SMS/Site.srv/Maincfg.box/Client.src/%s/%s" % (d, n),
-             "before_sha256": "a" * 64, "after_sha256": "b" * 64, "backup": "/b/%s" % n, "changed": changed}
-            for p, d in (("x86", "X86.bin"), ("alpha", "Alpha.bin")) for n in ("Smsrun32.exe", "Smssrv32.exe")]
+    return [
+        {
+            "platform": p,
+            "name": n,
+            "path": "SMS/Site.srv/Maincfg.box/Client.src/%s/%s" % (d, n),
+            "before_sha256": "a" * 64,
+            "after_sha256": "b" * 64,
+            "backup": "/b/%s" % n,
+            "changed": changed,
+        }
+        for p, d in (("x86", "X86.bin"), ("alpha", "Alpha.bin"))
+        for n in ("Smsrun32.exe", "Smssrv32.exe")
+    ]
 
 
 def client(status, changed=0, **extra):
     files = [{"name": "Smsrun32.exe", "changed": i < changed} for i in range(2)]
-    result = {"changed": bool(changed), "status": status, "files": files, "ini": {"changed": bool(changed)},
-              "smsrun32": {"hung": False, "stopped": 0, "restarted": False}, "reboot_required": False,
-              "pending_restart": False, "logon_server": "LOGON01", "skipped": False}
+    result = {
+        "changed": bool(changed),
+        "status": status,
+        "files": files,
+        "ini": {"changed": bool(changed)},
+        "smsrun32": {"hung": False, "stopped": 0, "restarted": False},
+        "reboot_required": False,
+        "pending_restart": False,
+        "logon_server": "LOGON01",
+        "skipped": False,
+    }
     result.update(extra)
     return result
 
 
 WORLD = {
-    "sms_hotfix_manifest": {"localhost": {
-        "changed": False, "kb": "Q216552", "payload_verified": True,
-        "manifest": {"kb": "Q216552", "title": "SMSRUN32 hangs <at> 90% CPU & IE4",
-                     "platforms": {"x86": {"files": [{"name": "Smsrun32.exe"}, {"name": "Smssrv32.exe"}]}}}}},
-    "sms_rollout_lock": {"smssite": {"changed": True, "status": "taken_over", "state": "acquired",
-                                     "lock": {"holder": "test", "started": "2026-11-24T22:15:00Z"}}},
-    "sms_hotfix_stage": {"smssite": {"changed": True, "kb": "Q216552", "files": site_files(True),
-                                     "system_map": {"path": "SMS/System.map", "bumped": True, "mtime": "2026-11-24T22:15:00Z"},
-                                     "msg": "staged"}},
+    "sms_hotfix_manifest": {
+        "localhost": {
+            "changed": False,
+            "kb": "Q216552",
+            "payload_verified": True,
+            "manifest": {
+                "kb": "Q216552",
+                "title": "SMSRUN32 hangs <at> 90% CPU & IE4",
+                "platforms": {"x86": {"files": [{"name": "Smsrun32.exe"}, {"name": "Smssrv32.exe"}]}},
+            },
+        }
+    },
+    "sms_rollout_lock": {
+        "smssite": {
+            "changed": True,
+            "status": "taken_over",
+            "state": "acquired",
+            "lock": {"holder": "test", "started": "2026-11-24T22:15:00Z"},
+        }
+    },
+    "sms_hotfix_stage": {
+        "smssite": {
+            "changed": True,
+            "kb": "Q216552",
+            "files": site_files(True),
+            "system_map": {"path": "SMS/System.map", "bumped": True, "mtime": "2026-11-24T22:15:00Z"},
+            "msg": "staged",
+        }
+    },
     # a baseline says whether the files match too (converged): the report reads its status, not that
-    "sms_copy_list_baseline": dict((host, {
-        "changed": True, "recorded": True, "converged": host == "smssite", "elapsed": 0.01, "files": [],
-        "copy_list": {"baseline": 7, "current": 7, "ok": False}, "baseline": {"copy_list_version": 7},
-        "status": "recorded", "state": "present"}) for host in ("smssite", "logon01", "logon02")),
+    "sms_copy_list_baseline": dict(
+        (
+            host,
+            {
+                "changed": True,
+                "recorded": True,
+                "converged": host == "smssite",
+                "elapsed": 0.01,
+                "files": [],
+                "copy_list": {"baseline": 7, "current": 7, "ok": False},
+                "baseline": {"copy_list_version": 7},
+                "status": "recorded",
+                "state": "present",
+            },
+        )
+        for host in ("smssite", "logon01", "logon02")
+    ),
     "sms_logon_wait": {
-        "smssite": {"changed": False, "converged": True, "elapsed": 1.2, "files": [], "missing": [],
-                    "copy_list": {"baseline": 7, "current": 8, "ok": True}, "status": "converged",
-                    "state": "converged"},
-        "logon01": {"changed": False, "converged": True, "elapsed": 1.3, "files": [], "missing": [],
-                    "copy_list": {"baseline": 7, "current": 8, "ok": True}, "status": "converged",
-                    "state": "converged"},
-        "logon02": {"failed": True, "converged": False, "elapsed": 30.0, "files": [],
-                    "missing": ["X86.bin/Smsrun32.exe", "copy list version"], "status": "lagging",
-                    "state": "converged", "msg": "logon02: timed out after 30s waiting for X86.bin/Smsrun32.exe"},
+        "smssite": {
+            "changed": False,
+            "converged": True,
+            "elapsed": 1.2,
+            "files": [],
+            "missing": [],
+            "copy_list": {"baseline": 7, "current": 8, "ok": True},
+            "status": "converged",
+            "state": "converged",
+        },
+        "logon01": {
+            "changed": False,
+            "converged": True,
+            "elapsed": 1.3,
+            "files": [],
+            "missing": [],
+            "copy_list": {"baseline": 7, "current": 8, "ok": True},
+            "status": "converged",
+            "state": "converged",
+        },
+        "logon02": {
+            "failed": True,
+            "converged": False,
+            "elapsed": 30.0,
+            "files": [],
+            "missing": ["X86.bin/Smsrun32.exe", "copy list version"],
+            "status": "lagging",
+            "state": "converged",
+            "msg": "logon02: timed out after 30s waiting for X86.bin/Smsrun32.exe",
+        },
     },
     "sms_client_upgrade": {
         # serial [1, 2, 4], max_fail_percentage 20: wave 3 fails too much, wave 4 never starts
@@ -110,18 +182,38 @@ WORLD = {
         "c08": client("upgraded", 2),
         "c09": client("upgraded", 2),
     },
-    "sms_client_info": dict((host, {"changed": False, "status": "compliant" if host in ("c01", "c02") else
-                                    "not_compliant", "compliance": {
-        "compliant": host in ("c01", "c02"), "files": [], "setup_phase": "installed",
-        "copy_list_version": 8, "logon_server": "LOGON01",
-        "smsrun32": {"count": 2 if host == "c04" else 1, "hung": host == "c04"},
-        "error": None}}) for host in CLIENTS if host != UNREACHABLE),
+    "sms_client_info": dict(
+        (
+            host,
+            {
+                "changed": False,
+                "status": "compliant" if host in ("c01", "c02") else "not_compliant",
+                "compliance": {
+                    "compliant": host in ("c01", "c02"),
+                    "files": [],
+                    "setup_phase": "installed",
+                    "copy_list_version": 8,
+                    "logon_server": "LOGON01",
+                    "smsrun32": {"count": 2 if host == "c04" else 1, "hung": host == "c04"},
+                    "error": None,
+                },
+            },
+        )
+        for host in CLIENTS
+        if host != UNREACHABLE
+    ),
 }
 # what the world says each client ends as (c08, c09: the wave that never ran)
 EXPECTED_CLIENTS = {
-    "c01": ("done", 1), "c02": ("done", 2), "c03": ("unreachable", 2), "c04": ("deferred", 3),
-    "c05": ("failed", 3), "c06": ("skipped", 3), "c07": ("done", 3),
-    "c08": ("not_reached", None), "c09": ("not_reached", None),
+    "c01": ("done", 1),
+    "c02": ("done", 2),
+    "c03": ("unreachable", 2),
+    "c04": ("deferred", 3),
+    "c05": ("failed", 3),
+    "c06": ("skipped", 3),
+    "c07": ("done", 3),
+    "c08": ("not_reached", None),
+    "c09": ("not_reached", None),
 }
 
 ROLLOUT = """
@@ -186,24 +278,41 @@ def project(tmp_path):
     for name in WORLD:
         (library / ("%s.py" % name)).write_text(STUB % name)
     (tmp_path / "world.json").write_text(json.dumps(WORLD))
-    hosts = ["all:", "  vars:", "    ansible_connection: local",
-             "    ansible_python_interpreter: \"{{ ansible_playbook_python }}\"",
-             "    world: %s" % (tmp_path / "world.json"), "  children:",
-             "    sms_site:", "      hosts:", "        smssite:",
-             "    sms_logon:", "      hosts:", "        smssite:", "        logon01:", "        logon02:",
-             "    sms_clients:", "      hosts:"]
+    hosts = [
+        "all:",
+        "  vars:",
+        "    ansible_connection: local",
+        "    ansible_python_interpreter: \"{{ ansible_playbook_python }}\"",
+        "    world: %s" % (tmp_path / "world.json"),
+        "  children:",
+        "    sms_site:",
+        "      hosts:",
+        "        smssite:",
+        "    sms_logon:",
+        "      hosts:",
+        "        smssite:",
+        "        logon01:",
+        "        logon02:",
+        "    sms_clients:",
+        "      hosts:",
+    ]
     for host in CLIENTS:
         hosts.append("        %s:" % host)
         if host == UNREACHABLE:
-            hosts += ["          ansible_connection: ssh", "          ansible_host: 127.0.0.1",
-                      "          ansible_port: 1", "          ansible_user: nobody"]
+            hosts += [
+                "          ansible_connection: ssh",
+                "          ansible_host: 127.0.0.1",
+                "          ansible_port: 1",
+                "          ansible_user: nobody",
+            ]
     (tmp_path / "hosts.yml").write_text("\n".join(hosts) + "\n")
     (tmp_path / "ansible.cfg").write_text(
         "[defaults]\ninventory = %s\nlibrary = %s\ncollections_path = %s\n"
         "callbacks_enabled = sms.hotfix.sms_rollout_report\nstdout_callback = ansible.builtin.default\n"
         "gathering = explicit\nretry_files_enabled = false\nhost_key_checking = false\n"
         "local_tmp = %s\nforks = 5\n[ssh_connection]\nssh_args = -o ConnectTimeout=3\n"
-        % (tmp_path / "hosts.yml", library, COLLECTIONS, tmp_path / ".ansible-tmp"))
+        % (tmp_path / "hosts.yml", library, COLLECTIONS, tmp_path / ".ansible-tmp")
+    )
     (tmp_path / "rollout.yml").write_text(ROLLOUT)
     (tmp_path / "compliance.yml").write_text(COMPLIANCE)
     (tmp_path / "simple.yml").write_text(SIMPLE)
@@ -213,12 +322,25 @@ def project(tmp_path):
 def run_playbook(project, playbook, *args, **env_extra):
     env = dict(os.environ)
     env.pop("SMS_REPORT_DISABLE", None)
-    env.update({"ANSIBLE_CONFIG": str(project / "ansible.cfg"), "SMS_REPORT_DIR": str(project / "reports"),
-                "PATH": BIN + os.pathsep + env.get("PATH", ""), "ANSIBLE_NOCOLOR": "1",
-                "ANSIBLE_FORCE_COLOR": "0"})
+    env.update(
+        {
+            "ANSIBLE_CONFIG": str(project / "ansible.cfg"),
+            "SMS_REPORT_DIR": str(project / "reports"),
+            "PATH": BIN + os.pathsep + env.get("PATH", ""),
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_FORCE_COLOR": "0",
+        }
+    )
     env.update(env_extra)
-    return subprocess.run([os.path.join(BIN, "ansible-playbook"), str(project / playbook)] + list(args),
-                          cwd=str(project), env=env, capture_output=True, text=True, timeout=600, check=False)
+    return subprocess.run(
+        [os.path.join(BIN, "ansible-playbook"), str(project / playbook)] + list(args),
+        cwd=str(project),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
 
 
 def report_folders(base):
@@ -250,7 +372,10 @@ def test_rollout_report_matches_the_world(project):
     report, junit, page = load_checked(folders[0])
 
     assert report["playbook"] == "rollout.yml"
-    assert report["hotfix"] == {"kb": "Q216552", "title": WORLD["sms_hotfix_manifest"]["localhost"]["manifest"]["title"]}
+    assert report["hotfix"] == {
+        "kb": "Q216552",
+        "title": WORLD["sms_hotfix_manifest"]["localhost"]["manifest"]["title"],
+    }
     assert report["plan"]["platforms"] == {"x86": ["Smsrun32.exe", "Smssrv32.exe"]}
     assert report["plan"]["payload_verified"] is True
     assert report["check_mode"] is False
@@ -280,8 +405,10 @@ def test_rollout_report_matches_the_world(project):
     for status in ("done", "failed", "skipped", "deferred", "unreachable", "not_reached"):
         assert totals[status] == sum(1 for s, _wave in EXPECTED_CLIENTS.values() if s == status), status
     assert totals["hosts"] == len(CLIENTS)
-    assert [(w["wave"], w["planned"], w["done"], w["failed"], w["skipped"], w["deferred"], w["unreachable"])
-            for w in report["waves"]] == [(1, 1, 1, 0, 0, 0, 0), (2, 2, 1, 0, 0, 0, 1), (3, 4, 1, 1, 1, 1, 0)]
+    assert [
+        (w["wave"], w["planned"], w["done"], w["failed"], w["skipped"], w["deferred"], w["unreachable"])
+        for w in report["waves"]
+    ] == [(1, 1, 1, 0, 0, 0, 0), (2, 2, 1, 0, 0, 0, 1), (3, 4, 1, 1, 1, 1, 0)]
     assert report["client_plan"][0]["waves"] == [1, 2, 4, 2]
     assert report["totals"]["logon_servers"]["converged"] == 2 and report["totals"]["logon_servers"]["failed"] == 1
     assert report["ok"] is False
@@ -312,46 +439,74 @@ def test_rollout_report_matches_the_world(project):
     dom = parse(page)
     assert dom.by_id("outcome").attrs["data-level"] == "red"
     bars = dom.by_id("wave-chart").find_all("g", cls="wave")
-    assert [(g.attrs["data-wave"], g.attrs["data-done"], g.attrs["data-failed"], g.attrs["data-not-reached"])
-            for g in bars] == [("1", "1", "0", "0"), ("2", "1", "0", "0"), ("3", "1", "1", "0"), ("4", "0", "0", "2")]
+    assert [
+        (g.attrs["data-wave"], g.attrs["data-done"], g.attrs["data-failed"], g.attrs["data-not-reached"]) for g in bars
+    ] == [("1", "1", "0", "0"), ("2", "1", "0", "0"), ("3", "1", "1", "0"), ("4", "0", "0", "2")]
     spans = [(s["kind"], s["label"] if s["kind"] != "wave" else s["wave"]) for s in report["timeline"]]
     assert [span for span in spans if span[0] != "host"] == [
-        ("play", "plan"), ("play", "stage"), ("play", "logon wait"), ("wave", 1), ("wave", 2), ("wave", 3)]
+        ("play", "plan"),
+        ("play", "stage"),
+        ("play", "logon wait"),
+        ("wave", 1),
+        ("wave", 2),
+        ("wave", 3),
+    ]
     # each logon server's wait, in whichever order the forks started them
     assert sorted(span[1] for span in spans if span[0] == "host") == ["logon01", "logon02", "smssite"]
     assert [s["start"] for s in report["timeline"]] == sorted(s["start"] for s in report["timeline"])
     assert [r.attrs["data-status"] for r in dom.by_id("clients").find("tbody").find_all("tr")][:2] == [
-        "failed", "unreachable"]
+        "failed",
+        "unreachable",
+    ]
 
     # the operator's summary, after the recap
     assert "SMS rollout: clients — 9 hosts in 4 waves: 1, 2, 4, 2" in out
     assert "SMS rollout Q216552 — report: reports/" in out
     assert "site server   smssite    staged (4 files changed, System.map bumped)" in out
     assert "logon servers 2/3 converged  smssite 1.2s  logon01 1.3s  logon02 FAILED" in out
-    assert ("clients       wave 1: 1 done | wave 2: 1 done, 1 unreachable | wave 3: 1 done, 1 failed, 1 skipped, "
-            "1 deferred | not reached: 2 | skipped: 1 | deferred: 1 | unreachable: 1") in out
+    assert (
+        "clients       wave 1: 1 done | wave 2: 1 done, 1 unreachable | wave 3: 1 done, 1 failed, 1 skipped, "
+        "1 deferred | not reached: 2 | skipped: 1 | deferred: 1 | unreachable: 1"
+    ) in out
     # the clients that need a look, by name, and the command that goes on
-    for line in ("              failed (1): c05", "              unreachable (1): c03",
-                 "              not reached (2): c08, c09"):
+    for line in (
+        "              failed (1): c05",
+        "              unreachable (1): c03",
+        "              not reached (2): c08, c09",
+    ):
         assert line in out.splitlines(), line
     # why the waves stopped, with the arithmetic ansible-core's max_fail_percentage applied
-    assert report["stop"] == {"wave": 3, "waves": 4, "failed_or_unreachable": 1, "size": 4, "percent": 25.0,
-                              "threshold": 20.0, "hosts": ["c05"], "not_reached": 2}
-    assert ("stopped       wave 3: 1 of 4 failed or unreachable = 25 % > 20 % (sms_rollout_max_fail_percentage): "
-            "wave 4 of 4 not started, 2 clients not reached") in out.splitlines()
+    assert report["stop"] == {
+        "wave": 3,
+        "waves": 4,
+        "failed_or_unreachable": 1,
+        "size": 4,
+        "percent": 25.0,
+        "threshold": 20.0,
+        "hosts": ["c05"],
+        "not_reached": 2,
+    }
+    assert (
+        "stopped       wave 3: 1 of 4 failed or unreachable = 25 % > 20 % (sms_rollout_max_fail_percentage): "
+        "wave 4 of 4 not started, 2 clients not reached"
+    ) in out.splitlines()
     assert "wave 3: 1 of 4 failed or unreachable = 25 % > 20 %" in dom.by_id("outcome").text
     # the next step: fix, then the exact command, with the ansible-playbook that ran (not a bare name:
     # outside the virtualenv that is not on PATH)
     last = proc.stdout.rstrip().splitlines()[-1]
-    assert last == ("go on         fix c05 (why: above and in report.html), then run again: %s %s  (a re-run goes "
-                    "on where this one stopped; what is done reports no change)"
-                    % (os.path.join(BIN, "ansible-playbook"), "rollout.yml")), last
-    assert report["next_step"] == {"label": "go on", "text": last[len("go on         "):]}
+    assert last == (
+        "go on         fix c05 (why: above and in report.html), then run again: %s %s  (a re-run goes "
+        "on where this one stopped; what is done reports no change)"
+        % (os.path.join(BIN, "ansible-playbook"), "rollout.yml")
+    ), last
+    assert report["next_step"] == {"label": "go on", "text": last[len("go on         ") :]}
     assert dom.by_id("next-step").text.startswith("go on: fix c05")
     # one line per wave as its results arrive, in the logon waiter's voice
-    for line in (r"wave 1/4 finished after \d+\.\ds: 1 done, 0 failed of 1",
-                 r"wave 2/4 finished after \d+\.\ds: 1 done, 0 failed, 1 unreachable of 2",
-                 r"wave 3/4 finished after \d+\.\ds: 1 done, 1 failed, 1 skipped, 1 deferred of 4"):
+    for line in (
+        r"wave 1/4 finished after \d+\.\ds: 1 done, 0 failed of 1",
+        r"wave 2/4 finished after \d+\.\ds: 1 done, 0 failed, 1 unreachable of 2",
+        r"wave 3/4 finished after \d+\.\ds: 1 done, 1 failed, 1 skipped, 1 deferred of 4",
+    ):
         assert re.search(r"^sms_client_upgrade: %s$" % line, out, re.M), line
     assert "wave 4/4" not in out
 
@@ -392,21 +547,24 @@ def test_check_mode_and_limit(project):
     assert report["client_plan"][0]["waves"] == [1, 1]
     # and the summary says the run was limited, and to what
     assert report["limit"] == "localhost,sms_site,sms_logon,c01,c02"
-    assert ("limited to    localhost,sms_site,sms_logon,c01,c02 (--limit): hosts outside it were not part of "
-            "this run") in out.splitlines()
+    assert (
+        "limited to    localhost,sms_site,sms_logon,c01,c02 (--limit): hosts outside it were not part of this run"
+    ) in out.splitlines()
     assert "LIMITED to localhost,sms_site,sms_logon,c01,c02" in _page
     # a preview says what would happen, not what was done
     assert "reboot required" not in out
-    assert any(line.strip().startswith("would need a reboot (client service would change): ")
-               for line in out.splitlines()), out
+    assert any(
+        line.strip().startswith("would need a reboot (client service would change): ") for line in out.splitlines()
+    ), out
 
 
 def test_templated_hosts_are_resolved(project):
     # the play's hosts keyword is a template; the callback sees it templated
     proc = run_playbook(project, "rollout.yml", "-e", "site_group=sms_logon", "--limit", "localhost,sms_logon")
     report, _junit, _page = load_checked(report_folders(project / "reports")[0])
-    assert sorted(s["host"] for s in report["site_servers"]) == ["logon01", "logon02", "smssite"], \
+    assert sorted(s["host"] for s in report["site_servers"]) == ["logon01", "logon02", "smssite"], (
         proc.stdout + proc.stderr
+    )
 
 
 def test_unwritable_report_dir_warns_and_does_not_change_the_run(project):
@@ -422,8 +580,14 @@ def test_unwritable_report_dir_warns_and_does_not_change_the_run(project):
     assert not os.path.exists("/dev/null/x")
 
 
-AWX = {"awx_job_id": 123, "awx_workflow_job_id": 45, "awx_workflow_job_name": "SMS rollout",
-       "awx_job_template_name": "SMS site", "awx_user_name": "alice", "tower_job_id": 999}
+AWX = {
+    "awx_job_id": 123,
+    "awx_workflow_job_id": 45,
+    "awx_workflow_job_name": "SMS rollout",
+    "awx_job_template_name": "SMS site",
+    "awx_user_name": "alice",
+    "tower_job_id": 999,
+}
 
 
 def test_an_awx_job_names_its_folder_and_the_header(project):
@@ -436,15 +600,23 @@ def test_an_awx_job_names_its_folder_and_the_header(project):
     # every job of one workflow in the workflow's folder; each job (each slice) in its own
     assert os.path.basename(parent) == "awx-workflow-45" and re.match(r"^\d{8}T\d{6}Z-simple-job-123$", name)
     report, _junit, page = load_checked(folders[0])
-    assert report["awx"] == {"job_id": 123, "workflow_job_id": 45, "workflow_job_name": "SMS rollout",
-                             "job_template_name": "SMS site", "user_name": "alice"}
+    assert report["awx"] == {
+        "job_id": 123,
+        "workflow_job_id": 45,
+        "workflow_job_name": "SMS rollout",
+        "job_template_name": "SMS site",
+        "user_name": "alice",
+    }
     header = parse(page).find("p", cls="awx").text
     assert "AWX workflow job 45" in header and "launched by alice" in header and "job template SMS site" in header
     assert proc.stdout.rstrip().splitlines()[-1] == (
-        "undo          launch the rollback job template (playbooks/rollback.yml)")
+        "undo          launch the rollback job template (playbooks/rollback.yml)"
+    )
 
     # the tower_* twins alone (older AWX and Tower)
-    proc = run_playbook(project, "simple.yml", "-e", json.dumps({"tower_job_id": 7, "tower_job_template_name": "legacy"}))
+    proc = run_playbook(
+        project, "simple.yml", "-e", json.dumps({"tower_job_id": 7, "tower_job_template_name": "legacy"})
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     folder = [f for f in report_folders(project / "reports") if "job-7" in f][0]
     assert os.path.dirname(folder) == str(project / "reports")
@@ -481,8 +653,15 @@ def test_report_dir_from_ini_is_relative_to_the_cfg(project):
     env = dict(os.environ, PATH=BIN + os.pathsep + os.environ.get("PATH", ""), ANSIBLE_CONFIG=str(cfg))
     env.pop("SMS_REPORT_DIR", None)
     env.pop("SMS_REPORT_DISABLE", None)
-    proc = subprocess.run([os.path.join(BIN, "ansible-playbook"), str(project / "simple.yml")], cwd=str(elsewhere),
-                          env=env, capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(
+        [os.path.join(BIN, "ansible-playbook"), str(project / "simple.yml")],
+        cwd=str(elsewhere),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert len(report_folders(project / "ini-reports")) == 1
     assert os.listdir(str(elsewhere)) == []
@@ -491,7 +670,9 @@ def test_report_dir_from_ini_is_relative_to_the_cfg(project):
 def test_site_failure_leaves_later_tiers_not_reached(project):
     world = json.loads((project / "world.json").read_text())
     world["sms_hotfix_stage"]["smssite"] = {
-        "failed": True, "msg": "smssite: X86.bin/Smsrun32.exe is read-only; nothing was changed"}
+        "failed": True,
+        "msg": "smssite: X86.bin/Smsrun32.exe is read-only; nothing was changed",
+    }
     (project / "world.json").write_text(json.dumps(world))
     proc = run_playbook(project, "rollout.yml")
     out = proc.stdout + proc.stderr
@@ -519,8 +700,11 @@ def test_report_under_ansible_runner(project, monkeypatch):
     monkeypatch.setenv("PATH", BIN + os.pathsep + os.environ.get("PATH", ""))
     monkeypatch.delenv("SMS_REPORT_DISABLE", raising=False)
     result = ansible_runner.run(
-        private_data_dir=str(private), playbook="rollout.yml", quiet=True,
-        envvars={"ANSIBLE_CONFIG": str(project / "ansible.cfg"), "SMS_REPORT_DIR": str(project / "runner-reports")})
+        private_data_dir=str(private),
+        playbook="rollout.yml",
+        quiet=True,
+        envvars={"ANSIBLE_CONFIG": str(project / "ansible.cfg"), "SMS_REPORT_DIR": str(project / "runner-reports")},
+    )
     stdout = result.stdout.read()
     assert result.rc == 2, stdout
     folders = report_folders(project / "runner-reports")
@@ -532,6 +716,7 @@ def test_report_under_ansible_runner(project, monkeypatch):
 
 
 # ---- the callback object itself ---------------------------------------------
+
 
 class Boom:
     def __getattr__(self, name):
@@ -557,8 +742,14 @@ class Display:
 def test_callback_methods_never_raise():
     callback = sms_rollout_report.CallbackModule(display=Display())
     callback._display = Display()
-    for method in ("v2_playbook_on_start", "v2_playbook_on_play_start", "v2_runner_on_ok",
-                   "v2_runner_on_skipped", "v2_runner_on_unreachable", "v2_playbook_on_stats"):
+    for method in (
+        "v2_playbook_on_start",
+        "v2_playbook_on_play_start",
+        "v2_runner_on_ok",
+        "v2_runner_on_skipped",
+        "v2_runner_on_unreachable",
+        "v2_playbook_on_stats",
+    ):
         getattr(callback, method)(Boom())
     callback.v2_runner_on_failed(Boom(), ignore_errors=False)
     callback.v2_playbook_on_task_start(Boom(), False)
@@ -569,22 +760,30 @@ def test_callback_methods_never_raise():
 
 def test_serial_batches_match_the_filter():
     from ansible_collections.sms.hotfix.plugins.filter.sms_rollout import sms_waves
+
     for count in (0, 1, 5, 12, 100):
         for serial in ([], [1], [1, "10%", "50%", "100%"], [2, "30%"], ["0"], [3]):
             assert sms_rollout_report.serial_batches(count, serial) == sms_waves(count, serial), (count, serial)
 
 
 def test_baseline_alone_is_not_convergence(project):
-    (project / "baseline.yml").write_text(ROLLOUT.split("- name: Clients", maxsplit=1)[0].replace(
-        """    - name: logon | Wait for convergence
+    (project / "baseline.yml").write_text(
+        ROLLOUT.split("- name: Clients", maxsplit=1)[0].replace(
+            """    - name: logon | Wait for convergence
       sms_logon_wait: {world: "{{ world }}", host: "{{ inventory_hostname }}"}
-""", ""))
+""",
+            "",
+        )
+    )
     proc = run_playbook(project, "baseline.yml")
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     report, _junit, _page = load_checked(report_folders(project / "reports")[0])
     assert [(e["host"], e["status"]) for e in report["logon_servers"]] == [
-        ("smssite", "baseline"), ("logon01", "baseline"), ("logon02", "baseline")]
+        ("smssite", "baseline"),
+        ("logon01", "baseline"),
+        ("logon02", "baseline"),
+    ]
     assert report["clients"] == [] and report["totals"]["logon_servers"]["baseline"] == 3
     assert "logon servers 0/3 converged  smssite BASELINE  logon01 BASELINE  logon02 BASELINE" in out
 
@@ -598,8 +797,9 @@ def lock_model(*results):
     m = report_model.RunModel(playbook="rollout.yml")
     m.open_span("Site server", None)
     for data, task_state in results:
-        m.record("sms_rollout_lock", "smssite", data, failed=bool(data.get("failed")), task_state=task_state,
-                 tiers={"site"})
+        m.record(
+            "sms_rollout_lock", "smssite", data, failed=bool(data.get("failed")), task_state=task_state, tiers={"site"}
+        )
     return m
 
 
@@ -626,12 +826,15 @@ def test_lock_direction_is_the_state_the_module_returned():
 def test_wave_gate_stop_is_read_from_its_status():
     gate = {"wave": 2, "waves": 3, "threshold": 20, "stopped": True, "not_reached": ["c02", "c03"]}
     m = report_model.RunModel(playbook="rollout.yml")
-    m.record("sms_wave_gate", "c02", {"failed": True, "status": "stopped", "wave_gate": gate, "msg": "no"},
-             failed=True)
+    m.record("sms_wave_gate", "c02", {"failed": True, "status": "stopped", "wave_gate": gate, "msg": "no"}, failed=True)
     assert m.gate["not_reached"] == ["c02", "c03"] and m.max_fail_percentage == 20
     m = report_model.RunModel(playbook="rollout.yml")
-    m.record("sms_wave_gate", "c02", {"failed": True, "status": "outside_window", "msg": "outside",
-                                      "wave_gate": dict(gate, outside_window=True)}, failed=True)
+    m.record(
+        "sms_wave_gate",
+        "c02",
+        {"failed": True, "status": "outside_window", "msg": "outside", "wave_gate": dict(gate, outside_window=True)},
+        failed=True,
+    )
     assert m.gate is None and m.run_failures["wave gate"] == "outside"
 
 
@@ -645,23 +848,41 @@ def test_compliance_is_recorded_under_the_new_and_the_old_name(action):
 def site_model(data, task_state=None):
     m = report_model.RunModel(playbook="rollout.yml")
     m.open_span("Site server", None)
-    m.record("sms_hotfix_stage", "smssite", data, failed=bool(data.get("failed")), task_state=task_state,
-             tiers={"site"})
+    m.record(
+        "sms_hotfix_stage", "smssite", data, failed=bool(data.get("failed")), task_state=task_state, tiers={"site"}
+    )
     return m.results["site"]["smssite"]
 
 
-@pytest.mark.parametrize("data, task_state, status, action", [
-    # state=absent is the rollback: read from what the module returned, whatever the task said
-    ({"changed": True, "status": "rolled_back", "state": "absent", "files": []}, "absent", "rolled_back", "rollback"),
-    ({"changed": True, "status": "would_roll_back", "state": "absent", "files": []}, None, "rolled_back", "rollback"),
-    ({"changed": False, "status": "nothing_to_roll_back", "state": "absent", "files": []}, None, "unchanged",
-     "rollback"),
-    ({"changed": True, "status": "staged", "state": "present", "files": []}, "rolled_back", "staged", "stage"),
-    ({"changed": True, "status": "would_stage", "state": "present", "files": []}, None, "staged", "stage"),
-    ({"changed": False, "status": "unchanged", "state": "present", "files": []}, None, "unchanged", "stage"),
-    # refused arguments: the module never ran; the task's own state names the job
-    ({"failed": True, "msg": "Unsupported parameters"}, "absent", "failed", "rollback"),
-])
+@pytest.mark.parametrize(
+    "data, task_state, status, action",
+    [
+        # state=absent is the rollback: read from what the module returned, whatever the task said
+        (
+            {"changed": True, "status": "rolled_back", "state": "absent", "files": []},
+            "absent",
+            "rolled_back",
+            "rollback",
+        ),
+        (
+            {"changed": True, "status": "would_roll_back", "state": "absent", "files": []},
+            None,
+            "rolled_back",
+            "rollback",
+        ),
+        (
+            {"changed": False, "status": "nothing_to_roll_back", "state": "absent", "files": []},
+            None,
+            "unchanged",
+            "rollback",
+        ),
+        ({"changed": True, "status": "staged", "state": "present", "files": []}, "rolled_back", "staged", "stage"),
+        ({"changed": True, "status": "would_stage", "state": "present", "files": []}, None, "staged", "stage"),
+        ({"changed": False, "status": "unchanged", "state": "present", "files": []}, None, "unchanged", "stage"),
+        # refused arguments: the module never ran; the task's own state names the job
+        ({"failed": True, "msg": "Unsupported parameters"}, "absent", "failed", "rollback"),
+    ],
+)
 def test_the_site_tier_is_read_from_the_stage_modules_status(data, task_state, status, action):
     site = site_model(data, task_state)
     assert (site["status"], site["action"]) == (status, action)

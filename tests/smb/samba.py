@@ -104,9 +104,17 @@ class Samba:
         for name, shares in self.hosts.items():
             out = []
             for share, folder in sorted(shares.items()):
-                out += ["[%s]" % share, "  path = %s" % folder, "  read only = no", "  valid users = %s" % USER,
-                        "  force user = root", "  create mask = 0644", "  directory mask = 0755",
-                        "  browseable = no", "  strict locking = yes"]
+                out += [
+                    "[%s]" % share,
+                    "  path = %s" % folder,
+                    "  read only = no",
+                    "  valid users = %s" % USER,
+                    "  force user = root",
+                    "  create mask = 0644",
+                    "  directory mask = 0755",
+                    "  browseable = no",
+                    "  strict locking = yes",
+                ]
             with open(os.path.join(self.workdir, "shares.%s.conf" % self.addresses[name]), "w") as handle:
                 handle.write("\n".join(out) + "\n")
 
@@ -115,14 +123,34 @@ class Samba:
         if not exists:
             run("useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", USER)
             self._made.append("user")
-        run("smbpasswd", "-c", os.path.join(self.workdir, "smb.conf"), "-s", "-a", USER,
-            input="%s\n%s\n" % (self.password, self.password))
+        run(
+            "smbpasswd",
+            "-c",
+            os.path.join(self.workdir, "smb.conf"),
+            "-s",
+            "-a",
+            USER,
+            input="%s\n%s\n" % (self.password, self.password),
+        )
 
     def _smbd(self):
         log = open(os.path.join(self.workdir, "smbd.stdout"), "w")
         self.proc = subprocess.Popen(
-            ["ip", "netns", "exec", self.ns, "smbd", "--foreground", "--debug-stdout", "-s",
-             os.path.join(self.workdir, "smb.conf")], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            [
+                "ip",
+                "netns",
+                "exec",
+                self.ns,
+                "smbd",
+                "--foreground",
+                "--debug-stdout",
+                "-s",
+                os.path.join(self.workdir, "smb.conf"),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 30
         probe = next(iter(self.addresses.values()))
         while time.monotonic() < deadline:

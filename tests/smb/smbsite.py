@@ -24,8 +24,17 @@ from sms_e2e import REPO, Lab, lab_cmd  # noqa: E402
 class SmbSite:
     def __init__(self, root, clients=4, alpha=1, cycle=2):
         self.root = str(root)
-        self.options = ["--clients", str(clients), "--alpha", str(alpha), "--cycle", str(cycle), "--no-smsrun",
-                        "--hung", "0"]
+        self.options = [
+            "--clients",
+            str(clients),
+            "--alpha",
+            str(alpha),
+            "--cycle",
+            str(cycle),
+            "--no-smsrun",
+            "--hung",
+            "0",
+        ]
         self.lab = None
         self.samba = None
 
@@ -49,28 +58,46 @@ class SmbSite:
         spec = self.lab.spec
         addresses = self.samba.addresses
         servers = sorted(set([spec["site_server"]] + list(spec["logon_servers"])))
-        inventory = {"all": {
-            "vars": dict({
-                "ansible_connection": "local",
-                "ansible_python_interpreter": sys.executable,
-                "sms_access": "smb",
-                "sms_smb_user": USER,
-                "sms_smb_password": password or self.samba.password,
-                "sms_smb_addresses": {name: addresses[name] for name in servers},
-                "sms_smb_timeout": 5,
-                "sms_replication_trigger_argv": [sys.executable, os.path.join(REPO, "lab", "sms-lab"), "pass-now",
-                                                 "--root", self.lab.root],
-            }, **overrides),
-            "children": {
-                "site_server": {"hosts": {spec["site_server"]: {"sms_smb_server": addresses[spec["site_server"]]}}},
-                "logon_servers": {"hosts": {name: {"sms_smb_server": addresses[name]} for name in servers}},
-                "clients": {"children": {
-                    "clients_%s" % platform: {
-                        "vars": {"sms_client_platform": platform},
-                        "hosts": {c["name"]: {"sms_smb_server": addresses[c["name"]]}
-                                  for c in spec["clients"] if c["platform"] == platform}}
-                    for platform in ("x86", "alpha")}},
-            }}}
+        inventory = {
+            "all": {
+                "vars": dict(
+                    {
+                        "ansible_connection": "local",
+                        "ansible_python_interpreter": sys.executable,
+                        "sms_access": "smb",
+                        "sms_smb_user": USER,
+                        "sms_smb_password": password or self.samba.password,
+                        "sms_smb_addresses": {name: addresses[name] for name in servers},
+                        "sms_smb_timeout": 5,
+                        "sms_replication_trigger_argv": [
+                            sys.executable,
+                            os.path.join(REPO, "lab", "sms-lab"),
+                            "pass-now",
+                            "--root",
+                            self.lab.root,
+                        ],
+                    },
+                    **overrides,
+                ),
+                "children": {
+                    "site_server": {"hosts": {spec["site_server"]: {"sms_smb_server": addresses[spec["site_server"]]}}},
+                    "logon_servers": {"hosts": {name: {"sms_smb_server": addresses[name]} for name in servers}},
+                    "clients": {
+                        "children": {
+                            "clients_%s" % platform: {
+                                "vars": {"sms_client_platform": platform},
+                                "hosts": {
+                                    c["name"]: {"sms_smb_server": addresses[c["name"]]}
+                                    for c in spec["clients"]
+                                    if c["platform"] == platform
+                                },
+                            }
+                            for platform in ("x86", "alpha")
+                        }
+                    },
+                },
+            }
+        }
         with open(self.inventory, "w") as handle:
             # keep the lab's host order: the waves are cut in inventory order
             yaml.safe_dump(inventory, handle, default_flow_style=False, sort_keys=False)

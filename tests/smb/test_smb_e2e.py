@@ -31,6 +31,7 @@ X86 = ("SMS", "Site.srv", "Maincfg.box", "Client.src", "X86.bin")
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     from smbsite import SmbSite
+
     smb = SmbSite(tmp_path_factory.mktemp("smb")).start()
     yield smb
     leftovers = smb.stop()
@@ -39,15 +40,28 @@ def site(tmp_path_factory):
 
 def run(site, tmp_path, playbook="rollout.yml", extravars=None, verbosity=0, on_event=None, name="run"):
     import ansible_runner
+
     private = tmp_path / name
     private.mkdir()
     reports = tmp_path / (name + "-reports")
-    env = {"ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"), "SMS_REPORT_DIR": str(reports),
-           "ANSIBLE_NOCOLOR": "1", "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}
-    runner = ansible_runner.run(private_data_dir=str(private), project_dir=REPO,
-                                playbook=os.path.join(REPO, playbook), inventory=site.inventory,
-                                extravars=extravars or {}, envvars=env, quiet=True, verbosity=verbosity,
-                                event_handler=on_event, timeout=900)
+    env = {
+        "ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"),
+        "SMS_REPORT_DIR": str(reports),
+        "ANSIBLE_NOCOLOR": "1",
+        "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
+    }
+    runner = ansible_runner.run(
+        private_data_dir=str(private),
+        project_dir=REPO,
+        playbook=os.path.join(REPO, playbook),
+        inventory=site.inventory,
+        extravars=extravars or {},
+        envvars=env,
+        quiet=True,
+        verbosity=verbosity,
+        event_handler=on_event,
+        timeout=900,
+    )
     result = Run(runner, str(reports))
     result.private = str(private)
     return result
@@ -74,8 +88,11 @@ def manifest_hashes(platform):
 
 
 def failures(result):
-    return [(e["event_data"].get("host"), str((e["event_data"].get("res") or {}).get("msg", "")))
-            for e in result.events if e.get("event") in ("runner_on_failed", "runner_on_unreachable")]
+    return [
+        (e["event_data"].get("host"), str((e["event_data"].get("res") or {}).get("msg", "")))
+        for e in result.events
+        if e.get("event") in ("runner_on_failed", "runner_on_unreachable")
+    ]
 
 
 def test_rollout_rerun_compliance_and_rollback_over_smb(site, tmp_path):
@@ -100,8 +117,8 @@ def test_rollout_rerun_compliance_and_rollback_over_smb(site, tmp_path):
         assert result["smsrun32"]["hung"] is None and "SMB" in result["smsrun32"]["note"]
         assert lab.ini_value(client, "SetupPhase") == "verify_files"
         assert listing(lab.host(client, "MS", "SMS", "BIN")) == {
-            k[len("%s/MS/SMS/BIN/" % client):]: v for k, v in before.items()
-            if k.startswith("%s/MS/SMS/BIN/" % client)}
+            k[len("%s/MS/SMS/BIN/" % client) :]: v for k, v in before.items() if k.startswith("%s/MS/SMS/BIN/" % client)
+        }
 
     again = run(site, tmp_path, name="again")
     assert again.rc == 0 and again.changed() == 0, again.stdout[-4000:]
@@ -120,10 +137,17 @@ def test_rollout_rerun_compliance_and_rollback_over_smb(site, tmp_path):
 
     # every file outside the product's own state folders is back, byte for byte and dated as before
     def user_files(state):
-        return {k: v for k, v in state.items() if v[0] is not None and "/Hotfix/" not in "/" + k + "/"
-                and not k.endswith("/Hotfix")}
-    changed = {k for k in set(user_files(before)) | set(user_files(after))
-               if user_files(before).get(k) != user_files(after).get(k)}
+        return {
+            k: v
+            for k, v in state.items()
+            if v[0] is not None and "/Hotfix/" not in "/" + k + "/" and not k.endswith("/Hotfix")
+        }
+
+    changed = {
+        k
+        for k in set(user_files(before)) | set(user_files(after))
+        if user_files(before).get(k) != user_files(after).get(k)
+    }
     # the copy lists and System.map carry the bumps the rollout and the rollback made (Q166771)
     assert {k for k in changed if not (k.endswith("System.map") or "/Cl_" in k)} == set(), sorted(changed)
 
@@ -164,6 +188,7 @@ def test_a_file_held_open_on_the_server_fails_cleanly_and_nothing_is_half_writte
     nothing; once the file is closed the same holder's re-run goes on.
     """
     import smbclient
+
     lab = site.lab
     run(site, tmp_path, "playbooks/rollback.yml", name="clean")  # start from the originals
     folder = lab.host("smssite", *X86[:-1], "Alpha.bin")
@@ -175,7 +200,7 @@ def test_a_file_held_open_on_the_server_fails_cleanly_and_nothing_is_half_writte
 
     def on_event(event):
         data = event.get("event_data") or {}
-        if (event.get("event") == "runner_on_ok" and not held and "Take the rollout lock" in data.get("task", "")):
+        if event.get("event") == "runner_on_ok" and not held and "Take the rollout lock" in data.get("task", ""):
             smbclient.register_session(address, username="smsrolltest", password=site.samba.password)
             held.append(smbclient.open_file(unc, mode="rb", share_access=None))
         return True
@@ -208,15 +233,24 @@ def test_a_server_gone_mid_wave_counts_as_unreachable_for_the_wave_gate(site, tm
 
     def on_event(event):
         data = event.get("event_data") or {}
-        if (event.get("event") == "runner_on_ok" and data.get("host") == clients[0]
-                and data.get("task_action", "").endswith("sms_client_upgrade") and not dropped.is_set()):
+        if (
+            event.get("event") == "runner_on_ok"
+            and data.get("host") == clients[0]
+            and data.get("task_action", "").endswith("sms_client_upgrade")
+            and not dropped.is_set()
+        ):
             site.samba.drop(gone)  # wave 1 is done: one client's server goes away before wave 2
             dropped.set()
         return True
 
     try:
-        result = run(site, tmp_path, on_event=on_event, name="midwave",
-                     extravars={"sms_rollout_waves": [1, 2, 1], "sms_rollout_max_fail_percentage": 20})
+        result = run(
+            site,
+            tmp_path,
+            on_event=on_event,
+            name="midwave",
+            extravars={"sms_rollout_waves": [1, 2, 1], "sms_rollout_max_fail_percentage": 20},
+        )
     finally:
         if dropped.is_set():
             site.samba.restore(gone)

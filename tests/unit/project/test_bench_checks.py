@@ -71,11 +71,14 @@ def test_a_correct_upgrade_passes_and_a_wrong_date_does_not(fresh):
         fresh.check_upgraded([client])
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda text: text.replace(b"\r\n", b"\n"), "CRLF"),
-    (lambda text: text.replace(b"Poll_Interval =  60", b"Poll_Interval=60"), "became"),
-    (lambda text: text.replace(b"SetupPhase=installed", b"SetupPhase=verify_files"), "SetupPhase"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda text: text.replace(b"\r\n", b"\n"), "CRLF"),
+        (lambda text: text.replace(b"Poll_Interval =  60", b"Poll_Interval=60"), "became"),
+        (lambda text: text.replace(b"SetupPhase=installed", b"SetupPhase=verify_files"), "SetupPhase"),
+    ],
+)
 def test_sms_ini_damage_fails_the_check(fresh, damage, message):
     client = next(iter(fresh.clients))
     upgrade_by_hand(fresh, client)
@@ -89,7 +92,9 @@ def test_a_file_twice_under_two_cases_fails_the_check(fresh):
     client = next(iter(fresh.clients))
     upgrade_by_hand(fresh, client)
     spec = HOTFIX["platforms"][fresh.clients[client]]["files"][0]
-    shutil.copyfile(os.path.join(PAYLOAD, spec["payload"]), fresh.host(client, "MS", "SMS", "BIN", spec["name"].upper()))
+    shutil.copyfile(
+        os.path.join(PAYLOAD, spec["payload"]), fresh.host(client, "MS", "SMS", "BIN", spec["name"].upper())
+    )
     with pytest.raises(BenchError, match="2 files named"):
         fresh.check_upgraded([client])
 

@@ -18,13 +18,15 @@ import sys
 import yaml
 
 from sms_testlib import REPO  # noqa: E402
+
 PROGRAM = os.path.join(REPO, "bin", "sms-role-docs")
 ROLES = os.path.join(REPO, "roles")
 
 
 def docs(*args):
-    return subprocess.run([sys.executable, PROGRAM] + list(args), capture_output=True, text=True, check=False,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, PROGRAM] + list(args), capture_output=True, text=True, check=False, timeout=120
+    )
 
 
 def read(path):
@@ -54,8 +56,11 @@ def test_check_names_a_readme_that_differs_and_a_write_brings_it_back(tmp_path):
     roles = tmp_path / "roles"
     shutil.copytree(os.path.join(ROLES, "sms_plan"), str(roles / "sms_plan"))
     spec = roles / "sms_plan" / "meta" / "argument_specs.yml"
-    spec.write_text(spec.read_text().replace("description: Inventory group of the clients.",
-                                             "description: The group whose hosts are C(SMS) clients."))
+    spec.write_text(
+        spec.read_text().replace(
+            "description: Inventory group of the clients.", "description: The group whose hosts are C(SMS) clients."
+        )
+    )
     before = (roles / "sms_plan" / "README.md").read_text()
     proc = docs("--check", "--roles", str(roles))
     assert proc.returncode == 1 and "sms_plan/README.md" in proc.stderr, proc.stderr
@@ -90,8 +95,9 @@ def test_the_waves_default_is_written_in_one_place():
             for name in files:
                 path = os.path.join(base, name)
                 if name.endswith((".yml", ".yaml", ".j2")) and path not in (
-                        os.path.join(ROLES, "sms_plan", "defaults", "main.yml"),
-                        os.path.join(ROLES, "sms_plan", "meta", "argument_specs.yml")):
+                    os.path.join(ROLES, "sms_plan", "defaults", "main.yml"),
+                    os.path.join(ROLES, "sms_plan", "meta", "argument_specs.yml"),
+                ):
                     assert not literal.search(read(path)), path
     # the playbooks' fallback reads it from the role's defaults
     assert "'../roles/sms_plan/defaults/main.yml'" in read(os.path.join(REPO, "playbooks", "vars", "rollout.yml"))

@@ -74,8 +74,11 @@ def test_the_makefile_tests_every_line_and_runs_the_newest_by_default():
 
 @pytest.mark.parametrize("line", ["2.19", "2.20", "2.21"])
 def test_each_line_has_a_lock_that_pins_an_ansible_core_of_that_line(line):
-    pins = dict(entry.split("==", 1) for entry in read("requirements-%s.lock" % line).split()
-                if "==" in entry and not entry.startswith("#"))
+    pins = dict(
+        entry.split("==", 1)
+        for entry in read("requirements-%s.lock" % line).split()
+        if "==" in entry and not entry.startswith("#")
+    )
     version = Version(pins["ansible-core"])
     assert "%d.%d" % (version.major, version.minor) == line
     assert version in requires_ansible() and version in requirements_spec(read("requirements.txt"))

@@ -11,13 +11,18 @@ import sys
 
 from sms_testlib import REPO, xdist_scope
 
-FILES = ["tests/unit/plugins/module_utils/test_sms_ini.py", "tests/unit/plugins/module_utils/test_sms_zipimport.py",
-         "tests/unit/plugins/module_utils/test_sms_manifest.py"]
+FILES = [
+    "tests/unit/plugins/module_utils/test_sms_ini.py",
+    "tests/unit/plugins/module_utils/test_sms_zipimport.py",
+    "tests/unit/plugins/module_utils/test_sms_manifest.py",
+]
 
 
 def test_the_scope_is_the_file_or_the_shared_world_suite():
-    assert xdist_scope("tests/unit/plugins/module_utils/test_sms_ini.py::test_x[a::b]") == \
-        "tests/unit/plugins/module_utils/test_sms_ini.py"
+    assert (
+        xdist_scope("tests/unit/plugins/module_utils/test_sms_ini.py::test_x[a::b]")
+        == "tests/unit/plugins/module_utils/test_sms_ini.py"
+    )
     assert xdist_scope("tests/fleet/test_fleet_e2e.py::test_x") == "tests/fleet"
     assert xdist_scope("tests/fleet/test_fleet_faults.py::test_y") == "tests/fleet"
     assert xdist_scope("tests/smb/test_smb_e2e.py::test_z") == "tests/smb"
@@ -25,10 +30,27 @@ def test_the_scope_is_the_file_or_the_shared_world_suite():
 
 
 def test_two_workers_run_each_file_whole():
-    done = subprocess.run([sys.executable, "-m", "pytest", "-n", "2", "-v", "-p", "no:cacheprovider",
-                           "-o", "addopts=--import-mode=importlib"] + FILES,
-                          cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
-                          env=dict(os.environ, PYTEST_ADDOPTS=""))
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-n",
+            "2",
+            "-v",
+            "-p",
+            "no:cacheprovider",
+            "-o",
+            "addopts=--import-mode=importlib",
+        ]
+        + FILES,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=dict(os.environ, PYTEST_ADDOPTS=""),
+    )
     assert done.returncode == 0, done.stdout[-3000:]
     workers = {}
     for worker, nodeid in re.findall(r"^\[(gw\d+)\] \[\s*\d+%\] PASSED (\S+)", done.stdout, re.M):

@@ -8,8 +8,9 @@ NOW = datetime.datetime(2026, 11, 24, 4, 50, 0)  # a Tuesday, 04:50
 
 
 def test_a_reboot_that_would_end_after_the_window_is_refused_with_the_arithmetic():
-    said = reboot_refusal({"restart": "reboot", "window": "22:00-05:00", "reboot_timeout": 600,
-                           "verify_seconds": 30}, now=NOW)
+    said = reboot_refusal(
+        {"restart": "reboot", "window": "22:00-05:00", "reboot_timeout": 600, "verify_seconds": 30}, now=NOW
+    )
     assert said and "would not finish inside the maintenance window '22:00-05:00'" in said
     assert "it is 2026-11-24T04:50:00" in said and "600s plus a 30s watch (until 2026-11-24T05:00:30)" in said
 
@@ -21,8 +22,10 @@ def test_a_reboot_that_ends_inside_the_window_may_start():
 
 
 def test_outside_the_window_a_reboot_wave_never_starts():
-    assert reboot_refusal({"restart": "reboot", "window": "Sat,Sun 22:00-05:00", "reboot_timeout": 10},
-                          now=NOW) is not None  # Tuesday
+    assert (
+        reboot_refusal({"restart": "reboot", "window": "Sat,Sun 22:00-05:00", "reboot_timeout": 10}, now=NOW)
+        is not None
+    )  # Tuesday
 
 
 def test_only_a_reboot_with_a_window_is_judged():

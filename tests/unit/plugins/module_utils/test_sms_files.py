@@ -87,12 +87,14 @@ def ro_bind(request, folder):
         pytest.skip("a read-only bind mount needs root; the os.access variant of this test runs instead")
     done = subprocess.run(["mount", "--bind", folder, folder], capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        pytest.skip("cannot bind-mount here (%s); the os.access variant of this test runs instead"
-                    % done.stderr.strip())
+        pytest.skip(
+            "cannot bind-mount here (%s); the os.access variant of this test runs instead" % done.stderr.strip()
+        )
 
     def unmount():
         if subprocess.run(["umount", folder], capture_output=True, check=False).returncode != 0:
             subprocess.run(["umount", "-l", folder], capture_output=True, check=False)
+
     request.addfinalizer(unmount)
     done = subprocess.run(["mount", "-o", "remount,bind,ro", folder], capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -103,8 +105,12 @@ def tiny_tmpfs(request, folder, size="64k"):
     folder.mkdir()
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root; the fstatvfs variant of this test runs instead")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s" % size, "tmpfs", str(folder)],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=%s" % size, "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         pytest.skip("cannot mount a tmpfs here: %s" % done.stderr.strip())
     request.addfinalizer(lambda: subprocess.run(["umount", "-l", str(folder)], capture_output=True, check=False))
@@ -247,9 +253,15 @@ def test_a_journal_file_that_is_a_link_is_refused(host):
     assert os.path.islink(host.journal.path)
 
 
-@pytest.mark.parametrize("text, says", [(b"{not json", "not valid JSON"), (b"[]", "not a backup journal"),
-                                        (b'{"entries": []}', "not a backup journal"),
-                                        (b'{"version": 1}', "not a backup journal")])
+@pytest.mark.parametrize(
+    "text, says",
+    [
+        (b"{not json", "not valid JSON"),
+        (b"[]", "not a backup journal"),
+        (b'{"entries": []}', "not a backup journal"),
+        (b'{"version": 1}', "not a backup journal"),
+    ],
+)
 def test_a_damaged_journal_is_named(host, text, says):
     put(host.state_root() / "journal.json", text)
     with pytest.raises(SmsFileError) as info:
@@ -387,6 +399,7 @@ def fail_on_rename(monkeypatch, volume, number):
         if len(calls) == number:
             raise SmsFileError("simulated crash at rename %d" % number)
         return real(src, dst)
+
     monkeypatch.setattr(volume, "rename", rename)
 
 
@@ -558,11 +571,13 @@ def _full_disk_for_put_back(monkeypatch, volume, marker):
         if marker in volume.path(parts):
             raise SmsFileError(sms_fs_error(volume.path(parts)), path=volume.path(parts))
         return real(parts, chunks, **kwargs)
+
     monkeypatch.setattr(volume, "write", write)
 
 
 def sms_fs_error(path):
     from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import describe_os_error
+
     return describe_os_error(OSError(errno.ENOSPC, "No space left on device"), path)
 
 
@@ -607,8 +622,9 @@ def test_a_failed_put_back_with_a_journal_that_cannot_be_rewritten_keeps_every_b
     entries = on_disk(host.journal)["entries"]
     assert sorted(entries) == ["BIN/smsrun32.exe", "BIN/smssrv32.exe"]
     for entry in entries.values():  # the journal on disk names only backups that are there
-        assert hashlib.sha256(read(host.state_root().joinpath(*entry["backup"].split("/")))).hexdigest() \
-            == entry["sha256"]
+        assert (
+            hashlib.sha256(read(host.state_root().joinpath(*entry["backup"].split("/")))).hexdigest() == entry["sha256"]
+        )
 
 
 def test_a_put_back_that_does_not_read_back_is_not_counted_as_done(host, monkeypatch):
@@ -633,8 +649,9 @@ def test_check_writable_passes_on_writable_folders_and_files(host):
 def test_check_writable_names_a_folder_or_file_it_cannot_write(host, monkeypatch):
     before = snapshot(host.root, dir_dates=True)
     real = os.access
-    monkeypatch.setattr(os, "access",
-                        lambda path, mode, **kw: path not in ("BIN", "SMS.INI") and real(path, mode, **kw))
+    monkeypatch.setattr(
+        os, "access", lambda path, mode, **kw: path not in ("BIN", "SMS.INI") and real(path, mode, **kw)
+    )
     with pytest.raises(SmsFileError) as info:
         check_writable(host.drive, [("MS",), BIN], [])
     assert "cannot write in %s" % host.drive.path(BIN) in info.value.msg and "read-only" in info.value.msg
@@ -700,6 +717,7 @@ def test_check_new_folders_checks_the_nearest_existing_parent(host, monkeypatch)
     def access(path, mode, **kw):
         asked.append(path)
         return real(path, mode, **kw)
+
     monkeypatch.setattr(os, "access", access)
     check_new_folders(host.drive, [STATE + ("backup", "BIN"), BIN + ("deeper",)])
     assert sorted(asked) == ["BIN", "SMS"], "BIN exists; MS/SMS is the nearest existing parent of the state folder"
@@ -746,8 +764,10 @@ def test_check_free_space_rounds_to_blocks_and_sums_per_file_system(host, monkey
     with pytest.raises(SmsFileError) as info:
         check_free_space([(host.drive, BIN, 8193)])
     assert info.value.facts["need"] == 16384 and info.value.facts["have"] == 12288
-    assert "not enough free space on the filesystem of %s: need 16384 bytes, have 12288" % host.drive.path(BIN) \
+    assert (
+        "not enough free space on the filesystem of %s: need 16384 bytes, have 12288" % host.drive.path(BIN)
         in info.value.msg
+    )
     # two needs on one file system add up, even through two volumes
     other = LocalVolume(str(host.root / "MS"))
     check_free_space([(host.drive, BIN, 1)])
@@ -797,6 +817,7 @@ def test_errno_of_a_full_disk_is_described(tmp_path, monkeypatch):
     def chunks():
         yield b"x"
         raise OSError(errno.ENOSPC, "No space left on device")
+
     with pytest.raises(SmsFileError) as info:
         volume.write(("f",), chunks())
     assert "no space left on the device holding %s" % (tmp_path / "f") in info.value.msg

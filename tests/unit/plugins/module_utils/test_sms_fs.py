@@ -101,12 +101,14 @@ def ro_bind(request, folder):
         pytest.skip("a read-only bind mount needs root; the os.access variant of this test runs instead")
     done = subprocess.run(["mount", "--bind", folder, folder], capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        pytest.skip("cannot bind-mount here (%s); the os.access variant of this test runs instead"
-                    % done.stderr.strip())
+        pytest.skip(
+            "cannot bind-mount here (%s); the os.access variant of this test runs instead" % done.stderr.strip()
+        )
 
     def unmount():
         if subprocess.run(["umount", folder], capture_output=True, check=False).returncode != 0:
             subprocess.run(["umount", "-l", folder], capture_output=True, check=False)
+
     request.addfinalizer(unmount)
     done = subprocess.run(["mount", "-o", "remount,bind,ro", folder], capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -152,9 +154,12 @@ class World:
     def state(self, vol_dir_dates=True):
         # A copy out of the volume makes its temp file in `dest` before it reads
         # the source, so only dest's folder date may move on a refusal.
-        return {"outside": snapshot(self.outside), "vol": snapshot(self.top, dir_dates=vol_dir_dates),
-                "dest": snapshot(self.tmp / "dest", dir_dates=False),
-                "ghosts": [os.path.lexists(str(self.outside / n)) for n in ("nothing", "ghost", "moved", "copy.bin")]}
+        return {
+            "outside": snapshot(self.outside),
+            "vol": snapshot(self.top, dir_dates=vol_dir_dates),
+            "dest": snapshot(self.tmp / "dest", dir_dates=False),
+            "ghosts": [os.path.lexists(str(self.outside / n)) for n in ("nothing", "ghost", "moved", "copy.bin")],
+        }
 
 
 @pytest.fixture
@@ -163,17 +168,58 @@ def world(tmp_path):
 
 
 # -- plain names and operator paths ---------------------------------------------------------------
-@pytest.mark.parametrize("name", ["SMSRUN32.EXE", "Smsrun32.exe", "X86.bin", "Client.src", "a b", "Q216552",
-                                  ".sms-tmp-1-0123abcd-x", "journal.json", "\u00e9t\u00e9"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "SMSRUN32.EXE",
+        "Smsrun32.exe",
+        "X86.bin",
+        "Client.src",
+        "a b",
+        "Q216552",
+        ".sms-tmp-1-0123abcd-x",
+        "journal.json",
+        "\u00e9t\u00e9",
+    ],
+)
 def test_plain_name_accepts_plain_names(name):
     assert plain_name(name) == name
 
 
-@pytest.mark.parametrize("name", [
-    "", ".", "..", "a/b", "/etc", "a\\b", "\\\\server", "C:", "c:evil", "D:\\x", "a\0b", "\0",
-    "*", "*.exe", "a?b", 'a"b', "a<b", "a>b", "a|b", "name.", "name..", "...", "name ", " name", "\tname",
-    "name\n", None, b"bytes", 5,
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        ".",
+        "..",
+        "a/b",
+        "/etc",
+        "a\\b",
+        "\\\\server",
+        "C:",
+        "c:evil",
+        "D:\\x",
+        "a\0b",
+        "\0",
+        "*",
+        "*.exe",
+        "a?b",
+        'a"b',
+        "a<b",
+        "a>b",
+        "a|b",
+        "name.",
+        "name..",
+        "...",
+        "name ",
+        " name",
+        "\tname",
+        "name\n",
+        None,
+        b"bytes",
+        5,
+    ],
+)
 def test_plain_name_refuses(name):
     with pytest.raises(PathRefused) as info:
         plain_name(name, "file name")
@@ -181,22 +227,43 @@ def test_plain_name_refuses(name):
     assert info.value.msg.endswith("refused")
 
 
-@pytest.mark.parametrize("text, parts", [
-    ("MS/SMS/BIN", ("MS", "SMS", "BIN")),
-    ("MS\\SMS\\BIN", ("MS", "SMS", "BIN")),
-    ("MS//SMS/./BIN/", ("MS", "SMS", "BIN")),
-    ("Hotfix", ("Hotfix",)),
-    ("", ()),
-    (".", ()),
-])
+@pytest.mark.parametrize(
+    "text, parts",
+    [
+        ("MS/SMS/BIN", ("MS", "SMS", "BIN")),
+        ("MS\\SMS\\BIN", ("MS", "SMS", "BIN")),
+        ("MS//SMS/./BIN/", ("MS", "SMS", "BIN")),
+        ("Hotfix", ("Hotfix",)),
+        ("", ()),
+        (".", ()),
+    ],
+)
 def test_split_rel_parts(text, parts):
     assert split_rel(text, "client_dir") == parts
 
 
-@pytest.mark.parametrize("text", [
-    "..", "../tmp", "MS/../../etc", "MS\\..\\..\\tmp\\evil", "MS/SMS/..", "C:\\MS\\SMS", "C:/MS", "MS/c:x",
-    "MS/SMS\0/BIN", "MS/*/BIN", "MS/SMS?/BIN", "MS/SMS./BIN", "MS/SMS /BIN", "MS/ SMS", "MS/a|b", "/", "\\\\",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "..",
+        "../tmp",
+        "MS/../../etc",
+        "MS\\..\\..\\tmp\\evil",
+        "MS/SMS/..",
+        "C:\\MS\\SMS",
+        "C:/MS",
+        "MS/c:x",
+        "MS/SMS\0/BIN",
+        "MS/*/BIN",
+        "MS/SMS?/BIN",
+        "MS/SMS./BIN",
+        "MS/SMS /BIN",
+        "MS/ SMS",
+        "MS/a|b",
+        "/",
+        "\\\\",
+    ],
+)
 def test_split_rel_refuses(text):
     with pytest.raises(PathRefused) as info:
         split_rel(text, "client_dir")
@@ -248,9 +315,28 @@ FOLDER_LINKS = {"top_child": ("L",), "deep": ("a", "b", "L"), "dangling": ("a", 
 # `create_exclusive`, `rmdir` and `existing` answer without refusing; they
 # have their own tests below.
 ENTRY_LINKS = {"to_outside_file": ("a", "F"), "dangling": ("a", "G"), "to_outside_folder": ("a", "L2")}
-ENTRY_OPS = ["listdir", "read", "read_or_none", "chunks", "sha256", "write", "write_chunks", "copy_from_into",
-             "copy_from_out", "makedirs", "makedirs_itself", "rename_from", "rename_to", "unlink", "set_mtime",
-             "writable_file", "writable_folder", "free_bytes", "stale_temps", "clean_temps"]
+ENTRY_OPS = [
+    "listdir",
+    "read",
+    "read_or_none",
+    "chunks",
+    "sha256",
+    "write",
+    "write_chunks",
+    "copy_from_into",
+    "copy_from_out",
+    "makedirs",
+    "makedirs_itself",
+    "rename_from",
+    "rename_to",
+    "unlink",
+    "set_mtime",
+    "writable_file",
+    "writable_folder",
+    "free_bytes",
+    "stale_temps",
+    "clean_temps",
+]
 
 
 def assert_refused_naming_link(world, link, func):
@@ -316,8 +402,12 @@ def test_existing_refuses_a_folder_that_is_a_link(world, position):
 
 
 # -- parts that leave the volume -------------------------------------------------------------------
-ESCAPES = {"dotdot": ("..", "outside", "f"), "deep_dotdot": ("a", "..", "..", "outside", "f"),
-           "separator": ("a/../../outside", "f"), "absolute": (None, "f")}
+ESCAPES = {
+    "dotdot": ("..", "outside", "f"),
+    "deep_dotdot": ("a", "..", "..", "outside", "f"),
+    "separator": ("a/../../outside", "f"),
+    "absolute": (None, "f"),
+}
 
 
 @pytest.mark.parametrize("op", sorted(OPS))
@@ -343,8 +433,10 @@ def test_makedirs_checks_every_name_before_creating_anything(world):
 @pytest.mark.parametrize("op", ["entry", "listdir"])
 def test_a_non_plain_name_is_refused_even_below_a_missing_folder(world, op):
     """The answer to a bad path must not depend on what exists: `missing/..` is refused, not reported missing."""
-    func = {"entry": lambda: world.vol.entry(("missing", "..")),
-            "listdir": lambda: world.vol.listdir(("missing", "..", "x"))}[op]
+    func = {
+        "entry": lambda: world.vol.entry(("missing", "..")),
+        "listdir": lambda: world.vol.listdir(("missing", "..", "x")),
+    }[op]
     with pytest.raises(PathRefused):
         func()
 
@@ -542,7 +634,7 @@ def test_write_replaces_atomically_keeps_mode_and_sets_date(tmp_path):
     assert digest == hashlib.sha256(b"new content").hexdigest()
     st = os.stat(str(tmp_path / "v" / "f.exe"))
     assert read(tmp_path / "v" / "f.exe") == b"new content"
-    assert stat.S_IMODE(st.st_mode) == 0o640 and st.st_mtime_ns == (OLD * 10 ** 9 + 5 * 10 ** 8)
+    assert stat.S_IMODE(st.st_mode) == 0o640 and st.st_mtime_ns == (OLD * 10**9 + 5 * 10**8)
     # the old inode still holds the old bytes: a new file was renamed over, nothing written in place
     assert read(tmp_path / "old-link") == b"old"
     assert os.listdir(str(tmp_path / "v")) == ["f.exe"]
@@ -572,6 +664,7 @@ def test_write_uses_an_exclusive_temp_named_after_its_writer_in_the_target_folde
         for name in seen["temps"]:
             seen["mode"] = stat.S_IMODE(os.lstat(str(tmp_path / "v" / "BIN" / name)).st_mode)
         yield b"new"
+
     volume.write(("BIN", "SMSRUN32.EXE"), chunks())
     assert len(seen["temps"]) == 1
     match = TMP_NAME.match(seen["temps"][0])
@@ -619,12 +712,16 @@ def test_a_failed_write_leaves_the_target_untouched_and_no_temp(tmp_path, monkey
     elif case == "expect_sha256":
         kwargs = {"expect_sha256": "0" * 64}
     elif case == "replace_fails":
+
         def replace(*args, **kw):
             raise OSError(errno.EROFS, "Read-only file system")
+
         monkeypatch.setattr(os, "replace", replace)
     elif case == "fsync_fails":
+
         def fsync(fd):
             raise OSError(errno.EIO, "Input/output error")
+
         monkeypatch.setattr(os, "fsync", fsync)
     with pytest.raises(expected) as info:
         volume.write(("f.exe",), chunks, mtime=1, **kwargs)
@@ -659,6 +756,7 @@ def test_write_does_not_follow_a_link_planted_while_it_writes(world):
         os.unlink(target)
         os.symlink(str(world.outside / "f"), target)
         yield b"new"
+
     world.vol.write(("a", "t.exe"), chunks())
     assert snapshot(world.outside) == before
     assert not os.path.islink(target) and read(target) == b"new"
@@ -672,6 +770,7 @@ def test_write_stays_in_the_folder_it_opened_when_that_folder_is_swapped_for_a_l
         os.rename(world.vol.path(("a", "b")), world.vol.path(("a", "b-moved")))
         os.symlink(str(world.outside), world.vol.path(("a", "b")))
         yield b"new"
+
     world.vol.write(("a", "b", "f"), chunks())
     assert snapshot(world.outside) == before
     assert read(world.top / "a" / "b-moved" / "f") == b"new"
@@ -686,6 +785,7 @@ def test_makedirs_refuses_a_folder_swapped_for_a_link_right_after_it_was_made(wo
         if name == "new":
             os.rename(name, "new-real", src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
             os.symlink(str(world.outside), name, dir_fd=dir_fd)
+
     monkeypatch.setattr(os, "mkdir", mkdir)
     before = snapshot(world.outside)
     with pytest.raises(PathRefused) as info:
@@ -746,8 +846,10 @@ def test_copy_from_copies_bytes_and_date_and_checks_them(tmp_path, monkeypatch):
     monkeypatch.setattr(dst, "sha256", lambda parts: "2" * 64)
     with pytest.raises(SmsFileError) as info:
         dst.copy_from(src, ("X86.bin", "SMSRUN32.EXE"), ("BIN", "other.exe"))
-    assert "reads back with SHA-256 " + "2" * 64 in info.value.msg and str(tmp_path / "dst" / "BIN" / "other.exe") \
-        in info.value.msg
+    assert (
+        "reads back with SHA-256 " + "2" * 64 in info.value.msg
+        and str(tmp_path / "dst" / "BIN" / "other.exe") in info.value.msg
+    )
 
 
 def test_rename_unlink_rmdir_set_mtime_create_exclusive(tmp_path):
@@ -782,6 +884,7 @@ def pids(request):
     def stop():
         live.kill()
         live.wait()
+
     request.addfinalizer(stop)
     return {"dead": done.pid, "live": live.pid, "me": os.getpid()}
 
@@ -842,6 +945,7 @@ def test_missing_top_is_writable_when_its_nearest_parent_is(tmp_path, monkeypatc
     def access(path, mode, **kw):
         asked.append(path)
         return real_access(path, mode, **kw)
+
     monkeypatch.setattr(os, "access", access)
     volume = LocalVolume(str(tmp_path / "state" / "deeper" / "Q216552"))
     assert volume.writable(()) is True
@@ -866,8 +970,9 @@ def test_free_bytes_of_a_missing_top_is_its_nearest_parents(request, tmp_path):
     tiny.mkdir()
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(tiny)], capture_output=True,
-                          text=True, check=False)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(tiny)], capture_output=True, text=True, check=False
+    )
     if done.returncode != 0:
         pytest.skip("cannot mount a tmpfs here: %s" % done.stderr.strip())
     request.addfinalizer(lambda: subprocess.run(["umount", "-l", str(tiny)], check=False))
@@ -925,7 +1030,7 @@ def test_a_write_over_the_file_that_was_read_checks_it_is_still_that_file(tmp_pa
 
 
 def test_stale_temps_finds_a_dead_writers_files_below_a_folder_without_entering_links(tmp_path):
-    dead = ".sms-tmp-%d-0badc0de-" % (2 ** 22 + 1)
+    dead = ".sms-tmp-%d-0badc0de-" % (2**22 + 1)
     put(tmp_path / "v" / "state" / (dead + "journal.json"), b"half")
     put(tmp_path / "v" / "state" / "backup" / "BIN" / (dead + "Smsrun32.exe"), b"half")
     put(tmp_path / "v" / "BIN" / "sub" / (dead + "x"), b"not walked: BIN is not deep")
@@ -933,16 +1038,28 @@ def test_stale_temps_finds_a_dead_writers_files_below_a_folder_without_entering_
     os.symlink(str(tmp_path / "outside"), str(tmp_path / "v" / "state" / "link"))
     volume = LocalVolume(str(tmp_path / "v"))
     found = sms_fs.stale_temps([(volume, ("state",), True), (volume, ("BIN",), False), (volume, ("none",), True)])
-    assert sorted(sms_fs.temp_paths(found)) == sorted([
-        volume.path(("state", dead + "journal.json")), volume.path(("state", "backup", "BIN", dead + "Smsrun32.exe"))])
+    assert sorted(sms_fs.temp_paths(found)) == sorted(
+        [volume.path(("state", dead + "journal.json")), volume.path(("state", "backup", "BIN", dead + "Smsrun32.exe"))]
+    )
     sms_fs.clean_temps(found)
     assert sms_fs.stale_temps([(volume, ("state",), True)]) == []
     assert (tmp_path / "outside" / (dead + "y")).exists() and (tmp_path / "v" / "BIN" / "sub" / (dead + "x")).exists()
 
 
 # -- one base for every volume kind ------------------------------------------------------------------
-SHARED = ("walk", "find", "resolve", "read_or_none", "sha256", "existing", "stale_temps", "clean_temps",
-          "write_bytes", "copy_from", "__repr__")
+SHARED = (
+    "walk",
+    "find",
+    "resolve",
+    "read_or_none",
+    "sha256",
+    "existing",
+    "stale_temps",
+    "clean_temps",
+    "write_bytes",
+    "copy_from",
+    "__repr__",
+)
 
 
 def test_local_and_smb_volumes_share_one_base_and_write_its_bodies_once():
@@ -956,8 +1073,12 @@ def test_local_and_smb_volumes_share_one_base_and_write_its_bodies_once():
     # sms_smb uses sms_fs's public API only.
     with open(sms_smb.__file__) as handle:
         tree = ast.parse(handle.read())
-    imported = [alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
-                and (node.module or "").endswith("sms_fs") for alias in node.names]
+    imported = [
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").endswith("sms_fs")
+        for alias in node.names
+    ]
     assert imported and not [name for name in imported if name.startswith("_")], imported
     assert sms_smb.SmbVolume.reread_hint == "check the share" and sms_fs.LocalVolume.reread_hint == "check the disk"
 
@@ -991,10 +1112,17 @@ def test_the_smb_options_live_in_their_own_module_alone():
                 for names in re.findall(r"sms_fs import (\([^)]*\)|[^\n]*)", text):
                     assert not re.search(r"\b(SMB_ARGS|smb_settings)\b", names), name
     assert sms_smb_args.SMB_ARGS["smb_password"]["no_log"] is True
-    settings = sms_smb_args.smb_settings({"smb_username": "u", "smb_addresses": {"LOGON01": "10.0.0.2"}},
-                                         "\\\\logon01\\SMS_SHR")
-    assert settings == {"username": "u", "password": None, "port": 445, "encrypt": None, "connection_timeout": 15,
-                        "address": "10.0.0.2"}
+    settings = sms_smb_args.smb_settings(
+        {"smb_username": "u", "smb_addresses": {"LOGON01": "10.0.0.2"}}, "\\\\logon01\\SMS_SHR"
+    )
+    assert settings == {
+        "username": "u",
+        "password": None,
+        "port": 445,
+        "encrypt": None,
+        "connection_timeout": 15,
+        "address": "10.0.0.2",
+    }
     assert "address" not in sms_smb_args.smb_settings({"smb_addresses": {"x": "1"}}, "/local/path")
 
 
@@ -1002,4 +1130,4 @@ def test_temporary_names_and_writers_are_public(tmp_path):
     name = sms_fs.temp_name("SMSRUN32.EXE")
     match = sms_fs.TEMP_NAME.match(name)
     assert match and int(match.group(1)) == os.getpid() and sms_fs.pid_alive(os.getpid())
-    assert not sms_fs.pid_alive(2 ** 22 + 1)
+    assert not sms_fs.pid_alive(2**22 + 1)

@@ -5,17 +5,19 @@ import pytest
 import sms_testlib as lab
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_ini import IniDocument, IniError, copy_list_version
 
-RICH = (b"; header \xe9\xff latin-1 bytes\r\n"
-        b"[SMS]\r\n"
-        b"  CopyListVersion = 41  \r\n"
-        b"Key=value=with=equals\r\n"
-        b"\r\n"
-        b"[servers]\r\n"
-        b"Current_Logon_Server=\\\\LOGON01\\SMS_SHR\r\n"
-        b"# hash comment\r\n"
-        b"[Unknown]\r\n"
-        b"Empty=\r\n"
-        b"Tail=no final newline")
+RICH = (
+    b"; header \xe9\xff latin-1 bytes\r\n"
+    b"[SMS]\r\n"
+    b"  CopyListVersion = 41  \r\n"
+    b"Key=value=with=equals\r\n"
+    b"\r\n"
+    b"[servers]\r\n"
+    b"Current_Logon_Server=\\\\LOGON01\\SMS_SHR\r\n"
+    b"# hash comment\r\n"
+    b"[Unknown]\r\n"
+    b"Empty=\r\n"
+    b"Tail=no final newline"
+)
 
 
 def test_round_trip_is_byte_identical():
@@ -76,11 +78,14 @@ def test_lf_file_keeps_lf():
     assert doc.to_bytes() == b"[A]\nx=1\n[B]\ny=2\n"
 
 
-@pytest.mark.parametrize("data, line, words", [
-    (b"[SMS]\r\nCopyListVersion=41\r\nthis is not ini\r\n", 3, "not a [section]"),
-    (b"; comment\r\nKey=outside\r\n[SMS]\r\n", 2, "outside any [section]"),
-    (b"[SMS]\r\n[Broken\r\n", 2, "not a [section]"),
-])
+@pytest.mark.parametrize(
+    "data, line, words",
+    [
+        (b"[SMS]\r\nCopyListVersion=41\r\nthis is not ini\r\n", 3, "not a [section]"),
+        (b"; comment\r\nKey=outside\r\n[SMS]\r\n", 2, "outside any [section]"),
+        (b"[SMS]\r\n[Broken\r\n", 2, "not a [section]"),
+    ],
+)
 def test_malformed_lines_are_named(data, line, words):
     with pytest.raises(IniError) as info:
         IniDocument.parse(data, name="C:/SMS.INI")
@@ -93,11 +98,14 @@ def test_nul_bytes_are_refused():
         IniDocument.parse(b"[SMS]\r\n\x00\x00\r\n")
 
 
-@pytest.mark.parametrize("data, encoding", [
-    ("[SMS]\r\nCopyListVersion=41\r\n".encode("utf-16"), "UTF-16 little-endian with a byte-order mark"),
-    (b"\xfe\xff" + "[SMS]\r\n".encode("utf-16-be"), "UTF-16 big-endian with a byte-order mark"),
-    ("[SMS]\r\nCopyListVersion=41\r\n".encode("utf-16-le"), "UTF-16 little-endian (no byte-order mark)"),
-])
+@pytest.mark.parametrize(
+    "data, encoding",
+    [
+        ("[SMS]\r\nCopyListVersion=41\r\n".encode("utf-16"), "UTF-16 little-endian with a byte-order mark"),
+        (b"\xfe\xff" + "[SMS]\r\n".encode("utf-16-be"), "UTF-16 big-endian with a byte-order mark"),
+        ("[SMS]\r\nCopyListVersion=41\r\n".encode("utf-16-le"), "UTF-16 little-endian (no byte-order mark)"),
+    ],
+)
 def test_a_utf16_file_is_named_as_such_with_what_to_do(data, encoding):
     with pytest.raises(IniError) as info:
         IniDocument.parse(data, name="C:/SMS.INI")
@@ -107,12 +115,7 @@ def test_a_utf16_file_is_named_as_such_with_what_to_do(data, encoding):
 
 # --- line ends: CR LF, LF and CR only ------------------------------------------
 
-ODD = (b"; Setup\x85 done\r\n"
-       b"[SMS]\r\n"
-       b"Key=a\x85b\x0bc\x0cd\x1ce\x1df\x1eg\r\n"
-       b"Mac=cr only\r"
-       b"Unix=lf\n"
-       b"Last=1")
+ODD = b"; Setup\x85 done\r\n[SMS]\r\nKey=a\x85b\x0bc\x0cd\x1ce\x1df\x1eg\r\nMac=cr only\rUnix=lf\nLast=1"
 
 
 def test_only_cr_lf_lf_and_cr_end_a_line():
@@ -132,6 +135,7 @@ def test_a_malformed_line_after_an_odd_byte_has_its_own_number():
 
 # --- remove ---------------------------------------------------------------------
 
+
 def test_remove_takes_out_only_that_line():
     data = lab.sms_ini()
     doc = IniDocument.parse(data)
@@ -146,7 +150,7 @@ def test_remove_takes_out_only_that_line():
 def test_remove_the_last_line_without_newline_and_a_key_in_a_duplicated_section():
     doc = IniDocument.parse(RICH)
     assert doc.remove("Unknown", "Tail") is True
-    assert doc.to_bytes() == RICH[:-len(b"Tail=no final newline")]
+    assert doc.to_bytes() == RICH[: -len(b"Tail=no final newline")]
     doc = IniDocument.parse(b"[A]\r\nx=1\r\n[B]\r\nx=2\r\n[a]\r\nx=3\r\n")
     assert doc.remove("A", "x") is True  # the one get() reads: the first
     assert doc.to_bytes() == b"[A]\r\n[B]\r\nx=2\r\n[a]\r\nx=3\r\n"
@@ -155,27 +159,31 @@ def test_remove_the_last_line_without_newline_and_a_key_in_a_duplicated_section(
 
 # --- copy_list_version ------------------------------------------------------------
 
-@pytest.mark.parametrize("data, version", [
-    (b"[Copy List]\r\nCopyListVersion=42\r\n[Files]\r\nSmsrun32.exe\r\nSmssrv32.exe\r\n", "42"),
-    # [Copy List] wins over an earlier section, whatever the case and blanks
-    (b"[Other]\r\nCopyListVersion=7\r\n[ copy LIST ]\r\n  copylistversion =  43 \r\n", "43"),
-    # the first one of [Copy List]; an empty value does not count
-    (b"[Copy List]\r\nCopyListVersion=\r\nCopyListVersion=44\r\nCopyListVersion=45\r\n", "44"),
-    # no [Copy List]: the first of any section, or before any section
-    (b"CopyListVersion=5\r\n[Files]\r\nCopyListVersion=6\r\n", "5"),
-    (b"[Files]\r\nSmsrun32.exe\r\nCopyListVersion=6\r\n", "6"),
-    # comments, bare names, broken headers and LF / CR line ends
-    (b"; CopyListVersion=1\n# CopyListVersion=2\n[Broken\nname only\n[Copy List]\rCopyListVersion=46\r", "46"),
-    # 0x85 does not end a line: the comment stays a comment
-    (b"[Copy List]\r\n; was\x85CopyListVersion=99\r\nCopyListVersion=47\r\n", "47"),
-    (b"; regenerated\x85CopyListVersion=99\r\n[Files]\r\nSmsrun32.exe\r\n", None),
-    # blanks as str.strip sees them are trimmed (0xA0, 0x85 included)
-    (b"[Copy List]\r\nCopyListVersion =\t48\xa0\x85\r\n", "48"),
-    # text, not a number: the caller decides
-    (b"[Copy List]\r\nCopyListVersion= 4 2 \r\n", "4 2"),
-    (b"", None),
-    (b"[Files]\r\nSmsrun32.exe\r\n", None),
-])
+
+@pytest.mark.parametrize(
+    "data, version",
+    [
+        (b"[Copy List]\r\nCopyListVersion=42\r\n[Files]\r\nSmsrun32.exe\r\nSmssrv32.exe\r\n", "42"),
+        # [Copy List] wins over an earlier section, whatever the case and blanks
+        (b"[Other]\r\nCopyListVersion=7\r\n[ copy LIST ]\r\n  copylistversion =  43 \r\n", "43"),
+        # the first one of [Copy List]; an empty value does not count
+        (b"[Copy List]\r\nCopyListVersion=\r\nCopyListVersion=44\r\nCopyListVersion=45\r\n", "44"),
+        # no [Copy List]: the first of any section, or before any section
+        (b"CopyListVersion=5\r\n[Files]\r\nCopyListVersion=6\r\n", "5"),
+        (b"[Files]\r\nSmsrun32.exe\r\nCopyListVersion=6\r\n", "6"),
+        # comments, bare names, broken headers and LF / CR line ends
+        (b"; CopyListVersion=1\n# CopyListVersion=2\n[Broken\nname only\n[Copy List]\rCopyListVersion=46\r", "46"),
+        # 0x85 does not end a line: the comment stays a comment
+        (b"[Copy List]\r\n; was\x85CopyListVersion=99\r\nCopyListVersion=47\r\n", "47"),
+        (b"; regenerated\x85CopyListVersion=99\r\n[Files]\r\nSmsrun32.exe\r\n", None),
+        # blanks as str.strip sees them are trimmed (0xA0, 0x85 included)
+        (b"[Copy List]\r\nCopyListVersion =\t48\xa0\x85\r\n", "48"),
+        # text, not a number: the caller decides
+        (b"[Copy List]\r\nCopyListVersion= 4 2 \r\n", "4 2"),
+        (b"", None),
+        (b"[Files]\r\nSmsrun32.exe\r\n", None),
+    ],
+)
 def test_copy_list_version(data, version):
     assert copy_list_version(data) == version
     assert copy_list_version(data.decode("latin-1")) == version
@@ -183,4 +191,5 @@ def test_copy_list_version(data, version):
 
 def test_the_client_reads_the_copy_list_with_the_same_parser():
     from ansible_collections.sms.hotfix.plugins.module_utils import sms_client
+
     assert sms_client.copy_list_version is copy_list_version

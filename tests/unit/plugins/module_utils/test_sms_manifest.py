@@ -49,8 +49,12 @@ def test_valid_manifest_loads(manifest):
     assert run["name"] == "Smsrun32.exe" and run["mtime"] == 916356060 and run["size"] == 4096
     assert os.path.isabs(run["payload"]) and os.path.isfile(run["payload"])
     assert summary(loaded)["platforms"]["x86"]["files"][0] == {
-        "name": "Smsrun32.exe", "size": 4096, "date": "1999-01-14T23:21:00Z", "sha256": run["sha256"],
-        "service": False}
+        "name": "Smsrun32.exe",
+        "size": 4096,
+        "date": "1999-01-14T23:21:00Z",
+        "sha256": run["sha256"],
+        "service": False,
+    }
 
 
 def test_platform_filter(manifest):
@@ -64,8 +68,9 @@ def test_platform_dir():
     assert platform_dir("Alpha") == "Alpha.bin" and PLATFORM_DIRS["mips"] == "Mips.bin"
 
 
-@pytest.mark.parametrize("name", ["../x", "..", ".", "a/b", "a\\b", "C:x.exe", "c:\\x", "x..y", "", "bad*.exe",
-                                  "trailing.", "trailing "])
+@pytest.mark.parametrize(
+    "name", ["../x", "..", ".", "a/b", "a\\b", "C:x.exe", "c:\\x", "x..y", "", "bad*.exe", "trailing.", "trailing "]
+)
 def test_names_that_are_not_plain(name):
     with pytest.raises(ManifestError):
         check_plain_name(name, "entry")
@@ -117,18 +122,21 @@ def test_payload_outside_the_manifest_folder(manifest):
     refused(manifest, "must be a path inside")
 
 
-@pytest.mark.parametrize("change, words", [
-    (lambda d: d.update(kb="KB216552"), ["not a Knowledge Base number"]),
-    (lambda d: d.pop("product"), ["'product' is missing"]),
-    (lambda d: d.update(platforms={}), ["'platforms' is empty"]),
-    (lambda d: d["platforms"]["x86"].update(files=[]), ["'files' is empty"]),
-    (lambda d: d["platforms"]["x86"].update(directory="Alpha.bin"), ["does not match the platform's folder"]),
-    (lambda d: d["platforms"]["x86"]["files"][0].update(sha256="xyz"), ["not 64 hex digits"]),
-    (lambda d: d["platforms"]["x86"]["files"][0].update(size=-1), ["must not be negative"]),
-    (lambda d: d["platforms"]["x86"]["files"][0].update(size="4096"), ["'size' is missing or not a int"]),
-    (lambda d: d["platforms"]["x86"]["files"][0].update(date="14/1/99"), ["not ISO-8601"]),
-    (lambda d: d["platforms"]["x86"]["files"][1].update(name="SMSRUN32.EXE"), ["listed twice"]),
-])
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        (lambda d: d.update(kb="KB216552"), ["not a Knowledge Base number"]),
+        (lambda d: d.pop("product"), ["'product' is missing"]),
+        (lambda d: d.update(platforms={}), ["'platforms' is empty"]),
+        (lambda d: d["platforms"]["x86"].update(files=[]), ["'files' is empty"]),
+        (lambda d: d["platforms"]["x86"].update(directory="Alpha.bin"), ["does not match the platform's folder"]),
+        (lambda d: d["platforms"]["x86"]["files"][0].update(sha256="xyz"), ["not 64 hex digits"]),
+        (lambda d: d["platforms"]["x86"]["files"][0].update(size=-1), ["must not be negative"]),
+        (lambda d: d["platforms"]["x86"]["files"][0].update(size="4096"), ["'size' is missing or not a int"]),
+        (lambda d: d["platforms"]["x86"]["files"][0].update(date="14/1/99"), ["not ISO-8601"]),
+        (lambda d: d["platforms"]["x86"]["files"][1].update(name="SMSRUN32.EXE"), ["listed twice"]),
+    ],
+)
 def test_malformed_entries(manifest, change, words):
     edit(manifest, change)
     refused(manifest, manifest, *words)
@@ -151,13 +159,16 @@ def test_manifest_given_as_data(manifest):
     assert by_data["path"] is None and by_data["base_dir"] is None and list(by_data["platforms"]) == ["x86"]
     assert by_data["platforms"]["x86"]["files"][0]["payload"] == os.path.join("payload", "X86.bin", "Smsrun32.exe")
     assert [(f["name"], f["sha256"]) for f in by_data["platforms"]["x86"]["files"]] == [
-        (f["name"], f["sha256"]) for f in by_path["platforms"]["x86"]["files"]]
+        (f["name"], f["sha256"]) for f in by_path["platforms"]["x86"]["files"]
+    ]
     # the same checks, with the source named in the message
     raw["platforms"]["x86"]["files"][0]["payload"] = "../outside.exe"
     with pytest.raises(ManifestError) as info:
         validate_manifest(raw, None, check_payload=False, source="manifest_data")
-    assert info.value.msg.startswith("manifest_data, platform x86, file Smsrun32.exe: payload") and \
-        "must be a path inside the manifest's folder" in info.value.msg
+    assert (
+        info.value.msg.startswith("manifest_data, platform x86, file Smsrun32.exe: payload")
+        and "must be a path inside the manifest's folder" in info.value.msg
+    )
     with pytest.raises(ManifestError) as info:
         validate_manifest(["not", "an", "object"], None, check_payload=False, source="manifest_data")
     assert info.value.msg == "manifest_data: the top level must be an object"

@@ -100,6 +100,7 @@ def test_windows_image_path_is_an_smsrun32_of_the_host(spawn, tmp_path):
 def test_unreadable_process_table_is_unknown_not_empty(monkeypatch):
     def no_proc(path):
         raise FileNotFoundError(2, "No such file or directory", path)
+
     monkeypatch.setattr(sms_proc.os, "listdir", no_proc)
     with pytest.raises(sms_proc.ProcessTableUnavailable):
         sms_proc.list_processes("SMSRUN32", scope="host")
@@ -159,6 +160,7 @@ def test_stop_nothing_left(spawn):
 
 
 # --- the watch of the cure (sms_client_upgrade verify_seconds) -----------------
+
 
 def test_watch_one_idle_instance_is_healthy_over_the_whole_window(spawn, tmp_path):
     spawn(drive=str(tmp_path))

@@ -16,7 +16,15 @@ import pytest
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import BackupJournal
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_fs import LocalVolume, PathRefused, SmsFileError
 from ansible_collections.sms.hotfix.plugins.module_utils.sms_replace import (
-    BACKUP, REMOVE, RESTORE, WRITE, Change, Replacement, ReplaceFailed, find_current, restore_change,
+    BACKUP,
+    REMOVE,
+    RESTORE,
+    WRITE,
+    Change,
+    Replacement,
+    ReplaceFailed,
+    find_current,
+    restore_change,
 )
 
 OLD = 898516800
@@ -57,17 +65,31 @@ class World:
     def change(self, name):
         current, before = find_current(self.drive, BIN, name)
         data = read(self.src / name)
-        return Change(group="BIN", name=name, parts=current or BIN + (name,), current=current,
-                      before_sha256=before, after_sha256=sha(data), source=self.payload, source_parts=(name,),
-                      mtime=NEW, size=len(data))
+        return Change(
+            group="BIN",
+            name=name,
+            parts=current or BIN + (name,),
+            current=current,
+            before_sha256=before,
+            after_sha256=sha(data),
+            source=self.payload,
+            source_parts=(name,),
+            mtime=NEW,
+            size=len(data),
+        )
 
     def engine(self, record=True):
-        return Replacement(self.drive, self.journal, temp_places=[(self.drive, BIN, False),
-                                                                  (self.drive, STATE, True)], record=record)
+        return Replacement(
+            self.drive, self.journal, temp_places=[(self.drive, BIN, False), (self.drive, STATE, True)], record=record
+        )
 
     def state(self):
-        return {rel: read(os.path.join(top, name)) for top, _dirs, names in os.walk(str(self.root))
-                for name in names for rel in [os.path.relpath(os.path.join(top, name), str(self.root))]}
+        return {
+            rel: read(os.path.join(top, name))
+            for top, _dirs, names in os.walk(str(self.root))
+            for name in names
+            for rel in [os.path.relpath(os.path.join(top, name), str(self.root))]
+        }
 
 
 @pytest.fixture
@@ -113,6 +135,7 @@ def test_a_failure_half_way_puts_every_byte_back_and_drops_its_backups(world, mo
         if tuple(parts) == ("BIN", "other.dll"):
             raise SmsFileError("disk full at %s" % self.path(parts), path=self.path(parts))
         return real(self, source, src_parts, parts, **kw)
+
     monkeypatch.setattr(LocalVolume, "copy_from", fail_second)
     with pytest.raises(ReplaceFailed) as info:
         world.engine().run(changes)
@@ -131,6 +154,7 @@ def test_then_runs_in_the_same_transaction(world):
         tx.remember(world.drive, None, ("made.txt",))
         world.drive.write_bytes(("made.txt",), b"made")
         raise SmsFileError("the bump failed")
+
     with pytest.raises(ReplaceFailed) as info:
         world.engine().run([world.change("Smsrun32.exe"), ini], then=then)
     assert world.state() == before and info.value.msg == "the bump failed"
@@ -140,8 +164,9 @@ def test_the_reverse_path_restores_verified_removes_what_was_added_and_retires(w
     forward = [world.change("Smsrun32.exe"), world.change("new.dll")]
     world.engine().run(forward)
     journal = BackupJournal(world.drive, STATE)
-    changes = [restore_change(world.drive, journal, BIN, "BIN", entry) for _key, entry in
-               sorted(journal.entries().items())]
+    changes = [
+        restore_change(world.drive, journal, BIN, "BIN", entry) for _key, entry in sorted(journal.entries().items())
+    ]
     assert [(c.action, c.changed) for c in changes] == [(REMOVE, True), (RESTORE, True)]
     engine = Replacement(world.drive, journal, record=False)
     engine.preflight(changes)
@@ -184,10 +209,19 @@ def test_preflight_refuses_a_read_only_folder_before_anything(world, monkeypatch
 
 def test_preflight_counts_the_backups_and_the_journal(world, monkeypatch):
     seen = []
-    monkeypatch.setattr("ansible_collections.sms.hotfix.plugins.module_utils.sms_replace.check_free_space",
-                        lambda needs: seen.extend((v.path(p), n) for v, p, n in needs))
-    ini = Change(group="INI", name="SMS.INI", parts=("SMS.INI",), current=("SMS.INI",), action=BACKUP,
-                 before_sha256="1", after_sha256="2")
+    monkeypatch.setattr(
+        "ansible_collections.sms.hotfix.plugins.module_utils.sms_replace.check_free_space",
+        lambda needs: seen.extend((v.path(p), n) for v, p, n in needs),
+    )
+    ini = Change(
+        group="INI",
+        name="SMS.INI",
+        parts=("SMS.INI",),
+        current=("SMS.INI",),
+        action=BACKUP,
+        before_sha256="1",
+        after_sha256="2",
+    )
     put(world.root / "SMS.INI", b"[SMS]\r\n")
     world.engine().preflight([world.change("Smsrun32.exe"), ini])
     assert (str(world.root / "BIN"), len(b"new smsrun32")) in seen

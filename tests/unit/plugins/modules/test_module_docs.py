@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from sms_testlib import REPO  # noqa: E402
+
 MODULES = ["sms_hotfix_manifest", "sms_rollout_check", "sms_rollout_lock", "sms_wave_gate"]
 
 
@@ -49,8 +50,24 @@ def test_examples_call_modules_by_fqcn(name):
     blocks = doc_blocks(name)
     seen = []
     for task in tasks(blocks["EXAMPLES"]):
-        actions = [k for k in task if k not in ("name", "register", "when", "loop", "vars", "delegate_to", "run_once",
-                                                 "any_errors_fatal", "check_mode", "become", "tags")]
+        actions = [
+            k
+            for k in task
+            if k
+            not in (
+                "name",
+                "register",
+                "when",
+                "loop",
+                "vars",
+                "delegate_to",
+                "run_once",
+                "any_errors_fatal",
+                "check_mode",
+                "become",
+                "tags",
+            )
+        ]
         assert len(actions) == 1, (name, task)
         assert re.match(r"^[a-z0-9_]+\.[a-z0-9_]+\.[a-z0-9_]+$", actions[0]), (name, actions[0])
         seen.append(actions[0])

@@ -26,9 +26,13 @@ while time.monotonic() < end:
 def client(tmp_path):
     manifest = lab.make_hotfix(tmp_path)
     drive = lab.make_client(os.path.join(str(tmp_path), "hosts"), "client01")
-    return {"root": str(tmp_path), "manifest": manifest, "drive": drive,
-            "bin": os.path.join(drive, "MS", "SMS", "BIN"),
-            "args": dict(drive_root=drive, platform="x86", manifest=manifest, cpu_window=0.2, process_scope="drive")}
+    return {
+        "root": str(tmp_path),
+        "manifest": manifest,
+        "drive": drive,
+        "bin": os.path.join(drive, "MS", "SMS", "BIN"),
+        "args": dict(drive_root=drive, platform="x86", manifest=manifest, cpu_window=0.2, process_scope="drive"),
+    }
 
 
 @pytest.fixture

@@ -84,8 +84,12 @@ def smsrun():
         drives.add(drive)
         pids = []
         for _instance in range(count):
-            proc = subprocess.Popen([sys.executable, "-c", CHILD, mode, image(drive)],
-                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            proc = subprocess.Popen(
+                [sys.executable, "-c", CHILD, mode, image(drive)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             children.append(proc)
             pids.append(proc.pid)
         assert wait_for(lambda: all(comm(pid) == "SMSRUN32" for pid in pids)), "stand-ins did not start"
@@ -121,6 +125,7 @@ def serve(logon_sms, manifest_path, platform="x86"):
 
 def lab_date(name):
     from ansible_collections.sms.hotfix.plugins.module_utils.sms_manifest import parse_iso_utc
+
     return parse_iso_utc(lab.HOTFIX_DATE[name])
 
 
@@ -135,8 +140,15 @@ def read(path):
 
 
 class Site:
-    def __init__(self, tmp_path, platforms=("x86", "alpha"), logon_platforms=("x86", "alpha"), served=True,
-                 client_platform="x86", server_version=42):
+    def __init__(
+        self,
+        tmp_path,
+        platforms=("x86", "alpha"),
+        logon_platforms=("x86", "alpha"),
+        served=True,
+        client_platform="x86",
+        server_version=42,
+    ):
         self.root = str(tmp_path)
         self.manifest = lab.make_hotfix(tmp_path, platforms=platforms)
         self.hosts = os.path.join(self.root, "hosts")
@@ -152,9 +164,16 @@ class Site:
 
     def args(self, **extra):
         # Every client shares this machine's process table: the drive scope, as in the lab.
-        args = dict(drive_root=self.client, platform=self.platform, manifest=self.manifest,
-                    share_path_pattern=self.pattern, cpu_window=0.2, stop_timeout=3, process_scope="drive",
-                    logon_servers=["LOGON01"])
+        args = dict(
+            drive_root=self.client,
+            platform=self.platform,
+            manifest=self.manifest,
+            share_path_pattern=self.pattern,
+            cpu_window=0.2,
+            stop_timeout=3,
+            process_scope="drive",
+            logon_servers=["LOGON01"],
+        )
         args.update(extra)
         return args
 
@@ -168,8 +187,11 @@ def site(tmp_path):
 
 
 def expected_ini(version=b"42", phase=b"installed"):
-    return lab.sms_ini().replace(b"CopyListVersion=41", b"CopyListVersion=" + version).replace(
-        b"SetupPhase=installed", b"SetupPhase=" + phase)
+    return (
+        lab.sms_ini()
+        .replace(b"CopyListVersion=41", b"CopyListVersion=" + version)
+        .replace(b"SetupPhase=installed", b"SetupPhase=" + phase)
+    )
 
 
 def assert_upgraded(site):
@@ -181,6 +203,7 @@ def assert_upgraded(site):
 
 
 # --- the upgrade rhythm ------------------------------------------------------------
+
 
 def test_rhythm_check_change_no_change_check(site, module_runner):
     before = site.snap()
@@ -261,7 +284,9 @@ def test_a_run_on_an_up_to_date_client_writes_nothing_and_echoes_one_line_for_it
 # compiles nothing; without it (another Python, or sms_module_bytecode off)
 # zipimport compiles each file twice (for its spec, then to run it), and
 # sms_zipimport makes that once for what the module imports after it.
-COUNT_COMPILES = lab.COMPILE_COUNTER + r"""
+COUNT_COMPILES = (
+    lab.COMPILE_COUNTER
+    + r"""
 import json, runpy, sys
 sys.argv = sys.argv[1:2]  # as when run: more arguments would be AnsiballZ's debug commands
 try:
@@ -269,6 +294,7 @@ try:
 finally:
     sys.stderr.write("\nCOMPILED " + json.dumps(compiled) + "\n")
 """
+)
 
 
 def payload_zip(path):
@@ -291,8 +317,9 @@ def as_another_python(path, out):
 
 
 def run_counting_compiles(path):
-    done = subprocess.run([sys.executable, "-c", COUNT_COMPILES, path], capture_output=True, text=True,
-                          timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", COUNT_COMPILES, path], capture_output=True, text=True, timeout=60, check=False
+    )
     result = json.loads([line for line in done.stdout.splitlines() if line.startswith("{")][-1])
     return result, json.loads(done.stderr.rsplit("COMPILED ", 1)[1])
 
@@ -300,39 +327,93 @@ def run_counting_compiles(path):
 def test_as_shipped_the_host_compiles_nothing_and_another_python_each_utility_once(site, tmp_path):
     remote_tmp = tmp_path / "remote-tmp"
     facts = {key: site.args()[key] for key in ("drive_root", "platform", "manifest", "cpu_window", "process_scope")}
-    (tmp_path / "play.json").write_text(json.dumps([{
-        "hosts": "localhost", "gather_facts": False,
-        "tasks": [{"sms.hotfix.sms_client_upgrade": site.args(), "register": "upgrade"},
-                  {"sms.hotfix.sms_client_info": facts},
-                  {"sms.hotfix.sms_client_info": facts, "vars": {"sms_module_bytecode": False}},
-                  {"sms.hotfix.sms_client_info": facts, "vars": {"sms_module_bytecode": "sometimes"},
-                   "register": "wrong", "ignore_errors": True},
-                  # a module whose action sends the hotfix first: a wrong value sends nothing
-                  {"sms.hotfix.sms_hotfix_stage": {"sms_root": str(tmp_path / "no-site"), "manifest": site.manifest,
-                                                   "transfer": "always"},
-                   "vars": {"sms_module_bytecode": "sometimes"}, "register": "wrong_stage", "ignore_errors": True},
-                  {"ansible.builtin.assert": {"that": [
-                      "upgrade.status == 'upgraded'",
-                      "wrong is failed and wrong.msg.startswith(\"sms_module_bytecode is 'sometimes'\")",
-                      "wrong_stage is failed and wrong_stage.msg.startswith(\"sms_module_bytecode is\")"]}}]}]))
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(lab.REPO, "ansible.cfg"), SMS_REPORT_DISABLE="1",
-               ANSIBLE_KEEP_REMOTE_FILES="1", ANSIBLE_PIPELINING="0", ANSIBLE_REMOTE_TMP=str(remote_tmp),
-               ANSIBLE_LOCAL_TMP=str(tmp_path / "local-tmp"), ANSIBLE_NOCOLOR="1")
+    (tmp_path / "play.json").write_text(
+        json.dumps(
+            [
+                {
+                    "hosts": "localhost",
+                    "gather_facts": False,
+                    "tasks": [
+                        {"sms.hotfix.sms_client_upgrade": site.args(), "register": "upgrade"},
+                        {"sms.hotfix.sms_client_info": facts},
+                        {"sms.hotfix.sms_client_info": facts, "vars": {"sms_module_bytecode": False}},
+                        {
+                            "sms.hotfix.sms_client_info": facts,
+                            "vars": {"sms_module_bytecode": "sometimes"},
+                            "register": "wrong",
+                            "ignore_errors": True,
+                        },
+                        # a module whose action sends the hotfix first: a wrong value sends nothing
+                        {
+                            "sms.hotfix.sms_hotfix_stage": {
+                                "sms_root": str(tmp_path / "no-site"),
+                                "manifest": site.manifest,
+                                "transfer": "always",
+                            },
+                            "vars": {"sms_module_bytecode": "sometimes"},
+                            "register": "wrong_stage",
+                            "ignore_errors": True,
+                        },
+                        {
+                            "ansible.builtin.assert": {
+                                "that": [
+                                    "upgrade.status == 'upgraded'",
+                                    "wrong is failed and wrong.msg.startswith(\"sms_module_bytecode is 'sometimes'\")",
+                                    "wrong_stage is failed and wrong_stage.msg.startswith(\"sms_module_bytecode is\")",
+                                ]
+                            }
+                        },
+                    ],
+                }
+            ]
+        )
+    )
+    env = dict(
+        os.environ,
+        ANSIBLE_CONFIG=os.path.join(lab.REPO, "ansible.cfg"),
+        SMS_REPORT_DISABLE="1",
+        ANSIBLE_KEEP_REMOTE_FILES="1",
+        ANSIBLE_PIPELINING="0",
+        ANSIBLE_REMOTE_TMP=str(remote_tmp),
+        ANSIBLE_LOCAL_TMP=str(tmp_path / "local-tmp"),
+        ANSIBLE_NOCOLOR="1",
+    )
     playbook = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
-    done = subprocess.run([playbook, "-i", "localhost,", "-c", "local", "-e",
-                           json.dumps({"ansible_python_interpreter": sys.executable}), str(tmp_path / "play.json")],
-                          cwd=lab.REPO, env=env, capture_output=True, text=True, timeout=180, check=False)
+    done = subprocess.run(
+        [
+            playbook,
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            "-e",
+            json.dumps({"ansible_python_interpreter": sys.executable}),
+            str(tmp_path / "play.json"),
+        ],
+        cwd=lab.REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     # Only the modules that ran were sent (remote files are kept): no hotfix copy for the refused stage.
     sent = sorted(name for _top, _dirs, names in os.walk(remote_tmp) for name in names)
     assert sent == ["AnsiballZ_sms_client_info.py"] * 2 + ["AnsiballZ_sms_client_upgrade.py"], sent
     utils = "ansible_collections/sms/hotfix/plugins/module_utils/"
-    done_as = {"sms_client_upgrade": lambda result: result["status"] == "unchanged",
-               "sms_client_info": lambda result: result["compliance"]["compliant"] is True}
+    done_as = {
+        "sms_client_upgrade": lambda result: result["status"] == "unchanged",
+        "sms_client_info": lambda result: result["compliance"]["compliant"] is True,
+    }
     source_only = []
     for module, expected in done_as.items():
-        shipped = sorted(os.path.join(top, name) for top, _dirs, names in os.walk(remote_tmp) for name in names
-                         if name == "AnsiballZ_%s.py" % module)
+        shipped = sorted(
+            os.path.join(top, name)
+            for top, _dirs, names in os.walk(remote_tmp)
+            for name in names
+            if name == "AnsiballZ_%s.py" % module
+        )
         # (the task with a wrong sms_module_bytecode failed before it sent anything)
         assert len(shipped) == (2 if module == "sms_client_info" else 1), (module, shipped)
         with_pyc = [path for path in shipped if any(name.endswith(".pyc") for name in payload_zip(path)[2])]
@@ -386,35 +467,77 @@ sys.exit(main())
 def test_a_wrapper_format_it_does_not_read_goes_as_ansible_core_built_it_and_says_so(site, tmp_path):
     remote_tmp = tmp_path / "remote-tmp"
     facts = {key: site.args()[key] for key in ("drive_root", "platform", "manifest", "cpu_window", "process_scope")}
-    (tmp_path / "play.json").write_text(json.dumps([{
-        "hosts": "localhost", "gather_facts": False,
-        "tasks": [{"sms.hotfix.sms_client_upgrade": site.args(), "register": "upgrade"},
-                  {"sms.hotfix.sms_client_info": facts, "register": "info"},
-                  {"ansible.builtin.copy": {"dest": str(tmp_path / "results.json"),
-                                            "content": "{{ {'upgrade': upgrade, 'info': info} | to_json }}"}}]}]))
+    (tmp_path / "play.json").write_text(
+        json.dumps(
+            [
+                {
+                    "hosts": "localhost",
+                    "gather_facts": False,
+                    "tasks": [
+                        {"sms.hotfix.sms_client_upgrade": site.args(), "register": "upgrade"},
+                        {"sms.hotfix.sms_client_info": facts, "register": "info"},
+                        {
+                            "ansible.builtin.copy": {
+                                "dest": str(tmp_path / "results.json"),
+                                "content": "{{ {'upgrade': upgrade, 'info': info} | to_json }}",
+                            }
+                        },
+                    ],
+                }
+            ]
+        )
+    )
     script = tmp_path / "changed-wrapper-playbook.py"
     script.write_text(CHANGED_WRAPPER_PLAYBOOK)
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(lab.REPO, "ansible.cfg"), SMS_REPORT_DISABLE="1",
-               ANSIBLE_KEEP_REMOTE_FILES="1", ANSIBLE_PIPELINING="0", ANSIBLE_REMOTE_TMP=str(remote_tmp),
-               ANSIBLE_LOCAL_TMP=str(tmp_path / "local-tmp"), ANSIBLE_NOCOLOR="1")
-    done = subprocess.run([sys.executable, str(script), "-vvv", "-i", "localhost,", "-c", "local", "-e",
-                           json.dumps({"ansible_python_interpreter": sys.executable}), str(tmp_path / "play.json")],
-                          cwd=lab.REPO, env=env, capture_output=True, text=True, timeout=180, check=False)
+    env = dict(
+        os.environ,
+        ANSIBLE_CONFIG=os.path.join(lab.REPO, "ansible.cfg"),
+        SMS_REPORT_DISABLE="1",
+        ANSIBLE_KEEP_REMOTE_FILES="1",
+        ANSIBLE_PIPELINING="0",
+        ANSIBLE_REMOTE_TMP=str(remote_tmp),
+        ANSIBLE_LOCAL_TMP=str(tmp_path / "local-tmp"),
+        ANSIBLE_NOCOLOR="1",
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            "-vvv",
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            "-e",
+            json.dumps({"ansible_python_interpreter": sys.executable}),
+            str(tmp_path / "play.json"),
+        ],
+        cwd=lab.REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
     # The modules ran, and did their work, from ansible-core's own payload.
     assert results["upgrade"]["status"] == "upgraded" and results["upgrade"]["changed"] is True, results["upgrade"]
     assert_upgraded(site)
     assert results["info"]["compliance"]["compliant"] is True, results["info"]
-    shipped = sorted(os.path.join(top, name) for top, _dirs, names in os.walk(remote_tmp) for name in names
-                     if name.startswith("AnsiballZ_sms_"))
+    shipped = sorted(
+        os.path.join(top, name)
+        for top, _dirs, names in os.walk(remote_tmp)
+        for name in names
+        if name.startswith("AnsiballZ_sms_")
+    )
     assert len(shipped) == 2, shipped
     for path in shipped:
         data = open(path, "rb").read()
         assert b"_ANSIBALLZ_WRAPPER = bool(1)  # another format" in data, path
         assert b"zip_data='" in data
         start = data.index(b"zip_data='") + len(b"zip_data='")
-        with zipfile.ZipFile(io.BytesIO(base64.b64decode(data[start:data.index(b"'", start)]))) as zipped:
+        with zipfile.ZipFile(io.BytesIO(base64.b64decode(data[start : data.index(b"'", start)]))) as zipped:
             assert not [name for name in zipped.namelist() if name.endswith(".pyc")], path
     # Said in the result and at -vvv, with why.
     for module in ("sms_client_upgrade", "sms_client_info"):
@@ -425,30 +548,35 @@ def test_a_wrapper_format_it_does_not_read_goes_as_ansible_core_built_it_and_say
 
 
 def test_sms_ini_changes_only_the_two_keys(site, module_runner):
-    original = (b"; SMS.INI \xe9crit par Client Setup\r\n"
-                b"[SMS]\r\n"
-                b"SMS_Unique_ID=LAB00001\r\n"
-                b"  CopyListVersion = 41   \r\n"
-                b"Odd Key With Spaces=a=b=c\r\n"
-                b"\r\n"
-                b"[Servers]\r\n"
-                b"Current_Logon_Server=\\\\LOGON01\\SMS_SHR\r\n"
-                b"Logon_Server_List=\\\\LOGON01\\SMS_SHR,\\\\LOGON02\\SMS_SHR\r\n"
-                b"[local]\r\n"
-                b"setupphase=verify_files\r\n"
-                b"; a comment we do not know\r\n"
-                b"[Unknown Vendor Section]\r\n"
-                b"Whatever=\t tabs kept\r\n"
-                b"# hash comment\r\n"
-                b"Last=no newline at end")
+    original = (
+        b"; SMS.INI \xe9crit par Client Setup\r\n"
+        b"[SMS]\r\n"
+        b"SMS_Unique_ID=LAB00001\r\n"
+        b"  CopyListVersion = 41   \r\n"
+        b"Odd Key With Spaces=a=b=c\r\n"
+        b"\r\n"
+        b"[Servers]\r\n"
+        b"Current_Logon_Server=\\\\LOGON01\\SMS_SHR\r\n"
+        b"Logon_Server_List=\\\\LOGON01\\SMS_SHR,\\\\LOGON02\\SMS_SHR\r\n"
+        b"[local]\r\n"
+        b"setupphase=verify_files\r\n"
+        b"; a comment we do not know\r\n"
+        b"[Unknown Vendor Section]\r\n"
+        b"Whatever=\t tabs kept\r\n"
+        b"# hash comment\r\n"
+        b"Last=no newline at end"
+    )
     lab.write(site.ini, original)
     result = module_runner(MODULE, site.args())
     assert result["changed"] is True, result
     wanted = original.replace(b"CopyListVersion = 41   ", b"CopyListVersion = 42   ").replace(
-        b"setupphase=verify_files", b"setupphase=installed")
+        b"setupphase=verify_files", b"setupphase=installed"
+    )
     assert read(site.ini) == wanted
     assert {(i["key"], i["before"], i["after"]) for i in result["ini"]} == {
-        ("CopyListVersion", "41", "42"), ("SetupPhase", "verify_files", "installed")}
+        ("CopyListVersion", "41", "42"),
+        ("SetupPhase", "verify_files", "installed"),
+    }
     assert module_runner(MODULE, site.args())["changed"] is False
 
 
@@ -456,13 +584,19 @@ def test_missing_keys_are_added_in_their_sections(site, module_runner):
     lab.write(site.ini, b"[SMS]\r\nSMS_Unique_ID=X\r\n[Servers]\r\nCurrent_Logon_Server=\\\\LOGON01\\SMS_SHR\r\n")
     result = module_runner(MODULE, site.args())
     assert result["changed"] is True, result
-    assert read(site.ini) == (b"[SMS]\r\nSMS_Unique_ID=X\r\nCopyListVersion=42\r\n[Servers]\r\n"
-                              b"Current_Logon_Server=\\\\LOGON01\\SMS_SHR\r\n[Local]\r\nSetupPhase=installed\r\n")
+    assert read(site.ini) == (
+        b"[SMS]\r\nSMS_Unique_ID=X\r\nCopyListVersion=42\r\n[Servers]\r\n"
+        b"Current_Logon_Server=\\\\LOGON01\\SMS_SHR\r\n[Local]\r\nSetupPhase=installed\r\n"
+    )
 
 
 def test_logon_server_list_is_the_fallback(site, module_runner):
-    lab.write(site.ini, lab.sms_ini().replace(b"Current_Logon_Server=\\\\LOGON01\\SMS_SHR",
-                                              b"Current_Logon_Server=\r\nLogon_Server_List=LOGON01,LOGON02"))
+    lab.write(
+        site.ini,
+        lab.sms_ini().replace(
+            b"Current_Logon_Server=\\\\LOGON01\\SMS_SHR", b"Current_Logon_Server=\r\nLogon_Server_List=LOGON01,LOGON02"
+        ),
+    )
     result = module_runner(MODULE, site.args())
     assert result["changed"] is True and result["logon_server"] == "LOGON01", result
 
@@ -491,6 +625,7 @@ def test_alpha_client(tmp_path, module_runner):
 
 # --- SMSRUN32 ------------------------------------------------------------------------
 
+
 def test_hung_two_instances_cured_upgraded_and_restarted(site, smsrun, module_runner):
     hung = smsrun(site.client, "idle", count=2)
     check = module_runner(MODULE, site.args(start_argv=start_argv(site.client)), check_mode=True)
@@ -506,7 +641,9 @@ def test_hung_two_instances_cured_upgraded_and_restarted(site, smsrun, module_ru
     assert result["smsrun32"]["restarted"] is True
     assert not any(sms_proc.alive(pid) for pid in hung)
     assert_upgraded(site)
-    fresh = wait_for(lambda: [p["pid"] for p in sms_proc.list_processes("SMSRUN32", scope="drive", drive_root=site.client)])
+    fresh = wait_for(
+        lambda: [p["pid"] for p in sms_proc.list_processes("SMSRUN32", scope="drive", drive_root=site.client)]
+    )
     assert len(fresh) == 1 and fresh[0] not in hung
 
     again = module_runner(MODULE, site.args(start_argv=start_argv(site.client)))
@@ -549,7 +686,9 @@ def test_healthy_instance_restart_policy(site, smsrun, module_runner):
     assert result["smsrun32"]["restarted"] is True
     assert not sms_proc.alive(pid)
     assert_upgraded(site)
-    fresh = wait_for(lambda: [p["pid"] for p in sms_proc.list_processes("SMSRUN32", scope="drive", drive_root=site.client)])
+    fresh = wait_for(
+        lambda: [p["pid"] for p in sms_proc.list_processes("SMSRUN32", scope="drive", drive_root=site.client)]
+    )
     assert len(fresh) == 1 and fresh[0] != pid
 
 
@@ -624,6 +763,7 @@ def test_processes_of_other_clients_are_left_alone(tmp_path, smsrun, module_runn
 
 # --- stands on its own ---------------------------------------------------------
 
+
 def test_skipped_when_the_logon_server_does_not_serve_the_hotfix(tmp_path, smsrun, module_runner):
     site = Site(tmp_path, served=False)
     hung = smsrun(site.client, "idle", count=2)
@@ -659,7 +799,8 @@ def test_check_mode_previews_against_the_manifest_before_the_server_has_it(tmp_p
         if entry["changed"]:
             assert entry["after_sha256"] == manifest[entry["name"].lower()]
     assert "SetupPhase=installed" in result["diff"]["after"] or all(
-        i["after"] == "installed" for i in result["ini"] if i["key"] == "SetupPhase")
+        i["after"] == "installed" for i in result["ini"] if i["key"] == "SetupPhase"
+    )
     assert "does not serve it yet" in result["msg"]
     assert site.snap() == before
     # without check mode the same client is skipped, untouched
@@ -669,11 +810,13 @@ def test_check_mode_previews_against_the_manifest_before_the_server_has_it(tmp_p
 
 def lab_manifest(path):
     import json
+
     with open(path) as handle:
         return json.load(handle)
 
 
 # --- rollback --------------------------------------------------------------------
+
 
 def test_rollback_returns_the_original_bytes(site, smsrun, module_runner):
     bin_before = lab.snapshot(site.bin)
@@ -728,6 +871,7 @@ def test_rollback_refuses_a_damaged_backup(site, module_runner):
 
 # --- bad input: a clear per-host error, nothing changed -------------------------
 
+
 def assert_failed_untouched(site, module_runner, args, *needles):
     before = site.snap()
     result = module_runner(MODULE, args)
@@ -757,15 +901,20 @@ def test_sms_ini_without_logon_server(site, module_runner):
 
 def test_platform_without_its_bin_folder_on_the_logon_server(tmp_path, module_runner):
     site = Site(tmp_path, logon_platforms=("x86",), client_platform="alpha")
-    assert_failed_untouched(site, module_runner, site.args(), "has no Alpha.bin for platform alpha",
-                            "\\\\LOGON01\\SMS_SHR")
+    assert_failed_untouched(
+        site, module_runner, site.args(), "has no Alpha.bin for platform alpha", "\\\\LOGON01\\SMS_SHR"
+    )
 
 
 def test_logon_server_share_unreachable(site, module_runner):
     lab.write(site.ini, lab.sms_ini(server="LOGON09"))
     share = os.path.join(site.hosts, "logon09", "SMS", "Logon.srv")
-    assert_failed_untouched(site, module_runner, site.args(logon_servers=["LOGON01", "LOGON09"]),
-                            "logon server share \\\\LOGON09\\SMS_SHR unreachable at %s" % share)
+    assert_failed_untouched(
+        site,
+        module_runner,
+        site.args(logon_servers=["LOGON01", "LOGON09"]),
+        "logon server share \\\\LOGON09\\SMS_SHR unreachable at %s" % share,
+    )
 
 
 def test_copy_list_missing(site, module_runner):
@@ -812,6 +961,7 @@ def test_client_bin_missing(site, module_runner):
 
 def test_failure_mid_replacement_puts_back_what_this_run_replaced(site, module_runner, monkeypatch):
     from ansible_collections.sms.hotfix.plugins.module_utils import sms_fs
+
     real = sms_fs.LocalVolume.copy_from
     calls = []
 
@@ -819,8 +969,9 @@ def test_failure_mid_replacement_puts_back_what_this_run_replaced(site, module_r
         if parts[-2] == "BIN":  # the second client file replaced (backups go elsewhere)
             calls.append(parts)
             if len(calls) == 2:
-                raise sms_fs.SmsFileError("no space left on the device holding %s" % volume.path(parts),
-                                          path=volume.path(parts))
+                raise sms_fs.SmsFileError(
+                    "no space left on the device holding %s" % volume.path(parts), path=volume.path(parts)
+                )
         return real(volume, source, src_parts, parts, **kwargs)
 
     monkeypatch.setattr(sms_fs.LocalVolume, "copy_from", flaky)
@@ -877,6 +1028,7 @@ def test_rollback_ends_a_hung_smsrun32(site, smsrun, module_runner):
 
 # --- rollback of SMS.INI: the two keys only ------------------------------------------
 
+
 def state_dir(site):
     return os.path.join(site.client, "MS", "SMS", "Hotfix", "Q216552")
 
@@ -890,9 +1042,12 @@ def test_rollback_puts_back_only_the_two_keys_and_keeps_what_sms_changed_since(s
     assert module_runner(MODULE, site.args())["changed"] is True
     assert read(site.ini) == lab.sms_ini(version=42)
     # since the upgrade, SMS moved the client to another logon server and wrote keys we do not know
-    changed_by_sms = (lab.sms_ini(version=42, server="LOGON02")
-                      .replace(b"SMS_Unique_ID=LAB00001\r\n", b"SMS_Unique_ID=LAB00001\r\nNew_Key=\xe9t\xe9\r\n")
-                      + b"[Vendor Section]\r\nWhatever=1\r\n")
+    changed_by_sms = (
+        lab.sms_ini(version=42, server="LOGON02").replace(
+            b"SMS_Unique_ID=LAB00001\r\n", b"SMS_Unique_ID=LAB00001\r\nNew_Key=\xe9t\xe9\r\n"
+        )
+        + b"[Vendor Section]\r\nWhatever=1\r\n"
+    )
     lab.write(site.ini, changed_by_sms)
     upgraded = site.snap()
 
@@ -900,16 +1055,21 @@ def test_rollback_puts_back_only_the_two_keys_and_keeps_what_sms_changed_since(s
     assert check["changed"] is True and check["ini_restore"] == "keys", check
     assert site.snap() == upgraded
     assert diff_lines(check, "before") == ["SMS.INI [SMS] CopyListVersion=42", "SMS.INI [Local] SetupPhase=installed"]
-    assert diff_lines(check, "after") == ["SMS.INI [SMS] CopyListVersion=41",
-                                          "SMS.INI [Local] SetupPhase=verifying_files"]
+    assert diff_lines(check, "after") == [
+        "SMS.INI [SMS] CopyListVersion=41",
+        "SMS.INI [Local] SetupPhase=verifying_files",
+    ]
     assert "sha256" not in "".join(line for line in check["diff"]["before"].splitlines() if "SMS.INI" in line)
     assert {(i["key"], i["before"], i["after"], i["changed"]) for i in check["ini"]} == {
-        ("CopyListVersion", "42", "41", True), ("SetupPhase", "installed", "verifying_files", True)}
+        ("CopyListVersion", "42", "41", True),
+        ("SetupPhase", "installed", "verifying_files", True),
+    }
 
     result = module_runner(MODULE, site.args(state="rolled_back"))
     assert result["changed"] is True and result["status"] == "rolled_back", result
     assert read(site.ini) == changed_by_sms.replace(b"CopyListVersion=42", b"CopyListVersion=41").replace(
-        b"SetupPhase=installed", b"SetupPhase=verifying_files")
+        b"SetupPhase=installed", b"SetupPhase=verifying_files"
+    )
     assert "every other line kept" in result["msg"], result["msg"]
     assert read(os.path.join(site.bin, "Smsrun32.exe")) == lab.original_files("x86")["Smsrun32.exe"]
 
@@ -922,8 +1082,10 @@ def test_rollback_with_nothing_else_changed_gives_the_original_bytes_even_for_ad
     result = module_runner(MODULE, site.args(state="rolled_back"), diff=True)
     assert result["changed"] is True and result["ini_restore"] == "keys", result
     assert read(site.ini) == original
-    assert diff_lines(result, "after") == ["SMS.INI [SMS] CopyListVersion=(absent)",
-                                           "SMS.INI [Local] SetupPhase=(absent)"]
+    assert diff_lines(result, "after") == [
+        "SMS.INI [SMS] CopyListVersion=(absent)",
+        "SMS.INI [Local] SetupPhase=(absent)",
+    ]
 
 
 def test_rollback_removes_only_the_line_of_a_key_the_original_lacked(site, module_runner):
@@ -951,6 +1113,7 @@ def test_rollback_restores_the_whole_file_when_sms_ini_cannot_be_parsed(site, mo
 
 
 # --- the journal is retired after a completed rollback --------------------------------
+
 
 def test_completed_rollback_retires_the_journal_and_a_second_finds_nothing(site, module_runner):
     module_runner(MODULE, site.args())
@@ -1012,11 +1175,12 @@ def test_a_journal_that_cannot_be_retired_fails_naming_it(site, module_runner, m
 
 # --- the copy list: 0x85 does not end a line ----------------------------------------
 
+
 def test_copy_list_comment_with_an_odd_byte_is_not_a_version(site, module_runner):
     path = os.path.join(site.logon, "Logon.srv", "Cl_nt.txt")
     data = read(path)
     assert data.startswith(b"[Copy List]\r\n")
-    lab.write(path, b"[Copy List]\r\n; was\x85CopyListVersion=99\r\n" + data[len(b"[Copy List]\r\n"):])
+    lab.write(path, b"[Copy List]\r\n; was\x85CopyListVersion=99\r\n" + data[len(b"[Copy List]\r\n") :])
     result = module_runner(MODULE, site.args())
     assert result["copy_list_version"] == "42", result
     assert read(site.ini) == expected_ini()
@@ -1031,6 +1195,7 @@ def test_sms_ini_with_an_odd_byte_in_a_comment_is_upgraded(site, module_runner):
 
 
 # --- client_name ---------------------------------------------------------------------
+
 
 def test_messages_name_the_client(site, module_runner):
     result = module_runner(MODULE, site.args(client_name="pc042.corp.example"), check_mode=True)
@@ -1050,6 +1215,7 @@ def test_messages_name_the_client(site, module_runner):
 # it and that nothing changed anywhere: the whole tmp tree (client, servers and
 # the "outside" files) is compared byte for byte, with dates.
 
+
 def outside(site, name="outside.exe", data=b"a file outside the client's drive and the shares"):
     folder = os.path.join(site.root, "outside")
     os.makedirs(folder, exist_ok=True)
@@ -1066,8 +1232,9 @@ def test_a_logon_server_name_with_a_path_is_refused(site, module_runner):
     for name in ("Smsrun32.exe", "Smssrv32.exe"):
         shutil.copyfile(os.path.join(site.logon, "Logon.srv", "X86.bin", name), os.path.join(evil, name))
     lab.write(site.ini, lab.sms_ini().replace(b"\\\\LOGON01\\SMS_SHR", b"\\\\..\\..\\..\\tmp\\evil"))
-    result = assert_failed_untouched(site, module_runner, site.args(), "not \\\\NAME\\SMS_SHR with a plain server "
-                                     "name", "left untouched")
+    result = assert_failed_untouched(
+        site, module_runner, site.args(), "not \\\\NAME\\SMS_SHR with a plain server name", "left untouched"
+    )
     assert result["logon_server_entry"] == "\\\\..\\..\\..\\tmp\\evil"
 
 
@@ -1078,16 +1245,18 @@ def test_a_server_that_is_not_one_of_the_sites_logon_servers_is_refused(site, mo
     os.symlink(outside(site), os.path.join(share, "Smsrun32.exe"))
     lab.write(os.path.join(site.client, "SMS", "Logon.srv", "Cl_nt.txt"), b"[Copy List]\r\nCopyListVersion=99\r\n")
     lab.write(site.ini, lab.sms_ini(server="CLIENT01"))
-    assert_failed_untouched(site, module_runner, site.args(), "\\\\CLIENT01\\SMS_SHR",
-                            "not one of the site's logon servers (LOGON01)")
+    assert_failed_untouched(
+        site, module_runner, site.args(), "\\\\CLIENT01\\SMS_SHR", "not one of the site's logon servers (LOGON01)"
+    )
 
 
 def test_a_link_in_the_logon_servers_share_is_refused(site, module_runner):
     folder = os.path.join(site.logon, "Logon.srv", "X86.bin")
     os.unlink(os.path.join(folder, "Cli_nt.exe"))
     os.symlink(outside(site), os.path.join(folder, "Cli_nt.exe"))
-    assert_failed_untouched(site, module_runner, site.args(), os.path.join(folder, "Cli_nt.exe"),
-                            "symbolic link", "left untouched")
+    assert_failed_untouched(
+        site, module_runner, site.args(), os.path.join(folder, "Cli_nt.exe"), "symbolic link", "left untouched"
+    )
 
 
 def test_a_client_bin_that_is_a_link_is_refused(site, module_runner):
@@ -1102,8 +1271,9 @@ def test_a_hotfix_state_folder_that_is_a_link_is_refused(site, module_runner):
     elsewhere = os.path.join(site.root, "outside", "Hotfix")
     os.makedirs(elsewhere)
     os.symlink(elsewhere, os.path.join(site.client, "MS", "SMS", "Hotfix"))
-    assert_failed_untouched(site, module_runner, site.args(), os.path.join(site.client, "MS", "SMS", "Hotfix"),
-                            "symbolic link")
+    assert_failed_untouched(
+        site, module_runner, site.args(), os.path.join(site.client, "MS", "SMS", "Hotfix"), "symbolic link"
+    )
     assert os.listdir(elsewhere) == []
 
 
@@ -1118,21 +1288,21 @@ def test_a_client_file_that_is_a_link_is_refused_before_any_backup(site, module_
     target = outside(site, "secret.bin", b"whatever the link points at must not be copied into a backup")
     os.unlink(os.path.join(site.bin, "Smssrv32.exe"))
     os.symlink(target, os.path.join(site.bin, "Smssrv32.exe"))
-    assert_failed_untouched(site, module_runner, site.args(), os.path.join(site.bin, "Smssrv32.exe"),
-                            "symbolic link")
+    assert_failed_untouched(site, module_runner, site.args(), os.path.join(site.bin, "Smssrv32.exe"), "symbolic link")
     assert not os.path.exists(os.path.join(site.client, "MS", "SMS", "Hotfix"))
 
 
 @pytest.mark.parametrize("section", [b"[SMS]", b"[Servers]"])
 def test_sms_ini_without_its_sms_or_servers_section_is_not_a_client(site, module_runner, section):
     lab.write(site.ini, lab.sms_ini().replace(section, b"[Elsewhere]"))
-    assert_failed_untouched(site, module_runner, site.args(), "has no %s section" % section.decode(),
-                            "not a working SMS client")
+    assert_failed_untouched(
+        site, module_runner, site.args(), "has no %s section" % section.decode(), "not a working SMS client"
+    )
 
 
 def test_stale_temporary_files_of_a_killed_run_are_removed_by_the_next(site, module_runner):
     # a writer that is gone (pid 2**22 + 1 does not exist) left its temporary file
-    stale = os.path.join(site.bin, ".sms-tmp-%d-0badc0de-Smsrun32.exe" % (2 ** 22 + 1))
+    stale = os.path.join(site.bin, ".sms-tmp-%d-0badc0de-Smsrun32.exe" % (2**22 + 1))
     lab.write(stale, b"half a file")
     check = module_runner(MODULE, site.args(), check_mode=True)
     assert check["stale_temporary_files"] == [stale] and os.path.exists(stale)
@@ -1154,6 +1324,7 @@ def state_path(site, *parts):
 def fill_up(folder):
     """Fill the file system of `folder` to the last byte (a real full disk)."""
     import errno
+
     fd = os.open(os.path.join(folder, "filler"), os.O_WRONLY | os.O_CREAT, 0o600)
     try:
         for size in (1 << 16, 4096, 512, 1):
@@ -1179,11 +1350,11 @@ def full_disk_site(request, tmp_path):
     if request.param == "tmpfs":
         mnt = tmp_path / "small"
         mnt.mkdir()
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)],
-                              capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True, text=True, check=False
+        )
         if done.returncode != 0:
-            pytest.skip("cannot mount a tmpfs here (%s); the simulated variant covers the logic"
-                        % done.stderr.strip())
+            pytest.skip("cannot mount a tmpfs here (%s); the simulated variant covers the logic" % done.stderr.strip())
         request.addfinalizer(lambda: subprocess.run(["umount", "-l", str(mnt)], capture_output=True, check=False))
         shutil.copytree(site.client, str(mnt / "client01"), copy_function=shutil.copy2)
         site.client = str(mnt / "client01")
@@ -1193,8 +1364,7 @@ def full_disk_site(request, tmp_path):
     return site
 
 
-def test_a_failed_put_back_keeps_the_backup_and_a_rollback_finishes_it(full_disk_site, module_runner,
-                                                                       monkeypatch):
+def test_a_failed_put_back_keeps_the_backup_and_a_rollback_finishes_it(full_disk_site, module_runner, monkeypatch):
     site = full_disk_site
     originals = {name: read(os.path.join(site.bin, name)) for name in os.listdir(site.bin)}
     ini_before = read(site.ini)
@@ -1224,8 +1394,7 @@ def test_a_failed_put_back_keeps_the_backup_and_a_rollback_finishes_it(full_disk
     assert not os.path.exists(journal_path), "the rollback left the journal in place"
 
 
-def test_after_a_failed_put_back_the_next_rollout_converges_and_keeps_what_is_owed(site, module_runner,
-                                                                                   monkeypatch):
+def test_after_a_failed_put_back_the_next_rollout_converges_and_keeps_what_is_owed(site, module_runner, monkeypatch):
     original = read(os.path.join(site.bin, "Smsrun32.exe"))
     lab.disk_fills_at(monkeypatch, site.bin + os.sep, 2)
     assert module_runner(MODULE, site.args()).get("failed") is True
@@ -1277,12 +1446,14 @@ def test_a_backup_keeps_the_originals_mode_and_owner_and_a_rollback_gives_it_bac
 
 def stat_mode(st):
     import stat as stat_module
+
     return stat_module.S_IMODE(st.st_mode)
 
 
 def other_writer(site, monkeypatch, times=1):
     """Another writer changes SMS.INI `times` times inside the run's window (during the SMSRUN32 sample)."""
     from ansible_collections.sms.hotfix.plugins.module_utils import sms_client_run
+
     real = sms_client_run.smsrun_state
     done = {"n": 0}
 
@@ -1292,6 +1463,7 @@ def other_writer(site, monkeypatch, times=1):
         data = read(site.ini)
         lab.write(site.ini, data.replace(b"[Servers]\r\n", b"[Servers]\r\nAddedBy=ClientSetup\r\n"))
         return state
+
     monkeypatch.setattr(sms_client_run, "smsrun_state", sample)
     return done
 
@@ -1311,6 +1483,7 @@ def test_another_writers_change_to_sms_ini_in_the_window_survives(site, module_r
 
 def test_a_writer_that_never_stops_fails_the_client_cleanly_naming_sms_ini(site, module_runner, monkeypatch):
     from ansible_collections.sms.hotfix.plugins.module_utils import sms_fs
+
     real = sms_fs.LocalVolume.write
     writes = {"n": 0}
 
@@ -1320,20 +1493,22 @@ def test_a_writer_that_never_stops_fails_the_client_cleanly_naming_sms_ini(site,
             with open(site.ini, "ab") as handle:
                 handle.write(b"; touched %d\r\n" % writes["n"])
         return real(volume, parts, chunks, **kwargs)
+
     monkeypatch.setattr(sms_fs.LocalVolume, "write", busy)
     bin_before = lab.snapshot(site.bin)
     result = module_runner(MODULE, site.args())
     assert result.get("failed") is True and site.ini in result["msg"] and "another writer" in result["msg"], result
     assert writes["n"] == 3
     assert lab.snapshot(site.bin) == bin_before, "the files were not put back"
-    assert read(site.ini) == lab.sms_ini() + b"".join(b"; touched %d\r\n" % n for n in (1, 2, 3)), \
+    assert read(site.ini) == lab.sms_ini() + b"".join(b"; touched %d\r\n" % n for n in (1, 2, 3)), (
         "the other writer's last content is not what is on disk"
+    )
 
 
 @pytest.mark.parametrize("folder", [("backup", "BIN"), ("backup", "INI"), ()])
 def test_stale_temporary_files_in_the_state_folder_are_removed(site, module_runner, folder):
     module_runner(MODULE, site.args())  # the state folder and its backup folders exist
-    stale = state_path(site, *(folder + (".sms-tmp-%d-0badc0de-Smsrun32.exe" % (2 ** 22 + 1),)))
+    stale = state_path(site, *(folder + (".sms-tmp-%d-0badc0de-Smsrun32.exe" % (2**22 + 1),)))
     lab.write(stale, b"half a backup")
     serve_other_version(site)
     check = module_runner(MODULE, site.args(), check_mode=True)
@@ -1368,10 +1543,12 @@ volume.write(("backup", "BIN", "Smsrun32.exe"), chunks())
 
 def test_a_backup_write_killed_by_sigkill_leaves_a_temp_file_the_next_run_removes(site, module_runner):
     from sms_testlib import REPO
+
     state = state_path(site)
     os.makedirs(state)
-    child = subprocess.Popen([sys.executable, "-c", WRITER, os.path.join(REPO, "collections"), state],
-                             stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", WRITER, os.path.join(REPO, "collections"), state], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert child.stdout.readline().strip() == "ready"
     finally:
@@ -1398,8 +1575,9 @@ def test_a_fifo_for_sms_ini_fails_without_ansibles_file_facts(site, module_runne
 
 def test_a_utf16_sms_ini_is_named_as_such_and_left_alone(site, module_runner):
     lab.write(site.ini, lab.sms_ini().decode("latin-1").encode("utf-16"))
-    assert_failed_untouched(site, module_runner, site.args(), site.ini, "UTF-16 little-endian with a byte-order mark",
-                            "Encoding: ANSI")
+    assert_failed_untouched(
+        site, module_runner, site.args(), site.ini, "UTF-16 little-endian with a byte-order mark", "Encoding: ANSI"
+    )
 
 
 def test_another_writers_change_to_sms_ini_during_a_rollback_survives(site, module_runner, monkeypatch):
@@ -1409,15 +1587,19 @@ def test_another_writers_change_to_sms_ini_during_a_rollback_survives(site, modu
     done = other_writer(site, monkeypatch)
     result = module_runner(MODULE, site.args(state="rolled_back"))
     assert done["n"] == 1 and not result.get("failed"), result
-    assert read(site.ini) == ini_before.replace(b"[Servers]\r\n", b"[Servers]\r\nAddedBy=ClientSetup\r\n") \
-        + b"; SMS wrote this since\r\n"
+    assert (
+        read(site.ini)
+        == ini_before.replace(b"[Servers]\r\n", b"[Servers]\r\nAddedBy=ClientSetup\r\n") + b"; SMS wrote this since\r\n"
+    )
     assert result["ini_rebuilt"] == 1
 
 
 def test_a_rollback_removes_stale_temporary_files_of_a_killed_run(site, module_runner):
     module_runner(MODULE, site.args())
-    stale = [state_path(site, "backup", "BIN", ".sms-tmp-%d-0badc0de-Smsrun32.exe" % (2 ** 22 + 1)),
-             os.path.join(site.bin, ".sms-tmp-%d-0badc0de-Smssrv32.exe" % (2 ** 22 + 1))]
+    stale = [
+        state_path(site, "backup", "BIN", ".sms-tmp-%d-0badc0de-Smsrun32.exe" % (2**22 + 1)),
+        os.path.join(site.bin, ".sms-tmp-%d-0badc0de-Smssrv32.exe" % (2**22 + 1)),
+    ]
     for path in stale:
         lab.write(path, b"half a file")
     check = module_runner(MODULE, site.args(state="rolled_back"), check_mode=True)
@@ -1428,7 +1610,8 @@ def test_a_rollback_removes_stale_temporary_files_of_a_killed_run(site, module_r
 
 
 def test_a_rollback_whose_put_back_fails_keeps_the_journal_and_a_second_rollback_finishes(
-        site, module_runner, monkeypatch):
+    site, module_runner, monkeypatch
+):
     originals = {name: read(os.path.join(site.bin, name)) for name in os.listdir(site.bin)}
     module_runner(MODULE, site.args())
     lab.disk_fills_at(monkeypatch, site.bin + os.sep, 2)  # the second restore finds the disk full
@@ -1444,7 +1627,8 @@ def test_a_rollback_whose_put_back_fails_keeps_the_journal_and_a_second_rollback
 
 
 def test_a_rollback_that_fails_half_way_puts_back_what_it_restored_and_keeps_the_journal(
-        site, module_runner, monkeypatch):
+    site, module_runner, monkeypatch
+):
     from ansible_collections.sms.hotfix.plugins.module_utils.sms_files import BackupJournal, SmsFileError
 
     originals = {name: read(os.path.join(site.bin, name)) for name in os.listdir(site.bin)}
@@ -1458,9 +1642,11 @@ def test_a_rollback_that_fails_half_way_puts_back_what_it_restored_and_keeps_the
     def second_fails(self, entry, volume, parts):
         calls.append(parts)
         if len(calls) == 2:
-            raise SmsFileError("cannot write in %s (Input/output error)" % volume.path(parts[:-1]),
-                               path=volume.path(parts[:-1]))
+            raise SmsFileError(
+                "cannot write in %s (Input/output error)" % volume.path(parts[:-1]), path=volume.path(parts[:-1])
+            )
         return real(self, entry, volume, parts)
+
     monkeypatch.setattr(BackupJournal, "restore", second_fails)
     result = module_runner(MODULE, site.args(state="rolled_back"))
     assert result.get("failed") is True, result

@@ -65,6 +65,7 @@ def run(module_runner, world):
         args = {"sms_root": world["sms"], "manifest": world["manifest"]}
         args.update(params)
         return module_runner(MODULE, args, check_mode=check_mode, diff=diff)
+
     return _run
 
 
@@ -97,6 +98,7 @@ def read_only_dir(path):
 
 def hotfix_bytes(platform, name):
     from sms_testlib import SIZES
+
     return blob("hotfix:%s:%s" % (platform, name), SIZES[platform])
 
 
@@ -110,7 +112,11 @@ def test_rhythm_check_change_no_change_check(world, run):
     assert checked["changed"] is True
     assert (checked["status"], checked["state"]) == ("would_stage", "present")
     assert {(f["platform"], f["name"]) for f in checked["files"] if f["changed"]} == {
-        ("x86", "Smsrun32.exe"), ("x86", "Smssrv32.exe"), ("alpha", "Smsrun32.exe"), ("alpha", "Smssrv32.exe")}
+        ("x86", "Smsrun32.exe"),
+        ("x86", "Smssrv32.exe"),
+        ("alpha", "Smsrun32.exe"),
+        ("alpha", "Smssrv32.exe"),
+    }
     assert checked["system_map"]["bumped"] is True
     assert snapshot(world["site"]) == before, "check mode must not touch the site server"
 
@@ -181,7 +187,8 @@ def test_file_missing_on_site_is_added_and_rollback_removes_it(world, run):
     assert not os.path.exists(os.path.join(folder, "Smssrv32.exe"))
     restored = snapshot(world["site"])
     assert {k: v for k, v in restored.items() if "Client.src" in k} == {
-        k: v for k, v in before.items() if "Client.src" in k}
+        k: v for k, v in before.items() if "Client.src" in k
+    }
 
 
 def test_backup_is_taken_once_and_survives_a_second_run(world, run):
@@ -465,6 +472,7 @@ def test_disk_full_is_refused_before_anything_changes(tmp_path, tiny_fs, module_
         class Small:
             def __init__(self, st):
                 self.f_frsize, self.f_bavail = st.f_frsize, 2
+
         monkeypatch.setattr(os, "fstatvfs", lambda fd: Small(real(fd)))
     site = os.path.join(tiny_fs, "site")
     before = snapshot(site)
@@ -477,6 +485,7 @@ def test_disk_full_is_refused_before_anything_changes(tmp_path, tiny_fs, module_
 def _enospc_after(monkeypatch, count):
     """Make the `count`-th copy into Client.src fail with ENOSPC, as a full disk would."""
     import sms_testlib
+
     return sms_testlib.enospc_on(monkeypatch, "Client.src", count)
 
 
@@ -506,6 +515,7 @@ def test_disk_full_on_a_second_run_keeps_the_first_runs_backups(world, run, monk
 def test_real_enospc_mid_run_puts_everything_back(tmp_path, tiny_fs, module_runner, monkeypatch):
     """Preflight bypassed: the tmpfs itself runs out of space on the third copy."""
     from ansible_collections.sms.hotfix.plugins.module_utils import sms_replace
+
     manifest = make_hotfix(tmp_path)
     sms = make_site(tiny_fs)
     # x86 copies (4096 bytes over 1-page files) fit in one free page; the first alpha copy (2 pages) does not.
@@ -513,8 +523,9 @@ def test_real_enospc_mid_run_puts_everything_back(tmp_path, tiny_fs, module_runn
     monkeypatch.setattr(sms_replace, "check_free_space", lambda needs: None)
     site = os.path.join(tiny_fs, "site")
     before = snapshot(site)
-    result = module_runner(MODULE, {"sms_root": sms, "manifest": manifest,
-                                    "state_dir": str(tmp_path / "state" / "Q216552")})
+    result = module_runner(
+        MODULE, {"sms_root": sms, "manifest": manifest, "state_dir": str(tmp_path / "state" / "Q216552")}
+    )
     assert_refused(result, "no space left", "put back", preflight=False)
     assert snapshot(site) == before
 
@@ -641,14 +652,17 @@ def test_rollback_of_some_platforms_retires_only_their_entries(world, run):
     assert not os.path.exists(os.path.join(state, "backup", "X86.bin"))
     retired = json.loads(read(os.path.join(back["retired"], "journal.json")))
     assert sorted(retired["entries"]) == ["X86.bin/smsrun32.exe", "X86.bin/smssrv32.exe"]
-    assert read(os.path.join(back["retired"], "backup", "X86.bin", "SMSRUN32.EXE")) == \
-        original_files("x86")["Smsrun32.exe"]
+    assert (
+        read(os.path.join(back["retired"], "backup", "X86.bin", "SMSRUN32.EXE"))
+        == original_files("x86")["Smsrun32.exe"]
+    )
     # x86 is done: a second x86 rollback changes nothing, alpha still rolls back from its backups.
     assert run(state="absent", platforms=["x86"])["changed"] is False
     alpha = run(state="absent", platforms=["alpha"])
     assert alpha["changed"] is True
-    assert read(os.path.join(client_src(world["sms"], "alpha"), "SMSRUN32.EXE")) == \
-        original_files("alpha")["Smsrun32.exe"]
+    assert (
+        read(os.path.join(client_src(world["sms"], "alpha"), "SMSRUN32.EXE")) == original_files("alpha")["Smsrun32.exe"]
+    )
     assert not os.path.exists(os.path.join(state, "journal.json"))
     assert run(state="absent")["changed"] is False
 
@@ -699,6 +713,7 @@ def test_missing_existing_backup_fails_before_any_change(world, run):
 
 # --- links in Client.src, and a run killed between the last replace and the bump --------------
 
+
 def test_a_hotfix_file_in_client_src_that_is_a_link_is_refused(world, run, tmp_path):
     """Backed up, the link's target would reach Client.src on rollback, and every logon server after."""
     outside = tmp_path / "outside.exe"
@@ -741,6 +756,7 @@ def test_a_run_killed_before_the_bump_is_finished_by_the_next(world, run, monkey
 
     def killed(site):
         raise Killed()
+
     real = sms_hotfix_stage.bump_system_map
     monkeypatch.setattr(sms_hotfix_stage, "bump_system_map", killed)
     system_map = os.path.join(world["sms"], "System.map")
@@ -778,11 +794,13 @@ def test_bump_never_records_the_owed_bump_and_auto_makes_it(world, run):
 
 def test_a_rollback_killed_before_its_bump_is_finished_by_the_next(world, run, monkeypatch):
     from ansible_collections.sms.hotfix.plugins.modules import sms_hotfix_stage
+
     run()
     real = sms_hotfix_stage.bump_system_map
 
     def killed(site):
         raise Killed()
+
     monkeypatch.setattr(sms_hotfix_stage, "bump_system_map", killed)
     with pytest.raises(Killed):
         run(state="absent")
@@ -796,7 +814,7 @@ def test_a_rollback_killed_before_its_bump_is_finished_by_the_next(world, run, m
 
 
 def test_stale_temporary_files_in_client_src_are_removed(world, run):
-    stale = os.path.join(client_src(world["sms"]), ".sms-tmp-%d-0badc0de-SMSRUN32.EXE" % (2 ** 22 + 1))
+    stale = os.path.join(client_src(world["sms"]), ".sms-tmp-%d-0badc0de-SMSRUN32.EXE" % (2**22 + 1))
     write(stale, b"half a file")
     assert run(check_mode=True)["stale_temporary_files"] == [stale] and os.path.exists(stale)
     result = run()
@@ -806,6 +824,7 @@ def test_stale_temporary_files_in_client_src_are_removed(world, run):
 # -- issue 23: nothing lost, for real ---------------------------------------------------------------
 def test_a_failed_put_back_keeps_its_backup_and_a_rollback_finishes_it(world, run, monkeypatch):
     import sms_testlib
+
     folder = os.path.join(world["sms"], "Site.srv", "Maincfg.box", "Client.src")
     before = snapshot(folder)
     sms_testlib.disk_fills_at(monkeypatch, "Client.src", 2)  # full after the first file is replaced
@@ -857,7 +876,7 @@ def test_stale_temporary_files_anywhere_in_the_state_folder_are_removed(world, r
     assert not run(platforms=["x86"] if where == ("backup", "Alpha.bin") else None).get("failed")
     folder = os.path.join(state_folder(world), *where)
     os.makedirs(folder, exist_ok=True)
-    stale = os.path.join(folder, ".sms-tmp-%d-0badc0de-Smsrun32.exe" % (2 ** 22 + 1))
+    stale = os.path.join(folder, ".sms-tmp-%d-0badc0de-Smsrun32.exe" % (2**22 + 1))
     write(stale, b"half a backup")
     assert stale in run(check_mode=True)["stale_temporary_files"] and os.path.exists(stale)
     result = run()

@@ -26,8 +26,10 @@ def manifest_files(manifest_path):
     with open(manifest_path) as handle:
         manifest = json.load(handle)
     base = os.path.dirname(manifest_path)
-    return {p: [(f["name"], os.path.join(base, f["payload"]), f["sha256"]) for f in spec["files"]]
-            for p, spec in manifest["platforms"].items()}
+    return {
+        p: [(f["name"], os.path.join(base, f["payload"]), f["sha256"]) for f in spec["files"]]
+        for p, spec in manifest["platforms"].items()
+    }
 
 
 def replicate(sms, manifest_path, platforms=None):
@@ -84,6 +86,7 @@ class ModuleClock:
 @pytest.fixture
 def clock(monkeypatch):
     from ansible_collections.sms.hotfix.plugins.module_utils import sms_logon
+
     fake = ModuleClock()
     monkeypatch.setattr(sms_logon, "time", fake)
     return fake
@@ -96,6 +99,7 @@ def args(manifest, sms, **extra):
 
 
 # --- baseline ----------------------------------------------------------------
+
 
 def test_baseline_recorded_once_and_check_mode_writes_nothing(site, module_runner):
     manifest, sms, root = site
@@ -110,7 +114,8 @@ def test_baseline_recorded_once_and_check_mode_writes_nothing(site, module_runne
     path = first["baseline_path"]
     assert os.path.dirname(path) == os.path.join(sms, "Hotfix", "Q216552")
     assert os.path.basename(path).startswith("copylist-baseline-") and len(os.path.basename(path)) == len(
-        "copylist-baseline-") + 12 + len(".json")
+        "copylist-baseline-"
+    ) + 12 + len(".json")
     with open(path) as handle:
         recorded = json.load(handle)
     assert recorded["copy_list_version"] == 41 and recorded["files_already_current"] is False
@@ -137,6 +142,7 @@ def test_baseline_notes_files_already_current(site, module_runner):
 
 # --- converged -----------------------------------------------------------------
 
+
 def test_converged_needs_files_and_bump(site, module_runner, clock):
     manifest, sms, root = site
     module_runner(BASELINE, args(manifest, sms))
@@ -145,11 +151,16 @@ def test_converged_needs_files_and_bump(site, module_runner, clock):
     assert only_files["converged"] is False and only_files.get("failed") is not True
     assert all(item["ok"] for item in only_files["files"])
     assert only_files["copy_list"] == {
-        "baseline": 41, "current": 41, "required": True, "ok": False,
+        "baseline": 41,
+        "current": 41,
+        "required": True,
+        "ok": False,
         "files": {"Cl_nt.txt": 41, "Cl_win95.txt": 41},
-        "note": only_files["copy_list"]["note"]}
+        "note": only_files["copy_list"]["note"],
+    }
     assert only_files["missing"] == [
-        "copy lists carry CopyListVersion 41 (Cl_nt.txt=41, Cl_win95.txt=41), need > 41 (seen before staging)"]
+        "copy lists carry CopyListVersion 41 (Cl_nt.txt=41, Cl_win95.txt=41), need > 41 (seen before staging)"
+    ]
 
     bump(sms, 42)
     before = lib.snapshot(root)
@@ -202,7 +213,8 @@ def test_timeout_fails_naming_every_stale_file(site, module_runner, clock):
     ok = {(i["platform"], i["name"]): i["ok"] for i in result["files"]}
     assert ok[("x86", "Smsrun32.exe")] is True
     assert [i["path"] for i in result["files"] if i["name"] == "Smsrun32.exe" and i["platform"] == "x86"] == [
-        rel(sms, "X86.bin", "SMSRUN32.EXE")]
+        rel(sms, "X86.bin", "SMSRUN32.EXE")
+    ]
     for name in result["missing"]:
         assert name.split(" ")[0] in result["msg"]
     assert lib.snapshot(root) == before
@@ -279,6 +291,7 @@ def test_expect_waits_for_given_files(site, module_runner):
 
 # --- bad input -------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("module", [BASELINE, WAIT, PUSH])
 def test_bad_input_refused_and_nothing_changed(site, module_runner, module, clock):
     manifest, sms, root = site
@@ -304,21 +317,24 @@ def test_unknown_expect_platform_and_bad_sha_refused(site, module_runner):
     _manifest, sms, root = site
     before = lib.snapshot(root)
     controller = load_controller()
-    for expect, said in (({"vax": [{"name": "a.exe", "sha256": "0" * 64}]}, "'vax' is unknown"),
-                         ({"x86": [{"name": "..\\a.exe", "sha256": "0" * 64}]}, "not a plain name"),
-                         ({"x86": [{"name": "a.exe", "sha256": "0" * 63}]}, "not 64 hex digits"),
-                         ({"x86": [{"name": "a.exe", "sha256": "0" * 64}, {"name": "A.EXE", "sha256": "1" * 64}]},
-                          "listed twice")):
+    for expect, said in (
+        ({"vax": [{"name": "a.exe", "sha256": "0" * 64}]}, "'vax' is unknown"),
+        ({"x86": [{"name": "..\\a.exe", "sha256": "0" * 64}]}, "not a plain name"),
+        ({"x86": [{"name": "a.exe", "sha256": "0" * 63}]}, "not 64 hex digits"),
+        ({"x86": [{"name": "a.exe", "sha256": "0" * 64}, {"name": "A.EXE", "sha256": "1" * 64}]}, "listed twice"),
+    ):
         with pytest.raises(Exception) as info:
             controller.resolve_manifest({"sms_root": sms, "kb": "Q216552", "expect": expect})
         assert said in str(info.value) and "checked on the controller" in str(info.value)
     upper = controller.resolve_manifest({"expect": {"X86": [{"name": "a.exe", "sha256": "AB" * 32}]}})
     assert upper["expect"] == {"x86": [{"name": "a.exe", "sha256": "ab" * 32}]}
-    result = module_runner("sms_logon_wait", {"sms_root": sms, "kb": "Q216552",
-                                              "expect": {"vax": [{"name": "a.exe", "sha256": "0" * 64}]}})
+    result = module_runner(
+        "sms_logon_wait", {"sms_root": sms, "kb": "Q216552", "expect": {"vax": [{"name": "a.exe", "sha256": "0" * 64}]}}
+    )
     assert result["failed"] is True and "vax" in result["msg"]
-    result = module_runner("sms_logon_wait", {"sms_root": sms, "expect": {"x86": [{"name": "a.exe",
-                                                                                  "sha256": "0" * 64}]}})
+    result = module_runner(
+        "sms_logon_wait", {"sms_root": sms, "expect": {"x86": [{"name": "a.exe", "sha256": "0" * 64}]}}
+    )
     assert result["failed"] is True and "kb" in result["msg"]
     assert lib.snapshot(root) == before
 
@@ -327,10 +343,21 @@ def test_unknown_expect_platform_and_bad_sha_refused(site, module_runner):
 def test_a_job_without_expected_files_is_refused_by_name(site, job, handler):
     """The modules require manifest or expect for these jobs; called without, the job says so (not a TypeError)."""
     from ansible_collections.sms.hotfix.plugins.module_utils import sms_logon
+
     _manifest, sms, root = site
     before = lib.snapshot(root)
-    params = {"sms_root": sms, "server_name": "logon01", "kb": "Q216552", "manifest": None, "expect": None,
-              "platforms": None, "state_dir": None, "timeout": 0, "sleep": 1, "require_copy_list_bump": True}
+    params = {
+        "sms_root": sms,
+        "server_name": "logon01",
+        "kb": "Q216552",
+        "manifest": None,
+        "expect": None,
+        "platforms": None,
+        "state_dir": None,
+        "timeout": 0,
+        "sleep": 1,
+        "require_copy_list_bump": True,
+    }
     module = type("Module", (), {"params": params, "check_mode": False})()
     ctx = sms_logon.Context(module, job)
     with pytest.raises(sms_logon.ReplicationError) as info:
@@ -363,6 +390,7 @@ def test_push_refuses_damaged_payload_and_changes_nothing(site, module_runner):
 
 # --- push and restore ----------------------------------------------------------
 
+
 def test_push_backs_up_then_restore_is_byte_identical(site, module_runner):
     manifest, sms, root = site
     os.rename(rel(sms, "X86.bin", "Smsrun32.exe"), rel(sms, "X86.bin", "SMSRUN32.EXE"))
@@ -376,8 +404,9 @@ def test_push_backs_up_then_restore_is_byte_identical(site, module_runner):
 
     pushed = module_runner(PUSH, args(manifest, sms), diff=True)
     assert pushed["changed"] is True and pushed["converged"] is True and pushed["copy_list_bumped"] is False
-    assert sorted(pushed["pushed"]) == sorted(["X86.bin/SMSRUN32.EXE", "X86.bin/Smssrv32.exe",
-                                               "Alpha.bin/Smsrun32.exe", "Alpha.bin/Smssrv32.exe"])
+    assert sorted(pushed["pushed"]) == sorted(
+        ["X86.bin/SMSRUN32.EXE", "X86.bin/Smssrv32.exe", "Alpha.bin/Smsrun32.exe", "Alpha.bin/Smssrv32.exe"]
+    )
     files = manifest_files(manifest)
     for platform, entries in files.items():
         for name, _payload, digest in entries:
@@ -387,7 +416,8 @@ def test_push_backs_up_then_restore_is_byte_identical(site, module_runner):
             assert lib.sha(open(path, "rb").read()) == digest
     assert os.path.exists(rel(sms, "X86.bin", "SMSRUN32.EXE"))
     assert not os.path.exists(rel(sms, "X86.bin", "Smsrun32.exe")) or os.path.samefile(
-        rel(sms, "X86.bin", "Smsrun32.exe"), rel(sms, "X86.bin", "SMSRUN32.EXE"))
+        rel(sms, "X86.bin", "Smsrun32.exe"), rel(sms, "X86.bin", "SMSRUN32.EXE")
+    )
     # manifest date kept
     assert int(os.stat(rel(sms, "X86.bin", "SMSRUN32.EXE")).st_mtime) == 916356060
     # originals backed up in the state folder
@@ -527,6 +557,7 @@ def test_push_without_enough_free_space_is_refused(tmp_path, tiny_fs, module_run
         class Small:
             def __init__(self, st):
                 self.f_frsize, self.f_bavail = st.f_frsize, 2
+
         monkeypatch.setattr(os, "fstatvfs", lambda fd: Small(real(fd)))
     before = lib.snapshot(tiny_fs)
     result = module_runner(PUSH, args(manifest, sms))
@@ -624,6 +655,7 @@ def test_restore_of_some_platforms_retires_only_their_entries(site, module_runne
 
 # --- reset ---------------------------------------------------------------------------
 
+
 def test_reset_removes_the_baselines(site, module_runner):
     manifest, sms, root = site
     module_runner(BASELINE, args(manifest, sms))
@@ -640,8 +672,10 @@ def test_reset_removes_the_baselines(site, module_runner):
 
 # --- the action plugin's slicing -----------------------------------------------------
 
+
 def load_controller():
     from ansible_collections.sms.hotfix.plugins.plugin_utils import _sms_logon_controller as sms_logon_controller
+
     return sms_logon_controller
 
 
@@ -654,10 +688,16 @@ class FakeClock:
 
 
 def stale_result():
-    return {"converged": False, "polls": 30, "missing": ["X86.bin/Smsrun32.exe has sha256 ab.., expects cd.."],
-            "files": [{"platform": "x86", "name": "Smsrun32.exe", "found_sha256": "ab", "ok": False},
-                      {"platform": "x86", "name": "Smssrv32.exe", "found_sha256": "cd", "ok": True}],
-            "copy_list": {"baseline": 41, "current": 41, "required": True, "ok": False}}
+    return {
+        "converged": False,
+        "polls": 30,
+        "missing": ["X86.bin/Smsrun32.exe has sha256 ab.., expects cd.."],
+        "files": [
+            {"platform": "x86", "name": "Smsrun32.exe", "found_sha256": "ab", "ok": False},
+            {"platform": "x86", "name": "Smssrv32.exe", "found_sha256": "cd", "ok": True},
+        ],
+        "copy_list": {"baseline": 41, "current": 41, "required": True, "ok": False},
+    }
 
 
 def test_action_prints_one_line_per_slice_then_converges():
@@ -700,17 +740,20 @@ def test_action_times_out_with_the_operator_message():
     assert result["msg"] == (
         "logon server logon02: not converged after 70s: X86.bin/Smsrun32.exe has sha256 ab.., expects cd..; "
         "check that the Maintenance Manager runs on the site server (SMS Service Manager), trigger a pass, "
-        "or use push mode (sms_replication_mode=push)")
+        "or use push mode (sms_replication_mode=push)"
+    )
 
 
 def test_action_quiet_when_converged_at_once_and_passes_failures_through():
     action = load_controller()
     lines = []
-    result = action.wait_in_slices(lambda s: {"converged": True, "polls": 1}, "logon01", 600, 30, lines.append,
-                                   clock=FakeClock())
+    result = action.wait_in_slices(
+        lambda s: {"converged": True, "polls": 1}, "logon01", 600, 30, lines.append, clock=FakeClock()
+    )
     assert lines == [] and result["slices"] == 1
-    failed = action.wait_in_slices(lambda s: {"failed": True, "msg": "no Logon.srv"}, "logon01", 600, 30,
-                                   lines.append, clock=FakeClock())
+    failed = action.wait_in_slices(
+        lambda s: {"failed": True, "msg": "no Logon.srv"}, "logon01", 600, 30, lines.append, clock=FakeClock()
+    )
     assert failed["failed"] is True and failed["msg"] == "no Logon.srv" and lines == []
 
 
@@ -728,9 +771,12 @@ def test_action_reads_the_manifest_on_the_controller(site, module_runner):
     assert action.resolve_manifest({"manifest": manifest}, "push") == {"manifest": manifest}
     # an undo or a reset needs only the KB
     assert action.resolve_manifest({"manifest": manifest, "state": "absent"}, "restore") == {
-        "state": "absent", "kb": "Q216552"}
+        "state": "absent",
+        "kb": "Q216552",
+    }
     assert action.resolve_manifest({"manifest": "/nonexistent/manifest.json"}) == {
-        "manifest": "/nonexistent/manifest.json"}
+        "manifest": "/nonexistent/manifest.json"
+    }
     # an explicit expect (rollback) wins over the manifest's files
     expect = {"x86": [{"name": "Smsrun32.exe", "sha256": "0" * 64}]}
     assert action.resolve_manifest({"manifest": manifest, "expect": expect})["expect"] == expect
@@ -746,6 +792,7 @@ def test_action_refuses_a_broken_manifest(tmp_path):
 
 
 # --- issue 23: nothing lost, for real -------------------------------------------------
+
 
 def push_state(sms, *parts):
     return os.path.join(sms, "Hotfix", "Q216552", "push", *parts)
@@ -793,7 +840,7 @@ def test_a_push_backup_keeps_the_mode_of_a_0600_original(site, module_runner):
 def test_stale_temporary_files_in_the_push_state_folder_are_removed(site, module_runner, where):
     manifest, sms, root = site
     assert not module_runner(PUSH, args(manifest, sms, platforms=["x86"])).get("failed")
-    stale = push_state(sms, *(where + (".sms-tmp-%d-0badc0de-Smsrun32.exe" % (2 ** 22 + 1),)))
+    stale = push_state(sms, *(where + (".sms-tmp-%d-0badc0de-Smsrun32.exe" % (2**22 + 1),)))
     lib.write(stale, b"half a backup")
     result = module_runner(PUSH, args(manifest, sms))
     assert not result.get("failed") and stale in result["stale_temporary_files"], result
@@ -803,8 +850,10 @@ def test_stale_temporary_files_in_the_push_state_folder_are_removed(site, module
 def test_a_restore_removes_stale_temporary_files_of_a_killed_push(site, module_runner):
     manifest, sms, root = site
     assert not module_runner(PUSH, args(manifest, sms)).get("failed")
-    stale = [push_state(sms, "backup", "X86.bin", ".sms-tmp-%d-0badc0de-Smsrun32.exe" % (2 ** 22 + 1)),
-             rel(sms, "X86.bin", ".sms-tmp-%d-0badc0de-Smsrun32.exe" % (2 ** 22 + 1))]
+    stale = [
+        push_state(sms, "backup", "X86.bin", ".sms-tmp-%d-0badc0de-Smsrun32.exe" % (2**22 + 1)),
+        rel(sms, "X86.bin", ".sms-tmp-%d-0badc0de-Smsrun32.exe" % (2**22 + 1)),
+    ]
     for path in stale:
         lib.write(path, b"half a file")
     result = module_runner(PUSH, args(manifest, sms, state="absent"))
@@ -813,6 +862,7 @@ def test_a_restore_removes_stale_temporary_files_of_a_killed_push(site, module_r
 
 
 # --- issue 26: a module per job, each says what it did; the old name still works ------------------
+
 
 def test_every_module_returns_its_status_and_state(site, module_runner):
     manifest, sms, _root = site
@@ -881,27 +931,66 @@ def test_the_old_name_is_routed_with_a_deprecation(site, tmp_path):
     manifest, sms, _root = site
     with open(os.path.join(REPO, "meta", "runtime.yml")) as handle:
         import yaml
+
         runtime = yaml.safe_load(handle)
     routing = runtime["plugin_routing"]["modules"]["sms_replication"]["deprecation"]
     assert routing["removal_version"] == "2.0.0"
     for name in (WAIT, BASELINE, PUSH, MODULE):
         assert name in runtime["action_groups"]["smb"]
-    play = [{"hosts": "localhost", "gather_facts": False, "tasks": [
-        {"name": "old", "sms.hotfix.sms_replication": {"sms_root": sms, "manifest": manifest, "state": "baseline"},
-         "register": "old"},
-        {"name": "new", "sms.hotfix.sms_copy_list_baseline": {"sms_root": sms, "manifest": manifest},
-         "register": "new"},
-        {"name": "same", "ansible.builtin.assert": {"that": [
-            "old.status == 'recorded' and old.state == 'baseline'",
-            "new.status == 'kept' and new.state == 'present'",
-            "old.baseline_path == new.baseline_path"]}}]}]
+    play = [
+        {
+            "hosts": "localhost",
+            "gather_facts": False,
+            "tasks": [
+                {
+                    "name": "old",
+                    "sms.hotfix.sms_replication": {"sms_root": sms, "manifest": manifest, "state": "baseline"},
+                    "register": "old",
+                },
+                {
+                    "name": "new",
+                    "sms.hotfix.sms_copy_list_baseline": {"sms_root": sms, "manifest": manifest},
+                    "register": "new",
+                },
+                {
+                    "name": "same",
+                    "ansible.builtin.assert": {
+                        "that": [
+                            "old.status == 'recorded' and old.state == 'baseline'",
+                            "new.status == 'kept' and new.state == 'present'",
+                            "old.baseline_path == new.baseline_path",
+                        ]
+                    },
+                },
+            ],
+        }
+    ]
     (tmp_path / "play.yml").write_text(json.dumps(play))
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), SMS_REPORT_DISABLE="1",
-               ANSIBLE_NOCOLOR="1", ANSIBLE_LOCAL_TMP=str(tmp_path / "local-tmp"))
+    env = dict(
+        os.environ,
+        ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
+        SMS_REPORT_DISABLE="1",
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_LOCAL_TMP=str(tmp_path / "local-tmp"),
+    )
     proc = subprocess.run(
-        [os.path.join(os.path.dirname(os.sys.executable), "ansible-playbook"), "-i", "localhost,", "-c", "local",
-         "-e", "ansible_python_interpreter=%s" % os.sys.executable, str(tmp_path / "play.yml")],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=180, check=False)
+        [
+            os.path.join(os.path.dirname(os.sys.executable), "ansible-playbook"),
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            "-e",
+            "ansible_python_interpreter=%s" % os.sys.executable,
+            str(tmp_path / "play.yml"),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     flat = " ".join(out.split())

@@ -15,6 +15,7 @@ from sms_testlib import REPO
 
 def test_an_unsupported_ansible_core_is_refused_naming_found_supported_and_the_install(monkeypatch):
     import ansible.release
+
     with open(os.path.join(REPO, "meta", "runtime.yml")) as handle:
         wanted = yaml.safe_load(handle)["requires_ansible"]
     monkeypatch.setattr(C, "CALLBACKS_ENABLED", [check.CALLBACK])
@@ -55,25 +56,41 @@ def test_known_names_are_read_from_the_roles_and_playbooks_not_kept_by_hand():
         for entry in specs.values():
             assert set(entry.get("options") or {}) <= known, role
     # playbook-level settings and the host model
-    for name in ("sms_rollout_waves", "sms_rollout_window", "sms_rollout_holder", "sms_hotfix_manifest",
-                 "sms_drive_root", "sms_access", "sms_module_bytecode", "sms_unlock_force"):
+    for name in (
+        "sms_rollout_waves",
+        "sms_rollout_window",
+        "sms_rollout_holder",
+        "sms_hotfix_manifest",
+        "sms_drive_root",
+        "sms_access",
+        "sms_module_bytecode",
+        "sms_unlock_force",
+    ):
         assert name in known, name
 
 
 def test_an_unknown_name_gets_where_and_the_nearest_known_one():
     known = frozenset(["sms_rollout_waves", "sms_rollout_window", "sms_client_stop_timeout"])
-    problems = check.unknown_problems({"sms_rollout_wave": {"with -e"}, "sms_rollout_waves": {"with -e"},
-                                       "sms_lab_root": {"in the inventory for group all"},
-                                       "sms_zzz": {"in the inventory for host c1"}}, known)
+    problems = check.unknown_problems(
+        {
+            "sms_rollout_wave": {"with -e"},
+            "sms_rollout_waves": {"with -e"},
+            "sms_lab_root": {"in the inventory for group all"},
+            "sms_zzz": {"in the inventory for host c1"},
+        },
+        known,
+    )
     assert problems == [
         "sms_rollout_wave is not a variable the rollout knows (set with -e); a misspelt setting would be ignored, "
         "so the rollout does not start: correct or remove it. Did you mean sms_rollout_waves?",
         "sms_zzz is not a variable the rollout knows (set in the inventory for host c1); a misspelt setting would "
-        "be ignored, so the rollout does not start: correct or remove it"]
+        "be ignored, so the rollout does not start: correct or remove it",
+    ]
 
 
 def run_check(args, task_vars=None, deprecations=None):
     from types import SimpleNamespace
+
     task = SimpleNamespace(args=args, async_val=0, check_mode=False, action="sms.hotfix.sms_rollout_check")
     connection = SimpleNamespace(_shell=SimpleNamespace(tmpdir=None))
     plugin = check.ActionModule(task, connection, None, None, None)
@@ -89,8 +106,10 @@ def test_status_says_whether_the_inputs_hold():
     assert refused["status"] == "refused" and refused["failed"] is True and refused["problems"], refused
     # refused before any other check: a --limit that leaves out the site server
     needs = [{"group": "site_server", "label": "the site server"}]
-    early = run_check({"limit": {"value": "c1", "kept": ["c1"], "needs": needs}},
-                      {"groups": {"site_server": ["smssite"], "clients": ["c1"]}})
+    early = run_check(
+        {"limit": {"value": "c1", "kept": ["c1"], "needs": needs}},
+        {"groups": {"site_server": ["smssite"], "clients": ["c1"]}},
+    )
     assert early["status"] == "refused" and early["failed"] is True, early
     assert early["problems"][0].startswith("--limit c1 leaves out the site server")
 
@@ -103,8 +122,13 @@ def test_check_controller_is_the_new_name_of_core_which_still_works_with_a_depre
     assert run_check({"check_controller": False}, deprecations=said)["status"] == "passed" and said == []
     old = run_check({"core": True}, deprecations=said)
     assert old["status"] == "refused" and old["problems"] == ["ansible-core checked"], old
-    assert said == [{"msg": "sms_rollout_check: the option core is now called check_controller; use that name",
-                     "version": "2.0.0", "collection_name": "sms.hotfix"}]
+    assert said == [
+        {
+            "msg": "sms_rollout_check: the option core is now called check_controller; use that name",
+            "version": "2.0.0",
+            "collection_name": "sms.hotfix",
+        }
+    ]
     both = run_check({"core": True, "check_controller": True}, deprecations=said)
     assert both["failed"] is True and both["status"] == "refused" and "not both" in both["msg"], both
     # the playbooks use the new name

@@ -18,13 +18,18 @@ def target_side(monkeypatch):
     """Modules run on the target, where warnings go into the result. Another test
     importing controller code (a callback) flips this process-wide switch."""
     from ansible.module_utils import _internal
+
     monkeypatch.setattr(_internal, "is_controller", False)
 
 
 @pytest.fixture
 def site(tmp_path):
     sms = make_site(tmp_path)
-    return {"sms": sms, "lock": os.path.join(sms, "Hotfix", "rollout.lock"), "site": os.path.join(str(tmp_path), "site")}
+    return {
+        "sms": sms,
+        "lock": os.path.join(sms, "Hotfix", "rollout.lock"),
+        "site": os.path.join(str(tmp_path), "site"),
+    }
 
 
 @pytest.fixture
@@ -33,6 +38,7 @@ def lock(module_runner, site):
         args = {"path": site["lock"], "holder": holder}
         args.update(params)
         return module_runner(MODULE, args, check_mode=check_mode)
+
     return _run
 
 
@@ -62,8 +68,12 @@ def test_acquire_a_free_lock(site, lock):
     assert data["holder"] == "awx job 42" and data["purpose"] == "rollout"
     assert abs(data["epoch"] - time.time()) < 60
     assert data["started"].endswith("Z") and data["started"] == result["lock"]["started"]
-    assert result["lock"] == {"holder": "awx job 42", "purpose": "rollout", "started": data["started"],
-                              "path": site["lock"]}
+    assert result["lock"] == {
+        "holder": "awx job 42",
+        "purpose": "rollout",
+        "started": data["started"],
+        "path": site["lock"],
+    }
     # No temporary files left beside it.
     assert os.listdir(os.path.dirname(site["lock"])) == ["rollout.lock"]
 
@@ -229,6 +239,7 @@ def test_argument_spec(site, module_runner):
 
 def _race(path, index, barrier, queue):
     from ansible_collections.sms.hotfix.plugins.modules import sms_rollout_lock
+
     barrier.wait()
     lock = sms_rollout_lock.Lock(path, {})
     payload = sms_rollout_lock.lock_payload("taker %d" % index, "race", time.time())
@@ -266,6 +277,7 @@ class _Module:
 
 def _race_takeover(path, index, barrier, queue):
     from ansible_collections.sms.hotfix.plugins.modules import sms_rollout_lock
+
     module = _Module(path, "taker %d" % index)
     barrier.wait()
     try:
@@ -302,6 +314,7 @@ def test_takeover_retries_once_when_the_stale_lock_vanishes(site, lock, monkeypa
     """Another run released the stale lock between our read and our rename: ENOENT, judge again, take it."""
     plant(site["lock"], "awx job 7", age=7 * 3600)
     from ansible_collections.sms.hotfix.plugins.module_utils import sms_fs
+
     real = sms_fs.LocalVolume.rename
     calls = []
 
@@ -310,6 +323,7 @@ def test_takeover_retries_once_when_the_stale_lock_vanishes(site, lock, monkeypa
         if len(calls) == 1:
             volume.unlink(src)  # the other run removes it just before us
         return real(volume, src, dst)
+
     monkeypatch.setattr(sms_fs.LocalVolume, "rename", rename)
     result = lock()
     assert not result.get("failed"), result
@@ -321,6 +335,7 @@ def test_takeover_retries_once_when_the_stale_lock_vanishes(site, lock, monkeypa
 def test_takeover_leaves_a_lock_taken_meanwhile_alone(site, lock, monkeypatch):
     """Between our read and our takeover another run took the stale lock over: ours must not replace it."""
     from ansible_collections.sms.hotfix.plugins.modules import sms_rollout_lock
+
     plant(site["lock"], "awx job 7", age=7 * 3600)
     real = sms_rollout_lock.take_over
 
@@ -328,6 +343,7 @@ def test_takeover_leaves_a_lock_taken_meanwhile_alone(site, lock, monkeypatch):
         plant(lock_file.path, "awx job 8", age=0)  # the other run's fresh lock, written before our takeover
         monkeypatch.setattr(sms_rollout_lock, "take_over", real)
         return real(lock_file, judged, data)
+
     monkeypatch.setattr(sms_rollout_lock, "take_over", late)
     result = lock()
     assert result.get("failed") is True and "held by awx job 8" in result["msg"], result

@@ -21,11 +21,14 @@ def test_first_wave_always_starts():
     assert gate(HOSTS, HOSTS[:1], HOSTS, WAVES, 20) == (1, [], 0, False, HOSTS)
 
 
-@pytest.mark.parametrize("bad,stops", [
-    (4, True),   # 4 of 15 = 27 %: failed or unreachable, it is the same for the gate
-    (3, False),  # 20 %: not above the threshold
-    (5, True),
-])
+@pytest.mark.parametrize(
+    "bad,stops",
+    [
+        (4, True),  # 4 of 15 = 27 %: failed or unreachable, it is the same for the gate
+        (3, False),  # 20 %: not above the threshold
+        (5, True),
+    ],
+)
 def test_the_previous_wave_counts_failed_and_unreachable(bad, stops):
     third = HOSTS[4:19]
     gone = set(third[:bad])
@@ -44,8 +47,10 @@ def test_hosts_gone_in_earlier_waves_do_not_count_again():
 
 # --- after the wave (sms_rollout_on_failure=rollback): judged by the registered results ---
 
+
 def test_after_the_wave_failed_and_unreachable_results_count():
     from ansible_collections.sms.hotfix.plugins.action.sms_wave_gate import judged_after
+
     third = HOSTS[4:19]
     outcomes = dict((h, {"changed": True}) for h in HOSTS)
     outcomes[third[0]] = {"failed": True, "msg": "x"}
@@ -59,6 +64,7 @@ def test_after_the_wave_failed_and_unreachable_results_count():
 
 def test_after_the_wave_a_client_gone_from_the_play_counts_against_the_whole_wave():
     from ansible_collections.sms.hotfix.plugins.action.sms_wave_gate import judged_after
+
     # a canary removed from the play by a failure nothing ignored: the batch Ansible hands over is empty
     wave, hosts, bad, stop, later, _count = judged_after(HOSTS, [], HOSTS[1:], {}, WAVES, 20)
     assert (wave, hosts, bad, stop) == (1, HOSTS[:1], HOSTS[:1], True) and later == HOSTS[1:]
@@ -70,6 +76,7 @@ def test_after_the_wave_a_client_gone_from_the_play_counts_against_the_whole_wav
 
 def test_after_the_wave_the_reached_clients_are_every_result_but_the_unreachable():
     from ansible_collections.sms.hotfix.plugins.action.sms_wave_gate import reached
+
     # waves 1-3 ran: 19 results; wave 4 never started (no result)
     outcomes = dict((h, {"changed": True}) for h in HOSTS[:19])
     outcomes["client06"] = {"unreachable": True, "msg": "ssh: connect"}
@@ -81,15 +88,23 @@ def test_after_the_wave_the_reached_clients_are_every_result_but_the_unreachable
 
 # ---- the action plugin itself: what it returns as `status` for each outcome ----
 
+
 def run_gate(args, active, batch, hostvars=None):
     from types import SimpleNamespace
 
     from ansible_collections.sms.hotfix.plugins.action.sms_wave_gate import ActionModule
+
     task = SimpleNamespace(args=args, async_val=0, check_mode=False, action="sms.hotfix.sms_wave_gate")
     connection = SimpleNamespace(_shell=SimpleNamespace(tmpdir=None))
     plugin = ActionModule(task, connection, None, None, None)
-    return plugin.run(task_vars={"ansible_play_hosts_all": HOSTS, "ansible_play_batch": batch,
-                                 "ansible_play_hosts": active, "hostvars": hostvars or {}})
+    return plugin.run(
+        task_vars={
+            "ansible_play_hosts_all": HOSTS,
+            "ansible_play_batch": batch,
+            "ansible_play_hosts": active,
+            "hostvars": hostvars or {},
+        }
+    )
 
 
 def test_status_says_what_the_gate_did():
@@ -101,8 +116,9 @@ def test_status_says_what_the_gate_did():
     closed = run_gate({"waves": WAVES, "window": "22:00-05:00", "now": "2026-11-24T12:00:00"}, HOSTS, second)
     assert closed["status"] == "outside_window" and closed["failed"] is True, closed
     assert closed["wave_gate"]["outside_window"] is True
-    forced = run_gate({"waves": WAVES, "window": "22:00-05:00", "now": "2026-11-24T12:00:00", "force": True},
-                      HOSTS, second)
+    forced = run_gate(
+        {"waves": WAVES, "window": "22:00-05:00", "now": "2026-11-24T12:00:00", "force": True}, HOSTS, second
+    )
     assert forced["status"] == "passed" and not forced.get("failed"), forced
     refused = run_gate({"waves": WAVES, "judge": "sideways"}, HOSTS, second)
     assert refused["status"] == "refused" and refused["failed"] is True, refused
@@ -112,7 +128,8 @@ def test_status_after_a_wave_judged_by_its_registered_results():
     first = HOSTS[:1]
     ok = run_gate({"waves": WAVES, "judge": "current"}, HOSTS, first, {HOSTS[0]: {"sms_client_result": {}}})
     assert ok["status"] == "passed" and ok["wave_gate"]["stopped"] is False, ok
-    bad = run_gate({"waves": WAVES, "judge": "current"}, HOSTS, first,
-                   {HOSTS[0]: {"sms_client_result": {"failed": True}}})
+    bad = run_gate(
+        {"waves": WAVES, "judge": "current"}, HOSTS, first, {HOSTS[0]: {"sms_client_result": {"failed": True}}}
+    )
     # judged after the wave, a stop does not fail the task: the play ends and the rollout rolls back
     assert bad["status"] == "stopped" and bad["wave_gate"]["stopped"] is True and not bad.get("failed"), bad

@@ -31,7 +31,7 @@ STAMP = (2026, 12, 4, 12, 0, 0)
 SOURCES = {
     "pkg/__init__.py": b"",
     "pkg/mod.py": b"VALUE = 40\r\n\r\ndef answer():\r\n    return VALUE + 2\r\n\r\n\r\n"
-                  b"def fail():\r\n    raise ValueError('from pkg.mod')  # the line a traceback shows\r\n",
+    b"def fail():\r\n    raise ValueError('from pkg.mod')  # the line a traceback shows\r\n",
     "pkg/broken.py": b"VALUE = (\n",
     "pkg/data.json": b"{}",
 }
@@ -55,10 +55,12 @@ def entries(zip_bytes):
 
 def wrapper(zip_bytes, extensions="{}"):
     """The tail of an AnsiballZ wrapper as ansible-core 2.19 writes it."""
-    return ("#!/usr/bin/python\n\nimport datetime\n\n_ANSIBALLZ_WRAPPER = True\n\n"
-            "if __name__ == \"__main__\":\n    _ansiballz_main(\nansible_module='m',\n"
-            "params='{\"ANSIBLE_MODULE_ARGS\": {\"note\": \"zip_data=\"}}',\nextensions=%s,\nzip_data='%s',\n)\n"
-            % (extensions, base64.b64encode(zip_bytes).decode())).encode()
+    return (
+        "#!/usr/bin/python\n\nimport datetime\n\n_ANSIBALLZ_WRAPPER = True\n\n"
+        "if __name__ == \"__main__\":\n    _ansiballz_main(\nansible_module='m',\n"
+        "params='{\"ANSIBLE_MODULE_ARGS\": {\"note\": \"zip_data=\"}}',\nextensions=%s,\nzip_data='%s',\n)\n"
+        % (extensions, base64.b64encode(zip_bytes).decode())
+    ).encode()
 
 
 def test_a_pyc_is_a_checked_one_of_its_source_compiled_as_zipimport_compiles():
@@ -78,18 +80,22 @@ def test_a_pyc_is_a_checked_one_of_its_source_compiled_as_zipimport_compiles():
 
 
 def test_a_pyc_keeps_asserts_whatever_the_controllers_optimize_level():
-    make = ("import importlib.util, sys\n"
-            "spec = importlib.util.spec_from_file_location('sms_zipimport', sys.argv[1])\n"
-            "util = importlib.util.module_from_spec(spec); spec.loader.exec_module(util)\n"
-            "sys.stdout.buffer.write(util.shipped_pyc(b'assert False, \"kept\"\\n', 'pkg/a.py'))")
-    pyc = subprocess.run([sys.executable, "-O", "-c", make, sms_zipimport.__file__],
-                         capture_output=True, timeout=60, check=True).stdout
+    make = (
+        "import importlib.util, sys\n"
+        "spec = importlib.util.spec_from_file_location('sms_zipimport', sys.argv[1])\n"
+        "util = importlib.util.module_from_spec(spec); spec.loader.exec_module(util)\n"
+        "sys.stdout.buffer.write(util.shipped_pyc(b'assert False, \"kept\"\\n', 'pkg/a.py'))"
+    )
+    pyc = subprocess.run(
+        [sys.executable, "-O", "-c", make, sms_zipimport.__file__], capture_output=True, timeout=60, check=True
+    ).stdout
     with pytest.raises(AssertionError, match="kept"):
         exec(marshal.loads(pyc[16:]), {})  # pylint: disable=exec-used
 
 
 def test_ansible_core_attributes_the_shipped_modules_deprecations_to_this_collection():
     from ansible.module_utils._internal import _deprecator  # pylint: disable=import-outside-toplevel
+
     name = sms_zipimport.SHIPPED_PREFIX + "ansible_collections/sms/hotfix/plugins/modules/sms_client_upgrade.py"
     assert _deprecator._path_as_plugininfo(name).resolved_name == "sms.hotfix.sms_client_upgrade"
 
@@ -110,10 +116,13 @@ def test_the_zip_keeps_every_entry_and_gains_a_pyc_beside_each_source_that_compi
     assert entries(sms_bytecode.add_bytecode(make_zip(own)))["pkg/mod.pyc"][0] == b"not ours"
 
 
-HOST = r"""
+HOST = (
+    r"""
 import json, sys, traceback
 sys.path.insert(0, sys.argv[1])
-""" + sms_testlib.COMPILE_COUNTER + r"""
+"""
+    + sms_testlib.COMPILE_COUNTER
+    + r"""
 import pkg.mod
 try:
     pkg.mod.fail()
@@ -122,21 +131,22 @@ except ValueError:
 print(json.dumps({"answer": pkg.mod.answer(), "compiled": compiled,
                   "traceback": [where.filename.split(".zip/", 1)[-1], where.line]}))
 """
+)
 
 
 def run_host(tmp_path, zip_bytes):
     archive = tmp_path / "payload.zip"
     archive.write_bytes(zip_bytes)
-    done = subprocess.run([sys.executable, "-c", HOST, str(archive)], capture_output=True, text=True,
-                          timeout=60, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", HOST, str(archive)], capture_output=True, text=True, timeout=60, check=True
+    )
     return json.loads(done.stdout)
 
 
 def test_on_the_host_the_bytecode_runs_only_for_its_own_source(tmp_path):
     shipped = sms_bytecode.add_bytecode(make_zip())
     line = "raise ValueError('from pkg.mod')  # the line a traceback shows"
-    assert run_host(tmp_path, shipped) == {"answer": 42, "compiled": {},
-                                           "traceback": ["/AnsiballZ/pkg/mod.py", line]}
+    assert run_host(tmp_path, shipped) == {"answer": 42, "compiled": {}, "traceback": ["/AnsiballZ/pkg/mod.py", line]}
     assert run_host(tmp_path, make_zip())["traceback"] == ["pkg/mod.py", line]  # source: the zip's own path
     # The source changed after the bytecode was made: the source runs.
     files = {name: data for name, (data, _stamp, _compression) in entries(shipped).items()}
@@ -144,8 +154,10 @@ def test_on_the_host_the_bytecode_runs_only_for_its_own_source(tmp_path):
     changed = run_host(tmp_path, make_zip(files))
     assert changed["answer"] == 43 and changed["compiled"].get("pkg/mod.py", 0) >= 1, changed
     # Another Python (another magic number): the sources run.
-    files = {name: (b"\xff\xff\r\n" + data[4:] if name.endswith(".pyc") else data)
-             for name, (data, _stamp, _compression) in entries(shipped).items()}
+    files = {
+        name: (b"\xff\xff\r\n" + data[4:] if name.endswith(".pyc") else data)
+        for name, (data, _stamp, _compression) in entries(shipped).items()
+    }
     other = run_host(tmp_path, make_zip(files))
     assert other["answer"] == 42 and other["compiled"].get("pkg/mod.py", 0) >= 1, other
 
@@ -156,7 +168,7 @@ def test_only_the_zip_of_the_wrapper_changes_and_it_is_built_once(tmp_path, monk
     cache = tmp_path / "cache"
     shipped = sms_bytecode.with_bytecode(data, str(cache))
     start, end = sms_bytecode.zip_span(shipped)
-    assert shipped[:start] == data[:start] and shipped[end:] == data[sms_bytecode.zip_span(data)[1]:]
+    assert shipped[:start] == data[:start] and shipped[end:] == data[sms_bytecode.zip_span(data)[1] :]
     assert base64.b64decode(shipped[start:end]) == sms_bytecode.add_bytecode(original)
     assert sorted(path.name[-5:] for path in cache.iterdir()) == [".lock", sms_bytecode.MAGIC_NUMBER.hex()[-5:]]
 
@@ -169,20 +181,30 @@ def test_only_the_zip_of_the_wrapper_changes_and_it_is_built_once(tmp_path, monk
         sms_bytecode.with_bytecode(wrapper(make_zip(dict(SOURCES, extra=b""))), str(cache))
 
 
-@pytest.mark.parametrize("data, why", [
-    (b"#!/bin/sh\necho '{}'\n", "AnsiballZ wrapper is not the one"),  # not AnsiballZ: another module style
-    (wrapper(make_zip(), extensions="{'_coverage': {'config': 'c', 'output': None}}"),  # ansible-test coverage
-     "carries an extension"),
-    # a wrapper format this code does not know: no mark, or another final call
-    (wrapper(make_zip()).replace(b"\n_ANSIBALLZ_WRAPPER = True\n", b"\n"), "no _ANSIBALLZ_WRAPPER mark"),
-    (wrapper(make_zip()).replace(b"\n    _ansiballz_main(\n", b"\n    _ansiballz_main(**dict(\n"),
-     "its final _ansiballz_main call"),
-    (wrapper(make_zip()).replace(b"\nzip_data='", b"\nzip_data=b'"), "its final _ansiballz_main call"),
-    # "extensions={}," in the wrapper's body does not count: only the final call's arguments do
-    (wrapper(make_zip(), extensions="{'_debugpy': {'host': 'h'}}").replace(
-        b"\n_ANSIBALLZ_WRAPPER = True\n", b"\n_ANSIBALLZ_WRAPPER = True\n# e.g.\nextensions={},\n"),
-     "carries an extension"),
-])
+@pytest.mark.parametrize(
+    "data, why",
+    [
+        (b"#!/bin/sh\necho '{}'\n", "AnsiballZ wrapper is not the one"),  # not AnsiballZ: another module style
+        (
+            wrapper(make_zip(), extensions="{'_coverage': {'config': 'c', 'output': None}}"),  # ansible-test coverage
+            "carries an extension",
+        ),
+        # a wrapper format this code does not know: no mark, or another final call
+        (wrapper(make_zip()).replace(b"\n_ANSIBALLZ_WRAPPER = True\n", b"\n"), "no _ANSIBALLZ_WRAPPER mark"),
+        (
+            wrapper(make_zip()).replace(b"\n    _ansiballz_main(\n", b"\n    _ansiballz_main(**dict(\n"),
+            "its final _ansiballz_main call",
+        ),
+        (wrapper(make_zip()).replace(b"\nzip_data='", b"\nzip_data=b'"), "its final _ansiballz_main call"),
+        # "extensions={}," in the wrapper's body does not count: only the final call's arguments do
+        (
+            wrapper(make_zip(), extensions="{'_debugpy': {'host': 'h'}}").replace(
+                b"\n_ANSIBALLZ_WRAPPER = True\n", b"\n_ANSIBALLZ_WRAPPER = True\n# e.g.\nextensions={},\n"
+            ),
+            "carries an extension",
+        ),
+    ],
+)
 def test_anything_else_is_sent_as_ansible_core_built_it_and_says_why(tmp_path, data, why):
     assert sms_bytecode.with_bytecode(data, str(tmp_path)) is data
     sent, reason = sms_bytecode.bytecode_for(data, str(tmp_path))
@@ -193,8 +215,10 @@ def test_anything_else_is_sent_as_ansible_core_built_it_and_says_why(tmp_path, d
     assert sms_bytecode.bytecode_for(wrapper(make_zip()), str(tmp_path))[1] is None  # what it reads: no reason
 
 
-@pytest.mark.parametrize("value, wanted", [(None, True), (True, True), ("yes", True), ("true", True),
-                                           (False, False), ("no", False), (0, False)])
+@pytest.mark.parametrize(
+    "value, wanted",
+    [(None, True), (True, True), ("yes", True), ("true", True), (False, False), ("no", False), (0, False)],
+)
 def test_sms_module_bytecode_is_a_boolean_and_on_unless_set(value, wanted):
     assert sms_bytecode.bytecode_wanted(value) is wanted
 
@@ -228,7 +252,7 @@ def test_a_worker_that_misses_the_cache_waits_for_the_one_building_it(tmp_path, 
         with open(path, "wb") as handle:
             handle.write(built)
     waiter.join(10)
-    assert results and base64.b64decode(results[0][start:start + len(built)]) == base64.b64decode(built)
+    assert results and base64.b64decode(results[0][start : start + len(built)]) == base64.b64decode(built)
 
 
 def test_when_bytecode_cannot_be_made_the_module_goes_as_ansible_core_built_it(tmp_path):
@@ -251,9 +275,13 @@ class FakeTask:
 def test_the_switch_is_templated_and_read_for_the_host_the_module_runs_on(delegate_to, wanted):
     from ansible.parsing.dataloader import DataLoader  # pylint: disable=import-outside-toplevel
     from ansible.template import Templar, trust_as_template  # pylint: disable=import-outside-toplevel
+
     action = sms_bytecode.BytecodeAction.__new__(sms_bytecode.BytecodeAction)
     action._task = FakeTask(delegate_to)
-    task_vars = {"flag": "no", "sms_module_bytecode": trust_as_template("{{ flag }}"),
-                 "ansible_delegated_vars": {"logon01": {"sms_module_bytecode": True}}}
+    task_vars = {
+        "flag": "no",
+        "sms_module_bytecode": trust_as_template("{{ flag }}"),
+        "ansible_delegated_vars": {"logon01": {"sms_module_bytecode": True}},
+    }
     action._templar = Templar(loader=DataLoader(), variables=task_vars)
     assert action.bytecode_wanted(task_vars) is wanted

@@ -19,10 +19,27 @@ from ansible_collections.sms.hotfix.plugins.plugin_utils._sms_report_json import
 
 T0 = datetime.datetime(2026, 11, 24, 22, 15, 0, tzinfo=datetime.timezone.utc)
 FILES = [{"name": "Smsrun32.exe", "changed": True}, {"name": "Smssrv32.exe", "changed": True}]
-HEALTHY = {"result": "healthy", "reason": None, "seconds": 120.0, "elapsed": 120.3, "looks": 120, "instances": 1,
-           "highest_cpu": 2.5, "threshold": 90.0, "service": "running"}
-HUNG = {"result": "hung", "reason": "2 instances of SMSRUN32 at once (Q216552: two instances, one hung)",
-        "seconds": 120.0, "elapsed": 1.0, "looks": 1, "instances": 2, "highest_cpu": 97.0, "threshold": 90.0}
+HEALTHY = {
+    "result": "healthy",
+    "reason": None,
+    "seconds": 120.0,
+    "elapsed": 120.3,
+    "looks": 120,
+    "instances": 1,
+    "highest_cpu": 2.5,
+    "threshold": 90.0,
+    "service": "running",
+}
+HUNG = {
+    "result": "hung",
+    "reason": "2 instances of SMSRUN32 at once (Q216552: two instances, one hung)",
+    "seconds": 120.0,
+    "elapsed": 1.0,
+    "looks": 1,
+    "instances": 2,
+    "highest_cpu": 97.0,
+    "threshold": 90.0,
+}
 
 
 def at(seconds):
@@ -38,25 +55,65 @@ def cure_model(canary):
     m.open_span("Clients | Upgrade.bat equivalent, in waves", at(1), wave=1)
     restarted = {"how": "service", "done": True, "service": "sms-client"}
     if canary == "hung":
-        m.record("sms_client_upgrade", "client01", {
-            "changed": True, "status": "verify_failed", "files": FILES, "restart": restarted, "verify": HUNG,
-            "msg": "client01: ...; but the cure did not hold"}, failed=True, wave=1, tiers={"client"}, at=at(2))
+        m.record(
+            "sms_client_upgrade",
+            "client01",
+            {
+                "changed": True,
+                "status": "verify_failed",
+                "files": FILES,
+                "restart": restarted,
+                "verify": HUNG,
+                "msg": "client01: ...; but the cure did not hold",
+            },
+            failed=True,
+            wave=1,
+            tiers={"client"},
+            at=at(2),
+        )
     elif canary == "restart_failed":
-        m.record("sms_client_upgrade", "client01", {
-            "changed": True, "status": "restart_failed", "files": FILES, "reboot_required": True,
-            "restart": {"how": "service", "done": False, "error": "sms-client failed to start (exit 1)"},
-            "msg": "client01: ...; sms-client failed to start"}, failed=True, wave=1, tiers={"client"}, at=at(2))
+        m.record(
+            "sms_client_upgrade",
+            "client01",
+            {
+                "changed": True,
+                "status": "restart_failed",
+                "files": FILES,
+                "reboot_required": True,
+                "restart": {"how": "service", "done": False, "error": "sms-client failed to start (exit 1)"},
+                "msg": "client01: ...; sms-client failed to start",
+            },
+            failed=True,
+            wave=1,
+            tiers={"client"},
+            at=at(2),
+        )
     else:
-        m.record("sms_client_upgrade", "client01", {"changed": True, "status": "upgraded", "files": FILES,
-                                                    "restart": restarted, "verify": HEALTHY},
-                 wave=1, tiers={"client"}, at=at(2))
+        m.record(
+            "sms_client_upgrade",
+            "client01",
+            {"changed": True, "status": "upgraded", "files": FILES, "restart": restarted, "verify": HEALTHY},
+            wave=1,
+            tiers={"client"},
+            at=at(2),
+        )
         m.open_span("Clients | Upgrade.bat equivalent, in waves", at(3), wave=2)
         for host in hosts[1:]:
-            m.record("sms_client_upgrade", host, {
-                "changed": True, "status": "upgraded", "files": FILES, "reboot_required": True,
-                "restart": {"how": "none", "done": False, "pending": ["Smssrv32.exe"], "note": "reboot pending"},
-                "verify": dict(HEALTHY, seconds=30.0, elapsed=30.1, highest_cpu=1.0)}, wave=2, tiers={"client"},
-                at=at(4))
+            m.record(
+                "sms_client_upgrade",
+                host,
+                {
+                    "changed": True,
+                    "status": "upgraded",
+                    "files": FILES,
+                    "reboot_required": True,
+                    "restart": {"how": "none", "done": False, "pending": ["Smssrv32.exe"], "note": "reboot pending"},
+                    "verify": dict(HEALTHY, seconds=30.0, elapsed=30.1, highest_cpu=1.0),
+                },
+                wave=2,
+                tiers={"client"},
+                at=at(4),
+            )
     return m.to_report(stats={}, ended=T0 + datetime.timedelta(seconds=10))
 
 
@@ -71,8 +128,9 @@ def test_console_says_how_each_client_was_restarted_and_that_it_verified_healthy
     lines = [line.strip() for line in summary_lines(report, "reports/x")]
     assert "client service restarted (1): client01" in lines, lines
     assert "reboot pending (client service changed, not restarted): client02, client03" in lines, lines
-    assert ("verified healthy (3): client01, client02, client03 (at most 1 SMSRUN32 at once, highest CPU 2.5 %)"
-            in lines), lines
+    assert (
+        "verified healthy (3): client01, client02, client03 (at most 1 SMSRUN32 at once, highest CPU 2.5 %)" in lines
+    ), lines
     assert not any("FAILED" in line for line in lines)
     validate(report)
     entry = {e["host"]: e for e in json.loads(render_json(report))["clients"]}["client02"]
@@ -83,8 +141,10 @@ def test_console_names_the_canary_whose_cure_did_not_hold_with_what_the_watch_sa
     report = cure_model("hung")
     lines = [line.strip() for line in summary_lines(report, "reports/x")]
     assert "failed (1): client01" in lines, lines
-    assert ("verification client01: FAILED: 2 instances of SMSRUN32 at once (Q216552: two instances, one hung) "
-            "(watched 1.0s of 120.0s, 2 instance(s) at most, highest CPU 97.0 %)") in lines, lines
+    assert (
+        "verification client01: FAILED: 2 instances of SMSRUN32 at once (Q216552: two instances, one hung) "
+        "(watched 1.0s of 120.0s, 2 instance(s) at most, highest CPU 97.0 %)"
+    ) in lines, lines
     validate(report)
 
 
@@ -99,8 +159,10 @@ def test_html_has_the_restart_and_the_verification_per_client():
     assert "<th>verification</th>" in hung and "FAILED: 2 instances of SMSRUN32" in hung
     assert "client service restarted" in hung
     healthy = html_renderer.render_html(cure_model("healthy"))
-    assert "healthy (watched 120.3s of 120.0s, 1 instance(s) at most, highest CPU 2.5 %, client service running)" \
+    assert (
+        "healthy (watched 120.3s of 120.0s, 1 instance(s) at most, highest CPU 2.5 %, client service running)"
         in healthy
+    )
     assert "reboot pending (restart=none): Smssrv32.exe" in healthy
 
 
