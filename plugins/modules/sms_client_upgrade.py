@@ -329,8 +329,6 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-extends_documentation_fragment:
-  - sms.hotfix.replace
 status:
   description:
     - What the run did, in one word.
@@ -511,6 +509,18 @@ ini_rebuilt:
       so that the rollout's keys were set on the new content (that writer's change kept).
   returned: when another writer changed SMS.INI during the run
   type: int
+backups_kept:
+  description:
+    - On a failure whose put-back also failed, the backups of the files that could not be put back;
+      the journal still names them, and the next run or a rollback finishes the work.
+  returned: on such a failure
+  type: list
+  elements: str
+stale_temporary_files:
+  description: Temporary files of an interrupted earlier run that this run removed (or would, in check mode).
+  returned: when there were any
+  type: list
+  elements: str
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -161,8 +161,6 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-extends_documentation_fragment:
-  - sms.hotfix.replace
 changed:
   description:
     - Whether a file was replaced or restored, C(System.map) was bumped, or a rollback set the journal aside
@@ -283,6 +281,18 @@ bump_owed:
       made, e.g. O(bump=never)); the journal keeps it and the next run with O(bump=auto) makes it.
   returned: success
   type: bool
+backups_kept:
+  description:
+    - On a failure whose put-back also failed, the backups of the files that could not be put back;
+      the journal still names them, and the next run or a rollback finishes the work.
+  returned: on such a failure
+  type: list
+  elements: str
+stale_temporary_files:
+  description: Temporary files of an interrupted earlier run that this run removed (or would, in check mode).
+  returned: when there were any
+  type: list
+  elements: str
 """
 
 import time
