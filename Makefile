@@ -156,12 +156,18 @@ test: payload test-deps browser-deps fleet-deps awx-deps
 
 # A compatibility pass (issue 24): `make compat-2.19` runs, on that line in its
 # own virtualenv (.venv-2.19, made from requirements-2.19.lock with the line's
-# Python), ansible-test sanity, the unit tests and COMPAT_E2E: the end-to-end
-# rollout (with its plan, reports and compliance run), the rollback, and the
-# client tier's counts and settings (README, "Supported ansible-core"). The
-# payload is the main virtualenv's (make payload).
+# Python), ansible-test sanity, the unit tests, the report callback under a
+# real ansible-playbook (COMPAT_PLAYBOOK) and COMPAT_E2E: the end-to-end
+# rollout (with its plan, reports and compliance run), the rollback, the
+# restart and watch of the cure with a failing canary (its reboot handler is
+# notified by a templated notify), and the client tier's counts and settings
+# (README, "Supported ansible-core"). The payload is the main virtualenv's
+# (make payload).
+COMPAT_PLAYBOOK := tests/playbook/test_sms_rollout_report.py
 COMPAT_E2E := tests/e2e/test_operator_e2e.py::test_rollout_plan_reports_and_compliance_match_the_lab \
   tests/e2e/test_rollout_e2e.py::test_rollback_returns_every_tier_to_the_original_bytes \
+  tests/e2e/test_cure_e2e.py::test_a_canary_left_with_the_old_binary_fails_verification_and_stops_the_rollout \
+  tests/e2e/test_cure_e2e.py::test_restart_reboot_uses_the_twins_reboot_and_watches_after_it \
   tests/e2e/test_counts.py::test_an_upgrade_wave_costs_one_task_and_one_module_run_per_client \
   tests/e2e/test_counts.py::test_each_client_module_is_handed_the_settings_its_own_host_holds
 COMPAT_TARGETS := $(addprefix compat-,$(filter-out $(LINE),$(LINES)))
@@ -177,7 +183,7 @@ COMPAT_SANITY := --skip-test pylint --skip-test pep8 --skip-test yamllint
 compat-pass: venv
 	@echo "== compatibility pass: $$($(BIN)/ansible --version | head -n 1) on Python $(VENV_PYTHON_VERSION) ($(VENV))"
 	$(BIN)/python tests/sanity/run-sanity $(COMPAT_SANITY)
-	$(BIN)/python -m pytest -n 2 -p no:cacheprovider tests/unit tests/playbook $(COMPAT_E2E)
+	$(BIN)/python -m pytest -n 2 -p no:cacheprovider tests/unit $(COMPAT_PLAYBOOK) $(COMPAT_E2E)
 
 # The sms.hotfix collection as people install it (README, "Installing the
 # collection"): dist/sms-hotfix-<version>.tar.gz, what galaxy.yml's
