@@ -342,49 +342,6 @@ def compare_files(drive, bin_parts, share, server_files, manifest_files):
     return plan
 
 
-def replace_files(drive, share, plan, tx, group="BIN"):
-    """Back up and replace every changed file of `plan`, verifying each.
-
-    `tx` (sms_files.Transaction) notes each file and backup first; on a
-    failure everything this run did is put back and ClientError raised.
-    """
-    try:
-        for item in plan:
-            if not item["changed"]:
-                continue
-            current = item["parts"] if item["before_sha256"] is not None else None
-            tx.record(group, item["name"], drive, current)
-            tx.remember(drive, current, item["parts"])
-            drive.copy_from(
-                share, item["source"], item["parts"], mtime=item["mtime"], expect_sha256=item["after_sha256"]
-            )
-    except (SmsFileError, ClientError, OSError) as exc:
-        raise undone(tx, exc, "the files this run replaced")
-
-
-def undone(tx, exc, what):
-    """Put back what `tx` noted after `exc`; the ClientError to fail with, saying how that went."""
-    restored, problems = tx.rollback()
-    if isinstance(exc, OSError):
-        error = ClientError(
-            "cannot write %s: %s" % (exc.filename or "a client file", exc.strerror or exc), path=exc.filename
-        )
-    else:
-        error = wrap(exc)
-    error.msg += (
-        ("; %s were put back" % what)
-        if not problems
-        else ("; putting back %s ALSO failed: %s%s" % (what, "; ".join(problems), tx.owed_note()))
-    )
-    error.facts["restored"] = restored
-    if problems:
-        error.facts["put_back_failed"] = problems
-    if tx.owed:
-        error.facts["owed"] = tx.owed
-        error.facts["backups_kept"] = tx.owed_backups()
-    return error
-
-
 def write_ini(drive, parts, data, mtime=None):
     """SMS.INI rewritten atomically, then read back."""
     try:
